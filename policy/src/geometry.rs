@@ -1,0 +1,188 @@
+//! The sizes a policy is built for.
+//!
+//! The same policy runs with bytes on a real kernel and with whole pages in the model:
+//! the model uses `page = 1`, so one "byte" there is one page. Policies therefore compute
+//! only with the numbers in [`Geometry`] and never assume a page is 4096 bytes.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Sizes shared by the sender and every backend. All values are in bytes (model: pages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Geometry {
+    /// Page size. Buffers, chunks and the pipe are whole pages.
+    pub page: u64,
+    /// Bytes handed to the kernel per send operation.
+    pub chunk: u64,
+    /// Size of the user buffer the policy may fill.
+    pub buffer: u64,
+    /// Pipe capacity, for the splice-based policies (`F_SETPIPE_SZ`).
+    pub pipe: u64,
+    /// Length of the whole stream; the receiver expects exactly this many bytes.
+    pub stream: u64,
+}
+
+/// A geometry that no policy can work with.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum GeometryError {
+    #[error("{field} is {value}, which is not a positive multiple of the page size {page}")]
+    NotPageMultiple {
+        field: &'static str,
+        value: u64,
+        page: u64,
+    },
+    #[error("the buffer ({buffer} bytes) is smaller than one chunk ({chunk} bytes)")]
+    BufferSmallerThanChunk { buffer: u64, chunk: u64 },
+    #[error("the buffer ({buffer} bytes) is not a whole number of chunks ({chunk} bytes)")]
+    BufferNotChunks { buffer: u64, chunk: u64 },
+    #[error("the stream ({stream} bytes) is not a whole number of chunks ({chunk} bytes)")]
+    StreamNotChunks { stream: u64, chunk: u64 },
+    #[error("the stream length must be a multiple of 8 bytes (one stream word), got {0}")]
+    StreamNotWords(u64),
+}
+
+impl Geometry {
+    /// Checks that sizes are whole pages and chunks; every backend calls this first.
+    pub fn validate(&self) -> Result<(), GeometryError> {
+        let page = self.page;
+        for (field, value) in [
+            ("page", self.page),
+            ("chunk", self.chunk),
+            ("buffer", self.buffer),
+            ("pipe", self.pipe),
+            ("stream", self.stream),
+        ] {
+            if value == 0 || page == 0 || value % page != 0 {
+                return Err(GeometryError::NotPageMultiple { field, value, page });
+            }
+        }
+        if self.buffer < self.chunk {
+            return Err(GeometryError::BufferSmallerThanChunk {
+                buffer: self.buffer,
+                chunk: self.chunk,
+            });
+        }
+        if self.buffer % self.chunk != 0 {
+            return Err(GeometryError::BufferNotChunks {
+                buffer: self.buffer,
+                chunk: self.chunk,
+            });
+        }
+        if self.stream % self.chunk != 0 {
+            return Err(GeometryError::StreamNotChunks {
+                stream: self.stream,
+                chunk: self.chunk,
+            });
+        }
+        if page > 1 && self.stream % 8 != 0 {
+            return Err(GeometryError::StreamNotWords(self.stream));
+        }
+        Ok(())
+    }
+
+    /// Number of chunks in the stream.
+    pub fn chunks(&self) -> u64 {
+        self.stream / self.chunk
+    }
+
+    /// Number of chunk-sized slots in the buffer.
+    pub fn slots(&self) -> u64 {
+        self.buffer / self.chunk
+    }
+
+    /// The buffer region that holds chunk `n` when the buffer is used as a ring of
+    /// chunk-sized slots — the layout most policies share.
+    pub fn ring_slot(&self, n: u64) -> Region {
+        Region::new((n % self.slots()) * self.chunk, self.chunk)
+    }
+
+    /// Stream offset of chunk `n`.
+    pub fn chunk_offset(&self, n: u64) -> u64 {
+        n * self.chunk
+    }
+}
+
+/// A byte range `[offset, offset + len)` of the user buffer (or of a file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Region {
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl Region {
+    pub const fn new(offset: u64, len: u64) -> Self {
+        Region { offset, len }
+    }
+
+    pub const fn end(&self) -> u64 {
+        self.offset + self.len
+    }
+
+    /// The part of `self` that starts `n` bytes in (what is left after a partial op).
+    pub fn advance(&self, n: u64) -> Region {
+        let n = n.min(self.len);
+        Region::new(self.offset + n, self.len - n)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::fmt::Display for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}..{})", self.offset, self.end())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g() -> Geometry {
+        Geometry {
+            page: 4096,
+            chunk: 8192,
+            buffer: 32768,
+            pipe: 16384,
+            stream: 65536,
+        }
+    }
+
+    #[test]
+    fn valid_geometry_and_ring_slots() {
+        let g = g();
+        assert_eq!(g.validate(), Ok(()));
+        assert_eq!(g.slots(), 4);
+        assert_eq!(g.ring_slot(5), Region::new(8192, 8192));
+    }
+
+    #[test]
+    fn rejects_partial_pages_and_chunks() {
+        let mut bad = g();
+        bad.chunk = 5000;
+        assert!(matches!(
+            bad.validate(),
+            Err(GeometryError::NotPageMultiple { field: "chunk", .. })
+        ));
+        let mut bad = g();
+        bad.buffer = 4096;
+        assert!(matches!(
+            bad.validate(),
+            Err(GeometryError::BufferSmallerThanChunk { .. })
+        ));
+        let mut bad = g();
+        bad.stream = 8192 * 3 + 4096;
+        assert!(matches!(
+            bad.validate(),
+            Err(GeometryError::StreamNotChunks { .. })
+        ));
+    }
+
+    #[test]
+    fn region_advance_saturates() {
+        let r = Region::new(10, 5);
+        assert_eq!(r.advance(3), Region::new(13, 2));
+        assert!(r.advance(9).is_empty());
+    }
+}

@@ -1,0 +1,66 @@
+//! The contract between a buffer-reuse policy and the backends that judge it.
+//!
+//! A *policy* is the part of a zero-copy sender that decides when a user buffer may be
+//! written again. zcsafe judges one implementation of it against several backends — an
+//! exhaustive model checker, simulations, the host kernel, kernels in VMs — so the policy
+//! must not do I/O itself. It is a sans-IO state machine (as in `quinn-proto`):
+//!
+//! ```text
+//!   loop {
+//!       let op = policy.poll_op();          // what the sender wants done next
+//!       if op == Op::Finish { break }
+//!       let outcome = backend.perform(op);  // real syscall, or a model transition
+//!       policy.handle(outcome);             // the policy learns what happened
+//!   }
+//! ```
+//!
+//! [`Op::Fill`] is the reuse moment: it writes stream bytes into the user buffer. The model
+//! checks it against the kernel's live page references; a real kernel can only show the
+//! result at the receiver, which checks every byte against the [`stream`] pattern.
+//!
+//! To check your own policy, implement [`Policy`] (derive `Clone, PartialEq, Eq, Hash,
+//! Debug`) and hand a constructor to `zcsafe_model::check`. See `examples/external-policy`.
+
+pub mod any;
+pub mod expect;
+pub mod geometry;
+pub mod op;
+pub mod outcome;
+pub mod profile;
+pub mod stream;
+pub mod trace;
+pub mod transport;
+pub mod verdict;
+
+pub use any::AnyPolicy;
+pub use expect::Expectation;
+pub use geometry::{Geometry, GeometryError, Region};
+pub use op::{Abort, FileId, Op, UserData};
+pub use outcome::{Cqe, Errno, Outcome, ZcNotification};
+pub use profile::{GiftSupport, Profile};
+pub use trace::{Actor, Holder, PageHolders, Step, Trace, TRACE_FORMAT_VERSION};
+pub use transport::TransportClass;
+pub use verdict::Verdict;
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+/// A buffer-reuse policy: a deterministic state machine that asks for operations and
+/// learns their outcomes.
+///
+/// The protocol is strictly alternating: the backend calls [`poll_op`](Policy::poll_op),
+/// performs the operation, then calls [`handle`](Policy::handle) with its outcome, and
+/// repeats until the policy returns [`Op::Finish`] or [`Op::Abort`]. `poll_op` must not
+/// change what the policy would do next if called twice without a `handle` in between
+/// (backends may call it to look at the pending operation).
+///
+/// The bounds exist for the model checker: it clones a policy at every branch point and
+/// hashes it to recognise states it has already explored. Keep the state small and
+/// canonical (no timestamps, no counters that never matter again).
+pub trait Policy: Clone + Eq + Hash + Debug + Send + 'static {
+    /// The next operation the sender wants performed.
+    fn poll_op(&self) -> Op;
+
+    /// The outcome of the operation last returned by [`poll_op`](Policy::poll_op).
+    fn handle(&mut self, outcome: Outcome);
+}

@@ -1,0 +1,158 @@
+//! What a policy can ask a backend to do.
+//!
+//! Each variant is one system call (or one well-defined blocking wait) on a real kernel,
+//! and one transition of the model. Blocking operations block on every backend; the model
+//! enables them only when the real call would return, so a policy that waits for a signal
+//! that can no longer come is reported as `stuck`.
+
+use crate::geometry::Region;
+use serde::{Deserialize, Serialize};
+
+/// A tmpfs file slot of the policy (for the sendfile policies). Small integers: the
+/// backend maps them to real files.
+pub type FileId = u8;
+
+/// Tag of an io_uring submission, returned in its CQEs.
+pub type UserData = u32;
+
+/// One operation of the sender.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum Op {
+    /// Write the stream bytes starting at stream offset `stream` into `buf`.
+    /// This is the reuse moment: whatever still references these pages sees the new bytes.
+    Fill { buf: Region, stream: u64 },
+    /// `send(2)`, blocking. With `zerocopy` the call uses `MSG_ZEROCOPY` (after
+    /// [`Op::EnableZerocopy`]) and the pages stay referenced until the completion.
+    /// Outcome: [`Outcome::Done`] with the bytes queued, or an error (`ENOBUFS`).
+    Send { buf: Region, zerocopy: bool },
+    /// `setsockopt(SO_ZEROCOPY, 1)`. Outcome: `Ok` or an error if unsupported.
+    EnableZerocopy,
+    /// `vmsplice(2)` of `buf` into the pipe, blocking while the pipe is full; with `gift`
+    /// it passes `SPLICE_F_GIFT`. Outcome: bytes moved, or an error.
+    Vmsplice { buf: Region, gift: bool },
+    /// `splice(2)` up to `len` bytes from the pipe to the socket. Blocks while the pipe is
+    /// empty or the socket's send buffer is full. Outcome: bytes moved.
+    Splice { len: u64 },
+    /// `ioctl(SIOCOUTQ)`: bytes written but not yet acknowledged by the peer.
+    ///
+    /// Polling contract: if the previous `Siocoutq` returned value `v`, the backend waits
+    /// until the value differs from `v` before answering (a real backend re-polls; the
+    /// model waits for the kernel to move). A busy loop that sees the same number twice
+    /// learns nothing, so this loses no behaviour and keeps the model finite.
+    Siocoutq,
+    /// `recvmsg(MSG_ERRQUEUE)` for one zero-copy notification. With `block` the call waits
+    /// (`poll(POLLERR)`) until one is queued. Outcome: [`Outcome::Zc`].
+    ReadErrqueue { block: bool },
+    /// Submit an io_uring `IORING_OP_SEND_ZC` of `buf`. With `link` it carries
+    /// `IOSQE_IO_LINK` from the previous submission, so it runs after it.
+    /// Outcome: `Ok` once submitted; results arrive as CQEs.
+    UringSendZc {
+        buf: Region,
+        user_data: UserData,
+        link: bool,
+    },
+    /// Wait for the next io_uring CQE. Outcome: [`Outcome::Cqe`].
+    UringWaitCqe,
+    /// Create (or open empty) the tmpfs file `file`.
+    CreateFile { file: FileId },
+    /// `pwrite(2)` the stream bytes starting at `stream` into `file` at `region`.
+    /// Existing page-cache pages are overwritten in place.
+    WriteFile {
+        file: FileId,
+        region: Region,
+        stream: u64,
+    },
+    /// `sendfile(2)` `region` of `file` to the socket, blocking while the send buffer is
+    /// full. Outcome: bytes sent.
+    Sendfile { file: FileId, region: Region },
+    /// Close and unlink `file`. Its pages leave the page cache; skbs keep their own
+    /// references, and nobody can write those pages any more.
+    RemoveFile { file: FileId },
+    /// `munmap(2)` a region of the buffer. Pages the kernel still references stay alive,
+    /// unchanged, until it lets go.
+    Munmap { buf: Region },
+    /// `mmap(2)` fresh anonymous pages at a region of the buffer (`MAP_FIXED`).
+    Mmap { buf: Region },
+    /// Wait until the receiver reports having consumed more than `beyond` bytes (an
+    /// application-level acknowledgement on the same connection). Outcome: consumed bytes.
+    WaitAppAck { beyond: u64 },
+    /// The whole stream has been handed to the kernel. The backend shuts down the write
+    /// side and lets the receiver finish. The policy must not touch its buffers any more.
+    Finish,
+    /// The policy cannot go on.
+    Abort(Abort),
+}
+
+/// Why a policy gave up.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "reason")]
+pub enum Abort {
+    /// The kernel lacks something the policy needs (verdict `unsupported`).
+    Unsupported(String),
+    /// The policy saw an outcome it cannot handle (verdict `error`).
+    Failed(String),
+}
+
+impl Op {
+    /// Short name of the operation, as the timeline shows it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Fill { .. } => "fill",
+            Op::Send { zerocopy: false, .. } => "send",
+            Op::Send { zerocopy: true, .. } => "send(MSG_ZEROCOPY)",
+            Op::EnableZerocopy => "setsockopt(SO_ZEROCOPY)",
+            Op::Vmsplice { gift: false, .. } => "vmsplice",
+            Op::Vmsplice { gift: true, .. } => "vmsplice(GIFT)",
+            Op::Splice { .. } => "splice",
+            Op::Siocoutq => "ioctl(SIOCOUTQ)",
+            Op::ReadErrqueue { .. } => "recvmsg(MSG_ERRQUEUE)",
+            Op::UringSendZc { .. } => "io_uring SEND_ZC",
+            Op::UringWaitCqe => "io_uring wait CQE",
+            Op::CreateFile { .. } => "create file",
+            Op::WriteFile { .. } => "pwrite",
+            Op::Sendfile { .. } => "sendfile",
+            Op::RemoveFile { .. } => "unlink",
+            Op::Munmap { .. } => "munmap",
+            Op::Mmap { .. } => "mmap",
+            Op::WaitAppAck { .. } => "wait app-ack",
+            Op::Finish => "finish",
+            Op::Abort(_) => "abort",
+        }
+    }
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.name();
+        match self {
+            Op::Fill { buf, stream } => write!(f, "{name} buf{buf} with stream@{stream}"),
+            Op::Send { buf, .. } | Op::Vmsplice { buf, .. } => write!(f, "{name} buf{buf}"),
+            Op::Splice { len } => write!(f, "{name} {len} pipe→socket"),
+            Op::ReadErrqueue { block } => {
+                write!(f, "{name}{}", if *block { " (blocking)" } else { "" })
+            }
+            Op::UringSendZc {
+                buf,
+                user_data,
+                link,
+            } => write!(
+                f,
+                "{name} buf{buf} #{user_data}{}",
+                if *link { " (linked)" } else { "" }
+            ),
+            Op::CreateFile { file } | Op::RemoveFile { file } => write!(f, "{name} file{file}"),
+            Op::WriteFile {
+                file,
+                region,
+                stream,
+            } => write!(f, "{name} file{file}{region} with stream@{stream}"),
+            Op::Sendfile { file, region } => write!(f, "{name} file{file}{region}"),
+            Op::Munmap { buf } | Op::Mmap { buf } => write!(f, "{name} buf{buf}"),
+            Op::WaitAppAck { beyond } => write!(f, "{name} > {beyond}"),
+            Op::Abort(Abort::Unsupported(r)) => write!(f, "{name}: unsupported: {r}"),
+            Op::Abort(Abort::Failed(r)) => write!(f, "{name}: {r}"),
+            _ => f.write_str(name),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! What a backend tells the policy after an operation.
+
+use crate::op::UserData;
+use serde::{Deserialize, Serialize};
+
+/// The result of one [`Op`](crate::Op).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "value")]
+pub enum Outcome {
+    /// Success without a value (fill, setsockopt, mmap, submit, …).
+    Ok,
+    /// A byte count: bytes moved by send/vmsplice/splice/sendfile, the `SIOCOUTQ` value,
+    /// or the bytes the receiver reported consumed.
+    Done(u64),
+    /// One errqueue read: a notification, or `None` when a non-blocking read found none.
+    Zc(Option<ZcNotification>),
+    /// One io_uring completion.
+    Cqe(Cqe),
+    /// The call failed with this errno.
+    Err(Errno),
+}
+
+/// A `SO_EE_ORIGIN_ZEROCOPY` notification: the sends numbered `lo..=hi` (counters that
+/// wrap at 2^32, or at the model's configured width) have released their pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ZcNotification {
+    pub lo: u32,
+    pub hi: u32,
+    /// `SO_EE_CODE_ZEROCOPY_COPIED`: the kernel copied the data instead.
+    pub copied: bool,
+}
+
+/// An io_uring completion queue entry for a `SEND_ZC`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Cqe {
+    pub user_data: UserData,
+    /// Bytes sent, or a negative errno.
+    pub res: i64,
+    /// `IORING_CQE_F_MORE`: a notification CQE will follow.
+    pub more: bool,
+    /// `IORING_CQE_F_NOTIF`: this is the notification; the buffer is released.
+    pub notif: bool,
+    /// `IORING_NOTIF_USAGE_ZC_COPIED` (with `REPORT_USAGE`): the kernel copied.
+    pub copied: bool,
+}
+
+/// An errno, kept symbolic so the model and real kernels agree on names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Errno {
+    /// `ENOBUFS`: `MSG_ZEROCOPY` could not allocate its notification (optmem exhausted).
+    NoBufs,
+    /// `EOPNOTSUPP`: e.g. a kernel that refuses `SPLICE_F_GIFT`.
+    OpNotSupp,
+    /// `EINVAL`.
+    Inval,
+    /// `ENOPROTOOPT`: e.g. `SO_ZEROCOPY` unknown.
+    NoProtoOpt,
+    /// `EAGAIN`.
+    Again,
+    /// `EPIPE` / `ECONNRESET`: the connection is gone.
+    Pipe,
+    /// Any other errno, by number.
+    Other(i32),
+}
+
+impl Errno {
+    /// Maps a raw errno from a real system call.
+    pub fn from_raw(errno: i32) -> Errno {
+        match errno {
+            105 => Errno::NoBufs,
+            95 => Errno::OpNotSupp,
+            22 => Errno::Inval,
+            92 => Errno::NoProtoOpt,
+            11 => Errno::Again,
+            32 | 104 => Errno::Pipe,
+            n => Errno::Other(n),
+        }
+    }
+}
+
+impl std::fmt::Display for Errno {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Errno::NoBufs => f.write_str("ENOBUFS"),
+            Errno::OpNotSupp => f.write_str("EOPNOTSUPP"),
+            Errno::Inval => f.write_str("EINVAL"),
+            Errno::NoProtoOpt => f.write_str("ENOPROTOOPT"),
+            Errno::Again => f.write_str("EAGAIN"),
+            Errno::Pipe => f.write_str("EPIPE"),
+            Errno::Other(n) => write!(f, "errno {n}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Ok => f.write_str("ok"),
+            Outcome::Done(n) => write!(f, "{n}"),
+            Outcome::Zc(None) => f.write_str("no notification"),
+            Outcome::Zc(Some(n)) => write!(
+                f,
+                "notification [{}, {}]{}",
+                n.lo,
+                n.hi,
+                if n.copied { " COPIED" } else { "" }
+            ),
+            Outcome::Cqe(c) => write!(
+                f,
+                "CQE #{} res={}{}{}",
+                c.user_data,
+                c.res,
+                if c.more { " F_MORE" } else { "" },
+                if c.notif { " F_NOTIF" } else { "" }
+            ),
+            Outcome::Err(e) => write!(f, "{e}"),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Verdicts, the one vocabulary every backend answers in.
+
+use serde::{Deserialize, Serialize};
+
+/// What happened to the stream under a policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every byte the receiver read equals the stream, on every explored path / run.
+    Safe,
+    /// The receiver read bytes the sender wrote after handing the buffer to the kernel.
+    Corrupt,
+    /// The sender waits for something that can no longer happen.
+    Stuck,
+    /// The kernel (or kernel profile) lacks a feature the policy needs.
+    Unsupported,
+    /// The run itself failed (policy bug, environment problem).
+    Error,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Safe => "safe",
+            Verdict::Corrupt => "corrupt",
+            Verdict::Stuck => "stuck",
+            Verdict::Unsupported => "unsupported",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
