@@ -1,0 +1,1 @@
+//! Debian kernels in QEMU: fetch, build an initramfs, boot, collect results.
