@@ -20,6 +20,14 @@ pub struct Geometry {
     pub pipe: u64,
     /// Length of the whole stream; the receiver expects exactly this many bytes.
     pub stream: u64,
+    /// Width of the `MSG_ZEROCOPY` send counter: 32 on real kernels (`sk_zckey`); the
+    /// model uses a few bits so that the checker reaches wrap-around.
+    #[serde(default = "default_zc_id_bits")]
+    pub zc_id_bits: u8,
+}
+
+fn default_zc_id_bits() -> u8 {
+    32
 }
 
 /// A geometry that no policy can work with.
@@ -39,6 +47,8 @@ pub enum GeometryError {
     StreamNotChunks { stream: u64, chunk: u64 },
     #[error("the stream length must be a multiple of 8 bytes (one stream word), got {0}")]
     StreamNotWords(u64),
+    #[error("zc_id_bits must be between 1 and 32, got {0}")]
+    ZcIdBits(u8),
 }
 
 impl Geometry {
@@ -77,7 +87,35 @@ impl Geometry {
         if page > 1 && self.stream % 8 != 0 {
             return Err(GeometryError::StreamNotWords(self.stream));
         }
+        if !(1..=32).contains(&self.zc_id_bits) {
+            return Err(GeometryError::ZcIdBits(self.zc_id_bits));
+        }
         Ok(())
+    }
+
+    /// A real kernel's geometry: 4 KiB pages, 32-bit zero-copy counter.
+    pub fn kernel(chunk: u64, buffer: u64, pipe: u64, stream: u64) -> Geometry {
+        Geometry {
+            page: 4096,
+            chunk,
+            buffer,
+            pipe,
+            stream,
+            zc_id_bits: 32,
+        }
+    }
+
+    /// The `MSG_ZEROCOPY` counter one after `id`, wrapping at `2^zc_id_bits`.
+    pub fn zc_next(&self, id: u32) -> u32 {
+        ((id as u64 + 1) % (1u64 << self.zc_id_bits)) as u32
+    }
+
+    /// Whether counter `id` lies in the wrapping range `lo..=hi`.
+    pub fn zc_in_range(&self, id: u32, lo: u32, hi: u32) -> bool {
+        let m = 1u64 << self.zc_id_bits;
+        let off = (id as u64 + m - lo as u64) % m;
+        let span = (hi as u64 + m - lo as u64) % m;
+        off <= span
     }
 
     /// Number of chunks in the stream.
@@ -140,13 +178,20 @@ mod tests {
     use super::*;
 
     fn g() -> Geometry {
-        Geometry {
-            page: 4096,
-            chunk: 8192,
-            buffer: 32768,
-            pipe: 16384,
-            stream: 65536,
-        }
+        Geometry::kernel(8192, 32768, 16384, 65536)
+    }
+
+    #[test]
+    fn zc_counter_wraps() {
+        let g = Geometry {
+            zc_id_bits: 2,
+            ..g()
+        };
+        assert_eq!(g.zc_next(3), 0);
+        assert!(g.zc_in_range(0, 3, 1));
+        assert!(g.zc_in_range(3, 3, 1));
+        assert!(!g.zc_in_range(2, 3, 1));
+        assert!(Geometry::kernel(1, 1, 1, 8).zc_in_range(u32::MAX, u32::MAX, 0));
     }
 
     #[test]

@@ -44,14 +44,11 @@ pub enum Op {
     /// `recvmsg(MSG_ERRQUEUE)` for one zero-copy notification. With `block` the call waits
     /// (`poll(POLLERR)`) until one is queued. Outcome: [`Outcome::Zc`].
     ReadErrqueue { block: bool },
-    /// Submit an io_uring `IORING_OP_SEND_ZC` of `buf`. With `link` it carries
-    /// `IOSQE_IO_LINK` from the previous submission, so it runs after it.
-    /// Outcome: `Ok` once submitted; results arrive as CQEs.
-    UringSendZc {
-        buf: Region,
-        user_data: UserData,
-        link: bool,
-    },
+    /// Submit an io_uring `IORING_OP_SEND_ZC` of `buf`. Outcome: `Ok` once submitted;
+    /// results arrive as CQEs. Two submissions in flight at once may execute in either
+    /// order (a send that finds no socket space is retried later, `io_send_zc` returning
+    /// `-EAGAIN` to poll); wait for the first one's send CQE to keep stream order.
+    UringSendZc { buf: Region, user_data: UserData },
     /// Wait for the next io_uring CQE. Outcome: [`Outcome::Cqe`].
     UringWaitCqe,
     /// Create (or open empty) the tmpfs file `file`.
@@ -132,15 +129,7 @@ impl std::fmt::Display for Op {
             Op::ReadErrqueue { block } => {
                 write!(f, "{name}{}", if *block { " (blocking)" } else { "" })
             }
-            Op::UringSendZc {
-                buf,
-                user_data,
-                link,
-            } => write!(
-                f,
-                "{name} buf{buf} #{user_data}{}",
-                if *link { " (linked)" } else { "" }
-            ),
+            Op::UringSendZc { buf, user_data } => write!(f, "{name} buf{buf} #{user_data}"),
             Op::CreateFile { file } | Op::RemoveFile { file } => write!(f, "{name} file{file}"),
             Op::WriteFile {
                 file,

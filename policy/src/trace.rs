@@ -130,6 +130,7 @@ mod tests {
                 buffer: 1,
                 pipe: 1,
                 stream: 2,
+                zc_id_bits: 2,
             },
             steps: vec![Step {
                 actor: Actor::App,
