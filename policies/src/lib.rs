@@ -1,0 +1,162 @@
+//! The catalogue: one sans-IO implementation of every buffer-reuse policy zcsafe judges.
+//!
+//! Each module is one policy, readable top to bottom: where the scheme comes from, what it
+//! assumes, and the state machine. Pieces several policies share (send a region until it
+//! is all queued, vmsplice + splice a chunk, wait for `SIOCOUTQ`, the `MSG_ZEROCOPY`
+//! ledger) live in [`steps`] and [`ledger`] under their own names.
+//!
+//! Every policy declares what the literature and the kernel source lead us to expect per
+//! transport class and kernel profile ([`Catalogued::expect`]); a backend's verdict that
+//! contradicts it is news.
+
+pub mod ledger;
+pub mod script;
+pub mod steps;
+
+pub mod app_ack;
+pub mod copy;
+pub mod sendfile_rewrite;
+pub mod sendfile_rotate;
+pub mod siocoutq_drain;
+pub mod siocoutq_seq;
+pub mod uring_zc_naive;
+pub mod uring_zc_notif;
+pub mod vmsplice_double_buffer;
+pub mod vmsplice_gift_fresh;
+pub mod vmsplice_gift_reuse;
+pub mod zc_completion;
+pub mod zc_inorder_tracker;
+pub mod zc_naive;
+
+use thiserror::Error;
+use zcsafe_policy::{
+    AnyPolicy, Expectation, Geometry, GeometryError, Policy, Profile, TransportClass,
+};
+
+/// A policy that belongs to the catalogue: it has a fixed name, a provenance and an
+/// expectation. Implement it for your own policy to list it beside the built-in ones.
+pub trait Catalogued: Policy + Sized {
+    /// The fixed name the CLI and reports use.
+    const NAME: &'static str;
+    /// One line: what the sender does.
+    const SUMMARY: &'static str;
+    /// Where the scheme comes from.
+    const ORIGIN: &'static str;
+
+    /// Builds the policy for a geometry, or says why it cannot work with it.
+    fn new(geometry: &Geometry) -> Result<Self, BuildError>;
+
+    /// What the literature and the kernel source lead us to expect.
+    fn expect(transport: TransportClass, profile: &Profile) -> Expectation;
+}
+
+/// A geometry a policy cannot work with.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Geometry(#[from] GeometryError),
+    #[error("{policy} needs {need}")]
+    Needs { policy: &'static str, need: String },
+}
+
+/// A catalogue entry: the policy's description and type-erased constructor.
+#[derive(Clone, Copy)]
+pub struct Entry {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub origin: &'static str,
+    build: fn(&Geometry) -> Result<AnyPolicy, BuildError>,
+    expect: fn(TransportClass, &Profile) -> Expectation,
+}
+
+impl Entry {
+    /// The entry of a [`Catalogued`] policy type.
+    pub fn of<P: Catalogued>() -> Entry {
+        Entry {
+            name: P::NAME,
+            summary: P::SUMMARY,
+            origin: P::ORIGIN,
+            build: |g| {
+                g.validate()?;
+                P::new(g).map(AnyPolicy::new)
+            },
+            expect: P::expect,
+        }
+    }
+
+    pub fn build(&self, geometry: &Geometry) -> Result<AnyPolicy, BuildError> {
+        (self.build)(geometry)
+    }
+
+    pub fn expect(&self, transport: TransportClass, profile: &Profile) -> Expectation {
+        (self.expect)(transport, profile)
+    }
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry").field("name", &self.name).finish()
+    }
+}
+
+/// Every built-in policy, in the order reports list them.
+pub fn catalogue() -> Vec<Entry> {
+    vec![
+        Entry::of::<copy::Copy>(),
+        Entry::of::<vmsplice_double_buffer::VmspliceDoubleBuffer>(),
+        Entry::of::<vmsplice_gift_reuse::VmspliceGiftReuse>(),
+        Entry::of::<vmsplice_gift_fresh::VmspliceGiftFresh>(),
+        Entry::of::<siocoutq_drain::SiocoutqDrain>(),
+        Entry::of::<siocoutq_seq::SiocoutqSeq>(),
+        Entry::of::<app_ack::AppAck>(),
+        Entry::of::<zc_naive::ZcNaive>(),
+        Entry::of::<zc_completion::ZcCompletion>(),
+        Entry::of::<zc_inorder_tracker::ZcInorderTracker>(),
+        Entry::of::<uring_zc_naive::UringZcNaive>(),
+        Entry::of::<uring_zc_notif::UringZcNotif>(),
+        Entry::of::<sendfile_rewrite::SendfileRewrite>(),
+        Entry::of::<sendfile_rotate::SendfileRotate>(),
+    ]
+}
+
+/// The entry named `name`.
+pub fn find(name: &str) -> Option<Entry> {
+    catalogue().into_iter().find(|e| e.name == name)
+}
+
+/// Expectation shared by the policies that reuse a buffer once `SIOCOUTQ` says the peer
+/// acknowledged it: right for a remote peer, wrong for local delivery.
+pub(crate) fn expect_after_ack(aliases: bool, transport: TransportClass) -> Expectation {
+    match (aliases, transport) {
+        (false, _) => {
+            Expectation::safe("the kernel copies, so the buffer is free when the call returns")
+        }
+        (true, TransportClass::Local) => Expectation::corrupt(
+            "an ACK means the peer socket queued the skb, which still references the page \
+             until the receiving application reads it",
+        ),
+        (true, TransportClass::Remote) => Expectation::safe(
+            "an ACK means the NIC has read the page and the peer holds its own copy",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_kebab_case() {
+        let cat = catalogue();
+        assert_eq!(cat.len(), 14);
+        let mut names: Vec<_> = cat.iter().map(|e| e.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 14);
+        assert!(names
+            .iter()
+            .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '-')));
+        assert!(find("zc-completion").is_some());
+        assert!(find("nope").is_none());
+    }
+}

@@ -1,0 +1,36 @@
+//! `zc-naive`: `send(MSG_ZEROCOPY)` and reuse the buffer at once.
+//!
+//! What people try first: "the send returned, so the kernel is done". With
+//! `MSG_ZEROCOPY` the skb frags point at the user's pages (`skb_zerocopy_iter_stream`)
+//! until the last skb referencing them is freed — after transmission and ACK. Bytes
+//! still in the write queue (small window, slow reader) are read after the reuse.
+
+use crate::script::{scripted_policy, Action, Script};
+use crate::{BuildError, Catalogued};
+use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
+
+scripted_policy!(
+    ZcNaive,
+    Script {
+        setup: &[Action::EnableZerocopy],
+        per_chunk: &[Action::Fill, Action::Send { zerocopy: true }],
+    }
+);
+
+impl Catalogued for ZcNaive {
+    const NAME: &'static str = "zc-naive";
+    const SUMMARY: &'static str = "send(MSG_ZEROCOPY), buffer reused at once";
+    const ORIGIN: &'static str =
+        "Documentation/networking/msg_zerocopy.rst, ignoring its notifications";
+
+    fn new(g: &Geometry) -> Result<Self, BuildError> {
+        Ok(Self::scripted(g))
+    }
+
+    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
+        if !profile.msg_zerocopy {
+            return Expectation::unsupported("this kernel has no MSG_ZEROCOPY for TCP");
+        }
+        Expectation::corrupt("bytes not yet transmitted are read from the user's pages later")
+    }
+}
