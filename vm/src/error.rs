@@ -1,0 +1,72 @@
+//! The one error type of the VM backend: every variant says what to do about it.
+
+use std::path::PathBuf;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum VmError {
+    #[error("kernel catalogue {path}: {message}")]
+    Catalogue { path: String, message: String },
+    #[error("unknown kernel `{0}`; `zcsafe matrix --kernels` takes catalogue names or version prefixes: {1}")]
+    UnknownKernel(String, String),
+    #[error("cannot fetch {package} ({suite}): {message}\n  fix: check the network and the mirror ({mirror}); set ZCSAFE_DEBIAN_MIRROR for another mirror, or pre-fill the cache with `zcsafe matrix --kernels {kernel}` on a connected machine")]
+    Fetch {
+        kernel: String,
+        package: String,
+        suite: String,
+        mirror: String,
+        message: String,
+    },
+    #[error("the Debian package `{package}` does not exist in {suite}: {message}\n  fix: edit vm/kernels.toml (see `apt-cache search linux-image` for the suite)")]
+    NoSuchPackage {
+        package: String,
+        suite: String,
+        message: String,
+    },
+    #[error("`{tool}` is required: {message}\n  fix: apt-get install {package}")]
+    MissingTool {
+        tool: String,
+        package: String,
+        message: String,
+    },
+    #[error("{what} timed out after {seconds} s")]
+    Timeout { what: String, seconds: u64 },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("unpacked kernel in {dir} has no {what}")]
+    BadKernel { dir: PathBuf, what: String },
+    #[error("malformed initramfs: {0}")]
+    Cpio(String),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("invalid option: {0}")]
+    Usage(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Json { path: PathBuf, message: String },
+}
+
+pub type Result<T, E = VmError> = std::result::Result<T, E>;
+
+/// Attaches the path to an I/O error, so messages say which file failed.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| VmError::Io {
+            path: path.into(),
+            source,
+        })
+    }
+}
