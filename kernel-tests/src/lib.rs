@@ -1,1 +1,25 @@
-//! The real-kernel backend: drives a [`zcsafe_policy::Policy`] with real system calls.
+//! The real-kernel backend: drives a [`zcsafe_policy::Policy`] with real system calls over
+//! loopback and veth pairs between network namespaces, and checks every byte at a
+//! verifying receiver.
+//!
+//! - [`run_policy`]: a policy × transport, `repeat` times → [`RunReport`].
+//! - [`run_external`]: any sender program that follows the stream pattern.
+//! - [`probe`]: the running kernel's [`zcsafe_policy::Profile`], measured.
+//! - [`receiver::receive`]: the verifying receiver alone.
+
+pub mod error;
+pub mod errqueue;
+pub mod executor;
+pub mod netns;
+pub mod receiver;
+pub mod run;
+pub mod sys;
+pub mod transport;
+pub mod uring;
+pub mod veth;
+
+pub use error::KernelError;
+pub use receiver::{receive, ReadSchedule, ReaderSpeed, Received, ReceiverOptions};
+pub use run::{default_geometry, run_policy, Evidence, RunOptions, RunReport};
+pub use sys::{is_root, kernel_release};
+pub use transport::Transport;

@@ -1,0 +1,445 @@
+//! The verifying receiver: reads the stream on a schedule that widens the race window and
+//! checks every word against the stream pattern ([`zcsafe_policy::stream`]).
+//!
+//! Application acknowledgements (for `app-ack` senders): when enabled, after each read the
+//! receiver writes the total number of stream bytes it has consumed so far as one 8-byte
+//! little-endian word on the same connection. Counts are cumulative, so a sender may skip
+//! any but the last it read. A sender that does not read them must still shut its side
+//! down properly (read to EOF before close), or unread acks make its close send a RST.
+
+use crate::error::KernelError;
+use serde::{Deserialize, Serialize};
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+use zcsafe_policy::stream;
+
+/// How the receiver reads: wait `pause` after accepting, then read at most `slice` bytes
+/// every `interval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadSchedule {
+    pub pause: Duration,
+    pub slice: usize,
+    pub interval: Duration,
+}
+
+/// Named read schedules (`--reader`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReaderSpeed {
+    /// Reads as fast as it can, in 256 KiB calls: the narrowest race window.
+    Fast,
+    /// The default: a 300 ms pause, then 16 KiB every 2 ms. Pages stay queued at the
+    /// receiver (and unsent at the sender) long enough for an early reuse to show.
+    Slow,
+    /// A 1 s pause, then 4 KiB every 5 ms.
+    Crawl,
+    /// `PAUSE_MS,SLICE_BYTES,INTERVAL_MS`.
+    Custom(ReadSchedule),
+}
+
+impl Default for ReaderSpeed {
+    fn default() -> Self {
+        ReaderSpeed::Slow
+    }
+}
+
+impl ReaderSpeed {
+    pub fn schedule(&self) -> ReadSchedule {
+        let ms = Duration::from_millis;
+        match self {
+            ReaderSpeed::Fast => ReadSchedule {
+                pause: Duration::ZERO,
+                slice: 256 << 10,
+                interval: Duration::ZERO,
+            },
+            ReaderSpeed::Slow => ReadSchedule {
+                pause: ms(300),
+                slice: 16 << 10,
+                interval: ms(2),
+            },
+            ReaderSpeed::Crawl => ReadSchedule {
+                pause: ms(1000),
+                slice: 4 << 10,
+                interval: ms(5),
+            },
+            ReaderSpeed::Custom(s) => *s,
+        }
+    }
+
+    /// `fast`, `slow`, `crawl` or `PAUSE_MS,SLICE_BYTES,INTERVAL_MS`.
+    pub fn parse(s: &str) -> Result<ReaderSpeed, KernelError> {
+        Ok(match s {
+            "fast" => ReaderSpeed::Fast,
+            "slow" => ReaderSpeed::Slow,
+            "crawl" => ReaderSpeed::Crawl,
+            custom => {
+                let bad = || {
+                    KernelError::Usage(format!(
+                        "reader {custom:?}: use fast, slow, crawl or PAUSE_MS,SLICE_BYTES,INTERVAL_MS"
+                    ))
+                };
+                let v: Vec<u64> = custom
+                    .split(',')
+                    .map(|p| p.trim().parse::<u64>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| bad())?;
+                let [pause, slice, interval] = v[..] else {
+                    return Err(bad());
+                };
+                if slice == 0 || slice > 64 << 20 {
+                    return Err(bad());
+                }
+                ReaderSpeed::Custom(ReadSchedule {
+                    pause: Duration::from_millis(pause),
+                    slice: slice as usize,
+                    interval: Duration::from_millis(interval),
+                })
+            }
+        })
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            ReaderSpeed::Fast => "fast".into(),
+            ReaderSpeed::Slow => "slow".into(),
+            ReaderSpeed::Crawl => "crawl".into(),
+            ReaderSpeed::Custom(s) => format!(
+                "{},{},{}",
+                s.pause.as_millis(),
+                s.slice,
+                s.interval.as_millis()
+            ),
+        }
+    }
+}
+
+/// What the receiver needs to know.
+#[derive(Clone, Debug)]
+pub struct ReceiverOptions {
+    pub seed: u64,
+    /// The exact stream length expected; `None` accepts any length.
+    pub expect: Option<u64>,
+    pub reader: ReaderSpeed,
+    /// Write consumed-byte counts back (see the module doc).
+    pub app_ack: bool,
+    /// Give up when no byte arrives for this long.
+    pub idle_timeout: Duration,
+    /// Give up waiting for a connection after this long.
+    pub accept_timeout: Duration,
+}
+
+impl Default for ReceiverOptions {
+    fn default() -> Self {
+        ReceiverOptions {
+            seed: 0,
+            expect: None,
+            reader: ReaderSpeed::Slow,
+            app_ack: false,
+            idle_timeout: Duration::from_secs(20),
+            accept_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// How a received stream ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamEnd {
+    /// The sender shut down its side (EOF).
+    Eof,
+    /// Connection reset or another read error.
+    Failed,
+    /// Nothing arrived for `idle_timeout`.
+    Idle,
+    /// No connection arrived.
+    NoConnection,
+}
+
+/// What the receiver saw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Received {
+    pub bytes: u64,
+    pub expected: Option<u64>,
+    pub corrupt_words: u64,
+    /// Stream offset of the first wrong word.
+    pub first_corrupt: Option<u64>,
+    /// The stream offset the first wrong word's bytes were written for.
+    pub meant_for: Option<u64>,
+    pub end: StreamEnd,
+    /// Error text for `Failed` ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub elapsed_ms: u64,
+    /// Notable reads (first ones, corrupt ones, the end), with their time since the
+    /// connection was accepted; the trace merges them with the sender's steps.
+    #[serde(skip)]
+    pub log: Vec<(Instant, String)>,
+}
+
+impl Received {
+    /// `Some(n)`: the first wrong bytes were meant for a stream offset `n` bytes later, so
+    /// the sender reused its buffer `n` bytes of stream too early.
+    pub fn reused_early_by(&self) -> Option<u64> {
+        match (self.first_corrupt, self.meant_for) {
+            (Some(at), Some(meant)) if meant > at => Some(meant - at),
+            _ => None,
+        }
+    }
+
+    pub fn is_corrupt(&self) -> bool {
+        self.corrupt_words > 0
+    }
+
+    /// Every byte arrived, exactly, and none was wrong.
+    pub fn is_intact(&self) -> bool {
+        !self.is_corrupt() && self.end == StreamEnd::Eof && self.length_problem().is_none()
+    }
+
+    /// A short or over-long stream, in words.
+    pub fn length_problem(&self) -> Option<String> {
+        match self.expected {
+            Some(e) if self.bytes < e => Some(format!(
+                "short stream: {} of {e} bytes arrived",
+                self.bytes
+            )),
+            Some(e) if self.bytes > e => Some(format!(
+                "over-long stream: {} bytes, {e} expected",
+                self.bytes
+            )),
+            _ => None,
+        }
+    }
+
+    /// One line for people.
+    pub fn summary(&self) -> String {
+        let mut s = format!("received {} bytes", self.bytes);
+        if self.is_corrupt() {
+            s += &format!(
+                ", {} corrupt words, first at stream offset {}",
+                self.corrupt_words,
+                self.first_corrupt.unwrap_or(0)
+            );
+            match (self.meant_for, self.reused_early_by()) {
+                (Some(m), Some(n)) => {
+                    s += &format!(" carrying the bytes meant for {m} (buffer reused {n} bytes too early)")
+                }
+                (Some(m), None) => s += &format!(" carrying the bytes meant for {m}"),
+                _ => s += " (not stream bytes)",
+            }
+        } else {
+            s += ", all words intact";
+        }
+        if let Some(p) = self.length_problem() {
+            s += &format!("; {p}");
+        }
+        match self.end {
+            StreamEnd::Eof => {}
+            StreamEnd::Failed => {
+                s += &format!("; read failed: {}", self.error.as_deref().unwrap_or("?"))
+            }
+            StreamEnd::Idle => s += "; no data for the idle timeout",
+            StreamEnd::NoConnection => s += "; no connection arrived",
+        }
+        s
+    }
+}
+
+/// Incremental checker: words may be split across reads.
+struct Checker {
+    seed: u64,
+    offset: u64,
+    carry: Vec<u8>,
+    corrupt: u64,
+    first: Option<stream::Mismatch>,
+}
+
+impl Checker {
+    fn feed(&mut self, data: &[u8]) -> u64 {
+        self.carry.extend_from_slice(data);
+        let whole = self.carry.len() / 8 * 8;
+        let (bad, first) = stream::verify(&self.carry[..whole], self.offset, self.seed);
+        self.offset += whole as u64;
+        self.carry.drain(..whole);
+        self.note(bad, first);
+        bad
+    }
+
+    fn finish(&mut self) {
+        if !self.carry.is_empty() {
+            let (bad, first) = stream::verify(&self.carry, self.offset, self.seed);
+            self.note(bad, first);
+            self.carry.clear();
+        }
+    }
+
+    fn note(&mut self, bad: u64, first: Option<stream::Mismatch>) {
+        self.corrupt += bad;
+        if self.first.is_none() {
+            self.first = first;
+        }
+    }
+}
+
+/// Binds a listening socket (`port` 0 picks a free one).
+pub fn listen(addr: SocketAddr) -> Result<TcpListener, KernelError> {
+    TcpListener::bind(addr).map_err(|e| KernelError::io(format!("listening on {addr}"), e))
+}
+
+/// Accepts one connection and verifies the stream on it.
+pub fn serve_one(listener: &TcpListener, opts: &ReceiverOptions) -> Received {
+    let start = Instant::now();
+    let deadline = start + opts.accept_timeout;
+    let nothing = |end, error: Option<String>| Received {
+        bytes: 0,
+        expected: opts.expect,
+        corrupt_words: 0,
+        first_corrupt: None,
+        meant_for: None,
+        end,
+        error,
+        elapsed_ms: start.elapsed().as_millis() as u64,
+        log: Vec::new(),
+    };
+    match crate::sys::poll_until(listener.as_raw_fd(), libc::POLLIN, deadline) {
+        Ok(Some(_)) => {}
+        Ok(None) => return nothing(StreamEnd::NoConnection, None),
+        Err(e) => return nothing(StreamEnd::Failed, Some(format!("poll: {e}"))),
+    }
+    match listener.accept() {
+        Ok((s, _)) => receive_on(s, opts),
+        Err(e) => nothing(StreamEnd::Failed, Some(format!("accept: {e}"))),
+    }
+}
+
+/// Standalone receiver: listens on `addr`, verifies one stream and returns what it saw.
+pub fn receive(addr: SocketAddr, opts: &ReceiverOptions) -> Result<Received, KernelError> {
+    let l = listen(addr)?;
+    Ok(serve_one(&l, opts))
+}
+
+/// Reads the stream on an accepted connection until EOF, on the configured schedule.
+pub fn receive_on(mut sock: TcpStream, opts: &ReceiverOptions) -> Received {
+    let start = Instant::now();
+    let sched = opts.reader.schedule();
+    let mut log = Vec::new();
+    let mut chk = Checker {
+        seed: opts.seed,
+        offset: 0,
+        carry: Vec::new(),
+        corrupt: 0,
+        first: None,
+    };
+    let mut buf = vec![0u8; sched.slice];
+    let mut bytes = 0u64;
+    let mut acks = AckWriter::default();
+    let mut reads = 0u64;
+    let mut error = None;
+    log.push((
+        start,
+        format!(
+            "accepted; reader {} (pause {} ms, {} bytes per read)",
+            opts.reader.label(),
+            sched.pause.as_millis(),
+            sched.slice
+        ),
+    ));
+    std::thread::sleep(sched.pause);
+    let end = loop {
+        let deadline = Instant::now() + opts.idle_timeout;
+        match crate::sys::poll_until(sock.as_raw_fd(), libc::POLLIN, deadline) {
+            Ok(Some(_)) => {}
+            Ok(None) => break StreamEnd::Idle,
+            Err(e) => {
+                error = Some(format!("poll: {e}"));
+                break StreamEnd::Failed;
+            }
+        }
+        let n = match sock.read(&mut buf) {
+            Ok(0) => break StreamEnd::Eof,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                error = Some(e.to_string());
+                break StreamEnd::Failed;
+            }
+        };
+        let at = bytes;
+        let bad = chk.feed(&buf[..n]);
+        bytes += n as u64;
+        reads += 1;
+        if reads <= 8 || (bad > 0 && log.len() < 200) {
+            let mut line = format!("read {n} bytes at stream offset {at}");
+            if bad > 0 {
+                line += &format!(": {bad} corrupt words");
+                if let Some(m) = chk.first.filter(|m| m.offset >= at) {
+                    line += &format!(", first at {}", m.offset);
+                    if let Some(f) = m.meant_for {
+                        line += &format!(" (bytes meant for {f})");
+                    }
+                }
+            }
+            log.push((Instant::now(), line));
+        }
+        if opts.app_ack {
+            acks.send(&sock, bytes);
+        }
+        if !sched.interval.is_zero() {
+            std::thread::sleep(sched.interval);
+        }
+    };
+    chk.finish();
+    if opts.app_ack {
+        acks.send(&sock, bytes);
+    }
+    log.push((
+        Instant::now(),
+        format!(
+            "{:?} after {bytes} bytes in {reads} reads; {} corrupt words",
+            end, chk.corrupt
+        ),
+    ));
+    let _ = sock.shutdown(std::net::Shutdown::Write);
+    Received {
+        bytes,
+        expected: opts.expect,
+        corrupt_words: chk.corrupt,
+        first_corrupt: chk.first.map(|m| m.offset),
+        meant_for: chk.first.and_then(|m| m.meant_for),
+        end,
+        error,
+        elapsed_ms: start.elapsed().as_millis() as u64,
+        log,
+    }
+}
+
+/// Writes cumulative counts without ever blocking the reader: a count that does not fit
+/// is superseded by the next one.
+#[derive(Default)]
+struct AckWriter {
+    pending: Vec<u8>,
+}
+
+impl AckWriter {
+    fn send(&mut self, sock: &TcpStream, count: u64) {
+        if self.pending.is_empty() {
+            self.pending.extend_from_slice(&count.to_le_bytes());
+        }
+        while !self.pending.is_empty() {
+            // SAFETY: sends from a live buffer.
+            let r = unsafe {
+                libc::send(
+                    sock.as_raw_fd(),
+                    self.pending.as_ptr() as *const libc::c_void,
+                    self.pending.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if r <= 0 {
+                return;
+            }
+            self.pending.drain(..r as usize);
+        }
+    }
+}

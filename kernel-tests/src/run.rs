@@ -1,0 +1,331 @@
+//! One policy on one transport, `repeat` times: the verdict, its evidence and a trace.
+
+use crate::error::KernelError;
+use crate::executor::{Executor, Performed};
+use crate::receiver::{self, ReaderSpeed, Received, ReceiverOptions};
+use crate::transport::Transport;
+use crate::veth::Network;
+use serde::Serialize;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+use zcsafe_policy::{
+    Abort, Actor, Geometry, Op, Policy, Step, Trace, Verdict, TRACE_FORMAT_VERSION,
+};
+
+/// Options of a kernel run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub transport: Transport,
+    pub geometry: Geometry,
+    /// Stream seed of repetition 0; repetition `i` uses `seed + i`.
+    pub seed: u64,
+    pub repeat: u32,
+    pub reader: ReaderSpeed,
+    /// The longest any single blocking operation may wait.
+    pub op_timeout: Duration,
+    /// The longest a whole repetition may take.
+    pub run_timeout: Duration,
+    /// Name of the kernel profile the trace records (e.g. `probed:6.18.44`).
+    pub profile: String,
+}
+
+/// Default stream: 1 MiB in 64 KiB chunks from a 128 KiB buffer, through a 64 KiB pipe.
+pub fn default_geometry() -> Geometry {
+    Geometry::kernel(64 << 10, 128 << 10, 64 << 10, 1 << 20)
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            transport: Transport::Loopback,
+            geometry: default_geometry(),
+            seed: 0,
+            repeat: 3,
+            reader: ReaderSpeed::Slow,
+            op_timeout: Duration::from_secs(10),
+            run_timeout: Duration::from_secs(60),
+            profile: format!("probed:{}", crate::sys::kernel_release()),
+        }
+    }
+}
+
+/// What one repetition showed, and how to rerun it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Evidence {
+    pub verdict: Verdict,
+    /// One sentence: what happened.
+    pub detail: String,
+    pub bytes_expected: u64,
+    pub bytes_received: u64,
+    pub corrupt_words: u64,
+    pub first_corrupt_offset: Option<u64>,
+    /// The stream offset the first wrong bytes were written for.
+    pub meant_for: Option<u64>,
+    /// `meant_for − first_corrupt_offset`: how early the buffer was reused.
+    pub reused_early_by: Option<u64>,
+    pub transport: String,
+    pub reader: String,
+    pub seed: u64,
+    pub repeat_index: u32,
+    pub geometry: Geometry,
+    pub ops: u64,
+    pub elapsed_ms: u64,
+    /// Segments the lossy transport dropped in this repetition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped_packets: Option<u64>,
+    pub kernel: String,
+}
+
+/// The verdict of a policy on one transport over all repetitions.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub policy: String,
+    pub transport: String,
+    pub verdict: Verdict,
+    /// The deciding repetition: the first corrupt one, else the first that was not safe,
+    /// else the last.
+    pub evidence: Evidence,
+    /// Every repetition, in order.
+    pub runs: Vec<Evidence>,
+    /// The deciding repetition's trace.
+    pub trace: Trace,
+}
+
+/// Priority of a repetition's verdict when combining: any corrupt run decides.
+fn rank(v: Verdict) -> u8 {
+    match v {
+        Verdict::Corrupt => 4,
+        Verdict::Error => 3,
+        Verdict::Stuck => 2,
+        Verdict::Unsupported => 1,
+        Verdict::Safe => 0,
+    }
+}
+
+/// Runs the policy built by `make` `opts.repeat` times over `opts.transport`.
+pub fn run_policy<P: Policy>(
+    make: impl Fn(&Geometry) -> P,
+    name: &str,
+    opts: &RunOptions,
+) -> Result<RunReport, KernelError> {
+    opts.geometry.validate()?;
+    if opts.repeat == 0 {
+        return Err(KernelError::Usage("--repeat must be at least 1".into()));
+    }
+    let mut runs = Vec::new();
+    let mut best: Option<(Evidence, Trace)> = None;
+    for i in 0..opts.repeat {
+        let (ev, trace) = run_once(make(&opts.geometry), name, opts, i)?;
+        let better = match &best {
+            None => true,
+            Some((b, _)) => rank(ev.verdict) > rank(b.verdict),
+        };
+        runs.push(ev.clone());
+        if better {
+            best = Some((ev, trace));
+        }
+    }
+    let (evidence, trace) = best.expect("repeat >= 1");
+    Ok(RunReport {
+        policy: name.to_string(),
+        transport: opts.transport.label(),
+        verdict: evidence.verdict,
+        evidence,
+        runs,
+        trace,
+    })
+}
+
+/// Largest number of sender steps kept in a trace.
+const MAX_STEPS: usize = 4000;
+
+fn run_once<P: Policy>(
+    mut policy: P,
+    name: &str,
+    opts: &RunOptions,
+    index: u32,
+) -> Result<(Evidence, Trace), KernelError> {
+    let g = opts.geometry;
+    let seed = opts.seed.wrapping_add(index as u64);
+    let net = Network::setup(opts.transport)?;
+    let start = Instant::now();
+    let ropts = ReceiverOptions {
+        seed,
+        expect: Some(g.stream),
+        reader: opts.reader,
+        app_ack: true,
+        idle_timeout: opts.op_timeout + Duration::from_secs(2),
+        accept_timeout: opts.op_timeout,
+    };
+    let host = net.host;
+    let listener = net.in_receiver(|| receiver::listen(SocketAddr::new(host.into(), 0)))??;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| KernelError::io("getsockname", e))?;
+    let timeout = opts.op_timeout;
+    std::thread::scope(|s| -> Result<(Evidence, Trace), KernelError> {
+        let rx = s.spawn(|| receiver::serve_one(&listener, &ropts));
+        let sock = net.in_sender(|| TcpStream::connect_timeout(&addr, timeout))?;
+        let sock = match sock {
+            Ok(s) => s,
+            Err(e) => {
+                // Wake the receiver's accept: connect to it ourselves and hang up.
+                let _ = net.in_receiver(|| TcpStream::connect(addr));
+                let _ = rx.join();
+                return Err(KernelError::io(format!("connecting to {addr}"), e));
+            }
+        };
+        let mut ex = Executor::new(g, seed, sock, opts.op_timeout)?;
+        let mut steps: Vec<(Instant, Step)> = Vec::new();
+        let mut omitted = 0u64;
+        let mut ops = 0u64;
+        let run_deadline = start + opts.run_timeout;
+        // The sender's outcome: None when it finished normally.
+        let ending: Option<(Verdict, String)> = loop {
+            let op = policy.poll_op();
+            match &op {
+                Op::Finish => {
+                    ex.shutdown_write();
+                    break None;
+                }
+                Op::Abort(Abort::Unsupported(why)) => {
+                    let ctx = ex
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| format!("Linux {}", crate::sys::kernel_release()));
+                    break Some((Verdict::Unsupported, format!("{why} ({ctx})")));
+                }
+                Op::Abort(Abort::Failed(why)) => {
+                    break Some((Verdict::Error, format!("policy failed: {why}")));
+                }
+                _ => {}
+            }
+            if Instant::now() > run_deadline {
+                break Some((
+                    Verdict::Stuck,
+                    format!(
+                        "the run exceeded {:.0} s after {ops} operations (next: {op})",
+                        opts.run_timeout.as_secs_f64()
+                    ),
+                ));
+            }
+            let t = Instant::now();
+            let done = ex.perform(&op);
+            ops += 1;
+            let note = match &done {
+                Performed::Outcome(o) => format!("→ {o}"),
+                Performed::Stuck(w) => format!("stuck: {w}"),
+                Performed::Failed(w) => format!("failed: {w}"),
+            };
+            if steps.len() < MAX_STEPS {
+                steps.push((
+                    t,
+                    Step {
+                        actor: Actor::App,
+                        action: op.to_string(),
+                        note,
+                        holders: Vec::new(),
+                    },
+                ));
+            } else {
+                omitted += 1;
+            }
+            match done {
+                Performed::Outcome(o) => policy.handle(o),
+                Performed::Stuck(w) => break Some((Verdict::Stuck, format!("{op}: {w}"))),
+                Performed::Failed(w) => break Some((Verdict::Error, format!("{op}: {w}"))),
+            }
+        };
+        if ending.is_some() {
+            ex.abort_connection();
+        }
+        let received: Received = rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        ex.drain_until_eof(Instant::now() + Duration::from_secs(2));
+        let dropped = net.dropped_packets();
+        drop(ex);
+        let (verdict, detail) = judge(ending, &received);
+        // Merge the receiver's log into the timeline.
+        for (t, line) in &received.log {
+            steps.push((
+                *t,
+                Step {
+                    actor: Actor::Receiver,
+                    action: line.clone(),
+                    note: String::new(),
+                    holders: Vec::new(),
+                },
+            ));
+        }
+        steps.sort_by_key(|(t, _)| *t);
+        let mut steps: Vec<Step> = steps
+            .into_iter()
+            .map(|(t, mut s)| {
+                let ms = t.saturating_duration_since(start).as_secs_f64() * 1e3;
+                s.note = if s.note.is_empty() {
+                    format!("t={ms:.3} ms")
+                } else {
+                    format!("{} (t={ms:.3} ms)", s.note)
+                };
+                s
+            })
+            .collect();
+        if omitted > 0 {
+            steps.push(Step {
+                actor: Actor::App,
+                action: format!("… {omitted} more sender steps not recorded"),
+                note: String::new(),
+                holders: Vec::new(),
+            });
+        }
+        let ev = Evidence {
+            verdict,
+            detail: detail.clone(),
+            bytes_expected: g.stream,
+            bytes_received: received.bytes,
+            corrupt_words: received.corrupt_words,
+            first_corrupt_offset: received.first_corrupt,
+            meant_for: received.meant_for,
+            reused_early_by: received.reused_early_by(),
+            transport: opts.transport.label(),
+            reader: opts.reader.label(),
+            seed,
+            repeat_index: index,
+            geometry: g,
+            ops,
+            elapsed_ms: start.elapsed().as_millis() as u64,
+            dropped_packets: dropped,
+            kernel: crate::sys::kernel_release(),
+        };
+        let trace = Trace {
+            format: TRACE_FORMAT_VERSION,
+            policy: name.to_string(),
+            transport: opts.transport.name().to_string(),
+            backend: "kernel".into(),
+            profile: opts.profile.clone(),
+            geometry: g,
+            steps,
+            verdict,
+            summary: detail,
+        };
+        Ok((ev, trace))
+    })
+}
+
+/// The verdict of one repetition: what the receiver saw decides, unless the sender could
+/// not finish.
+fn judge(ending: Option<(Verdict, String)>, r: &Received) -> (Verdict, String) {
+    if r.is_corrupt() {
+        let mut d = r.summary();
+        if let Some((v, why)) = &ending {
+            d += &format!("; the sender also ended {v}: {why}");
+        }
+        return (Verdict::Corrupt, d);
+    }
+    if let Some((v, why)) = ending {
+        return (v, why);
+    }
+    if r.is_intact() {
+        return (Verdict::Safe, r.summary());
+    }
+    (Verdict::Error, r.summary())
+}
