@@ -20,6 +20,6 @@ pub mod veth;
 
 pub use error::KernelError;
 pub use receiver::{receive, ReadSchedule, ReaderSpeed, Received, ReceiverOptions};
-pub use run::{default_geometry, run_policy, Evidence, RunOptions, RunReport};
+pub use run::{default_geometry, run_policy, try_run_policy, Evidence, RunOptions, RunReport};
 pub use sys::{is_root, kernel_release};
 pub use transport::Transport;

@@ -108,14 +108,27 @@ pub fn run_policy<P: Policy>(
     name: &str,
     opts: &RunOptions,
 ) -> Result<RunReport, KernelError> {
+    try_run_policy(|g| Ok::<P, std::convert::Infallible>(make(g)), name, opts)
+}
+
+/// [`run_policy`] for constructors that can refuse a geometry (catalogue entries).
+pub fn try_run_policy<P: Policy, E: std::fmt::Display>(
+    make: impl Fn(&Geometry) -> Result<P, E>,
+    name: &str,
+    opts: &RunOptions,
+) -> Result<RunReport, KernelError> {
     opts.geometry.validate()?;
+    let build = |g: &Geometry| {
+        make(g).map_err(|e| KernelError::Usage(format!("{name} cannot use this geometry: {e}")))
+    };
+    build(&opts.geometry)?;
     if opts.repeat == 0 {
         return Err(KernelError::Usage("--repeat must be at least 1".into()));
     }
     let mut runs = Vec::new();
     let mut best: Option<(Evidence, Trace)> = None;
     for i in 0..opts.repeat {
-        let (ev, trace) = run_once(make(&opts.geometry), name, opts, i)?;
+        let (ev, trace) = run_once(build(&opts.geometry)?, name, opts, i)?;
         let better = match &best {
             None => true,
             Some((b, _)) => rank(ev.verdict) > rank(b.verdict),

@@ -73,7 +73,10 @@ impl ZcRing {
 
     fn push(&mut self, user_data: UserData, s: Submission) -> Result<(), RingError> {
         let e = opcode::SendZc::new(types::Fd(self.fd), s.ptr, s.len)
-            .flags(libc::MSG_NOSIGNAL)
+            // MSG_WAITALL: like a blocking send(2), the send CQE comes when every byte is
+            // queued; without it `io_send_zc` completes short when the socket is full
+            // (`io_net_retry` retries stream sockets only with MSG_WAITALL).
+            .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
             .zc_flags(if self.report_usage {
                 IORING_SEND_ZC_REPORT_USAGE
             } else {

@@ -17,11 +17,12 @@ fn run(scheme: Scheme, transport: Transport, seed: u64) -> RunReport {
     let r = run_policy(|g| Tiny::new(scheme, g), &format!("{scheme:?}"), &opts)
         .unwrap_or_else(|e| panic!("{scheme:?} over {transport} (seed {seed}): {e}"));
     println!(
-        "{scheme:?} over {} seed {seed}: {} — {} ({} ms)",
+        "{scheme:?} over {} seed {seed}: {} — {} ({} ms, dropped {:?})",
         transport.label(),
         r.verdict,
         r.evidence.detail,
-        r.evidence.elapsed_ms
+        r.evidence.elapsed_ms,
+        r.evidence.dropped_packets
     );
     r
 }
@@ -66,4 +67,34 @@ fn splice_after_siocoutq_zero_is_corrupt_over_loopback() {
 #[test]
 fn splice_after_siocoutq_zero_is_corrupt_over_veth() {
     expect(Scheme::SpliceDrain, Transport::Veth, 15, Verdict::Corrupt);
+}
+
+#[test]
+fn copy_send_is_intact_over_a_lossy_veth() {
+    expect(
+        Scheme::Copy,
+        Transport::VethLossy { loss_pct: 5 },
+        16,
+        Verdict::Safe,
+    );
+}
+
+#[test]
+fn copy_send_is_intact_over_a_slow_veth() {
+    expect(
+        Scheme::Copy,
+        Transport::VethSlow { rate_kbit: 50_000 },
+        17,
+        Verdict::Safe,
+    );
+}
+
+#[test]
+fn splice_after_siocoutq_zero_is_corrupt_over_a_lossy_veth() {
+    expect(
+        Scheme::SpliceDrain,
+        Transport::VethLossy { loss_pct: 5 },
+        18,
+        Verdict::Corrupt,
+    );
 }
