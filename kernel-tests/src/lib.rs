@@ -11,6 +11,7 @@ pub mod error;
 pub mod errqueue;
 pub mod executor;
 pub mod netns;
+pub mod probe;
 pub mod receiver;
 pub mod run;
 pub mod sys;
@@ -19,6 +20,7 @@ pub mod uring;
 pub mod veth;
 
 pub use error::KernelError;
+pub use probe::{probe, ProbeReport};
 pub use receiver::{receive, ReadSchedule, ReaderSpeed, Received, ReceiverOptions};
 pub use run::{default_geometry, run_policy, try_run_policy, Evidence, RunOptions, RunReport};
 pub use sys::{is_root, kernel_release};

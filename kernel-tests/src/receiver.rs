@@ -25,11 +25,12 @@ pub struct ReadSchedule {
 }
 
 /// Named read schedules (`--reader`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReaderSpeed {
     /// Reads as fast as it can, in 256 KiB calls: the narrowest race window.
     Fast,
+    #[default]
     /// The default: a 300 ms pause, then 16 KiB every 2 ms. Pages stay queued at the
     /// receiver (and unsent at the sender) long enough for an early reuse to show.
     Slow,
@@ -37,12 +38,6 @@ pub enum ReaderSpeed {
     Crawl,
     /// `PAUSE_MS,SLICE_BYTES,INTERVAL_MS`.
     Custom(ReadSchedule),
-}
-
-impl Default for ReaderSpeed {
-    fn default() -> Self {
-        ReaderSpeed::Slow
-    }
 }
 
 impl ReaderSpeed {
