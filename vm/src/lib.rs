@@ -9,8 +9,13 @@
 pub mod apt;
 pub mod catalogue;
 pub mod error;
+pub mod guest;
+pub mod initramfs;
 pub mod kernel;
 pub mod process;
+pub mod qemu;
+pub mod vm;
+pub mod watchdog;
 
 pub use catalogue::{Catalogue, KernelEntry};
 pub use error::{Result, VmError};
