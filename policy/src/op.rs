@@ -36,7 +36,8 @@ pub enum Op {
     Splice { len: u64 },
     /// `ioctl(SIOCOUTQ)`: bytes written but not yet acknowledged by the peer.
     ///
-    /// Polling contract: if the previous `Siocoutq` returned value `v`, the backend waits
+    /// Polling contract: if the previous `Siocoutq` returned `v` and nothing was written
+    /// to the socket since (no send, splice, sendfile or SEND_ZC), the backend waits
     /// until the value differs from `v` before answering (a real backend re-polls; the
     /// model waits for the kernel to move). A busy loop that sees the same number twice
     /// learns nothing, so this loses no behaviour and keeps the model finite.
@@ -96,7 +97,9 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::Fill { .. } => "fill",
-            Op::Send { zerocopy: false, .. } => "send",
+            Op::Send {
+                zerocopy: false, ..
+            } => "send",
             Op::Send { zerocopy: true, .. } => "send(MSG_ZEROCOPY)",
             Op::EnableZerocopy => "setsockopt(SO_ZEROCOPY)",
             Op::Vmsplice { gift: false, .. } => "vmsplice",

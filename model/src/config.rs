@@ -1,0 +1,100 @@
+//! What the checker explores: a geometry for the policy and the kernel's knobs.
+
+use serde::{Deserialize, Serialize};
+use zcsafe_policy::{Geometry, Profile, TransportClass};
+
+/// The kernel side of a scenario. Sizes are in pages (one page = one segment).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub transport: TransportClass,
+    pub profile: Profile,
+    /// Send buffer: pages in the write queue plus the retransmit queue (`sk_wmem_queued`
+    /// against `sk_sndbuf`, `sk_stream_memory_free`).
+    pub sndbuf: u64,
+    /// Congestion window, in segments.
+    pub cwnd: u64,
+    /// Receive buffer of the peer socket, in pages; it also bounds the advertised window.
+    pub rcvbuf: u64,
+    /// Segments the network may drop.
+    pub losses: u8,
+    /// Retransmission timeouts that may fire although nothing was lost (the ACK was
+    /// slow). They make retransmitted clones outlive the original: out-of-order
+    /// completions.
+    pub spurious_rto: u8,
+    /// `MSG_ZEROCOPY` notifications that may exist at once (outstanding plus queued on
+    /// the error queue) before `send` fails with `ENOBUFS` (`sock_omalloc` against
+    /// `sysctl_optmem_max` in `msg_zerocopy_alloc`).
+    pub zc_optmem: u8,
+}
+
+/// A geometry and a kernel configuration: one bounded world to explore.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Scenario {
+    pub geometry: Geometry,
+    pub config: ModelConfig,
+}
+
+impl Scenario {
+    /// The standard configuration: small enough to exhaust in milliseconds, large
+    /// enough that every known failure has room to happen (a reused slot, a wrapped
+    /// 1-bit notification counter, one loss, one spurious timeout).
+    pub fn standard(transport: TransportClass, profile: Profile) -> Scenario {
+        Scenario {
+            geometry: Geometry {
+                page: 1,
+                chunk: 1,
+                buffer: 2,
+                pipe: 1,
+                stream: 5,
+                zc_id_bits: 1,
+            },
+            config: ModelConfig {
+                transport,
+                profile,
+                sndbuf: 2,
+                cwnd: 2,
+                rcvbuf: 2,
+                losses: 1,
+                spurious_rto: 1,
+                zc_optmem: 2,
+            },
+        }
+    }
+
+    /// Checks that the scenario is one the model can run.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        self.geometry.validate().map_err(ScenarioError::Geometry)?;
+        let g = &self.geometry;
+        if g.page != 1 {
+            return Err(ScenarioError::PageSize(g.page));
+        }
+        if g.stream > 64 || g.buffer > 16 {
+            return Err(ScenarioError::TooLarge);
+        }
+        if g.chunk > self.config.sndbuf {
+            return Err(ScenarioError::ChunkOverSndbuf {
+                chunk: g.chunk,
+                sndbuf: self.config.sndbuf,
+            });
+        }
+        if self.config.cwnd == 0 || self.config.rcvbuf == 0 {
+            return Err(ScenarioError::ZeroWindow);
+        }
+        Ok(())
+    }
+}
+
+/// A scenario the model cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScenarioError {
+    #[error(transparent)]
+    Geometry(zcsafe_policy::GeometryError),
+    #[error("the model works in whole pages: geometry.page must be 1, got {0}")]
+    PageSize(u64),
+    #[error("the model explores at most 64 stream pages and 16 buffer pages")]
+    TooLarge,
+    #[error("a chunk of {chunk} pages can never fit a send buffer of {sndbuf}: raise sndbuf")]
+    ChunkOverSndbuf { chunk: u64, sndbuf: u64 },
+    #[error("cwnd and rcvbuf must be at least one page")]
+    ZeroWindow,
+}

@@ -1,0 +1,34 @@
+//! The kernel's zero-copy send path as an explicit state machine, and an exhaustive
+//! checker that runs any [`Policy`](zcsafe_policy::Policy) against it.
+//!
+//! The model follows the holders of a page handed to the kernel (DESIGN.md §1): the
+//! [`pipe`], the sending [`socket`]'s write and retransmit queues, the [`network`]
+//! (device ring, wire, ACKs), the [`peer`]'s receive queue, and [`zerocopy`] completions
+//! (error-queue notifications, io_uring CQEs). Kernels differ in a few semantic switches
+//! (`zcsafe_policy::Profile`), and the [`config`] sets sizes and fault budgets.
+//!
+//! ```
+//! use zcsafe_model::{check, CheckOptions, Scenario};
+//! use zcsafe_policy::{Profile, TransportClass, Verdict};
+//! use zcsafe_policies::{siocoutq_drain::SiocoutqDrain, Catalogued};
+//!
+//! let scenario = Scenario::standard(TransportClass::Local, Profile::classic());
+//! let policy = SiocoutqDrain::new(&scenario.geometry).unwrap();
+//! let report = check(policy, &scenario, &CheckOptions::default()).unwrap();
+//! assert_eq!(report.verdict, Verdict::Corrupt); // local delivery keeps the pages
+//! ```
+
+pub mod checker;
+pub mod config;
+pub mod kernel;
+pub mod memory;
+pub mod network;
+pub mod peer;
+pub mod pipe;
+pub mod socket;
+pub mod timeline;
+pub mod zerocopy;
+
+pub use checker::{check, CheckError, CheckOptions, CheckReport};
+pub use config::{ModelConfig, Scenario, ScenarioError};
+pub use timeline::render;

@@ -1,0 +1,35 @@
+//! The receiving host: its TCP socket and the application that checks every byte.
+
+use crate::memory::DataRef;
+use crate::socket::Notif;
+use std::collections::VecDeque;
+
+/// The peer socket and its reader.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Peer {
+    pub rcv_nxt: u16,
+    /// In-order data not yet read by the application (`sk_receive_queue`). For local
+    /// delivery these still reference the sender's pages (and, if frags were not copied
+    /// on delivery, their zero-copy completion).
+    pub queue: VecDeque<(u16, DataRef, Option<Notif>)>,
+    /// Stream units the application has read (and verified).
+    pub consumed: u16,
+    /// The window advertised in the last ACK, to know when a read must reopen it.
+    pub last_wnd: u16,
+}
+
+impl Peer {
+    pub fn new(rcvbuf: u64) -> Peer {
+        Peer {
+            rcv_nxt: 0,
+            queue: VecDeque::new(),
+            consumed: 0,
+            last_wnd: rcvbuf as u16,
+        }
+    }
+
+    /// The window to advertise: free receive buffer.
+    pub fn window(&self, rcvbuf: u64) -> u16 {
+        (rcvbuf as u16).saturating_sub(self.queue.len() as u16)
+    }
+}

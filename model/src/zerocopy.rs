@@ -1,0 +1,220 @@
+//! Zero-copy completions: `MSG_ZEROCOPY` notifications on the error queue, and io_uring
+//! `SEND_ZC` submissions and CQEs.
+
+use crate::socket::Notif;
+use std::collections::VecDeque;
+use zcsafe_policy::{Cqe, Errno, Geometry, Region, ZcNotification};
+
+/// A `MSG_ZEROCOPY` `ubuf_info_msgzc`: counters `lo .. lo+len` share it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Uarg {
+    pub key: u16,
+    pub lo: u32,
+    pub len: u32,
+    /// Some frag was copied instead (`skb_copy_ubufs` clears `uarg->zerocopy`).
+    pub copied: bool,
+}
+
+/// An io_uring `SEND_ZC` submitted but not yet executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Sqe {
+    pub user_data: u32,
+    pub buf: Region,
+}
+
+/// An io_uring notification still waiting for its pages to be released.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UringNotif {
+    pub user_data: u32,
+    pub copied: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Zerocopy {
+    /// `sk_zckey`: the counter of the next zero-copy send.
+    pub zckey: u32,
+    next_key: u16,
+    /// Live `MSG_ZEROCOPY` completions, oldest first.
+    pub uargs: Vec<Uarg>,
+    /// `sk_error_queue` (zero-copy entries only).
+    pub errqueue: VecDeque<ZcNotification>,
+    pub sq: Vec<Sqe>,
+    pub uring_notifs: Vec<UringNotif>,
+    pub cq: VecDeque<Cqe>,
+}
+
+impl Zerocopy {
+    /// The completion for one `send(MSG_ZEROCOPY)` (`msg_zerocopy_realloc`): extend the
+    /// write-queue tail's `ubuf_info` if it is the latest one (so consecutive sends share
+    /// one notification range), else allocate a new one — which fails with `ENOBUFS`
+    /// once optmem is used up by live completions and queued notifications.
+    pub fn alloc_msg(
+        &mut self,
+        g: &Geometry,
+        tail: Option<Notif>,
+        optmem: u8,
+    ) -> Result<Notif, Errno> {
+        let id = self.zckey;
+        if let (Some(Notif::Msg(key)), Some(last)) = (tail, self.uargs.last_mut()) {
+            let mut end = last.lo;
+            for _ in 0..last.len {
+                end = g.zc_next(end);
+            }
+            if last.key == key && end == id && (last.len as u64) + 1 < (1u64 << g.zc_id_bits) {
+                last.len += 1;
+                self.zckey = g.zc_next(id);
+                return Ok(Notif::Msg(key));
+            }
+        }
+        if self.uargs.len() + self.errqueue.len() >= optmem as usize {
+            return Err(Errno::NoBufs);
+        }
+        let key = self.next_key;
+        self.next_key += 1;
+        self.uargs.push(Uarg {
+            key,
+            lo: id,
+            len: 1,
+            copied: false,
+        });
+        self.zckey = g.zc_next(id);
+        Ok(Notif::Msg(key))
+    }
+
+    /// Marks the completion behind `notif` as copied.
+    pub fn mark_copied(&mut self, notif: Notif) {
+        match notif {
+            Notif::Msg(key) => self
+                .uargs
+                .iter_mut()
+                .filter(|u| u.key == key)
+                .for_each(|u| u.copied = true),
+            Notif::Uring(ud) => self
+                .uring_notifs
+                .iter_mut()
+                .filter(|n| n.user_data == ud)
+                .for_each(|n| n.copied = true),
+        }
+    }
+
+    /// Completes every notification no segment references any more, oldest first
+    /// (`__msg_zerocopy_callback`, `io_notif_tw_complete`). Returns how many fired.
+    pub fn sweep(&mut self, g: &Geometry, live: &[Notif]) -> usize {
+        let mut fired = 0;
+        let mut i = 0;
+        while i < self.uargs.len() {
+            if live.contains(&Notif::Msg(self.uargs[i].key)) {
+                i += 1;
+                continue;
+            }
+            let u = self.uargs.remove(i);
+            self.notify(g, u);
+            fired += 1;
+        }
+        let mut i = 0;
+        while i < self.uring_notifs.len() {
+            let n = self.uring_notifs[i];
+            if live.contains(&Notif::Uring(n.user_data)) {
+                i += 1;
+                continue;
+            }
+            self.uring_notifs.remove(i);
+            self.cq.push_back(Cqe {
+                user_data: n.user_data,
+                res: 0,
+                more: false,
+                notif: true,
+                copied: n.copied,
+            });
+            fired += 1;
+        }
+        fired
+    }
+
+    /// Queues the notification for `u`, merging it into the queue's tail when the ranges
+    /// are adjacent (`skb_zerocopy_notify_extend`; the tail keeps its own code).
+    fn notify(&mut self, g: &Geometry, u: Uarg) {
+        let mut hi = u.lo;
+        for _ in 1..u.len {
+            hi = g.zc_next(hi);
+        }
+        if let Some(tail) = self.errqueue.back_mut() {
+            let span = |lo: u32, hi: u32| {
+                ((hi as u64 + (1u64 << g.zc_id_bits) - lo as u64) % (1u64 << g.zc_id_bits)) + 1
+            };
+            if g.zc_next(tail.hi) == u.lo
+                && span(tail.lo, tail.hi) + (u.len as u64) < (1u64 << g.zc_id_bits)
+            {
+                tail.hi = hi;
+                return;
+            }
+        }
+        self.errqueue.push_back(ZcNotification {
+            lo: u.lo,
+            hi,
+            copied: u.copied,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(bits: u8) -> Geometry {
+        Geometry {
+            page: 1,
+            chunk: 1,
+            buffer: 2,
+            pipe: 1,
+            stream: 4,
+            zc_id_bits: bits,
+        }
+    }
+
+    #[test]
+    fn consecutive_sends_on_the_tail_share_a_completion() {
+        let g = g(8);
+        let mut z = Zerocopy::default();
+        let a = z.alloc_msg(&g, None, 4).unwrap();
+        let b = z.alloc_msg(&g, Some(a), 4).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(z.uargs[0].len, 2);
+        assert_eq!(z.sweep(&g, &[]), 1);
+        assert_eq!(
+            z.errqueue[0],
+            ZcNotification {
+                lo: 0,
+                hi: 1,
+                copied: false
+            }
+        );
+    }
+
+    #[test]
+    fn optmem_limit_gives_enobufs_and_adjacent_ranges_merge() {
+        let g = g(8);
+        let mut z = Zerocopy::default();
+        let a = z.alloc_msg(&g, None, 2).unwrap();
+        let b = z.alloc_msg(&g, None, 2).unwrap();
+        assert_eq!(z.alloc_msg(&g, None, 2), Err(Errno::NoBufs));
+        assert_eq!(z.sweep(&g, &[b]), 1);
+        assert_eq!(z.sweep(&g, &[]), 1);
+        assert_eq!(z.errqueue.len(), 1, "[0,0] and [1,1] merge into [0,1]");
+        assert_eq!(z.errqueue[0].hi, 1);
+        let _ = a;
+    }
+
+    #[test]
+    fn counters_wrap_at_the_configured_width() {
+        let g = g(1);
+        let mut z = Zerocopy::default();
+        for _ in 0..3 {
+            z.alloc_msg(&g, None, 8).unwrap();
+        }
+        assert_eq!(
+            z.uargs.iter().map(|u| u.lo).collect::<Vec<_>>(),
+            vec![0, 1, 0]
+        );
+    }
+}
