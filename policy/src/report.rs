@@ -1,0 +1,70 @@
+//! The result rows every backend reports in: one JSON shape for `check`, `sim`, `run`
+//! and `matrix`, so tools can merge and compare them.
+
+use crate::trace::Trace;
+use crate::verdict::Verdict;
+use serde::{Deserialize, Serialize};
+
+/// One verdict: a policy on a transport, judged by a backend.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub policy: String,
+    /// `local`/`remote` for the model and simulator; `loopback`, `veth`, … on kernels.
+    pub transport: String,
+    /// `model`, `sim`, `kernel`, `vm`.
+    pub backend: String,
+    /// `uname -r` of the kernel that ran it (kernel backends only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+    pub verdict: Verdict,
+    /// What the literature and the kernel source lead us to expect.
+    pub expected: Verdict,
+    pub expected_why: String,
+    /// The model's prediction for the same transport class and kernel profile, when a
+    /// non-model backend reports (so observation and prediction sit side by side).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<Verdict>,
+    pub evidence: Evidence,
+}
+
+impl Finding {
+    /// The verdict matches the expectation (and the prediction, where there is one).
+    pub fn agrees(&self) -> bool {
+        self.verdict == self.expected && self.predicted.is_none_or(|p| p == self.verdict)
+    }
+}
+
+/// What backs a verdict.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// One sentence.
+    pub detail: String,
+    /// Counterexample or recorded run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Trace>,
+    /// Backend-specific numbers (states explored, bytes, corrupt words, seed, …).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub counts: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The top-level JSON object of every command's `--json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub results: Vec<Finding>,
+}
+
+impl Results {
+    /// Findings whose verdict contradicts the expectation or the prediction.
+    pub fn contradictions(&self) -> impl Iterator<Item = &Finding> {
+        self.results.iter().filter(|f| !f.agrees())
+    }
+
+    /// The command's exit status: 0 when every verdict is as expected, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        if self.contradictions().next().is_none() {
+            0
+        } else {
+            1
+        }
+    }
+}
