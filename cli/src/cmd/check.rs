@@ -1,0 +1,219 @@
+//! `zcsafe check`: every selected policy × transport class, judged by an exhaustive
+//! check of the kernel model, with the shortest counterexample under each unsafe verdict.
+
+use crate::table;
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+use zcsafe_model::{check, render, CheckOptions, Scenario};
+use zcsafe_policy::{Evidence, Finding, Profile, Results, TransportClass, Verdict};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Policies to check (repeat or comma-separate; `zcsafe policies` lists them).
+    #[arg(long = "policy", short = 'p', value_name = "NAME")]
+    policies: Vec<String>,
+    /// Check every policy (the default when no --policy is given).
+    #[arg(long, conflicts_with = "policies")]
+    all: bool,
+    /// Transport class: local (loopback, veth: the peer socket keeps the pages),
+    /// remote (a real NIC: the device reads them), or all.
+    #[arg(long, short = 't', default_value = "all", value_parser = ["local", "remote", "all"])]
+    transport: String,
+    /// Kernel profile: a built-in name (classic, copying-splice) or a JSON file written
+    /// by `zcsafe probe --json`.
+    #[arg(long, default_value = "classic", value_name = "NAME|FILE")]
+    profile: String,
+    /// Print one JSON object with a `results` array instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Leave out the counterexample timelines.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+}
+
+/// Overrides of the standard scenario (sizes in pages).
+#[derive(clap::Args)]
+pub struct ScenarioArgs {
+    /// Stream length in pages.
+    #[arg(long, value_name = "PAGES")]
+    stream: Option<u64>,
+    /// User buffer size in pages (two chunks by default).
+    #[arg(long, value_name = "PAGES")]
+    buffer: Option<u64>,
+    /// Send buffer in pages.
+    #[arg(long, value_name = "PAGES")]
+    sndbuf: Option<u64>,
+    /// Peer receive buffer in pages.
+    #[arg(long, value_name = "PAGES")]
+    rcvbuf: Option<u64>,
+    /// Segments the network may drop.
+    #[arg(long)]
+    losses: Option<u8>,
+    /// Retransmission timeouts that may fire although nothing was lost.
+    #[arg(long)]
+    spurious_rto: Option<u8>,
+    /// Width of the MSG_ZEROCOPY counter (32 on real kernels; small to reach wrap).
+    #[arg(long, value_name = "BITS")]
+    zc_id_bits: Option<u8>,
+    /// Give up beyond this many states.
+    #[arg(long, default_value_t = 20_000_000)]
+    max_states: usize,
+}
+
+impl ScenarioArgs {
+    fn apply(&self, s: &mut Scenario) {
+        let (g, c) = (&mut s.geometry, &mut s.config);
+        g.stream = self.stream.unwrap_or(g.stream);
+        g.buffer = self.buffer.unwrap_or(g.buffer);
+        g.zc_id_bits = self.zc_id_bits.unwrap_or(g.zc_id_bits);
+        c.sndbuf = self.sndbuf.unwrap_or(c.sndbuf);
+        c.rcvbuf = self.rcvbuf.unwrap_or(c.rcvbuf);
+        c.losses = self.losses.unwrap_or(c.losses);
+        c.spurious_rto = self.spurious_rto.unwrap_or(c.spurious_rto);
+    }
+}
+
+/// A built-in profile name, or a JSON file holding a profile (alone or under "profile").
+pub fn load_profile(spec: &str) -> Result<Profile> {
+    if let Some(p) = Profile::by_name(spec) {
+        return Ok(p);
+    }
+    let path = Path::new(spec);
+    if !path.exists() {
+        let names: Vec<String> = Profile::builtin().into_iter().map(|p| p.name).collect();
+        bail!(
+            "no profile {spec:?}: use a built-in one ({}) or a JSON file from `zcsafe probe --json`",
+            names.join(", ")
+        );
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {spec}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{spec} is not JSON"))?;
+    let value = value.get("profile").cloned().unwrap_or(value);
+    serde_json::from_value(value).with_context(|| format!("{spec} does not hold a kernel profile"))
+}
+
+pub fn transports(spec: &str) -> Vec<TransportClass> {
+    match spec {
+        "all" => TransportClass::ALL.to_vec(),
+        t => TransportClass::from_name(t).into_iter().collect(),
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let entries = super::select_policies(&args.policies)?;
+    let profile = load_profile(&args.profile)?;
+    let opts = CheckOptions {
+        max_states: args.scenario.max_states,
+    };
+    let started = Instant::now();
+    let mut results = Results::default();
+    let mut states = 0usize;
+    let mut scenario_line = String::new();
+    for t in transports(&args.transport) {
+        let mut scenario = Scenario::standard(t, profile.clone());
+        args.scenario.apply(&mut scenario);
+        scenario
+            .validate()
+            .context("the scenario options do not describe a runnable model")?;
+        scenario_line = describe(&scenario);
+        for e in &entries {
+            let expected = e.expect(t, &profile);
+            let mut finding = Finding {
+                policy: e.name.into(),
+                transport: t.name().into(),
+                backend: "model".into(),
+                kernel: None,
+                verdict: Verdict::Error,
+                expected: expected.verdict,
+                expected_why: expected.why.into(),
+                predicted: None,
+                evidence: Evidence::default(),
+            };
+            match e.build(&scenario.geometry) {
+                Err(err) => finding.evidence.detail = format!("cannot build the policy: {err}"),
+                Ok(policy) => {
+                    let report = check(policy, &scenario, &opts)
+                        .with_context(|| format!("checking {} / {t}", e.name))?;
+                    states += report.states;
+                    finding.verdict = report.verdict;
+                    finding.evidence.detail = report.detail;
+                    finding.evidence.trace = report.trace.map(|mut tr| {
+                        tr.policy = e.name.into();
+                        tr
+                    });
+                    let c = &mut finding.evidence.counts;
+                    c.insert("states".into(), report.states.into());
+                    c.insert("transitions".into(), report.transitions.into());
+                    c.insert("complete_states".into(), report.complete_states.into());
+                    c.insert(
+                        "elapsed_ms".into(),
+                        (report.elapsed.as_secs_f64() * 1e3).into(),
+                    );
+                }
+            }
+            results.results.push(finding);
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print_human(
+            &results,
+            &profile,
+            &scenario_line,
+            states,
+            started.elapsed().as_secs_f64(),
+            args.quiet,
+        );
+    }
+    Ok(ExitCode::from(results.exit_code()))
+}
+
+fn describe(s: &Scenario) -> String {
+    let (g, c) = (&s.geometry, &s.config);
+    format!(
+        "{} stream pages, {}-page buffer, {}-page pipe, sndbuf {}, rcvbuf {}, cwnd {}, {} loss(es), {} spurious RTO(s), {}-bit zerocopy counter",
+        g.stream, g.buffer, g.pipe, c.sndbuf, c.rcvbuf, c.cwnd, c.losses, c.spurious_rto, g.zc_id_bits
+    )
+}
+
+fn print_human(
+    results: &Results,
+    profile: &Profile,
+    scenario: &str,
+    states: usize,
+    secs: f64,
+    quiet: bool,
+) {
+    println!(
+        "zcsafe check: exhaustive model check, kernel profile {}",
+        profile.name
+    );
+    println!("scenario: {scenario}\n");
+    print!("{}", table::render(results));
+    let n = results.results.len();
+    let bad = results.contradictions().count();
+    println!(
+        "\n{n} verdicts, {} as expected, {bad} contradiction(s); {states} states explored in {secs:.2} s",
+        n - bad
+    );
+    let loud = table::contradictions(results);
+    if !loud.is_empty() {
+        println!("\n{loud}");
+    }
+    if quiet {
+        return;
+    }
+    for f in &results.results {
+        let Some(trace) = &f.evidence.trace else {
+            continue;
+        };
+        println!("\n── {} / {}: {} ──", f.policy, f.transport, f.verdict);
+        print!("{}", render(trace));
+    }
+}

@@ -1,0 +1,47 @@
+//! `zcsafe`: when may user space overwrite a buffer it handed to the kernel?
+//!
+//! Each subcommand lives in `cmd/`; this file only parses and dispatches. Exit status
+//! everywhere: 0 when every verdict is as expected, 1 when any contradicts its
+//! expectation, 2 for a usage or environment error.
+
+mod cmd;
+mod table;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Find buffer-reuse bugs in Linux zero-copy send paths.
+///
+/// zcsafe runs one implementation of each buffer-reuse policy (copy, vmsplice double
+/// buffer, SIOCOUTQ drain, MSG_ZEROCOPY completions, io_uring SEND_ZC, sendfile, …)
+/// against a formal model of the kernel, and reports which policies let the receiver see
+/// bytes written after the send — with the shortest counterexample.
+#[derive(Parser)]
+#[command(name = "zcsafe", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the reuse policies zcsafe knows, one line each.
+    Policies(cmd::policies::Args),
+    /// Judge policies by an exhaustive check of the kernel model.
+    Check(cmd::check::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Policies(args) => cmd::policies::run(args),
+        Command::Check(args) => cmd::check::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("zcsafe: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
