@@ -7,13 +7,26 @@ fn main() {
     let transports: Vec<Transport> = if names.is_empty() {
         vec![Transport::Loopback]
     } else {
-        names.iter().map(|n| Transport::parse(n, 5, 50_000).expect("transport")).collect()
+        names
+            .iter()
+            .map(|n| Transport::parse(n, 5, 50_000).expect("transport"))
+            .collect()
     };
-    let repeat = std::env::var("REPEAT").ok().and_then(|r| r.parse().ok()).unwrap_or(1);
+    let repeat = std::env::var("REPEAT")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
     let only = std::env::var("ONLY").unwrap_or_default();
-    for e in zcsafe_policies::catalogue().into_iter().filter(|e| only.is_empty() || e.name.contains(only.as_str())) {
+    for e in zcsafe_policies::catalogue()
+        .into_iter()
+        .filter(|e| only.is_empty() || e.name.contains(only.as_str()))
+    {
         for &t in &transports {
-            let opts = RunOptions { transport: t, repeat, ..RunOptions::default() };
+            let opts = RunOptions {
+                transport: t,
+                repeat,
+                ..RunOptions::default()
+            };
             let t0 = std::time::Instant::now();
             match try_run_policy(|g| e.build(g), e.name, &opts) {
                 Ok(r) => println!(
@@ -21,7 +34,9 @@ fn main() {
                     e.name,
                     t.label(),
                     r.verdict.name(),
-                    e.expect(t.class(), &zcsafe_policy::Profile::classic()).verdict.name(),
+                    e.expect(t.class(), &zcsafe_policy::Profile::classic())
+                        .verdict
+                        .name(),
                     t0.elapsed().as_millis(),
                     r.evidence.detail
                 ),

@@ -30,7 +30,10 @@ pub struct SockExtendedErr {
 pub enum ErrqueueRead {
     Notification(ZcNotification),
     /// A queued error of another origin (ICMP, timestamps): skipped.
-    Other { origin: u8, errno: u32 },
+    Other {
+        origin: u8,
+        errno: u32,
+    },
     /// Nothing queued (`EAGAIN`).
     Empty,
 }
@@ -38,7 +41,7 @@ pub enum ErrqueueRead {
 /// One non-blocking `recvmsg(MSG_ERRQUEUE)`.
 pub fn read_one(fd: RawFd) -> std::io::Result<ErrqueueRead> {
     let mut control = [0u64; 16]; // 128 bytes, aligned for cmsghdr
-    // SAFETY: msghdr with no data buffer and a control buffer we own.
+                                  // SAFETY: msghdr with no data buffer and a control buffer we own.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
     msg.msg_controllen = std::mem::size_of_val(&control) as _;

@@ -48,7 +48,11 @@ pub struct Executor {
 }
 
 fn errno_name(e: i32) -> String {
-    format!("{} ({})", Errno::from_raw(e), std::io::Error::from_raw_os_error(e))
+    format!(
+        "{} ({})",
+        Errno::from_raw(e),
+        std::io::Error::from_raw_os_error(e)
+    )
 }
 
 impl Executor {
@@ -149,8 +153,8 @@ impl Executor {
             Op::Fill { buf, stream: at } => {
                 let (off, len) = self.region(buf)?;
                 let ps = self.g.page;
-                if let Some(p) = (buf.offset / ps..buf.end().div_ceil(ps))
-                    .find(|&p| !self.mapped[p as usize])
+                if let Some(p) =
+                    (buf.offset / ps..buf.end().div_ceil(ps)).find(|&p| !self.mapped[p as usize])
                 {
                     return Err(Performed::Failed(format!(
                         "policy filled buf{buf}, but page {p} is unmapped"
@@ -168,7 +172,8 @@ impl Executor {
                 let ptr = self.buf.slice_mut(off, len).as_ptr();
                 loop {
                     // SAFETY: sends from our mapping.
-                    let r = unsafe { libc::send(self.fd(), ptr as *const libc::c_void, len, flags) };
+                    let r =
+                        unsafe { libc::send(self.fd(), ptr as *const libc::c_void, len, flags) };
                     if r >= 0 {
                         return ok(Outcome::Done(r as u64));
                     }
@@ -187,7 +192,9 @@ impl Executor {
             Op::EnableZerocopy => {
                 match sys::set_int_opt(self.fd(), libc::SOL_SOCKET, libc::SO_ZEROCOPY, 1) {
                     Ok(()) => ok(Outcome::Ok),
-                    Err(e) => Ok(self.err("setsockopt(SO_ZEROCOPY)", e.raw_os_error().unwrap_or(0))),
+                    Err(e) => {
+                        Ok(self.err("setsockopt(SO_ZEROCOPY)", e.raw_os_error().unwrap_or(0)))
+                    }
                 }
             }
             Op::Vmsplice { buf, gift } => {
@@ -214,7 +221,11 @@ impl Executor {
                 // SAFETY: one iovec into our mapping.
                 let r = unsafe { libc::vmsplice(w, &iov, 1, flags) };
                 if r < 0 {
-                    let what = if gift { "vmsplice(SPLICE_F_GIFT)" } else { "vmsplice" };
+                    let what = if gift {
+                        "vmsplice(SPLICE_F_GIFT)"
+                    } else {
+                        "vmsplice"
+                    };
                     return Ok(self.err(what, sys::errno()));
                 }
                 ok(Outcome::Done(r as u64))
@@ -267,7 +278,9 @@ impl Executor {
                 loop {
                     let v = match sys::siocoutq(self.fd()) {
                         Ok(v) => v,
-                        Err(e) => return Ok(self.err("ioctl(SIOCOUTQ)", e.raw_os_error().unwrap_or(0))),
+                        Err(e) => {
+                            return Ok(self.err("ioctl(SIOCOUTQ)", e.raw_os_error().unwrap_or(0)))
+                        }
                     };
                     // The polling contract of Op::Siocoutq: answer only a changed value.
                     if self.last_siocoutq != Some(v) {
@@ -293,10 +306,9 @@ impl Executor {
                         Ok(ErrqueueRead::Empty) if !block => return ok(Outcome::Zc(None)),
                         Ok(ErrqueueRead::Empty) => {}
                         Err(e) => {
-                            return Ok(self.err(
-                                "recvmsg(MSG_ERRQUEUE)",
-                                e.raw_os_error().unwrap_or(0),
-                            ))
+                            return Ok(
+                                self.err("recvmsg(MSG_ERRQUEUE)", e.raw_os_error().unwrap_or(0))
+                            )
                         }
                     }
                     // poll with no events still reports POLLERR: `tcp_poll` sets it while
@@ -399,7 +411,9 @@ impl Executor {
                 stream: at,
             } => {
                 let Some((_, f)) = self.files.get(&file) else {
-                    return Err(Performed::Failed(format!("policy wrote file{file}, which does not exist")));
+                    return Err(Performed::Failed(format!(
+                        "policy wrote file{file}, which does not exist"
+                    )));
                 };
                 let mut data = vec![0u8; region.len as usize];
                 stream::fill(&mut data, at, self.seed);
@@ -410,13 +424,16 @@ impl Executor {
             }
             Op::Sendfile { file, region } => {
                 let Some((_, f)) = self.files.get(&file) else {
-                    return Err(Performed::Failed(format!("policy sent file{file}, which does not exist")));
+                    return Err(Performed::Failed(format!(
+                        "policy sent file{file}, which does not exist"
+                    )));
                 };
                 let ffd = f.as_raw_fd();
                 let mut off = region.offset as libc::off_t;
                 loop {
                     // SAFETY: sendfile from our file to our socket.
-                    let n = unsafe { libc::sendfile(self.fd(), ffd, &mut off, region.len as usize) };
+                    let n =
+                        unsafe { libc::sendfile(self.fd(), ffd, &mut off, region.len as usize) };
                     if n >= 0 {
                         return ok(Outcome::Done(n as u64));
                     }
@@ -434,7 +451,9 @@ impl Executor {
             }
             Op::RemoveFile { file } => {
                 let Some((path, f)) = self.files.remove(&file) else {
-                    return Err(Performed::Failed(format!("policy removed file{file}, which does not exist")));
+                    return Err(Performed::Failed(format!(
+                        "policy removed file{file}, which does not exist"
+                    )));
                 };
                 drop(f);
                 let _ = std::fs::remove_file(path);
@@ -472,9 +491,9 @@ impl Executor {
                 ok(Outcome::Ok)
             }
             Op::WaitAppAck { beyond } => self.wait_app_ack(beyond),
-            Op::Finish | Op::Abort(_) => Err(Performed::Failed(format!(
-                "{op} reached the executor"
-            ))),
+            Op::Finish | Op::Abort(_) => {
+                Err(Performed::Failed(format!("{op} reached the executor")))
+            }
         }
     }
 
@@ -525,7 +544,12 @@ impl Executor {
         loop {
             // SAFETY: receives into a stack buffer.
             let n = unsafe {
-                libc::recv(self.fd(), b.as_mut_ptr() as *mut libc::c_void, b.len(), libc::MSG_DONTWAIT)
+                libc::recv(
+                    self.fd(),
+                    b.as_mut_ptr() as *mut libc::c_void,
+                    b.len(),
+                    libc::MSG_DONTWAIT,
+                )
             };
             if n == 0 {
                 self.ack_eof = true;

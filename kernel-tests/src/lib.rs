@@ -10,6 +10,7 @@
 pub mod error;
 pub mod errqueue;
 pub mod executor;
+pub mod external;
 pub mod netns;
 pub mod probe;
 pub mod receiver;
@@ -20,6 +21,7 @@ pub mod uring;
 pub mod veth;
 
 pub use error::KernelError;
+pub use external::{run_external, ExternalOptions, ExternalOutcome, ExternalReport};
 pub use probe::{probe, ProbeReport};
 pub use receiver::{receive, ReadSchedule, ReaderSpeed, Received, ReceiverOptions};
 pub use run::{default_geometry, run_policy, try_run_policy, Evidence, RunOptions, RunReport};

@@ -59,7 +59,11 @@ fn read_exact_timeout(fd: RawFd, buf: &mut [u8]) -> std::io::Result<()> {
         }
         // SAFETY: reads into the rest of buf.
         let n = unsafe {
-            libc::read(fd, buf[got..].as_mut_ptr() as *mut libc::c_void, buf.len() - got)
+            libc::read(
+                fd,
+                buf[got..].as_mut_ptr() as *mut libc::c_void,
+                buf.len() - got,
+            )
         };
         if n <= 0 {
             return Err(if n == 0 {
@@ -159,7 +163,10 @@ fn sendfile_experiment() -> Result<&'static str, String> {
     // SAFETY: sendfile from our file to our socket.
     let n = unsafe { libc::sendfile(tx.as_raw_fd(), f.as_raw_fd(), &mut off, PAGE) };
     if n != PAGE as isize {
-        return Err(format!("sendfile returned {n}: {}", io_text(&std::io::Error::last_os_error())));
+        return Err(format!(
+            "sendfile returned {n}: {}",
+            io_text(&std::io::Error::last_os_error())
+        ));
     }
     wait_queued(&rx, PAGE as u64)?;
     f.write_all_at(&[b'B'; PAGE], 0)
@@ -181,10 +188,18 @@ fn zerocopy_experiment(addr: SocketAddr) -> Result<Value, String> {
     m.slice_mut(0, PAGE).fill(b'A');
     // SAFETY: sends our page.
     let n = unsafe {
-        libc::send(tx.as_raw_fd(), m.ptr as *const libc::c_void, PAGE, libc::MSG_ZEROCOPY)
+        libc::send(
+            tx.as_raw_fd(),
+            m.ptr as *const libc::c_void,
+            PAGE,
+            libc::MSG_ZEROCOPY,
+        )
     };
     if n < 0 {
-        return Err(format!("send(MSG_ZEROCOPY): {}", io_text(&std::io::Error::last_os_error())));
+        return Err(format!(
+            "send(MSG_ZEROCOPY): {}",
+            io_text(&std::io::Error::last_os_error())
+        ));
     }
     let deadline = Instant::now() + WAIT;
     let note = loop {
@@ -239,7 +254,11 @@ fn uring_send_once() -> Result<Value, String> {
     let mut cqes = Vec::new();
     for _attempt in 0..2 {
         let e = opcode::SendZc::new(types::Fd(tx.as_raw_fd()), m.ptr, PAGE as u32)
-            .zc_flags(if report_usage { IORING_SEND_ZC_REPORT_USAGE } else { 0 })
+            .zc_flags(if report_usage {
+                IORING_SEND_ZC_REPORT_USAGE
+            } else {
+                0
+            })
             .build()
             .user_data(1);
         // SAFETY: the page stays mapped until this function returns, after the NOTIF.
@@ -251,7 +270,9 @@ fn uring_send_once() -> Result<Value, String> {
             let got: Vec<_> = ring.completion().map(|c| (c.result(), c.flags())).collect();
             cqes.extend(got);
             let done = cqes.iter().any(|&(_, f)| io_uring::cqueue::notif(f))
-                || cqes.iter().any(|&(r, f)| r < 0 || !io_uring::cqueue::more(f));
+                || cqes
+                    .iter()
+                    .any(|&(r, f)| r < 0 || !io_uring::cqueue::more(f));
             if done || Instant::now() > deadline {
                 break;
             }
@@ -281,24 +302,23 @@ pub fn probe() -> ProbeReport {
     let splice_file = file_splice_experiment();
     let sendfile = sendfile_experiment();
     let zc_lo = zerocopy_experiment("127.0.0.1:0".parse().expect("addr"));
-    let zc_veth: Value = if crate::veth::unavailable(&Transport::Veth).is_none()
-        && find_tool("ip").is_some()
-    {
-        match Network::setup(Transport::Veth) {
-            Ok(net) => {
-                let addr = SocketAddr::new(net.host.into(), 0);
-                // Both ends in the receiver namespace would be loopback again: build the
-                // listener there and connect from the sender's side.
-                match veth_zerocopy(&net, addr) {
-                    Ok(v) => v,
-                    Err(e) => json!({ "error": e }),
+    let zc_veth: Value =
+        if crate::veth::unavailable(&Transport::Veth).is_none() && find_tool("ip").is_some() {
+            match Network::setup(Transport::Veth) {
+                Ok(net) => {
+                    let addr = SocketAddr::new(net.host.into(), 0);
+                    // Both ends in the receiver namespace would be loopback again: build the
+                    // listener there and connect from the sender's side.
+                    match veth_zerocopy(&net, addr) {
+                        Ok(v) => v,
+                        Err(e) => json!({ "error": e }),
+                    }
                 }
+                Err(e) => json!({ "error": e.to_string() }),
             }
-            Err(e) => json!({ "error": e.to_string() }),
-        }
-    } else {
-        json!({ "skipped": "needs root and ip" })
-    };
+        } else {
+            json!({ "skipped": "needs root and ip" })
+        };
     let uring = uring_experiment();
     let res = |r: &Result<&'static str, String>| match r {
         Ok(s) => json!(s),
@@ -362,7 +382,12 @@ fn veth_zerocopy(net: &Network, addr: SocketAddr) -> Result<Value, String> {
     m.slice_mut(0, PAGE).fill(b'A');
     // SAFETY: sends our page.
     let n = unsafe {
-        libc::send(tx.as_raw_fd(), m.ptr as *const libc::c_void, PAGE, libc::MSG_ZEROCOPY)
+        libc::send(
+            tx.as_raw_fd(),
+            m.ptr as *const libc::c_void,
+            PAGE,
+            libc::MSG_ZEROCOPY,
+        )
     };
     if n < 0 {
         return Err(io_text(&std::io::Error::last_os_error()));

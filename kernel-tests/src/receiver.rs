@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use zcsafe_policy::stream;
 
@@ -195,10 +196,9 @@ impl Received {
     /// A short or over-long stream, in words.
     pub fn length_problem(&self) -> Option<String> {
         match self.expected {
-            Some(e) if self.bytes < e => Some(format!(
-                "short stream: {} of {e} bytes arrived",
-                self.bytes
-            )),
+            Some(e) if self.bytes < e => {
+                Some(format!("short stream: {} of {e} bytes arrived", self.bytes))
+            }
             Some(e) if self.bytes > e => Some(format!(
                 "over-long stream: {} bytes, {e} expected",
                 self.bytes
@@ -218,7 +218,9 @@ impl Received {
             );
             match (self.meant_for, self.reused_early_by()) {
                 (Some(m), Some(n)) => {
-                    s += &format!(" carrying the bytes meant for {m} (buffer reused {n} bytes too early)")
+                    s += &format!(
+                        " carrying the bytes meant for {m} (buffer reused {n} bytes too early)"
+                    )
                 }
                 (Some(m), None) => s += &format!(" carrying the bytes meant for {m}"),
                 _ => s += " (not stream bytes)",
@@ -284,6 +286,16 @@ pub fn listen(addr: SocketAddr) -> Result<TcpListener, KernelError> {
 
 /// Accepts one connection and verifies the stream on it.
 pub fn serve_one(listener: &TcpListener, opts: &ReceiverOptions) -> Received {
+    serve_one_until(listener, opts, &AtomicBool::new(false))
+}
+
+/// [`serve_one`] that stops waiting for a connection once `cancel` is set (the sender
+/// program exited without connecting).
+pub fn serve_one_until(
+    listener: &TcpListener,
+    opts: &ReceiverOptions,
+    cancel: &AtomicBool,
+) -> Received {
     let start = Instant::now();
     let deadline = start + opts.accept_timeout;
     let nothing = |end, error: Option<String>| Received {
@@ -297,10 +309,16 @@ pub fn serve_one(listener: &TcpListener, opts: &ReceiverOptions) -> Received {
         elapsed_ms: start.elapsed().as_millis() as u64,
         log: Vec::new(),
     };
-    match crate::sys::poll_until(listener.as_raw_fd(), libc::POLLIN, deadline) {
-        Ok(Some(_)) => {}
-        Ok(None) => return nothing(StreamEnd::NoConnection, None),
-        Err(e) => return nothing(StreamEnd::Failed, Some(format!("poll: {e}"))),
+    loop {
+        let slice = deadline.min(Instant::now() + Duration::from_millis(50));
+        match crate::sys::poll_until(listener.as_raw_fd(), libc::POLLIN, slice) {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() >= deadline || cancel.load(Ordering::Relaxed) => {
+                return nothing(StreamEnd::NoConnection, None)
+            }
+            Ok(None) => {}
+            Err(e) => return nothing(StreamEnd::Failed, Some(format!("poll: {e}"))),
+        }
     }
     match listener.accept() {
         Ok((s, _)) => receive_on(s, opts),

@@ -37,7 +37,11 @@ pub(crate) fn ms_left(deadline: Instant) -> i32 {
 
 /// Waits until `fd` reports one of `events` (or POLLERR/POLLHUP). Returns the revents,
 /// or `None` on timeout.
-pub(crate) fn poll_until(fd: RawFd, events: i16, deadline: Instant) -> std::io::Result<Option<i16>> {
+pub(crate) fn poll_until(
+    fd: RawFd,
+    events: i16,
+    deadline: Instant,
+) -> std::io::Result<Option<i16>> {
     loop {
         let mut p = libc::pollfd {
             fd,
@@ -102,7 +106,6 @@ pub(crate) fn set_timeout_opt(fd: RawFd, name: i32, d: Duration) -> std::io::Res
         Ok(())
     }
 }
-
 
 /// `pipe2(O_CLOEXEC)`.
 pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), KernelError> {

@@ -119,10 +119,7 @@ impl ZcRing {
                 if !notif {
                     if res >= 0 {
                         self.none_succeeded = false;
-                    } else if self.report_usage
-                        && self.none_succeeded
-                        && res == -libc::EINVAL
-                    {
+                    } else if self.report_usage && self.none_succeeded && res == -libc::EINVAL {
                         // A kernel before 6.2 refuses REPORT_USAGE: resubmit without it.
                         self.report_usage = false;
                         if let Some(s) = self.inflight.get(&ud).copied() {

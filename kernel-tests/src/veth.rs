@@ -31,10 +31,16 @@ pub fn unavailable(transport: &Transport) -> Option<String> {
         return None;
     }
     if !crate::sys::is_root() {
-        return Some(format!("{} needs root (network namespaces)", transport.name()));
+        return Some(format!(
+            "{} needs root (network namespaces)",
+            transport.name()
+        ));
     }
     if find_tool("ip").is_none() {
-        return Some(format!("{} needs `ip` (Debian package iproute2)", transport.name()));
+        return Some(format!(
+            "{} needs `ip` (Debian package iproute2)",
+            transport.name()
+        ));
     }
     match transport {
         Transport::VethLossy { .. } if find_tool("nft").is_none() => Some(
@@ -69,15 +75,32 @@ impl Network {
         let (sn, rn) = (s.name().to_string(), r.name().to_string());
         run_cmd(
             &[
-                "ip", "-n", &sn, "link", "add", SENDER_DEV, "type", "veth", "peer", "name",
-                RECEIVER_DEV, "netns", &rn,
+                "ip",
+                "-n",
+                &sn,
+                "link",
+                "add",
+                SENDER_DEV,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                RECEIVER_DEV,
+                "netns",
+                &rn,
             ],
             None,
         )?;
         let s_cidr = format!("{SENDER_ADDR}/30");
         let r_cidr = format!("{RECEIVER_ADDR}/30");
-        run_cmd(&["ip", "-n", &sn, "addr", "add", &s_cidr, "dev", SENDER_DEV], None)?;
-        run_cmd(&["ip", "-n", &rn, "addr", "add", &r_cidr, "dev", RECEIVER_DEV], None)?;
+        run_cmd(
+            &["ip", "-n", &sn, "addr", "add", &s_cidr, "dev", SENDER_DEV],
+            None,
+        )?;
+        run_cmd(
+            &["ip", "-n", &rn, "addr", "add", &r_cidr, "dev", RECEIVER_DEV],
+            None,
+        )?;
         run_cmd(&["ip", "-n", &sn, "link", "set", SENDER_DEV, "up"], None)?;
         run_cmd(&["ip", "-n", &rn, "link", "set", RECEIVER_DEV, "up"], None)?;
         match transport {
@@ -89,8 +112,8 @@ impl Network {
                 let rate = format!("{rate_kbit}kbit");
                 run_cmd(
                     &[
-                        "tc", "-n", &sn, "qdisc", "add", "dev", SENDER_DEV, "root", "tbf",
-                        "rate", &rate, "burst", "128kb", "latency", "500ms",
+                        "tc", "-n", &sn, "qdisc", "add", "dev", SENDER_DEV, "root", "tbf", "rate",
+                        &rate, "burst", "128kb", "latency", "500ms",
                     ],
                     None,
                 )?;
@@ -105,7 +128,10 @@ impl Network {
                 let script = format!(
                     "table netdev zcsafe {{\n  chain wire {{\n    type filter hook ingress device \"{RECEIVER_DEV}\" priority 0;\n    ip protocol tcp tcp flags & (syn | fin | rst) == 0 numgen random mod 100 < {loss_pct} counter drop\n  }}\n}}\n"
                 );
-                run_cmd(&["ip", "netns", "exec", &rn, "nft", "-f", "-"], Some(&script))?;
+                run_cmd(
+                    &["ip", "netns", "exec", &rn, "nft", "-f", "-"],
+                    Some(&script),
+                )?;
             }
             _ => {}
         }
@@ -145,7 +171,9 @@ impl Network {
         };
         let rn = self.receiver.as_ref()?.name().to_string();
         let out = run_cmd(
-            &["ip", "netns", "exec", &rn, "nft", "list", "table", "netdev", "zcsafe"],
+            &[
+                "ip", "netns", "exec", &rn, "nft", "list", "table", "netdev", "zcsafe",
+            ],
             None,
         )
         .ok()?;

@@ -78,7 +78,10 @@ fn sigkill_leaves_namespaces_that_the_next_run_removes() {
         return;
     }
     let (mut child, names) = start_holder();
-    assert!(names.iter().all(|n| exists(n)), "helper's {names:?} missing");
+    assert!(
+        names.iter().all(|n| exists(n)),
+        "helper's {names:?} missing"
+    );
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
     assert!(

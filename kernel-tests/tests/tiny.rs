@@ -61,7 +61,12 @@ fn msg_zerocopy_reused_at_once_is_corrupt_over_veth() {
 
 #[test]
 fn splice_after_siocoutq_zero_is_corrupt_over_loopback() {
-    expect(Scheme::SpliceDrain, Transport::Loopback, 14, Verdict::Corrupt);
+    expect(
+        Scheme::SpliceDrain,
+        Transport::Loopback,
+        14,
+        Verdict::Corrupt,
+    );
 }
 
 #[test]

@@ -1,0 +1,250 @@
+//! External mode: any sender program, in any language, that sends the stream pattern.
+//!
+//! The command runs through `sh -c` inside the sender's namespace with `{host}` and
+//! `{port}` replaced (and `ZCSAFE_HOST`, `ZCSAFE_PORT`, `ZCSAFE_SEED` in its environment);
+//! it must connect, send the stream and close. The receiver judges the bytes.
+
+use crate::error::KernelError;
+use crate::receiver::{self, ReaderSpeed, Received, ReceiverOptions, StreamEnd};
+use crate::transport::Transport;
+use crate::veth::Network;
+use serde::Serialize;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Options of an external run.
+#[derive(Clone, Debug)]
+pub struct ExternalOptions {
+    pub transport: Transport,
+    pub seed: u64,
+    pub reader: ReaderSpeed,
+    /// Exact stream length expected; `None` accepts any non-empty stream.
+    pub expect: Option<u64>,
+    /// Write consumed-byte counts back (for senders that use application ACKs).
+    pub app_ack: bool,
+    /// The sender must have exited by then.
+    pub timeout: Duration,
+}
+
+impl Default for ExternalOptions {
+    fn default() -> Self {
+        ExternalOptions {
+            transport: Transport::Loopback,
+            seed: 0,
+            reader: ReaderSpeed::Slow,
+            expect: None,
+            app_ack: false,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The three answers of an external run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExternalOutcome {
+    /// Every byte arrived as the stream pattern says (exit 0).
+    Intact,
+    /// The receiver saw bytes written after they were handed to the kernel (exit 1).
+    Corrupted,
+    /// The run itself failed: sender exit status, no connection, timeout (exit 2).
+    Failed,
+}
+
+/// What happened to the external sender's stream.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExternalReport {
+    pub outcome: ExternalOutcome,
+    pub detail: String,
+    pub command: String,
+    pub transport: String,
+    pub received: Received,
+    /// `reused_early_by` of the first wrong word, if any.
+    pub reused_early_by: Option<u64>,
+    pub sender_exit: Option<i32>,
+    pub sender_timed_out: bool,
+    /// The last lines the sender wrote to stderr.
+    pub sender_stderr_tail: String,
+    pub seed: u64,
+    pub reader: String,
+    pub elapsed_ms: u64,
+}
+
+impl ExternalReport {
+    /// 0 intact, 1 corrupted, 2 failed.
+    pub fn exit_code(&self) -> i32 {
+        match self.outcome {
+            ExternalOutcome::Intact => 0,
+            ExternalOutcome::Corrupted => 1,
+            ExternalOutcome::Failed => 2,
+        }
+    }
+}
+
+const TAIL: usize = 4096;
+
+/// Runs `cmd` as the sender over `opts.transport` and judges what it sent.
+pub fn run_external(cmd: &str, opts: &ExternalOptions) -> Result<ExternalReport, KernelError> {
+    if cmd.trim().is_empty() {
+        return Err(KernelError::Usage("the external command is empty".into()));
+    }
+    let start = Instant::now();
+    let net = Network::setup(opts.transport)?;
+    let host = net.host;
+    let listener = net.in_receiver(|| receiver::listen(SocketAddr::new(host.into(), 0)))??;
+    let port = listener
+        .local_addr()
+        .map_err(|e| KernelError::io("getsockname", e))?
+        .port();
+    let command = cmd
+        .replace("{host}", &host.to_string())
+        .replace("{port}", &port.to_string());
+    let ropts = ReceiverOptions {
+        seed: opts.seed,
+        expect: opts.expect,
+        reader: opts.reader,
+        app_ack: opts.app_ack,
+        idle_timeout: opts.timeout,
+        accept_timeout: opts.timeout,
+    };
+    let ns_fd = net.sender_ns().map(|ns| ns.open()).transpose()?;
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c")
+        .arg(&command)
+        .env("ZCSAFE_HOST", host.to_string())
+        .env("ZCSAFE_PORT", port.to_string())
+        .env("ZCSAFE_SEED", opts.seed.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(fd) = &ns_fd {
+        let raw = fd.as_raw_fd();
+        // SAFETY: setns is async-signal-safe; runs in the child between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::setns(raw, libc::CLONE_NEWNET) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let cancel = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let rx = s.spawn(|| receiver::serve_one_until(&listener, &ropts, &cancel));
+        let mut child = match c.spawn() {
+            Ok(ch) => ch,
+            Err(e) => {
+                cancel.store(true, Ordering::Relaxed);
+                let _ = rx.join();
+                return Err(KernelError::io(format!("starting `{command}`"), e));
+            }
+        };
+        let tail = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let mut err = child.stderr.take().expect("piped");
+        let tail2 = Arc::clone(&tail);
+        let reader = s.spawn(move || {
+            let mut b = [0u8; 1024];
+            while let Ok(n) = err.read(&mut b) {
+                if n == 0 {
+                    break;
+                }
+                let mut t = tail2.lock().unwrap_or_else(|p| p.into_inner());
+                t.extend_from_slice(&b[..n]);
+                let excess = t.len().saturating_sub(TAIL);
+                t.drain(..excess);
+            }
+        });
+        let deadline = start + opts.timeout;
+        let mut timed_out = false;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break Some(st),
+                Ok(None) if Instant::now() >= deadline => {
+                    timed_out = true;
+                    // SAFETY: kills the child's own process group.
+                    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                    break child.wait().ok();
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(_) => break None,
+            }
+        };
+        cancel.store(true, Ordering::Relaxed);
+        let received = rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let _ = reader.join();
+        let tail =
+            String::from_utf8_lossy(&tail.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+        let code = status.and_then(|s| s.code());
+        let (outcome, detail) = judge(&received, code, timed_out, opts.timeout);
+        Ok(ExternalReport {
+            outcome,
+            detail,
+            command,
+            transport: opts.transport.label(),
+            reused_early_by: received.reused_early_by(),
+            received,
+            sender_exit: code,
+            sender_timed_out: timed_out,
+            sender_stderr_tail: tail,
+            seed: opts.seed,
+            reader: opts.reader.label(),
+            elapsed_ms: start.elapsed().as_millis() as u64,
+        })
+    })
+}
+
+fn judge(
+    r: &Received,
+    code: Option<i32>,
+    timed_out: bool,
+    timeout: Duration,
+) -> (ExternalOutcome, String) {
+    if r.is_corrupt() {
+        let mut d = r.summary();
+        if code != Some(0) {
+            d += &format!("; the sender exited with {code:?}");
+        }
+        return (ExternalOutcome::Corrupted, d);
+    }
+    let failed = |d: String| (ExternalOutcome::Failed, d);
+    if timed_out {
+        return failed(format!(
+            "the sender did not exit within {:.0} s; {}",
+            timeout.as_secs_f64(),
+            r.summary()
+        ));
+    }
+    match code {
+        Some(0) => {}
+        Some(c) => {
+            return failed(format!(
+                "the sender exited with status {c}; {}",
+                r.summary()
+            ))
+        }
+        None => {
+            return failed(format!(
+                "the sender was killed by a signal; {}",
+                r.summary()
+            ))
+        }
+    }
+    if r.end == StreamEnd::NoConnection {
+        return failed("the sender never connected".into());
+    }
+    if r.end != StreamEnd::Eof || r.length_problem().is_some() {
+        return failed(r.summary());
+    }
+    if r.bytes == 0 {
+        return failed("the sender connected but sent nothing".into());
+    }
+    (ExternalOutcome::Intact, r.summary())
+}

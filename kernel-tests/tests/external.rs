@@ -1,0 +1,157 @@
+//! External mode with the C sender of `examples/c-sender`, built here with the C compiler:
+//! the same program is judged intact or corrupted depending on its reuse mode.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+use zcsafe_kernel::{run_external, ExternalOptions, ExternalOutcome, ExternalReport, Transport};
+
+/// Builds the C sender once per test binary; `None` (with a counted SKIP) without gcc.
+fn c_sender() -> Option<PathBuf> {
+    static BUILT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let src =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/c-sender/zc_sender.c");
+            let out = std::env::temp_dir().join(format!("zc_sender-{}", std::process::id()));
+            let cc = std::env::var("CC").unwrap_or_else(|_| "gcc".into());
+            match std::process::Command::new(&cc)
+                .args(["-O2", "-Wall", "-Werror", "-o"])
+                .arg(&out)
+                .arg(&src)
+                .status()
+            {
+                Ok(s) if s.success() => Some(out),
+                other => {
+                    if std::env::var("ZCSAFE_REQUIRE_ROOT").as_deref() == Ok("1") {
+                        panic!("cannot build the C sender with {cc}: {other:?}");
+                    }
+                    println!("SKIP external tests: cannot build the C sender with {cc}: {other:?}");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+fn run(mode: &str, transport: Transport, seed: u64) -> Option<ExternalReport> {
+    let exe = c_sender()?;
+    let cmd = format!("{} {{host}} {{port}} --mode {mode}", exe.display());
+    let opts = ExternalOptions {
+        transport,
+        seed,
+        expect: Some(1 << 20),
+        timeout: Duration::from_secs(30),
+        ..ExternalOptions::default()
+    };
+    let r = run_external(&cmd, &opts).expect("external run");
+    println!(
+        "{mode} over {} (seed {seed}): {:?} — {} (stderr: {:?})",
+        transport.label(),
+        r.outcome,
+        r.detail,
+        r.sender_stderr_tail
+    );
+    Some(r)
+}
+
+#[test]
+fn c_sender_copy_is_intact_over_veth() {
+    let _g = common::serial();
+    if common::skip("external copy over veth", &Transport::Veth) {
+        return;
+    }
+    let Some(r) = run("copy", Transport::Veth, 21) else {
+        return;
+    };
+    assert_eq!(r.outcome, ExternalOutcome::Intact, "{}", r.detail);
+    assert_eq!(r.exit_code(), 0);
+    assert_eq!(r.received.bytes, 1 << 20);
+}
+
+#[test]
+fn c_sender_msg_zerocopy_reused_at_once_is_corrupted_over_veth() {
+    let _g = common::serial();
+    if common::skip("external zc-naive over veth", &Transport::Veth) {
+        return;
+    }
+    let Some(r) = run("zc-naive", Transport::Veth, 22) else {
+        return;
+    };
+    assert_eq!(r.outcome, ExternalOutcome::Corrupted, "{}", r.detail);
+    assert_eq!(r.exit_code(), 1);
+    assert!(r.received.corrupt_words > 0 && r.received.first_corrupt.is_some());
+    assert!(
+        r.reused_early_by.is_some_and(|n| n > 0),
+        "evidence names the offset the bytes were meant for: {}",
+        r.detail
+    );
+}
+
+#[test]
+fn c_sender_waiting_for_notifications_is_intact_over_veth() {
+    let _g = common::serial();
+    if common::skip("external zc-wait over veth", &Transport::Veth) {
+        return;
+    }
+    let Some(r) = run("zc-wait", Transport::Veth, 23) else {
+        return;
+    };
+    assert_eq!(r.outcome, ExternalOutcome::Intact, "{}", r.detail);
+}
+
+#[test]
+fn c_sender_copy_is_intact_over_loopback_without_root() {
+    let _g = common::serial();
+    let Some(r) = run("copy", Transport::Loopback, 24) else {
+        return;
+    };
+    assert_eq!(r.outcome, ExternalOutcome::Intact, "{}", r.detail);
+}
+
+#[test]
+fn failing_senders_are_run_failures_with_their_stderr() {
+    let _g = common::serial();
+    let opts = ExternalOptions {
+        timeout: Duration::from_secs(5),
+        ..ExternalOptions::default()
+    };
+    let r = run_external("echo 'cannot connect to {host}:{port}' >&2; exit 3", &opts).unwrap();
+    assert_eq!(r.outcome, ExternalOutcome::Failed);
+    assert_eq!(r.exit_code(), 2);
+    assert_eq!(r.sender_exit, Some(3));
+    assert!(
+        r.sender_stderr_tail
+            .contains("cannot connect to 127.0.0.1:"),
+        "{r:?}"
+    );
+
+    let opts = ExternalOptions {
+        timeout: Duration::from_millis(500),
+        ..ExternalOptions::default()
+    };
+    let t = std::time::Instant::now();
+    let r = run_external("sleep 30", &opts).unwrap();
+    assert_eq!(r.outcome, ExternalOutcome::Failed);
+    assert!(r.sender_timed_out);
+    assert!(t.elapsed() < Duration::from_secs(5), "timeout not enforced");
+}
+
+#[test]
+fn a_short_stream_is_a_failure_not_a_pass() {
+    let _g = common::serial();
+    let Some(exe) = c_sender() else { return };
+    let opts = ExternalOptions {
+        expect: Some(1 << 20),
+        timeout: Duration::from_secs(20),
+        ..ExternalOptions::default()
+    };
+    let cmd = format!(
+        "{} {{host}} {{port}} --mode copy --bytes 65536",
+        exe.display()
+    );
+    let r = run_external(&cmd, &opts).unwrap();
+    assert_eq!(r.outcome, ExternalOutcome::Failed, "{}", r.detail);
+    assert!(r.detail.contains("short stream"), "{}", r.detail);
+}
