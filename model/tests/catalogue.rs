@@ -1,0 +1,133 @@
+//! Every catalogued policy, checked in both transport classes on every built-in kernel
+//! profile, must meet its declared expectation. This is what makes the checker able to
+//! fail: a model too weak misses a counterexample for an unsafe policy, a model too
+//! strong finds one for a safe policy — either breaks this test.
+
+use zcsafe_model::{check, render, CheckOptions, Scenario};
+use zcsafe_policy::{Actor, Profile, TransportClass, Verdict};
+
+fn each(
+    mut f: impl FnMut(&zcsafe_policies::Entry, TransportClass, &Profile, zcsafe_model::CheckReport),
+) {
+    for profile in Profile::builtin() {
+        for t in TransportClass::ALL {
+            let scenario = Scenario::standard(t, profile.clone());
+            for e in zcsafe_policies::catalogue() {
+                let policy = e
+                    .build(&scenario.geometry)
+                    .expect("standard geometry fits every policy");
+                let report =
+                    check(policy, &scenario, &CheckOptions::default()).expect("check runs");
+                f(&e, t, &profile, report);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_policy_meets_its_expectation_on_every_builtin_profile() {
+    let mut failures = Vec::new();
+    each(|e, t, profile, report| {
+        let expected = e.expect(t, profile);
+        if report.verdict != expected.verdict {
+            failures.push(format!(
+                "{} / {t} / {}: model says {}, expected {} ({})\n{}",
+                e.name,
+                profile.name,
+                report.verdict,
+                expected.verdict,
+                expected.why,
+                report.trace.as_ref().map(render).unwrap_or_default()
+            ));
+        }
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn counterexamples_end_where_the_receiver_reads_wrong_bytes() {
+    each(|e, t, _, report| {
+        if report.verdict != Verdict::Corrupt {
+            return;
+        }
+        let trace = report
+            .trace
+            .expect("a corrupt verdict carries its counterexample");
+        let last = trace.steps.last().expect("non-empty");
+        assert_eq!(last.actor, Actor::Receiver, "{} / {t}", e.name);
+        assert!(
+            last.note.contains("WRONG"),
+            "{} / {t}: {}",
+            e.name,
+            last.note
+        );
+        assert!(
+            trace.steps.iter().any(|s| s.note.contains("WHILE HELD")),
+            "{} / {t}: the timeline marks the early reuse",
+            e.name
+        );
+    });
+}
+
+#[test]
+fn safe_verdicts_explore_complete_runs() {
+    each(|e, t, _, report| {
+        if report.verdict == Verdict::Safe {
+            assert!(
+                report.complete_states > 0,
+                "{} / {t}: no run delivered the stream",
+                e.name
+            );
+            assert!(report.trace.is_none());
+        }
+    });
+}
+
+#[test]
+fn the_checker_is_deterministic() {
+    let scenario = Scenario::standard(TransportClass::Local, Profile::classic());
+    let e = zcsafe_policies::find("zc-inorder-tracker").unwrap();
+    let run = || {
+        check(
+            e.build(&scenario.geometry).unwrap(),
+            &scenario,
+            &CheckOptions::default(),
+        )
+        .unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!((a.states, a.transitions), (b.states, b.transitions));
+    assert_eq!(a.trace, b.trace);
+}
+
+#[test]
+fn counterexample_timelines() {
+    each(|e, t, profile, report| {
+        if profile.name != "classic" {
+            return;
+        }
+        if let Some(trace) = &report.trace {
+            insta::with_settings!({
+                snapshot_path => "../../fixtures/snapshots/model",
+                prepend_module_to_snapshot => false,
+                description => format!("{} over {t}: {}", e.name, trace.summary),
+                omit_expression => true,
+            }, {
+                insta::assert_snapshot!(format!("{}-{t}", e.name), render(trace));
+            });
+        }
+    });
+}
+
+#[test]
+fn a_too_small_state_budget_is_an_error_not_a_verdict() {
+    let scenario = Scenario::standard(TransportClass::Remote, Profile::classic());
+    let e = zcsafe_policies::find("copy").unwrap();
+    let err = check(
+        e.build(&scenario.geometry).unwrap(),
+        &scenario,
+        &CheckOptions { max_states: 10 },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("more than 10 states"), "{err}");
+}
