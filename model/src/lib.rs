@@ -26,6 +26,7 @@ pub mod network;
 pub mod peer;
 pub mod pipe;
 pub mod socket;
+pub mod split;
 pub mod timeline;
 pub mod zerocopy;
 

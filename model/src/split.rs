@@ -39,14 +39,8 @@ impl Kernel {
     /// The network hands the `i`th in-flight segment to the peer's TCP (not necessarily
     /// the oldest: networks reorder). Returns the ACK the peer sends in reply.
     pub fn deliver_nth(&mut self, s: &Scenario, i: usize) -> Option<AckMsg> {
-        self.net.wire.swap(0, i);
-        // Keep the others in order behind the moved one.
-        if i > 0 {
-            let rest = self.net.wire.range_mut(1..=i);
-            rest.into_iter().fold((), |_, _| ());
-            let moved = self.net.wire.remove(i).expect("index in range");
-            self.net.wire.insert(1, moved);
-        }
+        let seg = self.net.wire.remove(i).expect("index in range");
+        self.net.wire.push_front(seg);
         let none = self.fire(s, Event::Deliver);
         debug_assert!(none.is_none(), "delivery never corrupts");
         self.take_ack()
