@@ -1,0 +1,140 @@
+//! The `zcsafe` binary as a user runs it.
+
+use std::process::{Command, Output};
+
+fn zcsafe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zcsafe"))
+        .args(args)
+        .output()
+        .expect("run zcsafe")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn check_prints_the_verdict_table_and_exits_0() {
+    let out = zcsafe(&["check", "--quiet"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    // The timing line varies; snapshot the rest.
+    let stable: String = text
+        .lines()
+        .map(|l| match l.find("; ") {
+            Some(i) if l.contains("states explored") => &l[..i],
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::with_settings!({
+        snapshot_path => "../../fixtures/snapshots/cli",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!("check-table", stable);
+    });
+}
+
+#[test]
+fn check_json_has_one_result_per_policy_and_transport() {
+    let out = zcsafe(&["check", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let results = v["results"].as_array().expect("results array");
+    assert_eq!(results.len(), 28);
+    for r in results {
+        for key in [
+            "policy",
+            "transport",
+            "backend",
+            "verdict",
+            "expected",
+            "evidence",
+        ] {
+            assert!(r.get(key).is_some(), "{key} missing in {r}");
+        }
+        if r["verdict"] == "corrupt" {
+            assert!(r["evidence"]["trace"]["steps"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty()));
+        }
+    }
+}
+
+#[test]
+fn a_contradiction_is_loud_and_exits_1() {
+    // With a 2-bit counter and 5 sends the counter never wraps under two live sends,
+    // so the in-order tracker's bug cannot show: the verdict contradicts the expectation.
+    let out = zcsafe(&[
+        "check",
+        "-p",
+        "zc-inorder-tracker",
+        "-t",
+        "local",
+        "--zc-id-bits",
+        "2",
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("CONTRADICTION zc-inorder-tracker / local"),
+        "{text}"
+    );
+    assert!(text.contains("safe (expected corrupt) !!"), "{text}");
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_hint() {
+    let out = zcsafe(&["check", "--policy", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("zcsafe policies"));
+    let out = zcsafe(&["check", "--profile", "/nonexistent.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("built-in"));
+    let out = zcsafe(&["check", "--stream", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn profiles_change_predictions_not_agreement() {
+    let out = zcsafe(&["check", "--profile", "copying-splice", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let find = |p: &str, t: &str| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["policy"] == p && r["transport"] == t)
+            .unwrap()["verdict"]
+            .clone()
+    };
+    assert_eq!(find("vmsplice-double-buffer", "local"), "safe");
+    assert_eq!(find("vmsplice-gift-fresh", "local"), "unsupported");
+    assert_eq!(find("zc-naive", "local"), "corrupt");
+}
+
+#[test]
+fn policies_lists_the_catalogue() {
+    let out = zcsafe(&["policies"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for name in [
+        "copy",
+        "siocoutq-drain",
+        "uring-zc-notif",
+        "sendfile-rotate",
+    ] {
+        assert!(text.contains(name), "{name}");
+    }
+    let json = zcsafe(&["policies", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 14);
+}
