@@ -29,6 +29,13 @@ enum Command {
     Policies(cmd::policies::Args),
     /// Judge policies by an exhaustive check of the kernel model.
     Check(cmd::check::Args),
+    /// Run policies with real system calls on this kernel (loopback, veth), or judge an
+    /// external sender program (--external).
+    Run(cmd::run::Args),
+    /// Measure this kernel's profile by small experiments.
+    Probe(cmd::probe::Args),
+    /// The verifying receiver alone, for a sender on another host.
+    Receive(cmd::receive::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +43,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Policies(args) => cmd::policies::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::Run(args) => cmd::run::run(args),
+        Command::Probe(args) => cmd::probe::run(args),
+        Command::Receive(args) => cmd::receive::run(args),
     };
     match result {
         Ok(code) => code,

@@ -342,3 +342,63 @@ fn judge(ending: Option<(Verdict, String)>, r: &Received) -> (Verdict, String) {
     }
     (Verdict::Error, r.summary())
 }
+
+impl RunReport {
+    /// Repetitions that saw corrupt bytes.
+    pub fn corrupt_runs(&self) -> usize {
+        self.runs
+            .iter()
+            .filter(|r| r.verdict == Verdict::Corrupt)
+            .count()
+    }
+
+    /// This report in the shape every command's JSON uses (backend `kernel`), beside the
+    /// policy's expectation and, when given, the model's prediction for the same profile.
+    pub fn to_finding(
+        &self,
+        expected: &zcsafe_policy::Expectation,
+        predicted: Option<Verdict>,
+    ) -> zcsafe_policy::Finding {
+        let e = &self.evidence;
+        let mut counts = serde_json::Map::new();
+        let mut put = |k: &str, v: serde_json::Value| {
+            counts.insert(k.into(), v);
+        };
+        put("bytes_expected", e.bytes_expected.into());
+        put("bytes_received", e.bytes_received.into());
+        put("corrupt_words", e.corrupt_words.into());
+        put("first_corrupt_offset", e.first_corrupt_offset.into());
+        put("meant_for", e.meant_for.into());
+        put("reused_early_by", e.reused_early_by.into());
+        put("seed", e.seed.into());
+        put("repeat_index", e.repeat_index.into());
+        put("repeat", (self.runs.len() as u64).into());
+        put("corrupt_runs", (self.corrupt_runs() as u64).into());
+        put("reader", e.reader.clone().into());
+        put("ops", e.ops.into());
+        put("elapsed_ms", e.elapsed_ms.into());
+        if let Some(d) = e.dropped_packets {
+            put("dropped_packets", d.into());
+        }
+        put(
+            "geometry",
+            serde_json::to_value(e.geometry).unwrap_or_default(),
+        );
+        zcsafe_policy::Finding {
+            policy: self.policy.clone(),
+            transport: self.transport.clone(),
+            backend: "kernel".into(),
+            kernel: Some(e.kernel.clone()),
+            verdict: self.verdict,
+            expected: expected.verdict,
+            expected_why: expected.why.into(),
+            predicted,
+            evidence: zcsafe_policy::Evidence {
+                detail: e.detail.clone(),
+                // A safe run's trace is long and says nothing; keep the ones that explain.
+                trace: (self.verdict != Verdict::Safe).then(|| self.trace.clone()),
+                counts,
+            },
+        }
+    }
+}

@@ -2,6 +2,9 @@
 
 pub mod check;
 pub mod policies;
+pub mod probe;
+pub mod receive;
+pub mod run;
 
 use anyhow::{bail, Result};
 use zcsafe_policies::Entry;

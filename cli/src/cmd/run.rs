@@ -1,0 +1,262 @@
+//! `zcsafe run`: the catalogue's policies with real system calls on the running kernel,
+//! over loopback and veth pairs, judged by a verifying receiver — beside each policy's
+//! expectation and the model's prediction for the measured kernel profile.
+//! `--external CMD` judges any sender program that sends the stream pattern instead.
+
+use crate::table;
+use anyhow::{bail, Context, Result};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use zcsafe_kernel::{
+    default_geometry, run_external, try_run_policy, veth, ExternalOptions, ReaderSpeed, RunOptions,
+    Transport,
+};
+use zcsafe_model::{check, CheckOptions, Scenario};
+use zcsafe_policy::{Profile, Results, Verdict};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Policies to run (repeat or comma-separate; `zcsafe policies` lists them).
+    #[arg(long = "policy", short = 'p', value_name = "NAME")]
+    policies: Vec<String>,
+    /// Run every policy (the default when no --policy is given).
+    #[arg(long, conflicts_with = "policies")]
+    all: bool,
+    /// loopback, veth, veth-lossy, veth-slow (comma-separated) or all. Everything but
+    /// loopback needs root; veth-lossy needs `nft` (Debian package nftables).
+    #[arg(long, short = 't', default_value = "loopback")]
+    transport: String,
+    /// Percent of the sender's data segments veth-lossy drops.
+    #[arg(long, default_value_t = zcsafe_kernel::transport::DEFAULT_LOSS_PCT, value_name = "PCT")]
+    loss: u8,
+    /// veth-slow's rate limit in kbit/s.
+    #[arg(long, default_value_t = zcsafe_kernel::transport::DEFAULT_RATE_KBIT, value_name = "KBIT")]
+    rate: u64,
+    /// Stream length in bytes (a multiple of the 64 KiB chunk; default 1 MiB).
+    #[arg(long, value_name = "N")]
+    bytes: Option<u64>,
+    /// Runs per policy and transport; any corrupt run makes the verdict corrupt.
+    #[arg(long, default_value_t = 3, value_name = "R")]
+    repeat: u32,
+    /// Stream seed of the first run (run i uses seed + i), to rerun a finding.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// How the receiver reads: fast, slow (default: widens the race window), crawl, or
+    /// PAUSE_MS,SLICE_BYTES,INTERVAL_MS.
+    #[arg(long, default_value = "slow")]
+    reader: String,
+    /// Kernel profile for the expectations and the model's prediction: measured now
+    /// (default), a built-in name, or a JSON file from `zcsafe probe --json`.
+    #[arg(long, value_name = "NAME|FILE")]
+    profile: Option<String>,
+    /// Seconds any blocking operation may wait before the run is `stuck`.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    timeout: u64,
+    /// Judge this sender program instead of the catalogue: `{host}` and `{port}` are
+    /// replaced (also in env ZCSAFE_HOST, ZCSAFE_PORT). Exit 0 intact, 1 corrupted,
+    /// 2 the run failed.
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["policies", "all"])]
+    external: Option<String>,
+    /// Write consumed-byte counts back to an external sender (8-byte little endian).
+    #[arg(long, requires = "external")]
+    app_ack: bool,
+    /// Print one JSON object (`results`, as `check` does) instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Leave out the traces of unsafe verdicts.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+fn transports(args: &Args) -> Result<Vec<Transport>> {
+    let mut out = Vec::new();
+    for name in args.transport.split(',').map(str::trim) {
+        if name == "all" {
+            out.extend(Transport::all(args.loss, args.rate));
+        } else {
+            out.push(Transport::parse(name, args.loss, args.rate)?);
+        }
+    }
+    for t in &out {
+        if let Some(why) = veth::unavailable(t) {
+            bail!("{why}; run as root, install what is missing, or use --transport loopback");
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let transports = transports(&args)?;
+    let reader = ReaderSpeed::parse(&args.reader)?;
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    if let Some(cmd) = &args.external {
+        return external(cmd, &args, &transports, reader, timeout);
+    }
+    let entries = super::select_policies(&args.policies)?;
+    let profile = match &args.profile {
+        Some(spec) => super::check::load_profile(spec)?,
+        None => zcsafe_kernel::probe().profile,
+    };
+    let mut geometry = default_geometry();
+    if let Some(b) = args.bytes {
+        geometry.stream = b;
+        geometry.validate().with_context(|| {
+            format!(
+                "--bytes {b} must be a positive multiple of {}",
+                geometry.chunk
+            )
+        })?;
+    }
+    let started = Instant::now();
+    let mut results = Results::default();
+    // The model's prediction depends only on policy and transport class.
+    let mut predictions = std::collections::HashMap::new();
+    for t in &transports {
+        let class = t.class();
+        let opts = RunOptions {
+            transport: *t,
+            geometry,
+            seed: args.seed,
+            repeat: args.repeat,
+            reader,
+            op_timeout: timeout,
+            run_timeout: timeout * 6,
+            profile: profile.name.clone(),
+        };
+        for e in &entries {
+            let predicted = *predictions.entry((e.name, class)).or_insert_with(|| {
+                let scenario = Scenario::standard(class, profile.clone());
+                e.build(&scenario.geometry)
+                    .ok()
+                    .and_then(|p| check(p, &scenario, &CheckOptions::default()).ok())
+                    .map(|r| r.verdict)
+            });
+            let t0 = Instant::now();
+            let report = try_run_policy(|g| e.build(g), e.name, &opts)
+                .with_context(|| format!("running {} over {}", e.name, t.label()))?;
+            if !args.json {
+                eprintln!(
+                    "  {:24} {:22} {:11} {:6.2} s",
+                    e.name,
+                    t.label(),
+                    report.verdict.name(),
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+            results
+                .results
+                .push(report.to_finding(&e.expect(class, &profile), predicted));
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print_human(&results, &profile, &args, started.elapsed().as_secs_f64());
+    }
+    Ok(ExitCode::from(results.exit_code()))
+}
+
+fn print_human(results: &Results, profile: &Profile, args: &Args, secs: f64) {
+    println!(
+        "\nzcsafe run: Linux {}, kernel profile {}, {} run(s) each, reader {}, seed {}\n",
+        zcsafe_kernel::kernel_release(),
+        profile.name,
+        args.repeat,
+        args.reader,
+        args.seed
+    );
+    print!("{}", table::render(results));
+    let n = results.results.len();
+    let bad = results.contradictions().count();
+    println!(
+        "\n{n} verdicts, {} as expected, {bad} contradiction(s) (expectation or model prediction); {secs:.1} s",
+        n - bad
+    );
+    let loud = table::contradictions(results);
+    if !loud.is_empty() {
+        println!("\n{loud}");
+    }
+    for f in &results.results {
+        if f.verdict == Verdict::Safe && f.agrees() {
+            continue;
+        }
+        let c = &f.evidence.counts;
+        println!(
+            "\n── {} / {}: {} (expected {}, model {}) ──\n   {}\n   rerun: zcsafe run --policy {} --transport {} --seed {} --repeat 1",
+            f.policy,
+            f.transport,
+            f.verdict,
+            f.expected,
+            f.predicted.map_or("-".to_string(), |p| p.to_string()),
+            f.evidence.detail,
+            f.policy,
+            f.transport.split('(').next().unwrap_or(&f.transport),
+            c.get("seed").and_then(|s| s.as_u64()).unwrap_or(0),
+        );
+        if args.quiet {
+            continue;
+        }
+        if let Some(t) = &f.evidence.trace {
+            for s in t.steps.iter().take(40) {
+                println!("   {:8} {}  {}", s.actor.name(), s.action, s.note);
+            }
+            if t.steps.len() > 40 {
+                println!(
+                    "   … {} more steps (--json has them all)",
+                    t.steps.len() - 40
+                );
+            }
+        }
+    }
+}
+
+fn external(
+    cmd: &str,
+    args: &Args,
+    transports: &[Transport],
+    reader: ReaderSpeed,
+    timeout: Duration,
+) -> Result<ExitCode> {
+    let [transport] = transports else {
+        bail!(
+            "--external runs over one transport at a time (got {})",
+            args.transport
+        );
+    };
+    let opts = ExternalOptions {
+        transport: *transport,
+        seed: args.seed,
+        reader,
+        expect: args.bytes,
+        app_ack: args.app_ack,
+        timeout: timeout * 6,
+    };
+    let r = run_external(cmd, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        let word = match r.exit_code() {
+            0 => "INTACT",
+            1 => "CORRUPTED",
+            _ => "RUN FAILED",
+        };
+        println!("zcsafe run --external over {}: {word}", r.transport);
+        println!("  command: {}", r.command);
+        println!("  {}", r.detail);
+        if r.exit_code() != 0 && !r.sender_stderr_tail.trim().is_empty() {
+            println!("  sender stderr (tail):");
+            for line in r
+                .sender_stderr_tail
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                println!("    {line}");
+            }
+        }
+    }
+    Ok(ExitCode::from(r.exit_code() as u8))
+}
