@@ -51,7 +51,7 @@ R=/dev/ttyS1
 stty -F $R raw -echo 2>/dev/null
 say() {{ echo "@@zcsafe $*" > $R; }}
 say boot "$(uname -r)" "$(cut -d' ' -f1 /proc/uptime)"
-finish() {{ say done; sync; poweroff -f; reboot -f; }}
+finish() {{ say done; sync; sleep 1; poweroff -f; reboot -f; }}
 for m in $(cat /lib/modules/load-order); do
   insmod /lib/modules/$m.ko 2>/tmp/insmod.err || say module-failed $m "$(head -c 160 /tmp/insmod.err | tr '\n' ' ')"
 done
@@ -72,7 +72,8 @@ setup_remote() {{
 }}
 setup_netem() {{
   [ -n "$ZCSAFE_LOCAL_DEV" ] || {{ say setup-failed netem "netem needs the remote transport"; return 1; }}
-  tc qdisc add dev $ZCSAFE_LOCAL_DEV root netem "$@" 2>/tmp/tc.err || {{ say setup-failed netem "$(head -c 200 /tmp/tc.err | tr '\n' ' ')"; return 1; }}
+  TC=/opt/zcsafe/bin/tc; [ -x $TC ] || TC=tc
+  $TC qdisc add dev $ZCSAFE_LOCAL_DEV root netem "$@" 2>/tmp/tc.err || {{ say setup-failed netem "$(head -c 200 /tmp/tc.err | tr '\n' ' ')"; return 1; }}
   say setup-ok netem "$@"
 }}
 [ -f /zcsafe/job ] || {{ say setup-failed job "no /zcsafe/job in the initramfs"; finish; }}

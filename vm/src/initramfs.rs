@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Bumped when the layout changes, so cached images are rebuilt.
-const LAYOUT_VERSION: &str = "zcsafe-initramfs-3";
+const LAYOUT_VERSION: &str = "zcsafe-initramfs-4";
 
 /// Modules the guest transports need, in the order they are wanted (dependencies are
 /// added before them). Names missing from a kernel are built in or absent: both are fine,
@@ -270,6 +270,9 @@ pub fn build(kernel: &Kernel, inputs: &Inputs, init_script: &str, cache: &Path) 
         "lib",
         "lib/modules",
         "zcsafe",
+        "opt",
+        "opt/zcsafe",
+        "opt/zcsafe/bin",
     ]
     .iter()
     .map(|d| Entry::dir(d))
@@ -332,7 +335,7 @@ fn add_host_tools(tools: &[PathBuf], entries: &mut Vec<Entry>) -> Result<()> {
     for t in tools {
         let name = t.file_name().unwrap().to_string_lossy();
         entries.push(Entry::file(
-            &format!("usr/sbin/{name}"),
+            &format!("opt/zcsafe/bin/{name}"),
             0o755,
             std::fs::read(t).at(t)?,
         ));

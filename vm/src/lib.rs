@@ -12,8 +12,10 @@ pub mod error;
 pub mod guest;
 pub mod initramfs;
 pub mod kernel;
+pub mod matrix;
 pub mod process;
 pub mod qemu;
+pub mod report;
 pub mod vm;
 pub mod watchdog;
 

@@ -106,8 +106,8 @@ impl VmSpec {
             "-no-reboot",
         ]);
         match self.accel {
-            Accel::Tcg => c.args(["-accel", "tcg", "-cpu", "max"]),
-            Accel::Kvm => c.args(["-accel", "kvm", "-cpu", "host"]),
+            Accel::Tcg => c.args(["-accel", "tcg", "-cpu", &tcg_cpu()]),
+            Accel::Kvm => c.args(["-accel", "kvm", "-cpu", "qemu64"]),
         };
         c.args([
             "-m",
@@ -133,6 +133,14 @@ impl VmSpec {
         }
         c
     }
+}
+
+/// The TCG CPU model: `qemu64` (fast to emulate) unless `ZCSAFE_QEMU_CPU` says otherwise.
+fn tcg_cpu() -> String {
+    std::env::var("ZCSAFE_QEMU_CPU")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "qemu64".into())
 }
 
 /// Can this process use `/dev/kvm` at all? (Necessary, not sufficient: see [`Accel`].)

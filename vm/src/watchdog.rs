@@ -181,6 +181,13 @@ pub fn run(
         console_tail += "\n[qemu stderr] ";
         console_tail += &process::tail(qemu_err.trim(), 1024);
     }
+    let end = match end {
+        End::Exited(m) => End::Exited(match diagnose(&String::from_utf8_lossy(&console)) {
+            Some(d) => format!("{m}: {d}"),
+            None => m,
+        }),
+        e => e,
+    };
     Ok(Run {
         end,
         events,
@@ -188,4 +195,36 @@ pub fn run(
         seconds: start.elapsed().as_secs_f64(),
         console_tail,
     })
+}
+
+/// The first line of the console that says why a kernel died, if any.
+pub fn diagnose(console: &str) -> Option<String> {
+    let keys = [
+        "Kernel panic - not syncing",
+        "BUG: ",
+        "Oops: ",
+        "general protection fault",
+    ];
+    let line = console
+        .lines()
+        .find(|l| keys[0..1].iter().any(|k| l.contains(k)))
+        .or_else(|| console.lines().find(|l| keys.iter().any(|k| l.contains(k))))?;
+    // Drop the "[    2.694555] " timestamp.
+    let text = line.split_once("] ").map(|(_, r)| r).unwrap_or(line).trim();
+    Some(format!("kernel died: {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnose_finds_the_panic_line() {
+        let c = "[    1.0] hello\n[    2.6] BUG: kernel NULL pointer dereference, address: 0000000000000008\n[    2.7] Kernel panic - not syncing: Fatal exception\n";
+        assert_eq!(
+            diagnose(c).unwrap(),
+            "kernel died: Kernel panic - not syncing: Fatal exception"
+        );
+        assert_eq!(diagnose("all fine"), None);
+    }
 }

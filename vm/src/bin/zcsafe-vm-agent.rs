@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
-use zcsafe_policy::stream;
+use zcsafe_policy::{stream, Evidence, Finding, Results, Verdict};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -18,20 +18,53 @@ fn main() {
             let transport = args.get(2).cloned().unwrap_or_else(|| "loopback".into());
             let bytes: u64 = args.get(3).and_then(|b| b.parse().ok()).unwrap_or(4 << 20);
             let t = Instant::now();
-            let (verdict, evidence) = match selftest(&transport, bytes) {
-                Ok((got, bad)) if got == bytes && bad == 0 => {
-                    ("safe", format!("{{\"bytes\":{got},\"corrupt_words\":0}}"))
+            let mut counts = serde_json::Map::new();
+            let (verdict, detail) = match selftest(&transport, bytes) {
+                Ok((got, bad)) => {
+                    counts.insert("bytes".into(), got.into());
+                    counts.insert("corrupt_words".into(), bad.into());
+                    if got == bytes && bad == 0 {
+                        (Verdict::Safe, format!("{got} bytes arrived intact"))
+                    } else if bad > 0 {
+                        (
+                            Verdict::Corrupt,
+                            format!("{bad} corrupt words in {got} bytes"),
+                        )
+                    } else {
+                        (Verdict::Error, format!("{got} of {bytes} bytes arrived"))
+                    }
                 }
-                Ok((got, bad)) => (
-                    "corrupt",
-                    format!("{{\"bytes\":{got},\"corrupt_words\":{bad}}}"),
-                ),
-                Err(e) => ("error", format!("{{\"error\":{:?}}}", e)),
+                Err(e) => (Verdict::Error, e),
             };
-            println!(
-                "{{\"results\":[{{\"policy\":\"vm-selftest\",\"transport\":\"{transport}\",\"backend\":\"vm-agent\",\"verdict\":\"{verdict}\",\"expected\":\"safe\",\"seconds\":{:.3},\"evidence\":{evidence}}}]}}",
-                t.elapsed().as_secs_f64()
+            counts.insert(
+                "seconds".into(),
+                serde_json::json!(t.elapsed().as_secs_f64()),
             );
+            let finding = Finding {
+                policy: "vm-selftest".into(),
+                transport,
+                backend: "vm-agent".into(),
+                kernel: None,
+                verdict,
+                expected: Verdict::Safe,
+                expected_why: "plain send() with an untouched buffer always delivers the stream"
+                    .into(),
+                predicted: None,
+                evidence: Evidence {
+                    detail,
+                    trace: None,
+                    counts,
+                },
+            };
+            let code = u8::from(!finding.agrees());
+            println!(
+                "{}",
+                serde_json::to_string(&Results {
+                    results: vec![finding]
+                })
+                .unwrap()
+            );
+            std::process::exit(code.into());
         }
         Some("hang") => loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));

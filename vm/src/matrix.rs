@@ -1,0 +1,886 @@
+//! The kernel × policy × transport matrix: plan the VMs, run them in parallel, turn what
+//! each guest printed (or failed to print) into cells.
+
+use crate::catalogue::Catalogue;
+use crate::error::{Result, VmError};
+use crate::guest::{Event, Job, JobCell};
+use crate::initramfs::{self, Inputs};
+use crate::kernel::{Fetcher, Kernel};
+use crate::qemu::{Accel, Nic};
+use crate::vm::{self, Machine};
+use crate::watchdog::{End, Limits, Run};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+use zcsafe_policy::{Evidence, Finding, Results, TransportClass, Verdict};
+
+/// Bumped when `matrix.json` changes incompatibly.
+pub const MATRIX_FORMAT: u32 = 1;
+
+/// Transports a guest offers. `veth-lossy`/`veth-slow` are passed to `zcsafe run` as is.
+pub const GUEST_TRANSPORTS: &[&str] = &["loopback", "veth", "veth-lossy", "veth-slow", "remote"];
+
+/// The command each cell runs in the guest; `{policy}` and `{transport}` are substituted.
+pub const DEFAULT_COMMAND: &str = "zcsafe run --policy {policy} --transport {transport} --json";
+
+/// How to choose the accelerator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccelChoice {
+    Tcg,
+    Kvm,
+    /// KVM if a probe boot under KVM reaches userspace, else TCG.
+    Auto,
+}
+
+impl AccelChoice {
+    pub fn parse(s: &str) -> Result<AccelChoice> {
+        match s {
+            "tcg" => Ok(AccelChoice::Tcg),
+            "kvm" => Ok(AccelChoice::Kvm),
+            "auto" => Ok(AccelChoice::Auto),
+            _ => Err(VmError::Usage(format!(
+                "--accel takes tcg, kvm or auto, not `{s}`"
+            ))),
+        }
+    }
+}
+
+/// Everything a matrix run needs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub catalogue: Catalogue,
+    /// `--kernels` list (see [`Catalogue::select`]); `host` adds the running kernel.
+    pub kernels: String,
+    pub policies: Vec<String>,
+    pub transports: Vec<String>,
+    pub nic: Nic,
+    pub loss_pct: Option<f64>,
+    pub delay_ms: Option<u32>,
+    pub jobs: usize,
+    /// The static binary installed as `/bin/zcsafe` in the guest.
+    pub guest_binary: PathBuf,
+    /// The binary that runs the host cells (`--kernels host`), normally zcsafe itself.
+    pub host_binary: Option<PathBuf>,
+    /// Cell command template, see [`DEFAULT_COMMAND`].
+    pub command: String,
+    pub machine: Machine,
+    pub accel: AccelChoice,
+    pub cache: PathBuf,
+    pub refresh: bool,
+}
+
+impl Options {
+    pub fn new(guest_binary: PathBuf) -> Options {
+        Options {
+            catalogue: Catalogue::builtin(),
+            kernels: "all".into(),
+            policies: zcsafe_policies::catalogue()
+                .iter()
+                .map(|e| e.name.to_string())
+                .collect(),
+            transports: vec!["loopback".into(), "veth".into(), "remote".into()],
+            nic: Nic::Virtio,
+            loss_pct: None,
+            delay_ms: None,
+            jobs: default_jobs(),
+            guest_binary,
+            host_binary: None,
+            command: DEFAULT_COMMAND.into(),
+            machine: Machine::default(),
+            accel: AccelChoice::Tcg,
+            cache: crate::kernel::cache_dir(),
+            refresh: false,
+        }
+    }
+
+    /// netem arguments for the sender NIC of the `remote` transport.
+    pub fn netem(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(d) = self.delay_ms.filter(|d| *d > 0) {
+            parts.push(format!("delay {d}ms"));
+        }
+        if let Some(l) = self.loss_pct.filter(|l| *l > 0.0) {
+            parts.push(format!("loss {l}%"));
+        }
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        for t in &self.transports {
+            if !GUEST_TRANSPORTS.contains(&t.as_str()) {
+                return Err(VmError::Usage(format!(
+                    "unknown transport `{t}`; guests offer {}",
+                    GUEST_TRANSPORTS.join(", ")
+                )));
+            }
+        }
+        for p in &self.policies {
+            if zcsafe_policies::find(p).is_none() && p != "vm-selftest" {
+                return Err(VmError::Usage(format!(
+                    "unknown policy `{p}` (see `zcsafe policies`)"
+                )));
+            }
+        }
+        if let Some(l) = self.loss_pct {
+            if !(0.0..=100.0).contains(&l) {
+                return Err(VmError::Usage(format!("--loss {l}: a percentage 0..100")));
+            }
+        }
+        if self.jobs == 0 {
+            return Err(VmError::Usage("--jobs must be at least 1".into()));
+        }
+        if self.policies.is_empty() || self.transports.is_empty() {
+            return Err(VmError::Usage("no policies or transports selected".into()));
+        }
+        self.catalogue.select(&self.kernels)?;
+        Ok(())
+    }
+
+    /// The command that reruns one cell.
+    pub fn rerun(&self, kernel: &str, policy: &str, transport: &str) -> String {
+        let mut s = format!(
+            "zcsafe matrix --kernels {kernel} --policies {policy} --transports {transport}"
+        );
+        if transport == "remote" {
+            s += &format!(" --nic {}", self.nic.name());
+            if let Some(l) = self.loss_pct.filter(|l| *l > 0.0) {
+                s += &format!(" --loss {l}");
+            }
+            if let Some(d) = self.delay_ms.filter(|d| *d > 0) {
+                s += &format!(" --delay {d}");
+            }
+        }
+        s
+    }
+}
+
+/// VMs in parallel: one per core, at least one (TCG uses one host thread per vCPU).
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// One cell of the matrix: a [`Finding`] plus where and how it was obtained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// Catalogue name of the kernel (`5.10`, `sid-rt`, `host`).
+    pub kernel_name: String,
+    /// Debian package version, when known.
+    #[serde(default)]
+    pub kernel_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nic: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netem: Option<String>,
+    /// Time the cell's command ran (guest clock as seen from the host).
+    pub seconds: f64,
+    /// The command that reruns this cell.
+    pub rerun: String,
+    /// Console tail, for cells that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_tail: Option<String>,
+}
+
+/// One kernel's part of the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KernelRun {
+    pub name: String,
+    pub suite: String,
+    /// `uname -r`.
+    pub release: String,
+    pub version: String,
+    /// Host seconds from QEMU start to the guest's init, one per VM.
+    pub boot_seconds: Vec<f64>,
+    /// Why the kernel could not run at all (fetch, initramfs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A whole matrix, as written to `matrix.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Matrix {
+    pub format: u32,
+    /// The cells; the field is named as in every command's `--json`.
+    pub results: Vec<Cell>,
+    pub kernels: Vec<KernelRun>,
+    pub accel: String,
+    pub wall_seconds: f64,
+}
+
+impl Matrix {
+    /// 0 when every verdict is as expected (and predicted), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        self.findings().exit_code()
+    }
+
+    pub fn findings(&self) -> Results {
+        Results {
+            results: self.results.iter().map(|c| c.finding.clone()).collect(),
+        }
+    }
+}
+
+/// A progress report, sent as cells finish.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    Kernel {
+        name: String,
+        message: String,
+    },
+    Cell {
+        done: usize,
+        total: usize,
+        cell: Box<Cell>,
+    },
+}
+
+fn expectation(policy: &str, transport: &str) -> (Verdict, String) {
+    let class = if transport == "remote" {
+        TransportClass::Remote
+    } else {
+        TransportClass::Local
+    };
+    match zcsafe_policies::find(policy) {
+        Some(e) => {
+            let x = e.expect(class, &zcsafe_policy::Profile::classic());
+            (x.verdict, x.why.to_string())
+        }
+        None => (
+            Verdict::Safe,
+            "transport self-test: an untouched buffer always arrives intact".into(),
+        ),
+    }
+}
+
+/// An `error` cell: the run itself failed.
+fn error_cell(
+    opts: &Options,
+    k: &KernelRun,
+    policy: &str,
+    transport: &str,
+    detail: String,
+    tail: Option<String>,
+) -> Cell {
+    let (expected, expected_why) = expectation(policy, transport);
+    Cell {
+        finding: Finding {
+            policy: policy.into(),
+            transport: transport.into(),
+            backend: "vm".into(),
+            kernel: (!k.release.is_empty()).then(|| k.release.clone()),
+            verdict: Verdict::Error,
+            expected,
+            expected_why,
+            predicted: None,
+            evidence: Evidence {
+                detail,
+                trace: None,
+                counts: Default::default(),
+            },
+        },
+        kernel_name: k.name.clone(),
+        kernel_version: k.version.clone(),
+        nic: (transport == "remote").then(|| opts.nic.name().to_string()),
+        netem: if transport == "remote" {
+            opts.netem()
+        } else {
+            None
+        },
+        seconds: 0.0,
+        rerun: opts.rerun(&k.name, policy, transport),
+        console_tail: tail,
+    }
+}
+
+/// The findings in a command's output: `{"results":[…]}` lines or bare finding lines.
+pub fn parse_findings(lines: &[String]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for l in lines {
+        let l = l.trim();
+        if !l.starts_with('{') {
+            continue;
+        }
+        if let Ok(r) = serde_json::from_str::<Results>(l) {
+            out.extend(r.results);
+        } else if let Ok(f) = serde_json::from_str::<Finding>(l) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// A unit of work: one VM.
+struct Unit {
+    kernel: usize,
+    transport: String,
+}
+
+/// Runs the matrix. `progress` is called on the calling thread as cells finish.
+pub fn run(opts: &Options, mut progress: impl FnMut(&Progress)) -> Result<Matrix> {
+    opts.validate()?;
+    crate::process::install_interrupt_handler();
+    let started = Instant::now();
+    let entries = opts.catalogue.select(&opts.kernels)?;
+    let include_host = opts.kernels.split(',').any(|t| t.trim() == "host");
+    let mut fetcher = Fetcher::new(opts.cache.clone(), &opts.catalogue);
+    fetcher.refresh = opts.refresh;
+    let inputs = Inputs::new(opts.guest_binary.clone());
+    let init = crate::guest::init_script();
+
+    // Fetch kernels and build images first: network and disk, one at a time.
+    let mut kernels: Vec<KernelRun> = Vec::new();
+    let mut images: Vec<Option<(Kernel, PathBuf)>> = Vec::new();
+    for e in &entries {
+        if crate::process::interrupted() {
+            return Err(VmError::Interrupted);
+        }
+        progress(&Progress::Kernel {
+            name: e.name.clone(),
+            message: "fetching".into(),
+        });
+        let prepared = fetcher.fetch(e).and_then(|k| {
+            let img = initramfs::build(&k, &inputs, &init, &opts.cache)?;
+            Ok((k, img))
+        });
+        match prepared {
+            Ok((k, img)) => {
+                progress(&Progress::Kernel {
+                    name: e.name.clone(),
+                    message: format!(
+                        "{} ({}), initramfs {}{}",
+                        k.release,
+                        k.version,
+                        if img.rebuilt { "built" } else { "cached" },
+                        if img.missing.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", not modules here: {}", img.missing.join(" "))
+                        }
+                    ),
+                });
+                kernels.push(KernelRun {
+                    name: e.name.clone(),
+                    suite: e.suite.clone(),
+                    release: k.release.clone(),
+                    version: k.version.clone(),
+                    boot_seconds: vec![],
+                    error: None,
+                });
+                images.push(Some((k, img.path)));
+            }
+            Err(VmError::Interrupted) => return Err(VmError::Interrupted),
+            Err(err @ (VmError::MissingTool { .. } | VmError::Usage(_))) => return Err(err),
+            Err(err) => {
+                progress(&Progress::Kernel {
+                    name: e.name.clone(),
+                    message: format!("error: {err}"),
+                });
+                kernels.push(KernelRun {
+                    name: e.name.clone(),
+                    suite: e.suite.clone(),
+                    release: String::new(),
+                    version: String::new(),
+                    boot_seconds: vec![],
+                    error: Some(err.to_string()),
+                });
+                images.push(None);
+            }
+        }
+    }
+
+    let mut machine = opts.machine.clone();
+    machine.accel = choose_accel(opts, &images);
+
+    let total =
+        (kernels.len() + usize::from(include_host)) * opts.policies.len() * opts.transports.len();
+    let mut cells: Vec<Cell> = Vec::new();
+    let mut done = 0usize;
+    let mut units = Vec::new();
+    for (i, img) in images.iter().enumerate() {
+        for t in &opts.transports {
+            if img.is_some() {
+                units.push(Unit {
+                    kernel: i,
+                    transport: t.clone(),
+                });
+            } else {
+                for p in &opts.policies {
+                    let detail = format!(
+                        "kernel not available: {}",
+                        kernels[i].error.clone().unwrap_or_default()
+                    );
+                    let c = error_cell(opts, &kernels[i], p, t, detail, None);
+                    done += 1;
+                    progress(&Progress::Cell {
+                        done,
+                        total,
+                        cell: Box::new(c.clone()),
+                    });
+                    cells.push(c);
+                }
+            }
+        }
+    }
+
+    // Workers boot VMs; this thread reports progress.
+    let queue = Arc::new(Mutex::new(
+        units.into_iter().collect::<std::collections::VecDeque<_>>(),
+    ));
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let snapshot = kernels.clone();
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.min(queue.lock().unwrap().len().max(1)) {
+            let queue = Arc::clone(&queue);
+            let tx = tx.clone();
+            let images = &images;
+            let kernels = &snapshot;
+            let machine = &machine;
+            s.spawn(move || loop {
+                let Some(u) = queue.lock().unwrap().pop_front() else {
+                    break;
+                };
+                if crate::process::interrupted() {
+                    break;
+                }
+                let (k, img) = images[u.kernel]
+                    .as_ref()
+                    .expect("units only for prepared kernels");
+                run_unit(opts, machine, &kernels[u.kernel], k, img, &u, &tx);
+            });
+        }
+        drop(tx);
+        for msg in rx {
+            match msg {
+                Msg::Cell(c) => {
+                    done += 1;
+                    progress(&Progress::Cell {
+                        done,
+                        total,
+                        cell: c.clone(),
+                    });
+                    cells.push(*c);
+                }
+                Msg::Boot(name, secs) => {
+                    if let Some(k) = kernels.iter_mut().find(|k| k.name == name) {
+                        k.boot_seconds.push(secs);
+                    }
+                }
+            }
+        }
+    });
+    if crate::process::interrupted() {
+        return Err(VmError::Interrupted);
+    }
+
+    if include_host {
+        let k = host_kernel_run();
+        for t in &opts.transports {
+            for p in &opts.policies {
+                let c = run_host_cell(opts, &k, p, t);
+                done += 1;
+                progress(&Progress::Cell {
+                    done,
+                    total,
+                    cell: Box::new(c.clone()),
+                });
+                cells.push(c);
+            }
+        }
+        kernels.push(k);
+    }
+
+    sort_cells(&mut cells, &kernels, opts);
+    Ok(Matrix {
+        format: MATRIX_FORMAT,
+        results: cells,
+        kernels,
+        accel: machine.accel.name().into(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+enum Msg {
+    Cell(Box<Cell>),
+    Boot(String, f64),
+}
+
+/// Catalogue order of kernels, then the order of the options' transports and policies.
+fn sort_cells(cells: &mut [Cell], kernels: &[KernelRun], opts: &Options) {
+    let pos = |v: &[String], x: &str| v.iter().position(|y| y == x).unwrap_or(usize::MAX);
+    let kn: Vec<String> = kernels.iter().map(|k| k.name.clone()).collect();
+    cells.sort_by_key(|c| {
+        (
+            pos(&kn, &c.kernel_name),
+            pos(&opts.transports, &c.finding.transport),
+            pos(&opts.policies, &c.finding.policy),
+        )
+    });
+}
+
+fn choose_accel(opts: &Options, images: &[Option<(Kernel, PathBuf)>]) -> Accel {
+    match opts.accel {
+        AccelChoice::Tcg => Accel::Tcg,
+        AccelChoice::Kvm => Accel::Kvm,
+        AccelChoice::Auto => {
+            let Some((k, img)) = images.iter().flatten().next() else {
+                return Accel::Tcg;
+            };
+            if crate::qemu::kvm_device_usable() && probe_kvm(opts, k, img) {
+                Accel::Kvm
+            } else {
+                Accel::Tcg
+            }
+        }
+    }
+}
+
+/// Boots `k` under KVM with an empty job: KVM "works" only if the guest reaches init.
+pub fn probe_kvm(opts: &Options, k: &Kernel, img: &std::path::Path) -> bool {
+    let machine = Machine {
+        accel: Accel::Kvm,
+        limits: Limits {
+            boot: Duration::from_secs(20),
+            cell: Duration::from_secs(10),
+            total: Duration::from_secs(40),
+        },
+        ..opts.machine.clone()
+    };
+    vm::boot(&machine, &k.vmlinuz, img, &Job::default(), None, |_, _| {})
+        .map(|r| r.release().is_some())
+        .unwrap_or(false)
+}
+
+fn run_unit(
+    opts: &Options,
+    machine: &Machine,
+    kr: &KernelRun,
+    k: &Kernel,
+    img: &std::path::Path,
+    u: &Unit,
+    tx: &mpsc::Sender<Msg>,
+) {
+    let remote = u.transport == "remote";
+    let job = Job {
+        env: vec![],
+        remote,
+        netem: if remote { opts.netem() } else { None },
+        cells: opts
+            .policies
+            .iter()
+            .enumerate()
+            .map(|(id, p)| JobCell {
+                id,
+                command: opts
+                    .command
+                    .replace("{policy}", p)
+                    .replace("{transport}", &u.transport),
+            })
+            .collect(),
+    };
+    // Cells are reported as soon as the guest ends them.
+    let mut lines: Vec<String> = Vec::new();
+    let mut begun: Option<(usize, Duration)> = None;
+    let mut notes: Vec<String> = Vec::new();
+    let mut finished: BTreeMap<usize, ()> = BTreeMap::new();
+    let mut release = kr.release.clone();
+    let cell_for = |id: usize,
+                    status: Option<i32>,
+                    lines: &[String],
+                    secs: f64,
+                    notes: &[String],
+                    release: &str,
+                    tail: Option<String>|
+     -> Cell {
+        let policy = &opts.policies[id];
+        let mut kr = kr.clone();
+        kr.release = release.to_string();
+        let found = parse_findings(lines);
+        let pick = found
+            .iter()
+            .find(|f| &f.policy == policy && f.transport == u.transport)
+            .or(found.first());
+        match (pick, status) {
+            (Some(f), _) => {
+                let mut f = f.clone();
+                f.kernel = Some(release.to_string());
+                f.backend = if f.backend == "kernel" {
+                    "vm".into()
+                } else {
+                    f.backend
+                };
+                Cell {
+                    finding: f,
+                    kernel_name: kr.name.clone(),
+                    kernel_version: kr.version.clone(),
+                    nic: remote.then(|| opts.nic.name().to_string()),
+                    netem: job_netem(opts, remote),
+                    seconds: secs,
+                    rerun: opts.rerun(&kr.name, policy, &u.transport),
+                    console_tail: None,
+                }
+            }
+            (None, Some(124 | 143)) => {
+                let mut c = error_cell(
+                    opts,
+                    &kr,
+                    policy,
+                    &u.transport,
+                    format!(
+                        "the cell ran longer than {} s and was stopped in the guest",
+                        opts.machine.limits.cell.as_secs()
+                    ),
+                    tail,
+                );
+                c.seconds = secs;
+                c
+            }
+            (None, st) => {
+                let mut detail = match st {
+                    Some(s) => {
+                        format!("the guest command exited with status {s} without a JSON result")
+                    }
+                    None => "the guest never finished the cell".to_string(),
+                };
+                if !notes.is_empty() {
+                    detail += &format!(" ({})", notes.join("; "));
+                }
+                let mut c = error_cell(opts, &kr, policy, &u.transport, detail, tail);
+                c.seconds = secs;
+                c
+            }
+        }
+    };
+    let mut on_event = |t: Duration, ev: &Event| match ev {
+        Event::Boot { release: r, .. } => release = r.clone(),
+        Event::SetupFailed(m) => notes.push(format!("setup failed: {m}")),
+        Event::ModuleFailed(m) => notes.push(format!("module failed: {m}")),
+        Event::CellBegin(id) => {
+            begun = Some((*id, t));
+            lines.clear();
+        }
+        Event::Line(l) => lines.push(l.clone()),
+        Event::CellEnd { id, status } if *id < opts.policies.len() => {
+            let secs = begun.map(|(_, b)| (t - b).as_secs_f64()).unwrap_or(0.0);
+            finished.insert(*id, ());
+            // The console tail is only known at the end; a failing cell gets the notes.
+            let c = cell_for(*id, Some(*status), &lines, secs, &notes, &release, None);
+            let _ = tx.send(Msg::Cell(Box::new(c)));
+            begun = None;
+        }
+        _ => {}
+    };
+    // A kernel that dies before userspace (rare TCG/SMP boot flakes) gets a second boot;
+    // once a guest ran anything, its outcome stands.
+    let mut result = vm::boot(
+        machine,
+        &k.vmlinuz,
+        img,
+        &job,
+        Some(opts.nic),
+        &mut on_event,
+    );
+    let mut retried = None;
+    if matches!(&result, Ok(r) if r.release().is_none() && r.end != End::Completed) {
+        if let Ok(first) = &result {
+            retried = Some(format!(
+                "a first boot failed and was retried: {}",
+                end_text(&first.end)
+            ));
+        }
+        result = vm::boot(
+            machine,
+            &k.vmlinuz,
+            img,
+            &job,
+            Some(opts.nic),
+            &mut on_event,
+        );
+    }
+    notes.extend(retried);
+    let (why, tail) = match result {
+        Ok(Run {
+            end: End::Completed,
+            boot_seconds,
+            ..
+        }) => {
+            if let Some(b) = boot_seconds {
+                let _ = tx.send(Msg::Boot(kr.name.clone(), b));
+            }
+            (None, None)
+        }
+        Ok(run) => {
+            if let Some(b) = run.boot_seconds {
+                let _ = tx.send(Msg::Boot(kr.name.clone(), b));
+            }
+            let why = end_text(&run.end);
+            (Some(why), Some(run.console_tail))
+        }
+        Err(e) => (Some(e.to_string()), None),
+    };
+    for (id, policy) in opts.policies.iter().enumerate() {
+        if finished.contains_key(&id) {
+            continue;
+        }
+        let mut kr = kr.clone();
+        kr.release = release.clone();
+        let mut detail = why
+            .clone()
+            .unwrap_or_else(|| "the guest finished without running this cell".into());
+        if !notes.is_empty() {
+            detail += &format!(" ({})", notes.join("; "));
+        }
+        let c = error_cell(opts, &kr, policy, &u.transport, detail, tail.clone());
+        let _ = tx.send(Msg::Cell(Box::new(c)));
+    }
+}
+
+fn end_text(e: &End) -> String {
+    match e {
+        End::Exited(m) | End::Timeout(m) => m.clone(),
+        End::Completed => "completed".into(),
+    }
+}
+
+fn job_netem(opts: &Options, remote: bool) -> Option<String> {
+    if remote {
+        opts.netem()
+    } else {
+        None
+    }
+}
+
+fn host_kernel_run() -> KernelRun {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    KernelRun {
+        name: "host".into(),
+        suite: "host".into(),
+        release,
+        version: String::new(),
+        boot_seconds: vec![],
+        error: None,
+    }
+}
+
+/// A host cell: the same command, run directly on this machine.
+fn run_host_cell(opts: &Options, k: &KernelRun, policy: &str, transport: &str) -> Cell {
+    if transport == "remote" {
+        let mut c = error_cell(
+            opts,
+            k,
+            policy,
+            transport,
+            "the host has no remote transport (it needs two NICs); see the VM kernels".into(),
+            None,
+        );
+        c.finding.verdict = Verdict::Unsupported;
+        return c;
+    }
+    let Some(bin) = &opts.host_binary else {
+        return error_cell(
+            opts,
+            k,
+            policy,
+            transport,
+            "no host binary to run the host kernel's cells".into(),
+            None,
+        );
+    };
+    let command = opts
+        .command
+        .replace("{policy}", policy)
+        .replace("{transport}", transport);
+    let mut words = command.split_whitespace();
+    let _zcsafe = words.next();
+    let mut c = std::process::Command::new(bin);
+    c.args(words);
+    let t = Instant::now();
+    let out = crate::process::run(c, opts.machine.limits.cell, &command);
+    let secs = t.elapsed().as_secs_f64();
+    match out {
+        Ok(o) => {
+            let lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            let found = parse_findings(&lines);
+            match found.into_iter().find(|f| f.policy == policy) {
+                Some(mut f) => {
+                    f.kernel = Some(k.release.clone());
+                    Cell {
+                        finding: f,
+                        kernel_name: "host".into(),
+                        kernel_version: String::new(),
+                        nic: None,
+                        netem: None,
+                        seconds: secs,
+                        rerun: opts.rerun("host", policy, transport),
+                        console_tail: None,
+                    }
+                }
+                None => error_cell(
+                    opts,
+                    k,
+                    policy,
+                    transport,
+                    format!("`{command}` exited {} without a JSON result", o.status),
+                    Some(crate::process::tail(
+                        &String::from_utf8_lossy(&o.stderr),
+                        2000,
+                    )),
+                ),
+            }
+        }
+        Err(e) => error_cell(opts, k, policy, transport, e.to_string(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_are_read_from_results_and_bare_lines() {
+        let f = r#"{"policy":"copy","transport":"veth","backend":"kernel","verdict":"safe","expected":"safe","expected_why":"x","evidence":{"detail":"ok"}}"#;
+        let lines = vec![
+            "noise".to_string(),
+            format!("{{\"results\":[{f}]}}"),
+            f.to_string(),
+            "{not json".to_string(),
+        ];
+        let got = parse_findings(&lines);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].policy, "copy");
+    }
+
+    #[test]
+    fn options_validate_and_rerun() {
+        let mut o = Options::new("/nonexistent".into());
+        o.kernels = "5.10".into();
+        o.policies = vec!["zc-naive".into()];
+        o.transports = vec!["remote".into()];
+        o.loss_pct = Some(1.5);
+        o.delay_ms = Some(10);
+        o.validate().unwrap();
+        assert_eq!(o.netem().as_deref(), Some("delay 10ms loss 1.5%"));
+        assert_eq!(
+            o.rerun("5.10", "zc-naive", "remote"),
+            "zcsafe matrix --kernels 5.10 --policies zc-naive --transports remote --nic virtio --loss 1.5 --delay 10"
+        );
+        o.transports = vec!["wifi".into()];
+        assert!(o.validate().is_err());
+        o.transports = vec!["veth".into()];
+        o.policies = vec!["nope".into()];
+        assert!(o.validate().is_err());
+        o.policies = vec!["copy".into()];
+        o.kernels = "3.2".into();
+        assert!(matches!(o.validate(), Err(VmError::UnknownKernel(..))));
+    }
+}

@@ -1,0 +1,372 @@
+//! Matrix reports: `matrix.json` (the data), `matrix.md` (for humans and PRs), a
+//! self-contained `matrix.html` (click a cell for its evidence, trace and rerun command),
+//! and `merge` of per-kernel JSON files (one CI job per kernel).
+
+use crate::error::{IoContext, Result, VmError};
+use crate::matrix::{Cell, KernelRun, Matrix, MATRIX_FORMAT};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Writes the three files into `dir` (created if needed); returns their paths.
+pub fn write_all(m: &Matrix, dir: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).at(dir)?;
+    let files = [
+        (
+            "matrix.json",
+            serde_json::to_string_pretty(m).expect("serialisable") + "\n",
+        ),
+        ("matrix.md", markdown(m)),
+        ("matrix.html", html(m)),
+    ];
+    let mut out = Vec::new();
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::write(&p, text).at(&p)?;
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// Reads a `matrix.json`.
+pub fn read(path: &Path) -> Result<Matrix> {
+    let bytes = std::fs::read(path).at(path)?;
+    let m: Matrix = serde_json::from_slice(&bytes).map_err(|e| VmError::Json {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    if m.format != MATRIX_FORMAT {
+        return Err(VmError::Json {
+            path: path.to_path_buf(),
+            message: format!(
+                "matrix format {} (this zcsafe reads {MATRIX_FORMAT})",
+                m.format
+            ),
+        });
+    }
+    Ok(m)
+}
+
+/// Merges matrices: kernels and cells of later files replace equal ones of earlier files
+/// (same kernel name, policy, transport, NIC and netem); the wall time is the longest.
+pub fn merge(parts: &[Matrix]) -> Matrix {
+    let mut kernels: Vec<KernelRun> = Vec::new();
+    let mut cells: Vec<Cell> = Vec::new();
+    let mut accel = Vec::<String>::new();
+    let mut wall = 0f64;
+    for m in parts {
+        for k in &m.kernels {
+            match kernels.iter_mut().find(|x| x.name == k.name) {
+                Some(x) => *x = k.clone(),
+                None => kernels.push(k.clone()),
+            }
+        }
+        for c in &m.results {
+            let key = |c: &Cell| {
+                (
+                    c.kernel_name.clone(),
+                    c.finding.policy.clone(),
+                    c.finding.transport.clone(),
+                    c.nic.clone(),
+                    c.netem.clone(),
+                )
+            };
+            match cells.iter_mut().find(|x| key(x) == key(c)) {
+                Some(x) => *x = c.clone(),
+                None => cells.push(c.clone()),
+            }
+        }
+        if !accel.contains(&m.accel) {
+            accel.push(m.accel.clone());
+        }
+        wall = wall.max(m.wall_seconds);
+    }
+    let kpos = |n: &str| {
+        kernels
+            .iter()
+            .position(|k| k.name == n)
+            .unwrap_or(usize::MAX)
+    };
+    cells.sort_by_key(|c| kpos(&c.kernel_name));
+    Matrix {
+        format: MATRIX_FORMAT,
+        results: cells,
+        kernels,
+        accel: accel.join("+"),
+        wall_seconds: wall,
+    }
+}
+
+fn ordered<'a>(items: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for i in items {
+        if !v.iter().any(|x| x == i) {
+            v.push(i.to_string());
+        }
+    }
+    v
+}
+
+/// Grid axes: transports (one table each), policies (rows), kernels (columns).
+fn axes(m: &Matrix) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let transports = ordered(m.results.iter().map(|c| c.finding.transport.as_str()));
+    let policies = ordered(m.results.iter().map(|c| c.finding.policy.as_str()));
+    let kernels = ordered(
+        m.kernels
+            .iter()
+            .map(|k| k.name.as_str())
+            .chain(m.results.iter().map(|c| c.kernel_name.as_str())),
+    );
+    (transports, policies, kernels)
+}
+
+fn index(m: &Matrix) -> BTreeMap<(String, String, String), usize> {
+    m.results
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            (
+                (
+                    c.finding.transport.clone(),
+                    c.finding.policy.clone(),
+                    c.kernel_name.clone(),
+                ),
+                i,
+            )
+        })
+        .collect()
+}
+
+fn cell_text(c: &Cell) -> String {
+    let f = &c.finding;
+    if f.agrees() {
+        format!("{} ✓", f.verdict)
+    } else {
+        format!("**{} ✗** (expected {})", f.verdict, f.expected)
+    }
+}
+
+fn release_of<'a>(m: &'a Matrix, name: &str) -> &'a str {
+    m.kernels
+        .iter()
+        .find(|k| k.name == name)
+        .map(|k| k.release.as_str())
+        .unwrap_or("")
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Some(v[v.len() / 2])
+}
+
+pub fn markdown(m: &Matrix) -> String {
+    let (transports, policies, kernels) = axes(m);
+    let idx = index(m);
+    let bad = m.results.iter().filter(|c| !c.finding.agrees()).count();
+    let mut s = String::new();
+    let _ = writeln!(s, "# zcsafe kernel matrix\n");
+    let _ = writeln!(
+        s,
+        "{} cells, {} contradicting the expectation; {} kernels; accelerator {}; wall time {:.0} s.\n",
+        m.results.len(),
+        bad,
+        m.kernels.len(),
+        m.accel,
+        m.wall_seconds
+    );
+    let _ = writeln!(s, "| kernel | release | Debian version | boot to userspace (median s) | note |\n|---|---|---|---|---|");
+    for k in &m.kernels {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            k.name,
+            k.release,
+            k.version,
+            median(&k.boot_seconds)
+                .map(|b| format!("{b:.1}"))
+                .unwrap_or_default(),
+            k.error
+                .as_deref()
+                .unwrap_or("")
+                .replace('\n', " ")
+                .replace('|', "\\|")
+        );
+    }
+    for t in &transports {
+        let _ = writeln!(s, "\n## transport `{t}`\n");
+        let _ = write!(s, "| policy |");
+        for k in &kernels {
+            let _ = write!(s, " {k} |");
+        }
+        let _ = write!(s, "\n|---|");
+        for _ in &kernels {
+            let _ = write!(s, "---|");
+        }
+        let _ = writeln!(s);
+        for p in &policies {
+            let _ = write!(s, "| {p} |");
+            for k in &kernels {
+                let text = idx
+                    .get(&(t.clone(), p.clone(), k.clone()))
+                    .map(|&i| cell_text(&m.results[i]))
+                    .unwrap_or_default();
+                let _ = write!(s, " {text} |");
+            }
+            let _ = writeln!(s);
+        }
+    }
+    let failing: Vec<&Cell> = m.results.iter().filter(|c| !c.finding.agrees()).collect();
+    if !failing.is_empty() {
+        let _ = writeln!(s, "\n## Contradictions and errors\n");
+        for c in failing {
+            let _ = writeln!(
+                s,
+                "- **{} / {} / {}** ({}): {} — expected {} ({}). {}\n  rerun: `{}`",
+                c.kernel_name,
+                c.finding.transport,
+                c.finding.policy,
+                release_of(m, &c.kernel_name),
+                c.finding.verdict,
+                c.finding.expected,
+                c.finding.expected_why,
+                c.finding.evidence.detail.replace('\n', " "),
+                c.rerun
+            );
+        }
+    }
+    s
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub fn html(m: &Matrix) -> String {
+    let (transports, policies, kernels) = axes(m);
+    let idx = index(m);
+    let mut s = String::new();
+    s += r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>zcsafe kernel matrix</title><style>
+body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+th,td{border:1px solid #bbb;padding:4px 8px;text-align:center}
+th{background:#f0f0f0}
+td.v{cursor:pointer;min-width:6em}
+td.safe{background:#c8efc8}td.corrupt{background:#f6b8b8}td.stuck{background:#f8d9a0}
+td.unsupported{background:#ddd}td.error{background:#d8c4f0}
+td.bad{outline:3px solid #c00;outline-offset:-3px;font-weight:bold}
+td.sel{box-shadow:inset 0 0 0 2px #000}
+#detail{position:sticky;bottom:0;background:#fafafa;border-top:2px solid #888;padding:.5em 1em;max-height:50vh;overflow:auto}
+pre{white-space:pre-wrap;background:#fff;border:1px solid #ddd;padding:.5em;font-size:12px}
+code{background:#eee;padding:1px 4px}
+</style></head><body><h1>zcsafe kernel matrix</h1>
+"#;
+    let bad = m.results.iter().filter(|c| !c.finding.agrees()).count();
+    let _ = writeln!(
+        s,
+        "<p>{} cells, <b>{}</b> contradicting the expectation; accelerator {}; wall time {:.0} s. ✓ = as expected, ✗ = contradiction (outlined). Click a cell.</p>",
+        m.results.len(),
+        bad,
+        esc(&m.accel),
+        m.wall_seconds
+    );
+    s += "<table><tr><th>kernel</th><th>release</th><th>Debian version</th><th>boot to userspace (median s)</th><th>note</th></tr>\n";
+    for k in &m.kernels {
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&k.name),
+            esc(&k.release),
+            esc(&k.version),
+            median(&k.boot_seconds)
+                .map(|b| format!("{b:.1}"))
+                .unwrap_or_default(),
+            esc(k.error.as_deref().unwrap_or(""))
+        );
+    }
+    s += "</table>\n";
+    for t in &transports {
+        let _ = writeln!(
+            s,
+            "<h2>transport <code>{}</code></h2><table><tr><th>policy</th>",
+            esc(t)
+        );
+        for k in &kernels {
+            let _ = write!(
+                s,
+                "<th>{}<br><small>{}</small></th>",
+                esc(k),
+                esc(release_of(m, k))
+            );
+        }
+        s += "</tr>\n";
+        for p in &policies {
+            let _ = write!(s, "<tr><th>{}</th>", esc(p));
+            for k in &kernels {
+                match idx.get(&(t.clone(), p.clone(), k.clone())) {
+                    Some(&i) => {
+                        let c = &m.results[i];
+                        let ok = c.finding.agrees();
+                        let _ = write!(
+                            s,
+                            "<td class=\"v {}{}\" data-i=\"{i}\" title=\"expected {}\">{} {}</td>",
+                            c.finding.verdict,
+                            if ok { "" } else { " bad" },
+                            c.finding.expected,
+                            c.finding.verdict,
+                            if ok { "✓" } else { "✗" }
+                        );
+                    }
+                    None => s += "<td></td>",
+                }
+            }
+            s += "</tr>\n";
+        }
+        s += "</table>\n";
+    }
+    // The data, embedded: `<` escaped so no string can close the script element.
+    let data = serde_json::to_string(&m.results)
+        .expect("serialisable")
+        .replace('<', "\\u003c");
+    s +=
+        "<div id=\"detail\"><i>Click a cell for its evidence, trace and rerun command.</i></div>\n";
+    let _ = writeln!(
+        s,
+        "<script id=\"data\" type=\"application/json\">{data}</script>"
+    );
+    s += r#"<script>
+const cells = JSON.parse(document.getElementById('data').textContent);
+const esc = s => String(s ?? '').replace(/[&<>"]/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
+function show(td) {
+  document.querySelectorAll('td.sel').forEach(e => e.classList.remove('sel'));
+  td.classList.add('sel');
+  const c = cells[+td.dataset.i];
+  const ev = c.evidence || {};
+  let h = `<h3>${esc(c.kernel_name)} (${esc(c.kernel)}) · ${esc(c.transport)} · ${esc(c.policy)}</h3>`;
+  h += `<p><b>${esc(c.verdict)}</b>, expected <b>${esc(c.expected)}</b>: ${esc(c.expected_why)}`;
+  if (c.predicted) h += ` · model predicts <b>${esc(c.predicted)}</b>`;
+  h += `</p><p>${esc(ev.detail)}</p>`;
+  h += `<p>rerun: <code>${esc(c.rerun)}</code> · ${(+c.seconds).toFixed(1)} s`;
+  if (c.nic) h += ` · NIC ${esc(c.nic)}`;
+  if (c.netem) h += ` · netem ${esc(c.netem)}`;
+  h += `</p>`;
+  if (ev.counts && Object.keys(ev.counts).length) h += `<h4>counts</h4><pre>${esc(JSON.stringify(ev.counts, null, 1))}</pre>`;
+  if (ev.trace) {
+    h += `<h4>trace: ${esc(ev.trace.summary)}</h4><pre>`;
+    for (const st of ev.trace.steps || []) h += `${esc(st.actor.padEnd(9))} ${esc(st.action)}${st.note ? '  — ' + esc(st.note) : ''}\n`;
+    h += `</pre>`;
+  }
+  if (c.console_tail) h += `<h4>console tail</h4><pre>${esc(c.console_tail)}</pre>`;
+  document.getElementById('detail').innerHTML = h;
+}
+document.querySelectorAll('td.v').forEach(td => td.addEventListener('click', () => show(td)));
+</script></body></html>
+"#;
+    s
+}
