@@ -246,3 +246,20 @@ impl Drop for Netns {
         live.retain(|n| n != &self.name);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_a_live_owner() {
+        let n = unique_name("snd");
+        assert!(n.starts_with(PREFIX) && n.ends_with("-snd"));
+        assert!(!owner_is_dead(&n), "this process is alive");
+        // Same pid, other start time: a reused pid, so the owner is dead.
+        let other = format!("{PREFIX}{}-1-0-snd", std::process::id());
+        assert!(owner_is_dead(&other));
+        assert!(owner_is_dead(&format!("{PREFIX}garbage")));
+        assert!(!owner_is_dead("not-ours"));
+    }
+}

@@ -456,3 +456,77 @@ impl AckWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn checker_handles_words_split_across_reads() {
+        let mut data = vec![0u8; 100];
+        stream::fill(&mut data, 0, 7);
+        data[50] ^= 1; // word 6 (bytes 48..56)
+        let mut c = Checker {
+            seed: 7,
+            offset: 0,
+            carry: Vec::new(),
+            corrupt: 0,
+            first: None,
+        };
+        for piece in data.chunks(13) {
+            c.feed(piece);
+        }
+        c.finish();
+        assert_eq!(c.corrupt, 1);
+        assert_eq!(c.first.unwrap().offset, 48);
+    }
+
+    #[test]
+    fn reader_speeds_parse_and_reject_nonsense() {
+        assert_eq!(ReaderSpeed::parse("slow").unwrap(), ReaderSpeed::Slow);
+        let c = ReaderSpeed::parse("10,4096,1").unwrap();
+        assert_eq!(c.schedule().slice, 4096);
+        assert_eq!(c.label(), "10,4096,1");
+        assert!(ReaderSpeed::parse("quick").is_err());
+        assert!(ReaderSpeed::parse("1,0,1").is_err());
+        assert!(ReaderSpeed::parse("1,2").is_err());
+    }
+
+    /// A sender that reads the receiver's acks and a stream that is too long.
+    #[test]
+    fn app_acks_are_cumulative_and_over_long_streams_are_reported() {
+        let l = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        let opts = ReceiverOptions {
+            seed: 3,
+            expect: Some(4096),
+            reader: ReaderSpeed::Custom(ReadSchedule {
+                pause: Duration::ZERO,
+                slice: 1024,
+                interval: Duration::ZERO,
+            }),
+            app_ack: true,
+            ..ReceiverOptions::default()
+        };
+        let rx = std::thread::spawn(move || serve_one(&l, &opts));
+        let mut s = TcpStream::connect(addr).unwrap();
+        let mut data = vec![0u8; 4096 + 8];
+        stream::fill(&mut data, 0, 3);
+        s.write_all(&data).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut acks = Vec::new();
+        s.read_to_end(&mut acks).unwrap();
+        let r = rx.join().unwrap();
+        assert_eq!(r.bytes, 4104);
+        assert!(!r.is_corrupt());
+        assert!(!r.is_intact(), "an over-long stream is not intact");
+        assert!(r.length_problem().unwrap().contains("over-long"));
+        let counts: Vec<u64> = acks
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
+            .collect();
+        assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+        assert_eq!(counts.last(), Some(&4104));
+    }
+}

@@ -86,3 +86,24 @@ impl std::fmt::Display for Transport {
         f.write_str(self.name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_every_transport_is_local() {
+        assert_eq!(
+            Transport::parse("veth-lossy", 7, 1).unwrap(),
+            Transport::VethLossy { loss_pct: 7 }
+        );
+        assert!(Transport::parse("netem", 1, 1).is_err());
+        assert!(Transport::all(5, 100)
+            .iter()
+            .all(|t| t.class() == TransportClass::Local));
+        assert_eq!(
+            Transport::VethSlow { rate_kbit: 9 }.label(),
+            "veth-slow(9kbit)"
+        );
+    }
+}

@@ -103,3 +103,101 @@ fn splice_after_siocoutq_zero_is_corrupt_over_a_lossy_veth() {
         Verdict::Corrupt,
     );
 }
+
+/// A policy that asks for one operation, then gives up in a chosen way.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct OneOp(zcsafe_policy::Op, bool);
+
+impl zcsafe_policy::Policy for OneOp {
+    fn poll_op(&self) -> zcsafe_policy::Op {
+        if self.1 {
+            zcsafe_policy::Op::Abort(zcsafe_policy::Abort::Unsupported("needs a pony".into()))
+        } else {
+            self.0.clone()
+        }
+    }
+    fn handle(&mut self, _: zcsafe_policy::Outcome) {
+        self.1 = true;
+    }
+}
+
+fn quick() -> RunOptions {
+    RunOptions {
+        repeat: 1,
+        op_timeout: std::time::Duration::from_millis(300),
+        ..RunOptions::default()
+    }
+}
+
+#[test]
+fn waiting_on_an_empty_pipe_is_stuck_and_says_so() {
+    let _g = serial();
+    let r = run_policy(
+        |_| OneOp(zcsafe_policy::Op::Splice { len: 4096 }, false),
+        "splice-nothing",
+        &quick(),
+    )
+    .unwrap();
+    assert_eq!(r.verdict, Verdict::Stuck, "{}", r.evidence.detail);
+    assert!(
+        r.evidence.detail.contains("empty pipe"),
+        "{}",
+        r.evidence.detail
+    );
+}
+
+#[test]
+fn an_app_ack_beyond_the_stream_is_stuck() {
+    let _g = serial();
+    let r = run_policy(
+        |_| OneOp(zcsafe_policy::Op::WaitAppAck { beyond: 1 << 40 }, false),
+        "ack-never",
+        &quick(),
+    )
+    .unwrap();
+    assert_eq!(r.verdict, Verdict::Stuck, "{}", r.evidence.detail);
+}
+
+#[test]
+fn an_unsupported_abort_names_the_kernel() {
+    let _g = serial();
+    let r = run_policy(
+        |_| OneOp(zcsafe_policy::Op::EnableZerocopy, false),
+        "pony",
+        &quick(),
+    )
+    .unwrap();
+    assert_eq!(r.verdict, Verdict::Unsupported);
+    assert!(r.evidence.detail.contains("needs a pony"));
+    assert!(r.evidence.detail.contains(&zcsafe_kernel::kernel_release()));
+}
+
+#[test]
+fn a_bad_geometry_is_an_error_not_a_panic() {
+    let mut o = quick();
+    o.geometry.stream = 12345;
+    assert!(run_policy(|g| Tiny::new(Scheme::Copy, g), "copy", &o).is_err());
+    o = quick();
+    o.repeat = 0;
+    assert!(run_policy(|g| Tiny::new(Scheme::Copy, g), "copy", &o).is_err());
+}
+
+#[test]
+fn a_policy_writing_outside_its_buffer_is_an_error() {
+    let _g = serial();
+    let r = run_policy(
+        |g| {
+            OneOp(
+                zcsafe_policy::Op::Fill {
+                    buf: zcsafe_policy::Region::new(g.buffer, 4096),
+                    stream: 0,
+                },
+                false,
+            )
+        },
+        "overflow",
+        &quick(),
+    )
+    .unwrap();
+    assert_eq!(r.verdict, Verdict::Error, "{}", r.evidence.detail);
+}
