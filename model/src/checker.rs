@@ -109,23 +109,12 @@ impl Ending {
 pub(crate) enum Step<P> {
     Next(State<P>),
     End(State<P>, Ending),
+    /// The application's call would block: the move is not enabled.
+    Blocked,
 }
 
-/// The moves enabled in a state, application first.
-pub(crate) fn moves<P: Policy>(s: &Scenario, st: &State<P>) -> Vec<Move> {
-    let mut out = Vec::new();
-    if !st.kernel.finished {
-        // Whether the application's call would block is only known by trying it.
-        let mut k = st.kernel.clone();
-        if !matches!(k.perform(s, &st.policy.poll_op()), Perform::Blocked) {
-            out.push(Move::App);
-        }
-    }
-    out.extend(st.kernel.enabled(s).into_iter().map(Move::Kernel));
-    out
-}
-
-/// Takes a move (which must be enabled).
+/// Takes a move. Kernel moves must be enabled; an application move whose call would
+/// block yields [`Step::Blocked`] (only trying the call tells).
 pub(crate) fn take<P: Policy>(s: &Scenario, st: &State<P>, mv: Move) -> Step<P> {
     let mut next = st.clone();
     match mv {
@@ -141,7 +130,7 @@ pub(crate) fn take<P: Policy>(s: &Scenario, st: &State<P>, mv: Move) -> Step<P> 
                     }
                 }
                 Perform::Fault(f) => return Step::End(next, Ending::Fault(format!("{op}: {f}"))),
-                Perform::Blocked => unreachable!("blocked moves are not enabled"),
+                Perform::Blocked => return Step::Blocked,
             }
         }
         Move::Kernel(ev) => {
@@ -181,13 +170,17 @@ pub fn check<P: Policy>(
             head += 1;
             continue;
         }
-        let mvs = moves(scenario, &st);
-        if mvs.is_empty() && stuck.is_none() {
-            stuck = Some(head as u32);
-        }
-        for mv in mvs {
-            transitions += 1;
-            match take(scenario, &st, mv) {
+        let app = (!st.kernel.finished).then_some(Move::App);
+        let kernel = st.kernel.enabled(scenario).into_iter().map(Move::Kernel);
+        let mut moved = false;
+        for mv in app.into_iter().chain(kernel) {
+            let step = take(scenario, &st, mv);
+            if !matches!(step, Step::Blocked) {
+                moved = true;
+                transitions += 1;
+            }
+            match step {
+                Step::Blocked => {}
                 Step::Next(next) => {
                     if seen.insert(next) {
                         parent.push(Some((head as u32, mv)));
@@ -207,6 +200,9 @@ pub fn check<P: Policy>(
                     }
                 }
             }
+        }
+        if !moved && stuck.is_none() {
+            stuck = Some(head as u32);
         }
         head += 1;
     }

@@ -26,6 +26,7 @@ pub(crate) fn replay<P: Policy>(
                 debug_assert_eq!(i, path.len() - 1, "only the last move ends a path");
                 n
             }
+            Taken::Blocked => unreachable!("paths only hold moves that were taken"),
         };
         if let Move::App = mv {
             if let Some(outcome) = app_outcome(s, &st) {
