@@ -36,6 +36,8 @@ enum Command {
     Probe(cmd::probe::Args),
     /// The verifying receiver alone, for a sender on another host.
     Receive(cmd::receive::Args),
+    /// An annotated timeline of a trace: who holds each page at each step, and why.
+    Explain(cmd::explain::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(args),
         Command::Probe(args) => cmd::probe::run(args),
         Command::Receive(args) => cmd::receive::run(args),
+        Command::Explain(args) => cmd::explain::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod check;
+pub mod explain;
 pub mod policies;
 pub mod probe;
 pub mod receive;

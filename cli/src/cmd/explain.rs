@@ -1,0 +1,49 @@
+//! `zcsafe explain TRACE [--svg FILE]`: any trace — a model counterexample, a fixture, a
+//! recorded kernel or simulation run — as an annotated timeline: lanes for the
+//! application, pipe, write queue, wire/device and peer, a column per buffer page, and
+//! one plain sentence per step saying who still holds the pages and why.
+
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use zcsafe_explain::{load, Selection};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A trace JSON file: a fixture, `zcsafe check --json` output, a finding or a run report.
+    trace: PathBuf,
+    /// With a results file holding several counterexamples: the policy to explain.
+    #[arg(long, short = 'p', value_name = "NAME")]
+    policy: Option<String>,
+    /// With a results file: the transport (class) to explain.
+    #[arg(long, short = 't', value_name = "TRANSPORT")]
+    transport: Option<String>,
+    /// Also write the timeline as an SVG sequence diagram to FILE (`-` for stdout,
+    /// which then replaces the text).
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let sel = Selection {
+        policy: args.policy,
+        transport: args.transport,
+    };
+    let trace = load(&args.trace, &sel)?;
+    match &args.svg {
+        Some(p) if p.as_os_str() == "-" => {
+            print!("{}", zcsafe_explain::svg::render(&trace));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(p) => {
+            std::fs::write(p, zcsafe_explain::svg::render(&trace))
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        None => {}
+    }
+    print!("{}", zcsafe_explain::text::render(&trace));
+    if let Some(p) = &args.svg {
+        eprintln!("zcsafe: wrote {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

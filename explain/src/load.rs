@@ -1,0 +1,229 @@
+//! Reading trace files, and saying clearly what is wrong with the ones that are not.
+//!
+//! People hand `zcsafe explain` whatever JSON they have: a fixture (a bare trace), the
+//! output of `zcsafe check --json` (many findings, some with a counterexample), one
+//! finding cut out of it, or a kernel run report (`{"trace": …}`). All of them are
+//! accepted; anything else is refused with the file name and the reason, never a panic.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use zcsafe_policy::{Results, Trace, TRACE_FORMAT_VERSION};
+
+/// Which trace to pick from a file that holds several (a `Results` JSON).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub policy: Option<String>,
+    pub transport: Option<String>,
+}
+
+/// Why a file could not be read as a trace.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("{path}: cannot read the file: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not JSON ({source})")]
+    NotJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "{path}: not a zcsafe trace: expected a trace (with \"format\" and \"steps\"), a \
+         `zcsafe … --json` results object (\"results\"), a finding (\"evidence\") or a run \
+         report (\"trace\"); {found}"
+    )]
+    Foreign { path: PathBuf, found: String },
+    #[error(
+        "{path}: trace format version {found}, but this zcsafe reads version {supported}: \
+         regenerate the trace with this zcsafe"
+    )]
+    Version {
+        path: PathBuf,
+        found: String,
+        supported: u32,
+    },
+    #[error("{path}: a trace of format {TRACE_FORMAT_VERSION}, but malformed: {source}")]
+    Malformed {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path}: no counterexample matches {wanted}; the file has traces for: {available}")]
+    NoMatch {
+        path: PathBuf,
+        wanted: String,
+        available: String,
+    },
+    #[error("{path}: {count} traces ({available}); pick one with --policy and/or --transport")]
+    Ambiguous {
+        path: PathBuf,
+        count: usize,
+        available: String,
+    },
+}
+
+/// Reads the trace in `path`, picking one with `sel` if the file holds several.
+pub fn load(path: &Path, sel: &Selection) -> Result<Trace, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.into(),
+        source,
+    })?;
+    parse(path, &text, sel)
+}
+
+/// [`load`] for text already in memory; `path` only names it in errors.
+pub fn parse(path: &Path, text: &str, sel: &Selection) -> Result<Trace, LoadError> {
+    let p = || path.to_path_buf();
+    let value: Value =
+        serde_json::from_str(text).map_err(|source| LoadError::NotJson { path: p(), source })?;
+    let Value::Object(obj) = &value else {
+        return Err(LoadError::Foreign {
+            path: p(),
+            found: format!("found {}", kind(&value)),
+        });
+    };
+    if obj.contains_key("results") {
+        let results: Results = serde_json::from_value(value.clone())
+            .map_err(|source| LoadError::Malformed { path: p(), source })?;
+        return pick(path, &results, sel);
+    }
+    if let Some(ev) = obj.get("evidence") {
+        if let Some(t) = ev.get("trace") {
+            return trace(path, t);
+        }
+        return Err(LoadError::NoMatch {
+            path: p(),
+            wanted: "this finding".into(),
+            available: "none (a finding without a counterexample: its verdict was safe)".into(),
+        });
+    }
+    if obj.contains_key("steps") || obj.contains_key("format") {
+        return trace(path, &value);
+    }
+    if let Some(t) = obj.get("trace") {
+        return trace(path, t);
+    }
+    let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    keys.truncate(8);
+    Err(LoadError::Foreign {
+        path: p(),
+        found: format!("found an object with keys {}", keys.join(", ")),
+    })
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// One trace object: check the version first, so an old or future file gets a version
+/// error instead of a confusing "missing field".
+fn trace(path: &Path, v: &Value) -> Result<Trace, LoadError> {
+    match v.get("format") {
+        Some(Value::Number(n)) if n.as_u64() == Some(TRACE_FORMAT_VERSION as u64) => {}
+        Some(other) => {
+            return Err(LoadError::Version {
+                path: path.into(),
+                found: other.to_string(),
+                supported: TRACE_FORMAT_VERSION,
+            })
+        }
+        None => {
+            return Err(LoadError::Version {
+                path: path.into(),
+                found: "missing (no \"format\" field)".into(),
+                supported: TRACE_FORMAT_VERSION,
+            })
+        }
+    }
+    serde_json::from_value(v.clone()).map_err(|source| LoadError::Malformed {
+        path: path.into(),
+        source,
+    })
+}
+
+fn pick(path: &Path, results: &Results, sel: &Selection) -> Result<Trace, LoadError> {
+    let with_trace: Vec<_> = results
+        .results
+        .iter()
+        .filter_map(|f| f.evidence.trace.as_ref().map(|t| (f, t)))
+        .collect();
+    let list = |v: &[(&zcsafe_policy::Finding, &Trace)]| {
+        if v.is_empty() {
+            "none (every verdict was safe)".to_string()
+        } else {
+            v.iter()
+                .map(|(f, _)| format!("{}/{}", f.policy, f.transport))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let matching: Vec<_> = with_trace
+        .iter()
+        .copied()
+        .filter(|(f, _)| {
+            sel.policy.as_deref().is_none_or(|p| p == f.policy)
+                && sel.transport.as_deref().is_none_or(|t| t == f.transport)
+        })
+        .collect();
+    match matching.as_slice() {
+        [(f, t)] => {
+            let mut t = (*t).clone();
+            if t.policy.is_empty() {
+                t.policy = f.policy.clone();
+            }
+            Ok(t)
+        }
+        [] => Err(LoadError::NoMatch {
+            path: path.into(),
+            wanted: match (&sel.policy, &sel.transport) {
+                (None, None) => "anything".into(),
+                (p, t) => format!(
+                    "policy {} on transport {}",
+                    p.as_deref().unwrap_or("any"),
+                    t.as_deref().unwrap_or("any")
+                ),
+            },
+            available: list(&with_trace),
+        }),
+        many => Err(LoadError::Ambiguous {
+            path: path.into(),
+            count: many.len(),
+            available: list(many),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(Path::new("f.json"), text, &Selection::default())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn foreign_and_broken_files_name_the_file_and_the_problem() {
+        assert!(err("{nope").starts_with("f.json: not JSON"));
+        assert!(err("[1,2]").contains("found an array"));
+        assert!(err(r#"{"name":"x"}"#).contains("keys name"));
+        let e = err(r#"{"format": 99, "steps": []}"#);
+        assert!(
+            e.contains("format version 99") && e.contains("reads version 1"),
+            "{e}"
+        );
+        assert!(err(r#"{"steps": []}"#).contains("missing"));
+        assert!(err(r#"{"format": 1, "steps": 3}"#).contains("malformed"));
+        assert!(err(r#"{"results": []}"#).contains("every verdict was safe"));
+    }
+}
