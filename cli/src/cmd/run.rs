@@ -125,7 +125,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         };
         for e in &entries {
             let predicted = *predictions.entry((e.name, class)).or_insert_with(|| {
-                let scenario = Scenario::standard(class, profile.clone());
+                let mut scenario = Scenario::standard(class, profile.clone());
+                // Predict for what the kernel run can reach: its 32-bit zerocopy counter
+                // never wraps within one stream.
+                scenario.geometry.zc_id_bits = geometry.zc_id_bits;
                 e.build(&scenario.geometry)
                     .ok()
                     .and_then(|p| check(p, &scenario, &CheckOptions::default()).ok())
