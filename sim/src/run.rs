@@ -1,0 +1,352 @@
+//! Running a policy over turmoil: one seed ([`simulate`]) or many ([`run`]).
+
+use crate::faults::Faults;
+use crate::rng::Rng;
+use crate::scenario::SimScenario;
+use crate::wire::Msg;
+use crate::world::{End, World};
+use rand::SeedableRng;
+use serde::Serialize;
+use std::cell::RefCell;
+use std::net::Ipv4Addr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use turmoil::net::UdpSocket;
+use zcsafe_model::ScenarioError;
+use zcsafe_policies::{BuildError, Entry};
+use zcsafe_policy::{Abort, Policy, Profile, Trace, TransportClass, Verdict, TRACE_FORMAT_VERSION};
+
+const PORT: u16 = 4000;
+const TICK: Duration = Duration::from_millis(1);
+/// Simulated time after which a run that has not ended counts as stuck.
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Why a simulation could not run.
+#[derive(Debug, Error)]
+pub enum SimError {
+    #[error("invalid scenario: {0}")]
+    Scenario(#[from] ScenarioError),
+    #[error("cannot build the policy for this scenario: {0}")]
+    Build(#[from] BuildError),
+    #[error("turmoil: {0}")]
+    Turmoil(String),
+}
+
+/// The result of one seed.
+#[derive(Clone, Debug)]
+pub struct SimRun {
+    pub verdict: Verdict,
+    pub seed: u64,
+    pub faults: Faults,
+    /// Simulated time the run took.
+    pub sim_time: Duration,
+    pub trace: Trace,
+}
+
+/// Runs `policy` (named `name` in the trace) in `scenario` with `seed`: the same seed
+/// gives the same trace, byte for byte.
+pub fn simulate<P: Policy>(
+    name: &str,
+    policy: P,
+    scenario: &SimScenario,
+    seed: u64,
+) -> Result<SimRun, SimError> {
+    simulate_with(name, policy, scenario, seed, true)
+}
+
+pub(crate) fn simulate_with<P: Policy>(
+    name: &str,
+    policy: P,
+    scenario: &SimScenario,
+    seed: u64,
+    holders: bool,
+) -> Result<SimRun, SimError> {
+    scenario.model.validate()?;
+    let f = scenario.faults.clone();
+    let mut world = World::new(scenario.model.clone(), f.clone(), policy, seed);
+    world.holders = holders;
+    let world = Rc::new(RefCell::new(world));
+
+    let mut sim = turmoil::Builder::new()
+        .simulation_duration(LIMIT)
+        .tick_duration(TICK)
+        .min_message_latency(f.latency)
+        .max_message_latency(f.max_latency())
+        .fail_rate(f.loss)
+        .repair_rate(1.0)
+        .build_with_rng(Box::new(rand::rngs::SmallRng::seed_from_u64(seed)));
+
+    let w = world.clone();
+    sim.host("receiver", move || {
+        let w = w.clone();
+        async move {
+            let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, PORT)).await?;
+            let mut buf = [0u8; 32];
+            loop {
+                let now = turmoil::elapsed();
+                while let Ok((n, from)) = sock.try_recv_from(&mut buf) {
+                    let Some(msg) = Msg::decode(&buf[..n]) else {
+                        continue;
+                    };
+                    let reply = w.borrow_mut().receiver_receive(now, msg);
+                    if let Some(r) = reply {
+                        let _ = sock.try_send_to(&r.encode(), from);
+                    }
+                }
+                let out = w.borrow_mut().receiver_tick(now);
+                for m in out {
+                    let _ = sock.try_send_to(&m.encode(), ("sender", PORT));
+                }
+                tokio::time::sleep(TICK).await;
+            }
+        }
+    });
+
+    let w = world.clone();
+    let faults = f.clone();
+    sim.client("sender", async move {
+        let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, PORT)).await?;
+        let mut buf = [0u8; 32];
+        let (mut partitioned, mut held) = (false, false);
+        loop {
+            let now = turmoil::elapsed();
+            let cut = faults.partition.is_some_and(|p| p.contains(now));
+            if cut != partitioned {
+                partitioned = cut;
+                if cut {
+                    turmoil::partition("sender", "receiver");
+                } else {
+                    turmoil::repair("sender", "receiver");
+                }
+            }
+            let hold = faults.hold.is_some_and(|p| p.contains(now));
+            if hold != held {
+                held = hold;
+                if hold {
+                    turmoil::hold("sender", "receiver");
+                } else {
+                    turmoil::release("sender", "receiver");
+                }
+            }
+            while let Ok((n, _)) = sock.try_recv_from(&mut buf) {
+                if let Some(msg) = Msg::decode(&buf[..n]) {
+                    w.borrow_mut().sender_receive(now, msg);
+                }
+            }
+            let out = w.borrow_mut().sender_tick(now);
+            for m in out {
+                let _ = sock.try_send_to(&m.encode(), ("receiver", PORT));
+            }
+            if w.borrow().end.is_some() {
+                return Ok(());
+            }
+            tokio::time::sleep(TICK).await;
+        }
+    });
+
+    let result = sim.run();
+    let sim_time = sim.elapsed();
+    drop(sim);
+    let world = Rc::try_unwrap(world)
+        .map_err(|_| SimError::Turmoil("a host outlived the simulation".into()))?
+        .into_inner();
+    let end = match (world.end.clone(), result) {
+        (Some(end), _) => end,
+        (None, Ok(())) => End::Stuck("the run ended without a verdict".into()),
+        (None, Err(_)) => End::Stuck(format!(
+            "nothing ended the run within {} s of simulated time",
+            LIMIT.as_secs()
+        )),
+    };
+    let (verdict, summary) = judge(&end);
+    let trace = Trace {
+        format: TRACE_FORMAT_VERSION,
+        policy: name.to_string(),
+        transport: scenario.transport().name().into(),
+        backend: "sim".into(),
+        profile: scenario.model.config.profile.name.clone(),
+        geometry: scenario.model.geometry,
+        steps: world.steps,
+        verdict,
+        summary: format!("{summary} (seed {seed}, faults {f})"),
+    };
+    Ok(SimRun {
+        verdict,
+        seed,
+        faults: f,
+        sim_time,
+        trace,
+    })
+}
+
+fn judge(end: &End) -> (Verdict, String) {
+    match end {
+        End::Complete => (
+            Verdict::Safe,
+            "the receiver read the whole stream intact".into(),
+        ),
+        End::Corrupt(c) => (
+            Verdict::Corrupt,
+            match c.meant_for {
+                Some(m) => format!(
+                    "the receiver read stream page {} but got the bytes of page {m}: the buffer was reused {} page(s) too early",
+                    c.offset,
+                    m.saturating_sub(c.offset)
+                ),
+                None => format!("the receiver read stream page {} but got zeroes", c.offset),
+            },
+        ),
+        End::Stuck(why) => (Verdict::Stuck, why.clone()),
+        End::Fault(f) => (Verdict::Error, format!("the policy faulted: {f}")),
+        End::Abort(Abort::Unsupported(r)) => (Verdict::Unsupported, format!("unsupported: {r}")),
+        End::Abort(Abort::Failed(r)) => (Verdict::Error, format!("the policy gave up: {r}")),
+    }
+}
+
+/// What [`run`] explores.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    pub transport: TransportClass,
+    pub profile: Profile,
+    /// Stream length in pages.
+    pub stream: u64,
+    /// How many seeds to run, starting at `seed`.
+    pub seeds: u64,
+    pub seed: u64,
+    /// Fixed faults; `None` draws them from each seed ([`Faults::random`]).
+    pub faults: Option<Faults>,
+}
+
+impl SimOptions {
+    pub fn new(transport: TransportClass) -> SimOptions {
+        SimOptions {
+            transport,
+            profile: Profile::classic(),
+            stream: 16,
+            seeds: 200,
+            seed: 0,
+            faults: None,
+        }
+    }
+
+    /// The scenario of one seed.
+    pub fn scenario(&self, seed: u64) -> SimScenario {
+        let faults = self
+            .faults
+            .clone()
+            .unwrap_or_else(|| Faults::random(&mut Rng::new(seed)));
+        let mut s =
+            SimScenario::standard(self.transport, self.profile.clone()).with_stream(self.stream);
+        s.faults = faults;
+        s
+    }
+}
+
+/// The result of many seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct SimReport {
+    pub policy: String,
+    pub transport: TransportClass,
+    /// `safe` when every seed ended with the stream intact; else the first finding.
+    pub verdict: Verdict,
+    /// The seed of the finding.
+    pub seed: Option<u64>,
+    /// Seeds run (up to and including the finding).
+    pub scenarios: u64,
+    /// Faults of the finding's seed, as a `--faults` spec.
+    pub faults: Option<String>,
+    pub trace: Option<Trace>,
+    /// The command that replays the finding.
+    pub replay_command: Option<String>,
+    #[serde(serialize_with = "ser_ms")]
+    pub elapsed: Duration,
+    /// Simulated time over all seeds.
+    #[serde(serialize_with = "ser_ms")]
+    pub sim_time: Duration,
+    pub detail: String,
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+/// Runs `policy` for `opts.seeds` seeds. Stops at the first corruption (or when the
+/// kernel lacks a feature); a seed that errs or gets stuck is remembered while the
+/// remaining seeds look for corruption, the strongest finding.
+pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimReport, SimError> {
+    let start = Instant::now();
+    let mut sim_time = Duration::ZERO;
+    let mut finding: Option<(u64, u64)> = None;
+    for (i, seed) in (opts.seed..opts.seed.saturating_add(opts.seeds)).enumerate() {
+        let scenario = opts.scenario(seed);
+        let r = simulate_with(name, policy.clone(), &scenario, seed, false)?;
+        sim_time += r.sim_time;
+        match r.verdict {
+            Verdict::Safe => {}
+            Verdict::Corrupt | Verdict::Unsupported => {
+                finding = Some((seed, i as u64 + 1));
+                break;
+            }
+            Verdict::Stuck | Verdict::Error => {
+                finding.get_or_insert((seed, i as u64 + 1));
+            }
+        }
+    }
+    let Some((seed, scenarios)) = finding else {
+        return Ok(SimReport {
+            policy: name.into(),
+            transport: opts.transport,
+            verdict: Verdict::Safe,
+            seed: None,
+            scenarios: opts.seeds,
+            faults: opts.faults.as_ref().map(|f| f.to_string()),
+            trace: None,
+            replay_command: None,
+            elapsed: start.elapsed(),
+            sim_time,
+            detail: format!(
+                "{} seeds from {}: the receiver read the whole stream intact every time",
+                opts.seeds, opts.seed
+            ),
+        });
+    };
+    // Replay the finding with page holders recorded, for the timeline.
+    let full = simulate(name, policy.clone(), &opts.scenario(seed), seed)?;
+    let replay = replay_command(name, opts, seed);
+    Ok(SimReport {
+        policy: name.into(),
+        transport: opts.transport,
+        verdict: full.verdict,
+        seed: Some(seed),
+        scenarios,
+        faults: Some(full.faults.to_string()),
+        detail: format!("{} — replay: {replay}", full.trace.summary),
+        trace: Some(full.trace),
+        replay_command: Some(replay),
+        elapsed: start.elapsed(),
+        sim_time,
+    })
+}
+
+/// [`run`] for a catalogue entry, built for the simulated geometry.
+pub fn run_entry(entry: &Entry, opts: &SimOptions) -> Result<SimReport, SimError> {
+    let geometry = opts.scenario(opts.seed).model.geometry;
+    let policy = entry.build(&geometry)?;
+    run(entry.name, &policy, opts)
+}
+
+/// `zcsafe sim …` that replays one seed.
+pub fn replay_command(name: &str, opts: &SimOptions, seed: u64) -> String {
+    let mut cmd = format!(
+        "zcsafe sim --policy {name} --transport {} --seed {seed}",
+        opts.transport
+    );
+    if let Some(f) = &opts.faults {
+        cmd.push_str(&format!(" --faults '{f}'"));
+    }
+    if opts.stream != 16 {
+        cmd.push_str(&format!(" --stream {}", opts.stream));
+    }
+    cmd
+}
