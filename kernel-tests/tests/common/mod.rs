@@ -14,24 +14,32 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// `Some(reason)` when `transport` cannot run here. Prints `SKIP <reason>` (counted by
-/// `make test`'s summary grep); fails instead when `ZCSAFE_REQUIRE_ROOT=1`.
+static SKIPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether `transport` cannot run here. Prints `SKIP <reason>` with a running count to the
+/// real stderr (not captured by the test harness, so a skip is never silent); fails
+/// instead when `ZCSAFE_REQUIRE_ROOT=1` (CI).
 pub fn skip(test: &str, transport: &Transport) -> bool {
     match veth::unavailable(transport) {
         None => false,
         Some(why) => {
-            if std::env::var("ZCSAFE_REQUIRE_ROOT").as_deref() == Ok("1") {
-                panic!("{test}: cannot run ({why}) and ZCSAFE_REQUIRE_ROOT=1");
-            }
-            println!("SKIP {test}: {why}");
-            eprintln!("SKIP {test}: {why}");
-            false_or_true()
+            skipped(test, &why);
+            true
         }
     }
 }
 
-fn false_or_true() -> bool {
-    true
+/// Records a skip (see [`skip`]).
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    if std::env::var("ZCSAFE_REQUIRE_ROOT").as_deref() == Ok("1") {
+        panic!("{test}: cannot run ({why}) and ZCSAFE_REQUIRE_ROOT=1");
+    }
+    let n = SKIPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIP {test}: {why} (skip #{n} in this test binary)"
+    );
 }
 
 /// Makes sure no namespace of ours is left after a test (ours: live owner, so the
