@@ -23,6 +23,8 @@ pub const NETNS_DIR: &str = "/run/netns";
 static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 static SIGNALS: Once = Once::new();
+/// The longest an `ip`/`tc`/`nft` invocation may take.
+const CMD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Start time of a process in clock ticks since boot, if it exists.
 pub fn process_start_time(pid: u32) -> Option<u64> {
@@ -152,6 +154,23 @@ pub(crate) fn run_cmd(args: &[&str], stdin: Option<&str>) -> Result<String, Kern
         .map_err(|e| KernelError::io(format!("running {}", args[0]), e))?;
     if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let _ = pipe.write_all(text.as_bytes());
+    }
+    // ip/tc/nft return at once; a hung one (a wedged netlink socket) must not hang the run.
+    let deadline = std::time::Instant::now() + CMD_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(KernelError::Timeout {
+                    what: args.join(" "),
+                    secs: CMD_TIMEOUT.as_secs_f64(),
+                });
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            Err(e) => return Err(KernelError::io(format!("waiting for {}", args[0]), e)),
+        }
     }
     let out = child
         .wait_with_output()
