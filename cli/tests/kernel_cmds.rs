@@ -1,0 +1,168 @@
+//! `zcsafe run`, `probe` and `receive` on the running kernel, as a user runs them.
+//! Loopback needs no root, so these always run.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn zcsafe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zcsafe"))
+        .args(args)
+        .output()
+        .expect("run zcsafe")
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+#[test]
+fn run_json_has_the_check_shape_with_observation_and_prediction() {
+    let out = zcsafe(&[
+        "run",
+        "--policy",
+        "copy,siocoutq-drain",
+        "--transport",
+        "loopback",
+        "--repeat",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let results = v["results"].as_array().expect("results array");
+    assert_eq!(results.len(), 2);
+    for r in results {
+        assert_eq!(r["backend"], "kernel");
+        assert_eq!(r["transport"], "loopback");
+        assert!(r["kernel"].is_string());
+        assert!(r["predicted"].is_string(), "the model's prediction: {r}");
+        assert!(r["evidence"]["counts"]["seed"].is_u64());
+    }
+    let drain = &results[1];
+    assert_eq!(drain["policy"], "siocoutq-drain");
+    assert_eq!(drain["verdict"], "corrupt");
+    assert!(drain["evidence"]["counts"]["corrupt_words"].as_u64() > Some(0));
+    assert!(drain["evidence"]["trace"]["steps"]
+        .as_array()
+        .is_some_and(|s| !s.is_empty()));
+}
+
+#[test]
+fn run_rejects_bad_options_with_status_2() {
+    for args in [
+        &["run", "--transport", "netem"][..],
+        &["run", "--policy", "nope"],
+        &["run", "--bytes", "1000"],
+        &["run", "--reader", "sometimes"],
+    ] {
+        let out = zcsafe(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?} says what is wrong");
+    }
+}
+
+#[test]
+fn external_senders_get_0_1_or_2() {
+    // A shell "sender" that fails is a failed run, with its stderr.
+    let out = zcsafe(&[
+        "run",
+        "--external",
+        "echo no route to {host} >&2; exit 4",
+        "--timeout",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no route to 127.0.0.1"));
+}
+
+#[test]
+fn probe_json_is_a_profile_run_and_check_accept() {
+    let out = zcsafe(&["probe", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert!(v["profile"]["name"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("probed:")));
+    assert!(v["details"]["vmsplice"].is_string() || v["details"]["vmsplice"].is_object());
+    let file = std::env::temp_dir().join(format!("zcsafe-probe-{}.json", std::process::id()));
+    std::fs::write(&file, &out.stdout).unwrap();
+    let check = zcsafe(&[
+        "check",
+        "--policy",
+        "copy",
+        "--profile",
+        file.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn receive_judges_a_stream_from_another_program() {
+    // Pick a free port, then let the receiver listen there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_zcsafe"))
+        .args([
+            "receive",
+            "--listen",
+            &addr,
+            "--bytes",
+            "4096",
+            "--reader",
+            "fast",
+            "--timeout",
+            "10",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut s = loop {
+        match std::net::TcpStream::connect(&addr) {
+            Ok(s) => break s,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => panic!("receiver never listened: {e}"),
+        }
+    };
+    let mut data = vec![0u8; 4096];
+    zcsafe_policy::stream::fill(&mut data, 0, 0);
+    data[100] ^= 0xff; // one corrupt word
+    s.write_all(&data).unwrap();
+    drop(s);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["corrupt_words"], 1);
+    assert_eq!(v["first_corrupt"], 96);
+}
