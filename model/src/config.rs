@@ -25,6 +25,18 @@ pub struct ModelConfig {
     /// the error queue) before `send` fails with `ENOBUFS` (`sock_omalloc` against
     /// `sysctl_optmem_max` in `msg_zerocopy_alloc`).
     pub zc_optmem: u8,
+    /// The pipe's read end belongs to a local reader process (`producer | consumer`)
+    /// that reads it with `read(2)` — `pipe_read` copies the pages out, so the reader
+    /// sees whatever they hold at that moment — instead of `splice` moving the pages to
+    /// the socket. The reader is the one that checks the stream.
+    #[serde(default)]
+    pub pipe_reader: bool,
+    /// io_uring `SEND_ZC` requests that may fail (be cancelled) before they run. Such a
+    /// request still posts a notification CQE: `io_sendrecv_fail` sets `F_MORE` on its
+    /// CQE and `io_send_zc_cleanup` flushes its notif (`io_notif_flush`), from task
+    /// work, so other CQEs can overtake it.
+    #[serde(default)]
+    pub uring_failures: u8,
 }
 
 /// A geometry and a kernel configuration: one bounded world to explore.
@@ -57,6 +69,8 @@ impl Scenario {
                 losses: 1,
                 spurious_rto: 1,
                 zc_optmem: 2,
+                pipe_reader: false,
+                uring_failures: 0,
             },
         }
     }

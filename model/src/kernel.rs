@@ -34,6 +34,12 @@ pub enum Event {
     Read,
     /// io_uring executes the `n`th pending `SEND_ZC`.
     UringExec(u8),
+    /// The reading process reads one page from the pipe (`pipe_reader` only).
+    PipeRead,
+    /// The `n`th pending `SEND_ZC` fails (is cancelled) before it runs.
+    UringFail(u8),
+    /// io_uring posts the notification CQE of the oldest failed `SEND_ZC`.
+    UringNotifFlush,
 }
 
 /// What an application operation did.
@@ -319,6 +325,15 @@ impl Kernel {
                 ev.push(Event::UringExec(i as u8));
             }
         }
+        if cfg.pipe_reader && !self.pipe.bufs.is_empty() {
+            ev.push(Event::PipeRead);
+        }
+        if self.zc.failures < cfg.uring_failures {
+            ev.extend((0..self.zc.sq.len()).map(|i| Event::UringFail(i as u8)));
+        }
+        if !self.zc.failed_notifs.is_empty() {
+            ev.push(Event::UringNotifFlush);
+        }
         ev
     }
 
@@ -406,6 +421,45 @@ impl Kernel {
                         meant_for: got.stream_unit(),
                     });
                 }
+            }
+            Event::PipeRead => {
+                // pipe_read → copy_page_to_iter: the reader copies the page as it is now.
+                let data = self.pipe.bufs.pop_front().expect("enabled");
+                let seq = self.peer.consumed as u64;
+                self.peer.consumed += 1;
+                let got = self.mem.read(data);
+                if got != Content::unit(seq) {
+                    return Some(Corruption {
+                        offset: seq,
+                        meant_for: got.stream_unit(),
+                    });
+                }
+            }
+            Event::UringFail(i) => {
+                // io_sendrecv_fail: a SEND_ZC that owns a notif (REQ_F_NEED_CLEANUP)
+                // completes with IORING_CQE_F_MORE even on error; io_send_zc_cleanup
+                // then flushes the notif, which posts its own CQE later.
+                let sqe = self.zc.sq.remove(i as usize);
+                self.zc.failures += 1;
+                self.zc.cq.push_back(Cqe {
+                    user_data: sqe.user_data,
+                    res: -125, // ECANCELED
+                    more: true,
+                    notif: false,
+                    copied: false,
+                });
+                self.zc.failed_notifs.push_back(sqe.user_data);
+            }
+            Event::UringNotifFlush => {
+                // io_notif_tw_complete for the failed request: no page was queued.
+                let user_data = self.zc.failed_notifs.pop_front().expect("enabled");
+                self.zc.cq.push_back(Cqe {
+                    user_data,
+                    res: 0,
+                    more: false,
+                    notif: true,
+                    copied: false,
+                });
             }
             Event::UringExec(i) => {
                 // io_send_zc: the pages go into skbs accounted to the request's notif;

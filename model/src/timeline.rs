@@ -260,6 +260,40 @@ fn describe<P: Policy>(s: &Scenario, st: &State<P>, mv: Move) -> (Actor, String,
                     format!("reads {}: {verdict}", page(data)),
                 )
             }
+            Event::PipeRead => {
+                let data = k.pipe.bufs[0];
+                let seq = k.peer.consumed as u64;
+                let got = k.mem.read(data).stream_unit();
+                let verdict = if got == Some(seq) {
+                    "correct".to_string()
+                } else {
+                    format!("WRONG: bytes of stream page {}", show(got))
+                };
+                (
+                    Actor::Receiver,
+                    format!("read stream page {seq} from the pipe"),
+                    format!(
+                        "the reading process copies {} out of the pipe (pipe_read): {verdict}",
+                        page(data)
+                    ),
+                )
+            }
+            Event::UringFail(i) => {
+                let sqe = k.zc.sq[i as usize];
+                (
+                    Actor::Tcp,
+                    format!("io_uring fails SEND_ZC #{} (-ECANCELED)", sqe.user_data),
+                    "io_sendrecv_fail posts the CQE with F_MORE: its notification will still follow".into(),
+                )
+            }
+            Event::UringNotifFlush => (
+                Actor::Tcp,
+                format!(
+                    "io_uring posts NOTIF #{} of the failed SEND_ZC",
+                    k.zc.failed_notifs[0]
+                ),
+                "io_send_zc_cleanup flushed the notif; task work posts it now".into(),
+            ),
             Event::UringExec(i) => {
                 let sqe = k.zc.sq[i as usize];
                 (

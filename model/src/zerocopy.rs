@@ -41,6 +41,11 @@ pub struct Zerocopy {
     pub sq: Vec<Sqe>,
     pub uring_notifs: Vec<UringNotif>,
     pub cq: VecDeque<Cqe>,
+    /// `SEND_ZC` requests that failed so far (bounded by `uring_failures`).
+    pub failures: u8,
+    /// Notifications of failed `SEND_ZC`s not yet posted (`io_notif_flush` runs them
+    /// from task work), by `user_data`, oldest first.
+    pub failed_notifs: VecDeque<u32>,
 }
 
 impl Zerocopy {

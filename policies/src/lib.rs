@@ -9,6 +9,7 @@
 //! transport class and kernel profile ([`Catalogued::expect`]); a backend's verdict that
 //! contradicts it is news.
 
+pub mod bugs;
 pub mod ledger;
 pub mod script;
 pub mod steps;
@@ -117,6 +118,12 @@ pub fn catalogue() -> Vec<Entry> {
         Entry::of::<sendfile_rewrite::SendfileRewrite>(),
         Entry::of::<sendfile_rotate::SendfileRotate>(),
     ]
+}
+
+/// Reproducers of bugs public projects shipped, each a buggy policy and its fix. A
+/// second list: the catalogue's names are fixed, these are not part of it.
+pub fn bugs() -> Vec<bugs::Bug> {
+    bugs::all()
 }
 
 /// The entry named `name`.

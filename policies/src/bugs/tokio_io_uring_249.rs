@@ -1,0 +1,204 @@
+//! tokio-rs/io-uring#249: several `SEND_ZC` in flight on one TCP stream, without
+//! waiting for each one's send CQE (or linking them), corrupt the order of the data.
+//!
+//! io_uring does not promise to run independent submissions in order: a `SEND_ZC` that
+//! finds no socket space returns `-EAGAIN` to io_uring, which arms poll and retries it
+//! later (`io_send_zc` → `io_uring_poll`/`io_poll_add`), while the next submission may
+//! find space and queue its bytes first. Each buffer is released correctly (after its
+//! `F_NOTIF`), yet the receiver gets chunk 1 before chunk 0. Fix: submit the next send
+//! only after the previous one's send CQE (what the catalogue's `uring-zc-notif` does),
+//! or link them with `IOSQE_IO_LINK`.
+
+use super::{Bug, Tuning};
+use crate::steps::{feature_failed, unexpected, Cursor};
+use crate::{BuildError, Catalogued, Entry};
+use zcsafe_policy::{
+    Abort, Cqe, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct UringPipeline {
+    g: Geometry,
+    /// Wait for each send CQE before the next submission (the fix).
+    serialises: bool,
+    at: Cursor,
+    /// Notifications still to come, per slot.
+    pinned: Vec<u8>,
+    /// Send CQEs still to come.
+    sends: u8,
+    phase: Phase,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Phase {
+    /// Reap CQEs until the current slot is free (and, serialised, the last send is done).
+    Reap,
+    Fill,
+    Submit,
+    Done,
+    Failed(Abort),
+}
+
+impl UringPipeline {
+    fn new(g: &Geometry, serialises: bool) -> Self {
+        UringPipeline {
+            g: *g,
+            serialises,
+            at: Cursor::default(),
+            pinned: vec![0; g.slots() as usize],
+            sends: 0,
+            phase: Phase::Fill,
+        }
+    }
+
+    fn ready(&self) -> Phase {
+        let busy = self.pinned[self.at.slot_index(&self.g) as usize] > 0
+            || (self.serialises && self.sends > 0);
+        if busy {
+            Phase::Reap
+        } else {
+            Phase::Fill
+        }
+    }
+
+    fn reap(&mut self, c: &Cqe) -> Result<(), Abort> {
+        let slot = (c.user_data as u64 % self.g.slots()) as usize;
+        if c.notif {
+            self.pinned[slot] = self.pinned[slot].saturating_sub(1);
+            return Ok(());
+        }
+        self.sends = self.sends.saturating_sub(1);
+        if !c.more {
+            self.pinned[slot] = self.pinned[slot].saturating_sub(1);
+        }
+        if c.res < 0 {
+            return Err(feature_failed(
+                "io_uring SEND_ZC",
+                Errno::from_raw(-c.res as i32),
+            ));
+        }
+        if (c.res as u64) < self.g.chunk {
+            return Err(Abort::Failed(format!(
+                "short SEND_ZC: {} of {} bytes",
+                c.res, self.g.chunk
+            )));
+        }
+        Ok(())
+    }
+
+    fn poll(&self) -> Op {
+        match &self.phase {
+            Phase::Reap => Op::UringWaitCqe,
+            Phase::Fill => self.at.fill(&self.g),
+            Phase::Submit => Op::UringSendZc {
+                buf: self.at.slot(&self.g),
+                user_data: self.at.chunk as u32,
+            },
+            Phase::Done => Op::Finish,
+            Phase::Failed(a) => Op::Abort(a.clone()),
+        }
+    }
+
+    fn on(&mut self, outcome: Outcome) {
+        let op = self.poll();
+        self.phase = match (std::mem::replace(&mut self.phase, Phase::Done), &outcome) {
+            (Phase::Fill, Outcome::Ok) => Phase::Submit,
+            (Phase::Submit, Outcome::Ok) => {
+                self.pinned[self.at.slot_index(&self.g) as usize] += 1;
+                self.sends += 1;
+                if self.at.advance(&self.g) {
+                    self.ready()
+                } else {
+                    Phase::Done
+                }
+            }
+            (Phase::Submit, Outcome::Err(e)) => {
+                Phase::Failed(feature_failed("io_uring SEND_ZC", *e))
+            }
+            (Phase::Reap, Outcome::Cqe(c)) => match self.reap(c) {
+                Ok(()) => self.ready(),
+                Err(a) => Phase::Failed(a),
+            },
+            (Phase::Done, _) => Phase::Done,
+            (Phase::Failed(a), _) => Phase::Failed(a),
+            _ => Phase::Failed(unexpected(&op, &outcome)),
+        };
+    }
+}
+
+fn no_send_zc(profile: &Profile) -> Option<Expectation> {
+    (!profile.uring_send_zc)
+        .then(|| Expectation::unsupported("this kernel has no io_uring SEND_ZC"))
+}
+
+/// Submits a `SEND_ZC` per slot without waiting for the previous send CQE.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UringZcUnorderedInflight(UringPipeline);
+
+/// Submits the next `SEND_ZC` only after the previous one's send CQE.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UringZcUnorderedFixed(UringPipeline);
+
+impl Catalogued for UringZcUnorderedInflight {
+    const NAME: &'static str = "uring-zc-unordered-inflight";
+    const SUMMARY: &'static str =
+        "io_uring SEND_ZC, several in flight on one stream without links (buffers freed by NOTIF)";
+    const ORIGIN: &'static str = "tokio-rs/io-uring#249";
+
+    fn new(g: &Geometry) -> Result<Self, BuildError> {
+        Ok(Self(UringPipeline::new(g, false)))
+    }
+
+    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
+        no_send_zc(profile).unwrap_or(Expectation::corrupt(
+            "io_uring may run the second SEND_ZC first: the receiver gets chunks out of order",
+        ))
+    }
+}
+
+impl Catalogued for UringZcUnorderedFixed {
+    const NAME: &'static str = "uring-zc-unordered-fixed";
+    const SUMMARY: &'static str =
+        "io_uring SEND_ZC, next submission only after the previous send CQE";
+    const ORIGIN: &'static str = "tokio-rs/io-uring#249, the fix";
+
+    fn new(g: &Geometry) -> Result<Self, BuildError> {
+        Ok(Self(UringPipeline::new(g, true)))
+    }
+
+    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
+        no_send_zc(profile).unwrap_or(Expectation::safe(
+            "one send at a time keeps the stream in order; NOTIF frees each buffer",
+        ))
+    }
+}
+
+impl Policy for UringZcUnorderedInflight {
+    fn poll_op(&self) -> Op {
+        self.0.poll()
+    }
+    fn handle(&mut self, outcome: Outcome) {
+        self.0.on(outcome)
+    }
+}
+
+impl Policy for UringZcUnorderedFixed {
+    fn poll_op(&self) -> Op {
+        self.0.poll()
+    }
+    fn handle(&mut self, outcome: Outcome) {
+        self.0.on(outcome)
+    }
+}
+
+pub fn bug() -> Bug {
+    Bug {
+        id: "tokio-rs/io-uring#249",
+        sources: &["tokio-rs/io-uring#249"],
+        what: "several SEND_ZC in flight on one TCP stream without waiting: data order corruption",
+        buggy: Entry::of::<UringZcUnorderedInflight>(),
+        fixed: Entry::of::<UringZcUnorderedFixed>(),
+        tuning: Tuning::default(),
+        transports: &[TransportClass::Local, TransportClass::Remote],
+    }
+}
