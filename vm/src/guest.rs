@@ -37,7 +37,7 @@ pub fn init_script() -> String {
     format!(
         r#"#!/bin/sh
 # zcsafe guest init: see vm/src/guest.rs for the protocol.
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/ TMPDIR=/tmp
+export PATH=/opt/zcsafe/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/ TMPDIR=/tmp
 /bin/busybox --install -s
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -47,6 +47,7 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /dev/shm
+mkdir -p /run/netns /var && ln -s /run /var/run
 R=/dev/ttyS1
 stty -F $R raw -echo 2>/dev/null
 say() {{ echo "@@zcsafe $*" > $R; }}
@@ -72,8 +73,7 @@ setup_remote() {{
 }}
 setup_netem() {{
   [ -n "$ZCSAFE_LOCAL_DEV" ] || {{ say setup-failed netem "netem needs the remote transport"; return 1; }}
-  TC=/opt/zcsafe/bin/tc; [ -x $TC ] || TC=tc
-  $TC qdisc add dev $ZCSAFE_LOCAL_DEV root netem "$@" 2>/tmp/tc.err || {{ say setup-failed netem "$(head -c 200 /tmp/tc.err | tr '\n' ' ')"; return 1; }}
+  tc qdisc add dev $ZCSAFE_LOCAL_DEV root netem "$@" 2>/tmp/tc.err || {{ say setup-failed netem "$(head -c 200 /tmp/tc.err | tr '\n' ' ')"; return 1; }}
   say setup-ok netem "$@"
 }}
 [ -f /zcsafe/job ] || {{ say setup-failed job "no /zcsafe/job in the initramfs"; finish; }}

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Bumped when the layout changes, so cached images are rebuilt.
-const LAYOUT_VERSION: &str = "zcsafe-initramfs-4";
+const LAYOUT_VERSION: &str = "zcsafe-initramfs-5";
 
 /// Modules the guest transports need, in the order they are wanted (dependencies are
 /// added before them). Names missing from a kernel are built in or absent: both are fine,
@@ -188,21 +188,28 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    /// Defaults: busybox from `busybox-static`, `tc` from iproute2 if present.
+    /// Defaults: busybox from `busybox-static`; `ip` and `tc` (iproute2: busybox's cannot
+    /// do `ip netns` or netem) and `nft` (nftables) from the host, where installed.
     pub fn new(guest_binary: PathBuf) -> Inputs {
         Inputs {
             busybox: PathBuf::from(
                 std::env::var_os("ZCSAFE_BUSYBOX").unwrap_or_else(|| "/bin/busybox".into()),
             ),
             guest_binary,
-            host_tools: ["/usr/sbin/tc", "/sbin/tc"]
+            host_tools: ["ip", "tc", "nft"]
                 .iter()
-                .map(PathBuf::from)
-                .filter(|p| p.is_file())
-                .take(1)
+                .filter_map(|t| find_host_tool(t))
                 .collect(),
         }
     }
+}
+
+/// A tool in the usual system directories (not `PATH`: the image must not depend on it).
+fn find_host_tool(name: &str) -> Option<PathBuf> {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
 }
 
 /// Is this ELF file statically linked (no `PT_INTERP`)? The guest has no libc.

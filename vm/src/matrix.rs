@@ -298,18 +298,26 @@ fn error_cell(
     }
 }
 
-/// The findings in a command's output: `{"results":[…]}` lines or bare finding lines.
+/// The findings in a command's output: `{"results":[…]}` objects or bare findings, each
+/// on one line or pretty-printed over several; other output is skipped.
 pub fn parse_findings(lines: &[String]) -> Vec<Finding> {
+    let text = lines.join("\n");
     let mut out = Vec::new();
-    for l in lines {
-        let l = l.trim();
-        if !l.starts_with('{') {
-            continue;
-        }
-        if let Ok(r) = serde_json::from_str::<Results>(l) {
-            out.extend(r.results);
-        } else if let Ok(f) = serde_json::from_str::<Finding>(l) {
-            out.push(f);
+    let mut pos = 0;
+    while let Some(off) = text[pos..].find('{') {
+        let start = pos + off;
+        let mut it =
+            serde_json::Deserializer::from_str(&text[start..]).into_iter::<serde_json::Value>();
+        match it.next() {
+            Some(Ok(v)) => {
+                pos = start + it.byte_offset();
+                if let Ok(r) = serde_json::from_value::<Results>(v.clone()) {
+                    out.extend(r.results);
+                } else if let Ok(f) = serde_json::from_value::<Finding>(v) {
+                    out.push(f);
+                }
+            }
+            _ => pos = start + 1,
         }
     }
     out
@@ -589,6 +597,7 @@ fn run_unit(
     let mut notes: Vec<String> = Vec::new();
     let mut finished: BTreeMap<usize, ()> = BTreeMap::new();
     let mut release = kr.release.clone();
+    let mut held: Vec<Cell> = Vec::new();
     let cell_for = |id: usize,
                     status: Option<i32>,
                     lines: &[String],
@@ -668,9 +677,17 @@ fn run_unit(
         Event::CellEnd { id, status } if *id < opts.policies.len() => {
             let secs = begun.map(|(_, b)| (t - b).as_secs_f64()).unwrap_or(0.0);
             finished.insert(*id, ());
-            // The console tail is only known at the end; a failing cell gets the notes.
-            let c = cell_for(*id, Some(*status), &lines, secs, &notes, &release, None);
-            let _ = tx.send(Msg::Cell(Box::new(c)));
+            let mut c = cell_for(*id, Some(*status), &lines, secs, &notes, &release, None);
+            if c.finding.verdict == Verdict::Error {
+                // Failed cells wait for the console tail, known when the VM ends.
+                let out = crate::process::tail(&lines.join("\n"), 1000);
+                if !out.trim().is_empty() {
+                    c.finding.evidence.detail += &format!("; its output ended with: {out}");
+                }
+                held.push(c);
+            } else {
+                let _ = tx.send(Msg::Cell(Box::new(c)));
+            }
             begun = None;
         }
         _ => {}
@@ -707,12 +724,13 @@ fn run_unit(
         Ok(Run {
             end: End::Completed,
             boot_seconds,
+            console_tail,
             ..
         }) => {
             if let Some(b) = boot_seconds {
                 let _ = tx.send(Msg::Boot(kr.name.clone(), b));
             }
-            (None, None)
+            (None, Some(console_tail))
         }
         Ok(run) => {
             if let Some(b) = run.boot_seconds {
@@ -723,6 +741,10 @@ fn run_unit(
         }
         Err(e) => (Some(e.to_string()), None),
     };
+    for mut c in held {
+        c.console_tail = tail.clone();
+        let _ = tx.send(Msg::Cell(Box::new(c)));
+    }
     for (id, policy) in opts.policies.iter().enumerate() {
         if finished.contains_key(&id) {
             continue;
@@ -858,6 +880,14 @@ mod tests {
         let got = parse_findings(&lines);
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].policy, "copy");
+        // Pretty-printed over several lines, after some noise.
+        let pretty = serde_json::to_string_pretty(&Results {
+            results: vec![got[0].clone()],
+        })
+        .unwrap();
+        let mut lines: Vec<String> = vec!["progress {".into()];
+        lines.extend(pretty.lines().map(str::to_string));
+        assert_eq!(parse_findings(&lines).len(), 1);
     }
 
     #[test]
