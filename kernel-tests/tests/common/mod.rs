@@ -78,6 +78,9 @@ pub struct Tiny {
     spliced: u64,
     stage: Stage,
     failed: Option<String>,
+    /// Overwrite the buffer once more after the last send (a reuse with nothing after).
+    pub reuse_after_last: bool,
+    reused: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -104,6 +107,8 @@ impl Tiny {
                 Stage::Fill
             },
             failed: None,
+            reuse_after_last: false,
+            reused: false,
         }
     }
 
@@ -121,6 +126,12 @@ impl Policy for Tiny {
             return Op::Abort(zcsafe_policy::Abort::Failed(f.clone()));
         }
         if self.n == self.chunks {
+            if self.reuse_after_last && !self.reused {
+                return Op::Fill {
+                    buf: Region::new(0, self.chunk),
+                    stream: self.n * self.chunk,
+                };
+            }
             return Op::Finish;
         }
         let rest = Region::new(self.queued, self.chunk - self.queued);
@@ -150,6 +161,10 @@ impl Policy for Tiny {
     }
 
     fn handle(&mut self, o: Outcome) {
+        if self.n == self.chunks {
+            self.reused = true;
+            return;
+        }
         if let Outcome::Err(e) = o {
             self.failed = Some(format!("{:?} failed: {e}", self.stage));
             return;
