@@ -38,6 +38,10 @@ enum Command {
     Receive(cmd::receive::Args),
     /// An annotated timeline of a trace: who holds each page at each step, and why.
     Explain(cmd::explain::Args),
+    /// Replay a trace on a backend (model, sim, kernel): does it end the same way?
+    Replay(cmd::replay::Args),
+    /// The fixtures: literature cases and shipped bugs; --check runs them all.
+    Fixtures(cmd::fixtures::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,8 @@ fn main() -> ExitCode {
         Command::Probe(args) => cmd::probe::run(args),
         Command::Receive(args) => cmd::receive::run(args),
         Command::Explain(args) => cmd::explain::run(args),
+        Command::Replay(args) => cmd::replay::run(args),
+        Command::Fixtures(args) => cmd::fixtures::run(args),
     };
     match result {
         Ok(code) => code,

@@ -256,8 +256,11 @@ pub fn arrow(s: &Step) -> Arrow {
                 Arrow::new(WriteQueue, Wire)
             } else if starts("ACK") {
                 Arrow::new(Peer, WriteQueue)
-            } else if has("io_uring") {
+            } else if has("io_uring runs") {
                 Arrow::new(App, WriteQueue)
+            } else if has("io_uring") {
+                // A failure or a notification: io_uring answers the application.
+                Arrow::new(WriteQueue, App)
             } else {
                 Arrow::on(WriteQueue)
             }

@@ -2,9 +2,11 @@
 
 pub mod check;
 pub mod explain;
+pub mod fixtures;
 pub mod policies;
 pub mod probe;
 pub mod receive;
+pub mod replay;
 pub mod run;
 
 use anyhow::{bail, Result};

@@ -1,0 +1,130 @@
+//! `zcsafe fixtures [--check]`: the fixtures — cases from the literature and bugs public
+//! projects shipped — with their source and expected verdict per backend; `--check`
+//! replays each on every backend that has an expectation (the model always; the
+//! simulator and the host kernel where available, skipping with a counted reason).
+
+use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use zcsafe_fixtures::check::check;
+use zcsafe_fixtures::{Backend, Manifest, Status};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run every fixture on its backends and compare with the expected verdicts.
+    #[arg(long)]
+    check: bool,
+    /// Backends to check (comma list of model, sim, kernel; default all).
+    #[arg(long, value_delimiter = ',', value_name = "BACKEND")]
+    backend: Vec<String>,
+    /// Only fixtures whose name contains this.
+    #[arg(long, value_name = "TEXT")]
+    only: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let path = Manifest::path();
+    let m = Manifest::load(&path)?;
+    let backends: Vec<Backend> = if args.backend.is_empty() {
+        Backend::ALL.to_vec()
+    } else {
+        args.backend
+            .iter()
+            .map(|b| match Backend::from_name(b) {
+                Some(b) => Ok(b),
+                None => bail!("unknown backend {b:?}: use model, sim or kernel"),
+            })
+            .collect::<Result<_>>()?
+    };
+    let fixtures: Vec<_> = m
+        .fixtures
+        .iter()
+        .filter(|f| args.only.as_deref().is_none_or(|o| f.name.contains(o)))
+        .collect();
+    if !args.check {
+        if args.json {
+            let list: Vec<_> = fixtures
+                .iter()
+                .map(|f| {
+                    serde_json::json!({"name": f.name, "title": f.title, "source": f.source,
+                        "policy": f.policy, "fixed": f.fixed, "transport": f.transport,
+                        "kernel_transport": f.kernel_transport, "trace": f.trace,
+                        "expected": f.expected, "reproduce": f.reproduce})
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("{} fixtures in {}\n", fixtures.len(), path.display());
+        for f in &fixtures {
+            let exp: Vec<String> = f.expected.iter().map(|(b, v)| format!("{b}={v}")).collect();
+            println!("{:<30} {}", f.name, f.title);
+            println!(
+                "{:<30} policy {} on {}{}; expected {}",
+                "",
+                f.policy,
+                f.transport,
+                f.fixed
+                    .as_ref()
+                    .map(|x| format!(" (fixed: {x})"))
+                    .unwrap_or_default(),
+                exp.join(", ")
+            );
+            println!("{:<30} source: {}", "", f.source);
+            println!("{:<30} trace: fixtures/{}\n", "", f.trace);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut all = Vec::new();
+    for f in &fixtures {
+        let results = check(&path, &m, f, &backends);
+        if !args.json {
+            for r in &results {
+                let got = r.got.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+                let (word, why) = match &r.status {
+                    Status::Pass => ("PASS", String::new()),
+                    Status::Fail(w) => ("FAIL", format!("  {w}")),
+                    Status::Skip(w) => ("SKIP", format!("  {w}")),
+                };
+                println!(
+                    "{word}  {:<30} {:<7} expected {:<8} got {got}{why}",
+                    r.fixture,
+                    r.backend,
+                    r.expected.to_string()
+                );
+            }
+        }
+        all.extend(results);
+    }
+    let count = |p: fn(&Status) -> bool| all.iter().filter(|r| p(&r.status)).count();
+    let (pass, fail, skip) = (
+        count(|s| *s == Status::Pass),
+        count(|s| matches!(s, Status::Fail(_))),
+        count(|s| matches!(s, Status::Skip(_))),
+    );
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "passed": pass, "failed": fail, "skipped": skip, "results": all}))?
+        );
+    } else {
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        for r in &all {
+            if let Status::Skip(w) = &r.status {
+                *reasons.entry(format!("{}: {w}", r.backend)).or_default() += 1;
+            }
+        }
+        println!(
+            "\n{} fixture checks: {pass} passed, {fail} failed, {skip} skipped",
+            all.len()
+        );
+        for (why, n) in reasons {
+            println!("  skipped {n} × {why}");
+        }
+    }
+    Ok(ExitCode::from(u8::from(fail > 0)))
+}
