@@ -28,6 +28,9 @@ pub enum Performed {
 
 /// The sender side of one run.
 pub struct Executor {
+    /// Declared first so it is dropped first: pending submissions are cancelled before
+    /// the buffer they point into is unmapped.
+    ring: Option<ZcRing>,
     g: Geometry,
     seed: u64,
     op_timeout: Duration,
@@ -36,7 +39,6 @@ pub struct Executor {
     mapped: Vec<bool>,
     sock: TcpStream,
     pipe: Option<(OwnedFd, OwnedFd)>,
-    ring: Option<ZcRing>,
     files_dir: Option<tempfile::TempDir>,
     files: HashMap<FileId, (PathBuf, File)>,
     last_siocoutq: Option<u64>,
