@@ -69,25 +69,37 @@ fn check_json_has_one_result_per_policy_and_transport() {
 
 #[test]
 fn a_contradiction_is_loud_and_exits_1() {
-    // With a 2-bit counter and 5 sends the counter never wraps under two live sends,
-    // so the in-order tracker's bug cannot show: the verdict contradicts the expectation.
+    // A one-chunk stream never reuses the buffer, so zc-naive cannot corrupt it: the
+    // verdict contradicts the literature's expectation, and zcsafe says so.
     let out = zcsafe(&[
-        "check",
-        "-p",
-        "zc-inorder-tracker",
-        "-t",
-        "local",
-        "--zc-id-bits",
-        "2",
-        "-q",
+        "check", "-p", "zc-naive", "-t", "local", "--stream", "1", "-q",
     ]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(
-        text.contains("CONTRADICTION zc-inorder-tracker / local"),
+        text.contains("CONTRADICTION zc-naive / local (model)"),
         "{text}"
     );
     assert!(text.contains("safe (expected corrupt) !!"), "{text}");
+}
+
+#[test]
+fn expectations_follow_the_run_length() {
+    // With a 2-bit counter, 5 sends never reach the in-order tracker's wrap bug.
+    let out = zcsafe(&[
+        "check",
+        "-p",
+        "zc-inorder-tracker",
+        "--zc-id-bits",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["verdict"], "safe");
+        assert_eq!(r["expected"], "safe");
+    }
 }
 
 #[test]

@@ -7,7 +7,13 @@ use zcsafe_model::{check, render, CheckOptions, Scenario};
 use zcsafe_policy::{Actor, Profile, TransportClass, Verdict};
 
 fn each(
-    mut f: impl FnMut(&zcsafe_policies::Entry, TransportClass, &Profile, zcsafe_model::CheckReport),
+    mut f: impl FnMut(
+        &zcsafe_policies::Entry,
+        TransportClass,
+        &Profile,
+        &zcsafe_policy::Geometry,
+        zcsafe_model::CheckReport,
+    ),
 ) {
     for profile in Profile::builtin() {
         for t in TransportClass::ALL {
@@ -18,7 +24,7 @@ fn each(
                     .expect("standard geometry fits every policy");
                 let report =
                     check(policy, &scenario, &CheckOptions::default()).expect("check runs");
-                f(&e, t, &profile, report);
+                f(&e, t, &profile, &scenario.geometry, report);
             }
         }
     }
@@ -27,8 +33,8 @@ fn each(
 #[test]
 fn every_policy_meets_its_expectation_on_every_builtin_profile() {
     let mut failures = Vec::new();
-    each(|e, t, profile, report| {
-        let expected = e.expect(t, profile);
+    each(|e, t, profile, g, report| {
+        let expected = e.expect_for(t, profile, g);
         if report.verdict != expected.verdict {
             failures.push(format!(
                 "{} / {t} / {}: model says {}, expected {} ({})\n{}",
@@ -46,7 +52,7 @@ fn every_policy_meets_its_expectation_on_every_builtin_profile() {
 
 #[test]
 fn counterexamples_end_where_the_receiver_reads_wrong_bytes() {
-    each(|e, t, _, report| {
+    each(|e, t, _, _, report| {
         if report.verdict != Verdict::Corrupt {
             return;
         }
@@ -71,7 +77,7 @@ fn counterexamples_end_where_the_receiver_reads_wrong_bytes() {
 
 #[test]
 fn safe_verdicts_explore_complete_runs() {
-    each(|e, t, _, report| {
+    each(|e, t, _, _, report| {
         if report.verdict == Verdict::Safe {
             assert!(
                 report.complete_states > 0,
@@ -102,7 +108,7 @@ fn the_checker_is_deterministic() {
 
 #[test]
 fn counterexample_timelines() {
-    each(|e, t, profile, report| {
+    each(|e, t, profile, _, report| {
         if profile.name != "classic" {
             return;
         }

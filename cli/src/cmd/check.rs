@@ -122,7 +122,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .context("the scenario options do not describe a runnable model")?;
         scenario_line = describe(&scenario);
         for e in &entries {
-            let expected = e.expect(t, &profile);
+            let expected = e.expect_for(t, &profile, &scenario.geometry);
             let mut finding = Finding {
                 policy: e.name.into(),
                 transport: t.name().into(),

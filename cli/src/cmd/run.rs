@@ -148,7 +148,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
             results
                 .results
-                .push(report.to_finding(&e.expect(class, &profile), predicted));
+                .push(report.to_finding(&e.expect_for(class, &profile, &geometry), predicted));
         }
     }
     if args.json {
