@@ -52,11 +52,14 @@ R=/dev/ttyS1
 stty -F $R raw -echo 2>/dev/null
 say() {{ echo "@@zcsafe $*" > $R; }}
 say boot "$(uname -r)" "$(cut -d' ' -f1 /proc/uptime)"
+log() {{ echo "zcsafe-init: $*" > /dev/console; }}
+log "userspace reached, loading modules"
 finish() {{ say done; sync; sleep 1; poweroff -f; reboot -f; }}
 for m in $(cat /lib/modules/load-order); do
   insmod /lib/modules/$m.ko 2>/tmp/insmod.err || say module-failed $m "$(head -c 160 /tmp/insmod.err | tr '\n' ' ')"
 done
 ip link set lo up
+log "modules loaded"
 dev_by_mac() {{ for d in /sys/class/net/*; do [ "$(cat $d/address)" = "$1" ] && basename $d; done; }}
 setup_remote() {{
   A=$(dev_by_mac {sender_mac}); B=$(dev_by_mac {peer_mac})
@@ -83,6 +86,7 @@ while read -r kind id rest; do
     setup) case "$id" in remote) setup_remote </dev/null ;; netem) setup_netem $rest </dev/null ;; esac ;;
     cell)
       say cell-begin $id
+      log "cell $id: $rest"
       timeout "$ZCSAFE_CELL_TIMEOUT" sh -c "$rest" > $R 2>/dev/console </dev/null
       say cell-end $id $?
       ;;

@@ -86,8 +86,9 @@ impl VmSpec {
     pub fn kernel_cmdline(&self) -> String {
         // panic=-1 + -no-reboot: a panic ends QEMU at once; oops=panic makes oopses count.
         // random.trust_cpu: old kernels otherwise block getrandom() for lack of entropy.
-        let mut s = String::from(
-            "console=ttyS0,115200 panic=-1 oops=panic loglevel=4 rdinit=/init random.trust_cpu=on nokaslr tsc=reliable",
+        let mut s = format!(
+            "console=ttyS0,115200 panic=-1 oops=panic loglevel={} rdinit=/init random.trust_cpu=on nokaslr tsc=reliable",
+            guest_loglevel()
         );
         if !self.extra_append.is_empty() {
             s.push(' ');
@@ -133,6 +134,15 @@ impl VmSpec {
         }
         c
     }
+}
+
+/// Console log level: 6 (the default) keeps the banner and notices, so the console tail of
+/// a hung guest says how far it got; `ZCSAFE_GUEST_LOGLEVEL` overrides it.
+fn guest_loglevel() -> u8 {
+    std::env::var("ZCSAFE_GUEST_LOGLEVEL")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(6)
 }
 
 /// The TCG CPU model: `qemu64` (fast to emulate) unless `ZCSAFE_QEMU_CPU` says otherwise.

@@ -16,8 +16,9 @@ use zcsafe_vm::watchdog::{End, Limits};
 /// A finding printed by busybox alone: the pipeline test does not need the zcsafe binary.
 const ECHO_FINDING: &str = r#"echo "{\"results\":[{\"policy\":\"vm-selftest\",\"transport\":\"{transport}\",\"backend\":\"vm\",\"kernel\":\"$(uname -r)\",\"verdict\":\"safe\",\"expected\":\"safe\",\"expected_why\":\"echo\",\"evidence\":{\"detail\":\"echoed\"}}]}""#;
 
-/// 1 MiB over the remote NIC pair with busybox nc, compared by checksum.
-const NC_REMOTE: &str = "nsenter -t $ZCSAFE_PEER_PID -n nc -l -p 5000 > /tmp/rx & sleep 0.5; dd if=/dev/urandom of=/tmp/tx bs=64k count=16 2>/dev/null; nc -w 2 $ZCSAFE_PEER_ADDR 5000 < /tmp/tx; wait; a=$(md5sum < /tmp/tx); b=$(md5sum < /tmp/rx); v=corrupt; [ \"$a\" = \"$b\" ] && v=safe; echo \"{\\\"policy\\\":\\\"vm-selftest\\\",\\\"transport\\\":\\\"remote\\\",\\\"backend\\\":\\\"vm\\\",\\\"verdict\\\":\\\"$v\\\",\\\"expected\\\":\\\"safe\\\",\\\"expected_why\\\":\\\"nc\\\",\\\"evidence\\\":{\\\"detail\\\":\\\"$(wc -c < /tmp/rx) bytes\\\"}}\"";
+/// 1 MiB across the NIC pair with busybox httpd (peer namespace) and wget, compared by
+/// checksum.
+const HTTP_REMOTE: &str = "mkdir -p /tmp/www; dd if=/dev/urandom of=/tmp/www/tx bs=64k count=16 2>/dev/null; nsenter -t $ZCSAFE_PEER_PID -n httpd -p $ZCSAFE_PEER_ADDR:80 -h /tmp/www; sleep 0.3; wget -q -O /tmp/rx http://$ZCSAFE_PEER_ADDR/tx; a=$(md5sum < /tmp/www/tx); b=$(md5sum < /tmp/rx); v=corrupt; [ \"$a\" = \"$b\" ] && v=safe; echo \"{\\\"policy\\\":\\\"vm-selftest\\\",\\\"transport\\\":\\\"remote\\\",\\\"backend\\\":\\\"vm\\\",\\\"verdict\\\":\\\"$v\\\",\\\"expected\\\":\\\"safe\\\",\\\"expected_why\\\":\\\"wget\\\",\\\"evidence\\\":{\\\"detail\\\":\\\"$(wc -c < /tmp/rx) bytes\\\"}}\"";
 
 fn options(k: &str, bb: &std::path::Path) -> Options {
     let mut o = Options::new(bb.to_path_buf());
@@ -57,7 +58,7 @@ fn boots_5_10_and_gets_json_back_over_loopback_and_remote() {
 
     // The remote transport: two NICs on one hub, one in its own namespace, with netem.
     o.transports = vec!["remote".into()];
-    o.command = NC_REMOTE.into();
+    o.command = HTTP_REMOTE.into();
     o.delay_ms = Some(2);
     let m = matrix::run(&o, |_| {}).unwrap();
     let c = &m.results[0];
