@@ -151,6 +151,14 @@ impl Executor {
 
     fn try_perform(&mut self, op: &Op) -> Result<Performed, Performed> {
         let ok = |o| Ok(Performed::Outcome(o));
+        // The polling contract of Op::Siocoutq waits for a change only while nothing was
+        // written to the socket since the previous answer.
+        if matches!(
+            op,
+            Op::Send { .. } | Op::Splice { .. } | Op::Sendfile { .. } | Op::UringSendZc { .. }
+        ) {
+            self.last_siocoutq = None;
+        }
         match *op {
             Op::Fill { buf, stream: at } => {
                 let (off, len) = self.region(buf)?;
@@ -284,7 +292,8 @@ impl Executor {
                             return Ok(self.err("ioctl(SIOCOUTQ)", e.raw_os_error().unwrap_or(0)))
                         }
                     };
-                    // The polling contract of Op::Siocoutq: answer only a changed value.
+                    // The polling contract of Op::Siocoutq: answer only a changed value
+                    // (or any value after a write).
                     if self.last_siocoutq != Some(v) {
                         self.last_siocoutq = Some(v);
                         return ok(Outcome::Done(v));

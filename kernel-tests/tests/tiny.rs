@@ -236,3 +236,54 @@ fn a_policy_writing_outside_its_buffer_is_an_error() {
     .unwrap();
     assert_eq!(r.verdict, Verdict::Error, "{}", r.evidence.detail);
 }
+
+/// Performs a fixed list of operations, ignoring outcomes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Script(Vec<zcsafe_policy::Op>, usize);
+
+impl zcsafe_policy::Policy for Script {
+    fn poll_op(&self) -> zcsafe_policy::Op {
+        self.0
+            .get(self.1)
+            .cloned()
+            .unwrap_or(zcsafe_policy::Op::Finish)
+    }
+    fn handle(&mut self, _: zcsafe_policy::Outcome) {
+        self.1 += 1;
+    }
+}
+
+/// `Op::Siocoutq` waits for a changed value only when nothing was written since the last
+/// answer: after a send, the same value (0: all acknowledged) is answered at once.
+#[test]
+fn siocoutq_answers_at_once_after_a_write() {
+    use zcsafe_policy::{Op, Region};
+    let _g = serial();
+    let mut opts = quick();
+    opts.op_timeout = std::time::Duration::from_secs(3);
+    opts.geometry = zcsafe_policy::Geometry::kernel(4096, 8192, 4096, 8192);
+    let mut ops = Vec::new();
+    for k in 0..2u64 {
+        let buf = Region::new(k * 4096, 4096);
+        ops.push(Op::Fill {
+            buf,
+            stream: k * 4096,
+        });
+        ops.push(Op::Send {
+            buf,
+            zerocopy: false,
+        });
+        // Let the ACK arrive, so both polls would read 0.
+        ops.push(Op::WaitAppAck {
+            beyond: k * 4096 + 4095,
+        });
+        ops.push(Op::Siocoutq);
+    }
+    let r = run_policy(|_| Script(ops.clone(), 0), "siocoutq-twice", &opts).unwrap();
+    assert_eq!(r.verdict, Verdict::Safe, "{}", r.evidence.detail);
+    assert!(
+        r.evidence.elapsed_ms < 2500,
+        "took {} ms",
+        r.evidence.elapsed_ms
+    );
+}
