@@ -42,6 +42,9 @@ enum Command {
     Replay(cmd::replay::Args),
     /// The fixtures: literature cases and shipped bugs; --check runs them all.
     Fixtures(cmd::fixtures::Args),
+    /// Debian kernels in QEMU × policies × guest transports (loopback, veth, two NICs),
+    /// one report; `matrix merge` joins per-kernel results.
+    Matrix(cmd::matrix::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => cmd::explain::run(args),
         Command::Replay(args) => cmd::replay::run(args),
         Command::Fixtures(args) => cmd::fixtures::run(args),
+        Command::Matrix(args) => cmd::matrix::run(args),
     };
     match result {
         Ok(code) => code,

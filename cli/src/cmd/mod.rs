@@ -3,6 +3,7 @@
 pub mod check;
 pub mod explain;
 pub mod fixtures;
+pub mod matrix;
 pub mod policies;
 pub mod probe;
 pub mod receive;
