@@ -217,7 +217,11 @@ fn cell(holders: &[PageHolders], name: &str, before: &Cell) -> Cell {
 }
 
 fn mark(s: &Step) -> Mark {
-    if s.note.contains("WRONG") || s.action.contains("WRONG") {
+    // Model and simulator say WRONG; the kernel's receiver reports a count.
+    let kernel_corrupt = s.actor == Actor::Receiver
+        && s.action.contains(" corrupt word")
+        && !s.action.contains("; 0 corrupt word");
+    if s.note.contains("WRONG") || s.action.contains("WRONG") || kernel_corrupt {
         Mark::WrongBytes
     } else if s.note.contains("WHILE HELD") {
         Mark::ReuseWhileHeld
@@ -364,9 +368,17 @@ fn sentence(pages: &[String], before: &[Cell], after: &[Cell]) -> String {
 /// For backends that cannot see page references (a real kernel): say so, and let the
 /// receiver's report speak for itself.
 fn blind_sentence(trace: &Trace, s: &Step) -> String {
+    let note = s.note.trim();
     match s.actor {
-        Actor::Receiver if !s.note.is_empty() => format!("The receiver reports: {}.", s.note),
+        Actor::Receiver if !note.is_empty() => {
+            format!("The receiver reports: {} ({note}).", s.action)
+        }
         Actor::Receiver => format!("The receiver reports: {}.", s.action),
+        _ if note.starts_with('→') => format!(
+            "The call returned {}; which kernel objects hold the pages is not visible on the {} backend.",
+            note.trim_start_matches('→').trim(),
+            trace.backend
+        ),
         _ => format!(
             "Page holders are not visible on the {} backend; only the receiver's check shows an early reuse.",
             trace.backend
