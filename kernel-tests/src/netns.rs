@@ -237,16 +237,24 @@ impl Netns {
     /// Runs `f` on a thread that has entered this namespace; sockets it creates belong
     /// to the namespace for their whole life, whichever thread uses them later.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, KernelError> {
-        let fd = self.open()?;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                enter(&fd)?;
-                Ok(f())
-            })
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })
+        run_in(&self.path(), f)
     }
+}
+
+/// Runs `f` on a thread that has entered the network namespace at `path` (a
+/// `/run/netns` entry or `/proc/<pid>/ns/net`).
+pub fn run_in<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> Result<T, KernelError> {
+    let fd: OwnedFd = std::fs::File::open(path)
+        .map(OwnedFd::from)
+        .map_err(|e| KernelError::io(format!("opening {}", path.display()), e))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter(&fd)?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
 }
 
 /// `setns(fd, CLONE_NEWNET)` for the calling thread only.

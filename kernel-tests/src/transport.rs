@@ -22,7 +22,16 @@ pub enum Transport {
     VethLossy { loss_pct: u8 },
     /// `veth` with a token-bucket rate limit on the sender's egress (`tc … tbf`).
     VethSlow { rate_kbit: u64 },
+    /// A peer behind a real NIC that someone else set up (the VM guest: two virtio NICs,
+    /// one moved into a namespace): the sender stays in the caller's namespace, the
+    /// receiver enters `ZCSAFE_PEER_NETNS` and listens on `ZCSAFE_PEER_ADDR`.
+    Remote,
 }
+
+/// Environment of the `remote` transport: the peer's network namespace file.
+pub const PEER_NETNS_ENV: &str = "ZCSAFE_PEER_NETNS";
+/// Environment of the `remote` transport: the peer's IPv4 address.
+pub const PEER_ADDR_ENV: &str = "ZCSAFE_PEER_ADDR";
 
 impl Transport {
     pub fn name(&self) -> &'static str {
@@ -31,18 +40,22 @@ impl Transport {
             Transport::Veth => "veth",
             Transport::VethLossy { .. } => "veth-lossy",
             Transport::VethSlow { .. } => "veth-slow",
+            Transport::Remote => "remote",
         }
     }
 
-    /// All of these deliver locally: the receiving socket gets the sender's page
-    /// references (`veth_xmit` → `veth_forward_skb`, no copy).
+    /// Loopback and veth deliver locally: the receiving socket gets the sender's page
+    /// references (`veth_xmit` → `veth_forward_skb`, no copy). `remote` crosses a NIC.
     pub fn class(&self) -> TransportClass {
-        TransportClass::Local
+        match self {
+            Transport::Remote => TransportClass::Remote,
+            _ => TransportClass::Local,
+        }
     }
 
     /// Whether the transport creates namespaces (and so needs root and `ip`).
     pub fn needs_namespaces(&self) -> bool {
-        !matches!(self, Transport::Loopback)
+        !matches!(self, Transport::Loopback | Transport::Remote)
     }
 
     /// Parses `loopback`, `veth`, `veth-lossy`, `veth-slow`; loss and rate fill the
@@ -53,15 +66,17 @@ impl Transport {
             "veth" => Transport::Veth,
             "veth-lossy" => Transport::VethLossy { loss_pct },
             "veth-slow" => Transport::VethSlow { rate_kbit },
+            "remote" => Transport::Remote,
             other => {
                 return Err(KernelError::Usage(format!(
-                    "unknown transport {other:?}: use loopback, veth, veth-lossy, veth-slow or all"
+                    "unknown transport {other:?}: use loopback, veth, veth-lossy, veth-slow, remote or all"
                 )))
             }
         })
     }
 
-    /// Every transport, in the order reports list them.
+    /// Every transport this host can make by itself, in the order reports list them
+    /// (`remote` needs a peer set up from outside).
     pub fn all(loss_pct: u8, rate_kbit: u64) -> Vec<Transport> {
         vec![
             Transport::Loopback,

@@ -21,12 +21,17 @@ pub struct Network {
     /// `None`: the caller's own namespace (loopback).
     pub sender: Option<Netns>,
     pub receiver: Option<Netns>,
+    /// A receiver namespace we do not own (`remote`).
+    pub foreign_receiver: Option<std::path::PathBuf>,
     /// The address the sender connects to.
     pub host: Ipv4Addr,
 }
 
 /// Why a transport cannot be set up on this machine (counted as a skip, not a failure).
 pub fn unavailable(transport: &Transport) -> Option<String> {
+    if let Transport::Remote = transport {
+        return remote_peer().err();
+    }
     if !transport.needs_namespaces() {
         return None;
     }
@@ -53,6 +58,27 @@ pub fn unavailable(transport: &Transport) -> Option<String> {
     }
 }
 
+/// The peer of the `remote` transport, from the environment.
+fn remote_peer() -> Result<(std::path::PathBuf, Ipv4Addr), String> {
+    use crate::transport::{PEER_ADDR_ENV, PEER_NETNS_ENV};
+    let need = || {
+        format!(
+            "remote needs {PEER_NETNS_ENV} (a namespace file) and {PEER_ADDR_ENV} (its IPv4 address): \
+             a peer behind a real NIC, as the VM guest sets up"
+        )
+    };
+    let ns = std::env::var_os(PEER_NETNS_ENV).ok_or_else(need)?;
+    let addr = std::env::var(PEER_ADDR_ENV).map_err(|_| need())?;
+    let addr: Ipv4Addr = addr
+        .parse()
+        .map_err(|_| format!("{PEER_ADDR_ENV}={addr} is not an IPv4 address"))?;
+    let ns = std::path::PathBuf::from(ns);
+    if !ns.exists() {
+        return Err(format!("{PEER_NETNS_ENV}={} does not exist", ns.display()));
+    }
+    Ok((ns, addr))
+}
+
 impl Network {
     pub fn setup(transport: Transport) -> Result<Network, KernelError> {
         if let Some(why) = unavailable(&transport) {
@@ -62,11 +88,26 @@ impl Network {
                 why,
             });
         }
+        if let Transport::Remote = transport {
+            let (ns, host) = remote_peer().map_err(|why| KernelError::Environment {
+                transport: "remote".into(),
+                need: "a peer namespace".into(),
+                why,
+            })?;
+            return Ok(Network {
+                transport,
+                sender: None,
+                receiver: None,
+                foreign_receiver: Some(ns),
+                host,
+            });
+        }
         if !transport.needs_namespaces() {
             return Ok(Network {
                 transport,
                 sender: None,
                 receiver: None,
+                foreign_receiver: None,
                 host: Ipv4Addr::LOCALHOST,
             });
         }
@@ -135,11 +176,11 @@ impl Network {
             }
             _ => {}
         }
-        // Make sure the path works before anyone measures anything on it.
         Ok(Network {
             transport,
             sender: Some(s),
             receiver: Some(r),
+            foreign_receiver: None,
             host: RECEIVER_ADDR,
         })
     }
@@ -158,9 +199,10 @@ impl Network {
 
     /// Runs `f` in the receiver's namespace.
     pub fn in_receiver<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, KernelError> {
-        match &self.receiver {
-            Some(ns) => ns.run(f),
-            None => Ok(f()),
+        match (&self.receiver, &self.foreign_receiver) {
+            (Some(ns), _) => ns.run(f),
+            (None, Some(path)) => crate::netns::run_in(path, f),
+            (None, None) => Ok(f()),
         }
     }
 

@@ -22,8 +22,10 @@ pub struct Args {
     /// Run every policy (the default when no --policy is given).
     #[arg(long, conflicts_with = "policies")]
     all: bool,
-    /// loopback, veth, veth-lossy, veth-slow (comma-separated) or all. Everything but
-    /// loopback needs root; veth-lossy needs `nft` (Debian package nftables).
+    /// loopback, veth, veth-lossy, veth-slow, remote (comma-separated) or all (the
+    /// first four). veth* need root; veth-lossy needs `nft` (Debian package nftables);
+    /// remote needs a peer behind a real NIC in ZCSAFE_PEER_NETNS / ZCSAFE_PEER_ADDR
+    /// (the VM guests set it up).
     #[arg(long, short = 't', default_value = "loopback")]
     transport: String,
     /// Percent of the sender's data segments veth-lossy drops.
