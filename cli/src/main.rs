@@ -45,6 +45,9 @@ enum Command {
     /// Debian kernels in QEMU × policies × guest transports (loopback, veth, two NICs),
     /// one report; `matrix merge` joins per-kernel results.
     Matrix(cmd::matrix::Args),
+    /// The cost of each safe policy against plain send(): throughput, sender CPU per GiB
+    /// and the ratio to copy, across chunk sizes and transports, in the same run.
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(args),
         Command::Fixtures(args) => cmd::fixtures::run(args),
         Command::Matrix(args) => cmd::matrix::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(code) => code,

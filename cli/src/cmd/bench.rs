@@ -1,0 +1,104 @@
+//! `zcsafe bench`: the cost of each reuse policy against plain `send()` on this kernel —
+//! throughput, sender CPU per GiB and the ratio to `copy` measured in the same rounds,
+//! across chunk sizes and transports.
+
+use anyhow::{bail, Result};
+use std::process::ExitCode;
+use std::time::Duration;
+use zcsafe_bench::{parse_size, parse_sizes, render, BenchOptions, DEFAULT_POLICIES};
+use zcsafe_kernel::Transport;
+use zcsafe_policy::{Profile, TransportClass, Verdict};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Policies to measure beside `copy` (repeat or comma-separate). Default: every safe
+    /// reference policy and its unsafe twin.
+    #[arg(long = "policy", short = 'p', value_name = "NAME")]
+    policies: Vec<String>,
+    /// Only `copy` and the policies expected safe on a local path.
+    #[arg(long, conflicts_with = "policies")]
+    safe: bool,
+    /// loopback, veth, veth-slow, veth-lossy (comma-separated). All but loopback need root.
+    #[arg(long, short = 't', default_value = "loopback")]
+    transport: String,
+    /// Chunk sizes (bytes per send), comma-separated: 4K,16K,64K,256K,1M.
+    #[arg(long, default_value = "4K,16K,64K,256K,1M", value_name = "SIZES")]
+    chunk: String,
+    /// Measured rounds per transport and chunk size (each runs every policy once).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    repeat: u32,
+    /// Rounds run first and discarded; they also size the measured streams.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    warmup: u32,
+    /// Buffer slots (chunks in flight) of the pipelined policies.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    slots: u64,
+    /// Fixed stream length per run (e.g. 64M); default: sized from the warm-up round.
+    #[arg(long, value_name = "SIZE")]
+    bytes: Option<String>,
+    /// Target duration of one measured stream, in milliseconds (without --bytes).
+    #[arg(long, default_value_t = 250, value_name = "MS")]
+    target_ms: u64,
+    /// veth-slow's rate limit in kbit/s.
+    #[arg(long, default_value_t = zcsafe_kernel::transport::DEFAULT_RATE_KBIT, value_name = "KBIT")]
+    rate: u64,
+    /// veth-lossy's drop rate in percent.
+    #[arg(long, default_value_t = zcsafe_kernel::transport::DEFAULT_LOSS_PCT, value_name = "PCT")]
+    loss: u8,
+    /// Print one JSON object (`results`, as `check` does) instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also draw throughput and CPU per GiB against chunk size into this SVG file.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<std::path::PathBuf>,
+    /// Progress lines on stderr.
+    #[arg(long, short = 'v')]
+    verbose: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let mut opts = BenchOptions::default();
+    if args.safe {
+        let profile = Profile::classic();
+        opts.policies = zcsafe_policies::catalogue()
+            .into_iter()
+            .filter(|e| {
+                e.expect(TransportClass::Local, &profile).verdict == Verdict::Safe
+                    && (e.name == "copy" || DEFAULT_POLICIES.contains(&e.name))
+            })
+            .collect();
+    } else if !args.policies.is_empty() {
+        opts.policies = super::select_policies(&args.policies)?;
+    }
+    opts.transports = args
+        .transport
+        .split(',')
+        .map(|n| Transport::parse(n.trim(), args.loss, args.rate))
+        .collect::<Result<_, _>>()?;
+    opts.chunks = parse_sizes(&args.chunk)?;
+    if opts.chunks.is_empty() {
+        bail!("--chunk needs at least one size");
+    }
+    opts.repeat = args.repeat;
+    opts.warmup = args.warmup;
+    opts.slots = args.slots.max(1);
+    opts.bytes = args.bytes.as_deref().map(parse_size).transpose()?;
+    opts.target_run = Duration::from_millis(args.target_ms.max(1));
+    opts.verbose = args.verbose;
+    let report = match zcsafe_bench::run(&opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("zcsafe: bench: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if let Some(path) = &args.svg {
+        std::fs::write(path, render::svg(&report))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render::table(&report));
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}
