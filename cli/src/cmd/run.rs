@@ -185,18 +185,15 @@ fn print_human(results: &Results, profile: &Profile, args: &Args, secs: f64) {
         if f.verdict == Verdict::Safe && f.agrees() {
             continue;
         }
-        let c = &f.evidence.counts;
         println!(
-            "\n── {} / {}: {} (expected {}, model {}) ──\n   {}\n   rerun: zcsafe run --policy {} --transport {} --seed {} --repeat 1",
+            "\n── {} / {}: {} (expected {}, model {}) ──\n   {}\n   rerun: {}",
             f.policy,
             f.transport,
             f.verdict,
             f.expected,
             f.predicted.map_or("-".to_string(), |p| p.to_string()),
             f.evidence.detail,
-            f.policy,
-            f.transport.split('(').next().unwrap_or(&f.transport),
-            c.get("seed").and_then(|s| s.as_u64()).unwrap_or(0),
+            rerun(f, args),
         );
         if args.quiet {
             continue;
@@ -213,6 +210,27 @@ fn print_human(results: &Results, profile: &Profile, args: &Args, secs: f64) {
             }
         }
     }
+}
+
+/// The command that repeats exactly the deciding run of a finding.
+fn rerun(f: &zcsafe_policy::Finding, args: &Args) -> String {
+    let c = &f.evidence.counts;
+    let transport = f.transport.split('(').next().unwrap_or(&f.transport);
+    let mut cmd = format!(
+        "zcsafe run --policy {} --transport {transport} --seed {} --repeat 1 --reader {}",
+        f.policy,
+        c.get("seed").and_then(|s| s.as_u64()).unwrap_or(0),
+        args.reader
+    );
+    if let Some(b) = args.bytes {
+        cmd += &format!(" --bytes {b}");
+    }
+    match transport {
+        "veth-lossy" => cmd += &format!(" --loss {}", args.loss),
+        "veth-slow" => cmd += &format!(" --rate {}", args.rate),
+        _ => {}
+    }
+    cmd
 }
 
 fn external(
