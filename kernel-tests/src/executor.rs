@@ -42,11 +42,27 @@ pub struct Executor {
     files_dir: Option<tempfile::TempDir>,
     files: HashMap<FileId, (PathBuf, File)>,
     last_siocoutq: Option<u64>,
+    /// The last SIOCOUTQ value read and when, and the rate (bytes/s) it fell at: a poll
+    /// naps about a quarter of the time the queue needs to drain, not a fixed backoff.
+    outq_seen: Option<(Instant, u64)>,
+    outq_rate: f64,
     ack_carry: Vec<u8>,
     acked: u64,
     ack_eof: bool,
     /// The last failed system call, with errno, for `unsupported` verdicts.
     pub last_error: Option<String>,
+}
+
+/// [`stream::fill`], a word at a time when the range is word-aligned (every policy's
+/// is): five times faster, so the sender is not slowed down by producing the stream.
+fn fill(dst: &mut [u8], offset: u64, seed: u64) {
+    if offset % 8 != 0 || dst.len() % 8 != 0 {
+        return stream::fill(dst, offset, seed);
+    }
+    let k0 = offset / 8;
+    for (i, w) in dst.chunks_exact_mut(8).enumerate() {
+        w.copy_from_slice(&stream::word(k0 + i as u64, seed).to_le_bytes());
+    }
 }
 
 fn errno_name(e: i32) -> String {
@@ -79,6 +95,8 @@ impl Executor {
             files_dir: None,
             files: HashMap::new(),
             last_siocoutq: None,
+            outq_seen: None,
+            outq_rate: 0.0,
             ack_carry: Vec::new(),
             acked: 0,
             ack_eof: false,
@@ -170,7 +188,7 @@ impl Executor {
                         "policy filled buf{buf}, but page {p} is unmapped"
                     )));
                 }
-                stream::fill(self.buf.slice_mut(off, len), at, self.seed);
+                fill(self.buf.slice_mut(off, len), at, self.seed);
                 ok(Outcome::Ok)
             }
             Op::Send { buf, zerocopy } => {
@@ -284,7 +302,6 @@ impl Executor {
             }
             Op::Siocoutq => {
                 let deadline = self.deadline();
-                let mut nap = Duration::from_micros(50);
                 loop {
                     let v = match sys::siocoutq(self.fd()) {
                         Ok(v) => v,
@@ -292,6 +309,19 @@ impl Executor {
                             return Ok(self.err("ioctl(SIOCOUTQ)", e.raw_os_error().unwrap_or(0)))
                         }
                     };
+                    let now = Instant::now();
+                    if let Some((t0, v0)) = self.outq_seen {
+                        let dt = now.saturating_duration_since(t0).as_secs_f64();
+                        if v < v0 && dt > 0.0 {
+                            let r = (v0 - v) as f64 / dt;
+                            self.outq_rate = if self.outq_rate > 0.0 {
+                                0.7 * self.outq_rate + 0.3 * r
+                            } else {
+                                r
+                            };
+                        }
+                    }
+                    self.outq_seen = Some((now, v));
                     // The polling contract of Op::Siocoutq: answer only a changed value
                     // (or any value after a write).
                     if self.last_siocoutq != Some(v) {
@@ -304,12 +334,20 @@ impl Executor {
                             self.secs()
                         )));
                     }
-                    std::thread::sleep(nap);
-                    nap = (nap * 2).min(Duration::from_millis(2));
+                    let nap = if self.outq_rate > 0.0 {
+                        Duration::from_secs_f64(v as f64 / self.outq_rate / 4.0)
+                    } else {
+                        Duration::from_micros(50)
+                    };
+                    std::thread::sleep(
+                        nap.clamp(Duration::from_micros(5), Duration::from_millis(2)),
+                    );
                 }
             }
             Op::ReadErrqueue { block } => {
                 let deadline = self.deadline();
+                // The last poll woke with POLLERR: read at once, without a nap.
+                let mut err_wake = false;
                 loop {
                     match errqueue::read_one(self.fd()) {
                         Ok(ErrqueueRead::Notification(n)) => return ok(Outcome::Zc(Some(n))),
@@ -322,10 +360,14 @@ impl Executor {
                             )
                         }
                     }
+                    if err_wake {
+                        // POLLERR without a notification: a socket error, not ours.
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
                     // poll with no events still reports POLLERR: `tcp_poll` sets it while
                     // sk_error_queue is non-empty.
                     match sys::poll_until(self.fd(), 0, deadline) {
-                        Ok(Some(_)) => {}
+                        Ok(Some(revents)) => err_wake = revents & libc::POLLERR != 0,
                         Ok(None) => {
                             return Ok(Performed::Stuck(format!(
                                 "waited {:.1} s for a MSG_ZEROCOPY notification",
@@ -334,8 +376,10 @@ impl Executor {
                         }
                         Err(e) => return Err(Performed::Failed(format!("poll(POLLERR): {e}"))),
                     }
-                    // POLLHUP/POLLIN also wake poll: avoid a busy loop.
-                    std::thread::sleep(Duration::from_micros(100));
+                    if !err_wake {
+                        // POLLHUP/POLLIN also wake poll: avoid a busy loop.
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
                 }
             }
             Op::UringSendZc { buf, user_data } => {
@@ -427,7 +471,7 @@ impl Executor {
                     )));
                 };
                 let mut data = vec![0u8; region.len as usize];
-                stream::fill(&mut data, at, self.seed);
+                fill(&mut data, at, self.seed);
                 match f.write_all_at(&data, region.offset) {
                     Ok(()) => ok(Outcome::Ok),
                     Err(e) => Ok(self.err("pwrite", e.raw_os_error().unwrap_or(0))),
