@@ -372,15 +372,7 @@ fn summarise(opts: &BenchOptions, t: Transport, chunk: u64, cells: &[Cell]) -> V
     let base = cells.iter().find(|c| c.entry.name == BASELINE);
     let profile = Profile::classic();
     let ratio_to = |cell: &Cell, other: Option<&Cell>, f: &dyn Fn(&Sample) -> f64| {
-        let other = other?;
-        let r: Vec<f64> = cell
-            .samples
-            .iter()
-            .zip(&other.samples)
-            .filter_map(|(a, b)| Some(f(a.as_ref()?) / f(b.as_ref()?)))
-            .filter(|v| v.is_finite())
-            .collect();
-        (!r.is_empty()).then(|| Stat::of(&r))
+        in_round_ratio(&cell.samples, &other?.samples, f)
     };
     cells
         .iter()
@@ -440,6 +432,15 @@ fn summarise(opts: &BenchOptions, t: Transport, chunk: u64, cells: &[Cell]) -> V
             counts.insert("rounds".into(), (ok.len() as u64).into());
             counts.insert("warmup_rounds".into(), opts.warmup.into());
             counts.insert("slots".into(), (g.buffer / g.chunk).into());
+            let ops = Stat::of(
+                &ok.iter()
+                    .map(|s| s.ops as f64 / (s.bytes as f64 / chunk as f64))
+                    .collect::<Vec<_>>(),
+            );
+            counts.insert(
+                "ops_per_chunk".into(),
+                ((ops.median * 100.0).round() / 100.0).into(),
+            );
             BenchResult {
                 finding: Finding {
                     policy: cell.entry.name.to_string(),
@@ -476,6 +477,23 @@ fn summarise(opts: &BenchOptions, t: Transport, chunk: u64, cells: &[Cell]) -> V
             }
         })
         .collect()
+}
+
+/// The ratio `f(a) / f(b)` taken inside each round (index = round; a failed stream is
+/// `None`), then its median and spread over the rounds — never a ratio of medians, so a
+/// round slowed down by a neighbour's compile moves both sides together.
+pub fn in_round_ratio(
+    a: &[Option<Sample>],
+    b: &[Option<Sample>],
+    f: &dyn Fn(&Sample) -> f64,
+) -> Option<Stat> {
+    let r: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter_map(|(a, b)| Some(f(a.as_ref()?) / f(b.as_ref()?)))
+        .filter(|v| v.is_finite())
+        .collect();
+    (!r.is_empty()).then(|| Stat::of(&r))
 }
 
 /// Parses `4K,16k,64KiB,1M,65536`.
@@ -518,6 +536,40 @@ mod tests {
         assert_eq!((s.min, s.max), (1.0, 10.0));
         assert_eq!(Stat::of(&[4.0, 2.0, 9.0]).median, 4.0);
         assert!((Stat::of(&[1.0, 2.0, 3.0]).spread_pct() - 100.0).abs() < 1e-9);
+    }
+
+    fn sample(bytes_per_s: u64) -> Option<Sample> {
+        Some(Sample {
+            bytes: bytes_per_s,
+            wall: Duration::from_secs(1),
+            send_wall: Duration::from_secs(1),
+            sender_user: Duration::ZERO,
+            sender_sys: Duration::from_millis(100),
+            receiver_cpu: Duration::ZERO,
+            peak_pinned: Some(0),
+            ops: 1,
+            corrupt_words: 0,
+            failure: None,
+        })
+    }
+
+    #[test]
+    fn ratios_are_taken_within_each_round() {
+        // copy's speed swings 100× between rounds (machine load); the policy is 3×, 1×
+        // and 1.5× copy in the same rounds. Ratio of medians would say 1.0.
+        let copy = [sample(1000), sample(10_000), sample(100_000)];
+        let p = [sample(3000), sample(10_000), sample(150_000)];
+        let r = in_round_ratio(&p, &copy, &|s| s.throughput()).unwrap();
+        assert_eq!((r.median, r.min, r.max), (1.5, 1.0, 3.0));
+        // A failed round drops out of both sides.
+        let p = [sample(3000), None, sample(150_000)];
+        assert_eq!(
+            in_round_ratio(&p, &copy, &|s| s.throughput())
+                .unwrap()
+                .median,
+            2.25
+        );
+        assert!(in_round_ratio(&[None], &copy[..1], &|s| s.throughput()).is_none());
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub fn table(report: &BenchReport) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:<23} {:<6} {:>8} {:>6} {:>7} {:>9} {:>8} {:>7} {:>10} {:>10} {}",
+            "  {:<23} {:<6} {:>8} {:>6} {:>7} {:>9} {:>8} {:>7} {:>10} {:>10} notes",
             "policy",
             "local",
             "GiB/s",
@@ -51,7 +51,6 @@ pub fn table(report: &BenchReport) -> String {
             "×twin",
             "buffer",
             "peak held",
-            "notes"
         );
         for r in rows {
             let twin = match (r.ratio_to_twin, &r.twin) {
