@@ -42,8 +42,10 @@ pub struct Executor {
     files_dir: Option<tempfile::TempDir>,
     files: HashMap<FileId, (PathBuf, File)>,
     last_siocoutq: Option<u64>,
-    /// The last SIOCOUTQ value read and when, and the rate (bytes/s) it fell at: a poll
-    /// naps about a quarter of the time the queue needs to drain, not a fixed backoff.
+    /// Where the current fall of SIOCOUTQ started (time, value; reset when it rises), and
+    /// the rate (bytes/s) it fell at over that whole window (ACKs come in bursts, so a
+    /// rate between two polls would overshoot): a poll naps about a quarter of the time
+    /// the queue needs to drain, not a fixed backoff.
     outq_seen: Option<(Instant, u64)>,
     outq_rate: f64,
     ack_carry: Vec<u8>,
@@ -310,18 +312,15 @@ impl Executor {
                         }
                     };
                     let now = Instant::now();
-                    if let Some((t0, v0)) = self.outq_seen {
-                        let dt = now.saturating_duration_since(t0).as_secs_f64();
-                        if v < v0 && dt > 0.0 {
-                            let r = (v0 - v) as f64 / dt;
-                            self.outq_rate = if self.outq_rate > 0.0 {
-                                0.7 * self.outq_rate + 0.3 * r
-                            } else {
-                                r
-                            };
+                    match self.outq_seen {
+                        Some((t0, v0)) if v <= v0 => {
+                            let dt = now.saturating_duration_since(t0).as_secs_f64();
+                            if v < v0 && dt > 0.0 {
+                                self.outq_rate = (v0 - v) as f64 / dt;
+                            }
                         }
+                        _ => self.outq_seen = Some((now, v)),
                     }
-                    self.outq_seen = Some((now, v));
                     // The polling contract of Op::Siocoutq: answer only a changed value
                     // (or any value after a write).
                     if self.last_siocoutq != Some(v) {
