@@ -5,7 +5,7 @@
 CARGO  ?= cargo
 ZCSAFE := target/release/zcsafe
 
-.PHONY: all build verdicts test lint unit bench clean
+.PHONY: all build verdicts test lint unit bench bench-kernel clean
 
 all: verdicts
 
@@ -26,6 +26,13 @@ unit:
 
 bench: build
 	$(CARGO) bench -p zcsafe-model --bench checker
+
+# The cost of every safe policy against plain send() on this kernel (zcsafe bench):
+# table on stdout, target/bench/*.json and bench.svg. veth needs root.
+bench-kernel: build
+	mkdir -p target/bench
+	$(ZCSAFE) bench --transport loopback,veth --json-file target/bench/bench.json --svg target/bench/bench.svg
+	$(ZCSAFE) bench --transport veth-slow --policy siocoutq-drain,siocoutq-seq --chunk 4K,64K,256K --repeat 3 --json-file target/bench/bench-slow.json
 
 clean:
 	$(CARGO) clean

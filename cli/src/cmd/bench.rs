@@ -48,6 +48,10 @@ pub struct Args {
     /// Print one JSON object (`results`, as `check` does) instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also write the JSON object to this file (with the table on stdout: one run, all
+    /// three outputs).
+    #[arg(long, value_name = "FILE")]
+    json_file: Option<std::path::PathBuf>,
     /// Also draw throughput and CPU per GiB against chunk size into this SVG file.
     #[arg(long, value_name = "FILE")]
     svg: Option<std::path::PathBuf>,
@@ -94,6 +98,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     if let Some(path) = &args.svg {
         std::fs::write(path, render::svg(&report))?;
+    }
+    if let Some(path) = &args.json_file {
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
