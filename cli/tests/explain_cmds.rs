@@ -1,0 +1,116 @@
+//! `zcsafe explain`, `replay` and `fixtures` as a user runs them: exit codes, what is
+//! printed, and clear errors for files that are not traces.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn zcsafe(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_zcsafe"))
+        .args(args)
+        .output()
+        .expect("zcsafe runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn fixture(name: &str) -> String {
+    root()
+        .join("fixtures/traces")
+        .join(format!("{name}.json"))
+        .display()
+        .to_string()
+}
+
+#[test]
+fn explain_prints_lanes_sentences_and_writes_an_svg() {
+    let dir = tempfile_dir();
+    let svg = dir.join("t.svg");
+    let (code, out, _) = zcsafe(&[
+        "explain",
+        &fixture("siocoutq-drain-local"),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("app  pipe wq   wire peer"), "{out}");
+    assert!(
+        out.contains("is still held by the peer receive queue"),
+        "{out}"
+    );
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("write queue"));
+}
+
+#[test]
+fn explain_picks_from_check_json_and_refuses_foreign_files() {
+    let dir = tempfile_dir();
+    let (code, json, _) = zcsafe(&["check", "--policy", "zc-naive,siocoutq-drain", "--json"]);
+    assert_eq!(code, 0);
+    let results = dir.join("r.json");
+    std::fs::write(&results, json).unwrap();
+    let r = results.to_str().unwrap();
+    let (code, _, err) = zcsafe(&["explain", r]);
+    assert_eq!(code, 2);
+    assert!(err.contains("pick one with --policy"), "{err}");
+    let (code, out, _) = zcsafe(&["explain", r, "-p", "zc-naive", "-t", "remote"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("zc-naive on remote"), "{out}");
+
+    let foreign = dir.join("foreign.json");
+    std::fs::write(&foreign, r#"{"name": "not a trace"}"#).unwrap();
+    let (code, _, err) = zcsafe(&["explain", foreign.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("foreign.json: not a zcsafe trace"), "{err}");
+    assert!(!err.contains("panicked"));
+
+    let future = dir.join("future.json");
+    std::fs::write(&future, r#"{"format": 7, "steps": []}"#).unwrap();
+    let (code, _, err) = zcsafe(&["explain", future.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("format version 7"), "{err}");
+}
+
+#[test]
+fn replay_on_the_model_says_same_and_refuses_what_it_cannot_do() {
+    let (code, out, _) = zcsafe(&["replay", &fixture("lwn-double-buffer"), "--on", "model"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("steps: identical") && out.contains("=> same outcome"),
+        "{out}"
+    );
+    let (code, _, err) = zcsafe(&["replay", &fixture("rapidgzip-39"), "--on", "kernel"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("backend kernel not available"), "{err}");
+}
+
+#[test]
+fn fixtures_lists_and_checks_on_the_model() {
+    let (code, out, _) = zcsafe(&["fixtures"]);
+    assert_eq!(code, 0);
+    for name in ["lwn-double-buffer", "spdk-3600", "rapidgzip-39"] {
+        assert!(out.contains(name), "{name}");
+    }
+    let (code, out, _) = zcsafe(&["fixtures", "--check", "--backend", "model"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("13 fixture checks: 13 passed, 0 failed, 0 skipped"),
+        "{out}"
+    );
+}
+
+fn tempfile_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "zcsafe-explain-test-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
