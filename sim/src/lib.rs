@@ -28,6 +28,11 @@ pub mod strategy;
 mod wire;
 mod world;
 
+#[cfg(feature = "loom")]
+pub mod interleave;
+#[cfg(feature = "loom")]
+pub mod pool;
+
 pub use faults::{Faults, FaultsError, Window};
 pub use run::{replay_command, run, run_entry, simulate, SimError, SimOptions, SimReport, SimRun};
 pub use scenario::SimScenario;

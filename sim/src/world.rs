@@ -71,7 +71,7 @@ impl<P: Policy> World<P> {
             s,
             faults,
             policy,
-            rng: Rng::new(seed ^ 0x5EED_0F_51_4D),
+            rng: Rng::new(seed ^ 0x5EED_0F51_4D00),
             steps: Vec::new(),
             holders: true,
             flights: VecDeque::new(),

@@ -1,0 +1,107 @@
+//! loom: every interleaving (up to a preemption bound) of the application and the
+//! kernel's agents, and of a zero-copy buffer pool's threads.
+//!
+//! Run with `cargo test -p zcsafe-sim --features loom --release --test loom`.
+//! `LOOM_MAX_PREEMPTIONS` bounds the search (these tests default to 2), and
+//! `LOOM_MAX_PERMUTATIONS` the number of executions (default 2000 here, unbounded with
+//! `ZCSAFE_LONG=1`; the pool tests are exhaustive either way). To replay a
+//! failing interleaving set `LOOM_CHECKPOINT_FILE=loom.json` (written on failure,
+//! read on the next run) and `LOOM_LOG=1 LOOM_LOCATION=1` for the step-by-step log.
+#![cfg(feature = "loom")]
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use zcsafe_model::Scenario;
+use zcsafe_policy::{Profile, TransportClass};
+use zcsafe_sim::{interleave, pool};
+
+fn builder() -> loom::model::Builder {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(2);
+    }
+    b.max_branches = b.max_branches.max(100_000);
+    // The kernel harness has more orders than CI has time for: bound the executions
+    // unless LOOM_MAX_PERMUTATIONS says otherwise (ZCSAFE_LONG=1 lifts the default).
+    if b.max_permutations.is_none() && std::env::var_os("ZCSAFE_LONG").is_none() {
+        b.max_permutations = Some(2_000);
+    }
+    b
+}
+
+/// Runs `f` under loom; returns the interleavings explored, or the panic message of
+/// the first failing one.
+fn explore(f: impl Fn() + Sync + Send + 'static) -> Result<usize, String> {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let b = builder();
+    let r = catch_unwind(AssertUnwindSafe(move || {
+        b.check(move || {
+            c.fetch_add(1, Ordering::Relaxed);
+            f()
+        })
+    }));
+    match r {
+        Ok(()) => Ok(count.load(Ordering::Relaxed)),
+        Err(e) => Err(e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".into())),
+    }
+}
+
+fn kernel(policy: &str, t: TransportClass) -> Result<usize, String> {
+    let s = interleave::tiny(Scenario::standard(t, Profile::classic()));
+    let p = zcsafe_policies::find(policy)
+        .unwrap()
+        .build(&s.geometry)
+        .unwrap();
+    // AnyPolicy is Send, not Sync: hand each execution its own clone.
+    let p = std::sync::Mutex::new(p);
+    explore(move || interleave::execution(p.lock().unwrap().clone(), &s))
+}
+
+#[test]
+fn pool_with_completion_and_release_acquire_is_clean() {
+    let n = explore(|| pool::execution(pool::Reaper::AfterCompletion)).unwrap();
+    eprintln!("pool, correct: {n} interleavings");
+    assert!(n > 1);
+}
+
+#[test]
+fn pool_with_relaxed_ordering_is_caught() {
+    let e = explore(|| pool::execution(pool::Reaper::Relaxed)).unwrap_err();
+    eprintln!("pool, relaxed: {e}");
+}
+
+#[test]
+fn pool_releasing_on_submit_is_caught() {
+    let e = explore(|| pool::execution(pool::Reaper::OnSubmit)).unwrap_err();
+    eprintln!("pool, release on submit: {e}");
+}
+
+#[test]
+fn copy_is_clean_in_every_interleaving() {
+    for t in TransportClass::ALL {
+        let n = kernel("copy", t).unwrap();
+        eprintln!("copy {t}: {n} interleavings");
+    }
+}
+
+#[test]
+fn zc_naive_corrupts_in_some_interleaving() {
+    for t in TransportClass::ALL {
+        let e = kernel("zc-naive", t).unwrap_err();
+        assert!(e.contains("corrupt"), "{e}");
+    }
+}
+
+#[test]
+fn siocoutq_drain_corrupts_locally_only() {
+    let e = kernel("siocoutq-drain", TransportClass::Local).unwrap_err();
+    assert!(e.contains("corrupt"), "{e}");
+    let n = kernel("siocoutq-drain", TransportClass::Remote).unwrap();
+    eprintln!("siocoutq-drain remote: {n} interleavings");
+}
