@@ -34,6 +34,32 @@ pub struct Tuning {
     pub uring_failures: u8,
 }
 
+impl std::fmt::Display for Tuning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(b) = self.zc_id_bits {
+            parts.push(format!("a {b}-bit zero-copy counter"));
+        }
+        if let Some(o) = self.zc_optmem {
+            parts.push(format!("optmem for {o} notification(s)"));
+        }
+        if self.pipe_reader {
+            parts.push("a process reading the pipe".to_string());
+        }
+        if self.uring_failures > 0 {
+            parts.push(format!(
+                "{} failing SEND_ZC request(s)",
+                self.uring_failures
+            ));
+        }
+        if parts.is_empty() {
+            f.write_str("the standard scenario")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
 /// One shipped bug: the buggy policy, the fix, and where it comes from.
 #[derive(Clone, Debug)]
 pub struct Bug {
