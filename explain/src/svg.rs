@@ -17,7 +17,7 @@ use zcsafe_policy::Trace;
 const MARGIN: i64 = 16;
 const NUM_W: i64 = 32;
 const LANE_W: i64 = 84;
-const PAGE_W: i64 = 78;
+const PAGE_W: i64 = 86;
 const TEXT_W: i64 = 480;
 /// Characters per wrapped line in the text column (11 px sans-serif).
 const WRAP: usize = 78;
