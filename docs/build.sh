@@ -9,9 +9,10 @@
 # `cargo test -p zcsafe-fixtures --test docs` fails when a committed figure is stale.
 set -eu
 cd "$(dirname "$0")/.."
-ZCSAFE=${ZCSAFE:-target/release/zcsafe}
-if [ ! -x "$ZCSAFE" ]; then
+# `make docs` passes the zcsafe it just built; alone, build it (never use a stale one).
+if [ -z "${ZCSAFE:-}" ]; then
     cargo build --release -p zcsafe-cli
+    ZCSAFE=target/release/zcsafe
 fi
 mkdir -p docs/src/figures docs/src/timelines
 for trace in fixtures/traces/*.json; do
