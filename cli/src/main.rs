@@ -29,6 +29,8 @@ enum Command {
     Policies(cmd::policies::Args),
     /// Judge policies by an exhaustive check of the kernel model.
     Check(cmd::check::Args),
+    /// Simulate policies over a faulty network (turmoil), deterministically by seed.
+    Sim(cmd::sim::Args),
     /// Run policies with real system calls on this kernel (loopback, veth), or judge an
     /// external sender program (--external).
     Run(cmd::run::Args),
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Policies(args) => cmd::policies::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::Sim(args) => cmd::sim::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Probe(args) => cmd::probe::run(args),
         Command::Receive(args) => cmd::receive::run(args),

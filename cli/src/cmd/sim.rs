@@ -1,0 +1,156 @@
+//! `zcsafe sim`: the policies over a simulated network (turmoil), seed by seed, with the
+//! same kernel rules as `check`. A finding prints its seed and the command that replays it.
+
+use super::check::{load_profile, transports};
+use crate::table;
+use anyhow::{Context, Result};
+use std::process::ExitCode;
+use zcsafe_model::{check, render, CheckOptions, Scenario};
+use zcsafe_policy::{Evidence, Finding, Results, Verdict};
+use zcsafe_sim::{run_entry, Faults, SimOptions};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Policies to simulate (repeat or comma-separate; `zcsafe policies` lists them).
+    #[arg(long = "policy", short = 'p', value_name = "NAME")]
+    policies: Vec<String>,
+    /// Simulate every policy (the default when no --policy is given).
+    #[arg(long, conflicts_with = "policies")]
+    all: bool,
+    /// Seeds to run per policy and transport, from --first-seed.
+    #[arg(long, default_value_t = 200, conflicts_with = "seed")]
+    seeds: u64,
+    /// Run exactly this seed (what a finding's replay command says).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// First seed of a --seeds run.
+    #[arg(long, default_value_t = 0, conflicts_with = "seed")]
+    first_seed: u64,
+    /// Network and receiver faults, e.g.
+    /// `latency=5ms,jitter=2ms,loss=0.05,reorder=0.1,partition=20ms..40ms,hold=50ms..60ms,slow-reader=3ms,device=2ms,rto=30ms`.
+    /// Without it each seed draws its own faults.
+    #[arg(long, value_name = "SPEC")]
+    faults: Option<String>,
+    /// Transport class: local, remote or all.
+    #[arg(long, short = 't', default_value = "all", value_parser = ["local", "remote", "all"])]
+    transport: String,
+    /// Kernel profile: a built-in name or a JSON file from `zcsafe probe --json`.
+    #[arg(long, default_value = "classic", value_name = "NAME|FILE")]
+    profile: String,
+    /// Stream length in pages.
+    #[arg(long, default_value_t = 16, value_name = "PAGES")]
+    stream: u64,
+    /// Print one JSON object with a `results` array instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Leave out the timelines of findings.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let entries = super::select_policies(&args.policies)?;
+    let profile = load_profile(&args.profile)?;
+    let faults = args
+        .faults
+        .as_deref()
+        .map(Faults::parse)
+        .transpose()
+        .context("--faults")?;
+    let mut results = Results::default();
+    let mut replays = Vec::new();
+    for t in transports(&args.transport) {
+        let mut opts = SimOptions::new(t);
+        opts.profile = profile.clone();
+        opts.stream = args.stream;
+        opts.faults = faults.clone();
+        (opts.seed, opts.seeds) = match args.seed {
+            Some(s) => (s, 1),
+            None => (args.first_seed, args.seeds),
+        };
+        let model = Scenario::standard(t, profile.clone());
+        let geometry = opts.scenario(opts.seed).model.geometry;
+        for e in &entries {
+            let expected = e.expect_for(t, &profile, &geometry);
+            let predicted = e
+                .build(&model.geometry)
+                .ok()
+                .and_then(|p| check(p, &model, &CheckOptions::default()).ok())
+                .map(|r| r.verdict);
+            let mut finding = Finding {
+                policy: e.name.into(),
+                transport: t.name().into(),
+                backend: "sim".into(),
+                kernel: None,
+                verdict: Verdict::Error,
+                expected: expected.verdict,
+                expected_why: expected.why.into(),
+                predicted,
+                evidence: Evidence::default(),
+            };
+            match run_entry(e, &opts) {
+                Err(err) => finding.evidence.detail = format!("cannot simulate: {err}"),
+                Ok(report) => {
+                    finding.verdict = report.verdict;
+                    finding.evidence.detail = report.detail.clone();
+                    let c = &mut finding.evidence.counts;
+                    c.insert("scenarios".into(), report.scenarios.into());
+                    c.insert("first_seed".into(), opts.seed.into());
+                    if let Some(seed) = report.seed {
+                        c.insert("seed".into(), seed.into());
+                    }
+                    if let Some(f) = &report.faults {
+                        c.insert("faults".into(), f.clone().into());
+                    }
+                    if let Some(cmd) = &report.replay_command {
+                        c.insert("replay_command".into(), cmd.clone().into());
+                        replays.push((e.name, t, report.seed.unwrap_or(0), cmd.clone()));
+                    }
+                    c.insert(
+                        "elapsed_ms".into(),
+                        (report.elapsed.as_secs_f64() * 1e3).into(),
+                    );
+                    c.insert(
+                        "sim_time_ms".into(),
+                        (report.sim_time.as_secs_f64() * 1e3).into(),
+                    );
+                    finding.evidence.trace = report.trace;
+                }
+            }
+            results.results.push(finding);
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+        return Ok(ExitCode::from(results.exit_code()));
+    }
+    let seeds = match args.seed {
+        Some(s) => format!("seed {s}"),
+        None => format!("seeds {}..{}", args.first_seed, args.first_seed + args.seeds),
+    };
+    let faults = faults.map_or("drawn from each seed".into(), |f| f.to_string());
+    println!(
+        "zcsafe sim: turmoil simulation, kernel profile {}, {seeds}, faults {faults}\n",
+        profile.name
+    );
+    print!("{}", table::render(&results));
+    let loud = table::contradictions(&results);
+    if !loud.is_empty() {
+        println!("\n{loud}");
+    }
+    for (policy, t, seed, cmd) in &replays {
+        println!("\n{policy} / {t}: seed {seed}; replay: {cmd}");
+        if args.quiet {
+            continue;
+        }
+        let trace = results
+            .results
+            .iter()
+            .find(|f| f.policy == *policy && f.transport == t.name())
+            .and_then(|f| f.evidence.trace.as_ref());
+        if let Some(trace) = trace {
+            print!("{}", render(trace));
+        }
+    }
+    Ok(ExitCode::from(results.exit_code()))
+}
