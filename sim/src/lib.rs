@@ -20,6 +20,7 @@
 //!
 //! [`Trace`]: zcsafe_policy::Trace
 
+pub mod bench;
 pub mod faults;
 pub mod rng;
 pub mod run;
