@@ -232,7 +232,7 @@ fn mark(s: &Step) -> Mark {
 
 /// Which lanes a step connects.
 pub fn arrow(s: &Step) -> Arrow {
-    let a = s.action.trim_start();
+    let a = without_time(&s.action);
     let starts = |p: &str| a.starts_with(p);
     let has = |p: &str| a.contains(p);
     use Lane::*;
@@ -278,6 +278,21 @@ pub fn arrow(s: &Step) -> Arrow {
                 Arrow::on(Peer)
             }
         }
+    }
+}
+
+/// The action without a simulator's leading timestamp (`  12ms transmit seq 0`).
+fn without_time(action: &str) -> &str {
+    let a = action.trim_start();
+    match a.split_once(' ') {
+        Some((t, rest))
+            if t.len() > 2
+                && t.ends_with("ms")
+                && t[..t.len() - 2].chars().all(|c| c.is_ascii_digit()) =>
+        {
+            rest.trim_start()
+        }
+        _ => a,
     }
 }
 
@@ -427,6 +442,11 @@ mod tests {
             Arrow::new(Lane::Peer, Lane::WriteQueue)
         );
         assert_eq!(a(Actor::App, "fill buf[0..1)"), Arrow::on(Lane::App));
+        assert_eq!(
+            a(Actor::App, "  12ms vmsplice buf[0..1) → 1"),
+            Arrow::new(Lane::App, Lane::Pipe),
+            "simulator timestamps are skipped"
+        );
         assert_eq!(
             a(Actor::Receiver, "read stream page 0"),
             Arrow::on(Lane::Peer)
