@@ -3,8 +3,8 @@
 //!
 //! Run with `cargo test -p zcsafe-sim --features loom --release --test loom`.
 //! `LOOM_MAX_PREEMPTIONS` bounds the search (these tests default to 2), and
-//! `LOOM_MAX_PERMUTATIONS` the number of executions (default 2000 here, unbounded with
-//! `ZCSAFE_LONG=1`; the pool tests are exhaustive either way). To replay a
+//! `LOOM_MAX_PERMUTATIONS` the number of executions (default 5000 here, 500 000 with
+//! `ZCSAFE_LONG=1`; the pool tests are exhaustive within either). To replay a
 //! failing interleaving set `LOOM_CHECKPOINT_FILE=loom.json` (written on failure,
 //! read on the next run) and `LOOM_LOG=1 LOOM_LOCATION=1` for the step-by-step log.
 #![cfg(feature = "loom")]
@@ -23,19 +23,23 @@ fn builder() -> loom::model::Builder {
     }
     b.max_branches = b.max_branches.max(100_000);
     // The kernel harness has more orders than CI has time for: bound the executions
-    // unless LOOM_MAX_PERMUTATIONS says otherwise (ZCSAFE_LONG=1 lifts the default).
-    if b.max_permutations.is_none() && std::env::var_os("ZCSAFE_LONG").is_none() {
-        b.max_permutations = Some(2_000);
+    // unless LOOM_MAX_PERMUTATIONS says otherwise (ZCSAFE_LONG=1 raises the default).
+    // loom checks the bound every `checkpoint_interval` executions.
+    if b.max_permutations.is_none() {
+        let long = std::env::var_os("ZCSAFE_LONG").is_some();
+        b.max_permutations = Some(if long { 500_000 } else { 5_000 });
+        b.checkpoint_interval = b.checkpoint_interval.min(1_000);
     }
     b
 }
 
 /// Runs `f` under loom; returns the interleavings explored, or the panic message of
-/// the first failing one.
+/// the first failing one (reported with the number of executions it took).
 fn explore(f: impl Fn() + Sync + Send + 'static) -> Result<usize, String> {
     let count = Arc::new(AtomicUsize::new(0));
     let c = count.clone();
     let b = builder();
+    let started = std::time::Instant::now();
     let r = catch_unwind(AssertUnwindSafe(move || {
         b.check(move || {
             c.fetch_add(1, Ordering::Relaxed);
@@ -43,12 +47,23 @@ fn explore(f: impl Fn() + Sync + Send + 'static) -> Result<usize, String> {
         })
     }));
     match r {
-        Ok(()) => Ok(count.load(Ordering::Relaxed)),
-        Err(e) => Err(e
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "panic".into())),
+        Ok(()) => {
+            let n = count.load(Ordering::Relaxed);
+            eprintln!("{n} executions in {:.2} s", started.elapsed().as_secs_f64());
+            Ok(n)
+        }
+        Err(e) => {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            eprintln!(
+                "found after {} execution(s): {msg}",
+                count.load(Ordering::Relaxed)
+            );
+            Err(msg)
+        }
     }
 }
 
