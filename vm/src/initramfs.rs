@@ -185,6 +185,9 @@ pub struct Inputs {
     pub guest_binary: PathBuf,
     /// Host tools to carry along with their shared libraries (`tc`); missing ones are skipped.
     pub host_tools: Vec<PathBuf>,
+    /// The user's own programs (`--carry`), installed in `/opt/zcsafe/bin` as they are:
+    /// static executables or `#!/bin/sh` scripts (the guest has no libc).
+    pub extra: Vec<PathBuf>,
 }
 
 impl Inputs {
@@ -196,6 +199,7 @@ impl Inputs {
                 std::env::var_os("ZCSAFE_BUSYBOX").unwrap_or_else(|| "/bin/busybox".into()),
             ),
             guest_binary,
+            extra: vec![],
             host_tools: ["ip", "tc", "nft"]
                 .iter()
                 .filter_map(|t| find_host_tool(t))
@@ -308,6 +312,21 @@ pub fn build(kernel: &Kernel, inputs: &Inputs, init_script: &str, cache: &Path) 
         kernel.release.clone().into_bytes(),
     ));
     add_host_tools(&inputs.host_tools, &mut entries)?;
+    for x in &inputs.extra {
+        let data = std::fs::read(x).at(x)?;
+        let runnable = is_static_elf(&data) || data.starts_with(b"#!/bin/sh");
+        if !runnable {
+            return Err(VmError::Usage(format!(
+                "{} cannot run in the guest: it must be a statically linked executable or a #!/bin/sh script",
+                x.display()
+            )));
+        }
+        let name = x
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        entries.push(Entry::file(&format!("opt/zcsafe/bin/{name}"), 0o755, data));
+    }
 
     let mut h = Sha256::new();
     h.update(LAYOUT_VERSION);

@@ -25,6 +25,17 @@ pub const GUEST_TRANSPORTS: &[&str] = &["loopback", "veth", "veth-lossy", "veth-
 /// The command each cell runs in the guest; `{policy}` and `{transport}` are substituted.
 pub const DEFAULT_COMMAND: &str = "zcsafe run --policy {policy} --transport {transport} --json";
 
+/// The policy name of cells that judge a user's sender program (`--external`).
+pub const EXTERNAL: &str = "external";
+
+/// The cell command for `--external CMD`: the guest's zcsafe runs the user's sender.
+pub fn external_command(cmd: &str) -> String {
+    format!(
+        "zcsafe run --external '{}' --transport {{transport}} --json",
+        cmd.replace('\'', "'\\''")
+    )
+}
+
 /// How to choose the accelerator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccelChoice {
@@ -69,6 +80,10 @@ pub struct Options {
     pub accel: AccelChoice,
     pub cache: PathBuf,
     pub refresh: bool,
+    /// Files carried into the guest's `/opt/zcsafe/bin` (an `--external` sender).
+    pub carry: Vec<PathBuf>,
+    /// The user's sender command (`--external`), if the cells judge it instead of policies.
+    pub external: Option<String>,
 }
 
 impl Options {
@@ -92,7 +107,17 @@ impl Options {
             accel: AccelChoice::Tcg,
             cache: crate::kernel::cache_dir(),
             refresh: false,
+            carry: vec![],
+            external: None,
         }
+    }
+
+    /// Judge the user's sender `cmd` (with `carry`, its files) instead of the policies.
+    pub fn set_external(&mut self, cmd: &str, carry: Vec<PathBuf>) {
+        self.policies = vec![EXTERNAL.to_string()];
+        self.command = external_command(cmd);
+        self.external = Some(cmd.to_string());
+        self.carry = carry;
     }
 
     /// netem arguments for the sender NIC of the `remote` transport.
@@ -117,7 +142,7 @@ impl Options {
             }
         }
         for p in &self.policies {
-            if zcsafe_policies::find(p).is_none() && p != "vm-selftest" {
+            if zcsafe_policies::find(p).is_none() && p != "vm-selftest" && p != EXTERNAL {
                 return Err(VmError::Usage(format!(
                     "unknown policy `{p}` (see `zcsafe policies`)"
                 )));
@@ -140,9 +165,21 @@ impl Options {
 
     /// The command that reruns one cell.
     pub fn rerun(&self, kernel: &str, policy: &str, transport: &str) -> String {
-        let mut s = format!(
-            "zcsafe matrix --kernels {kernel} --policies {policy} --transports {transport}"
-        );
+        let mut s = match &self.external {
+            Some(cmd) => {
+                let mut s = format!(
+                    "zcsafe matrix --kernels {kernel} --external '{}'",
+                    cmd.replace('\'', "'\\''")
+                );
+                for c in &self.carry {
+                    s += &format!(" --carry {}", c.display());
+                }
+                s + &format!(" --transports {transport}")
+            }
+            None => format!(
+                "zcsafe matrix --kernels {kernel} --policies {policy} --transports {transport}"
+            ),
+        };
         if transport == "remote" {
             s += &format!(" --nic {}", self.nic.name());
             if let Some(l) = self.loss_pct.filter(|l| *l > 0.0) {
@@ -251,6 +288,10 @@ fn expectation(policy: &str, transport: &str) -> (Verdict, String) {
             let x = e.expect(class, &zcsafe_policy::Profile::classic());
             (x.verdict, x.why.to_string())
         }
+        None if policy == EXTERNAL => (
+            Verdict::Safe,
+            "an external sender must deliver the stream intact".into(),
+        ),
         None => (
             Verdict::Safe,
             "transport self-test: an untouched buffer always arrives intact".into(),
@@ -338,7 +379,8 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Progress)) -> Result<Matrix
     let include_host = opts.kernels.split(',').any(|t| t.trim() == "host");
     let mut fetcher = Fetcher::new(opts.cache.clone(), &opts.catalogue);
     fetcher.refresh = opts.refresh;
-    let inputs = Inputs::new(opts.guest_binary.clone());
+    let mut inputs = Inputs::new(opts.guest_binary.clone());
+    inputs.extra = opts.carry.clone();
     let init = crate::guest::init_script();
 
     // Fetch kernels and build images first: network and disk, one at a time.
@@ -692,8 +734,8 @@ fn run_unit(
         }
         _ => {}
     };
-    // A kernel that dies before userspace (rare TCG/SMP boot flakes) gets a second boot;
-    // once a guest ran anything, its outcome stands.
+    // A kernel that dies before userspace (rare TCG boot flakes) gets a second boot;
+    // once a guest ran a cell, its outcome stands.
     let mut result = vm::boot(
         machine,
         &k.vmlinuz,
@@ -703,7 +745,14 @@ fn run_unit(
         &mut on_event,
     );
     let mut retried = None;
-    if matches!(&result, Ok(r) if r.release().is_none() && r.end != End::Completed) {
+    // Also when the kernel died before any cell began (6.12 under TCG crashes now and
+    // then while loading modules): no result is lost by booting again.
+    let before_cells = |r: &Run| {
+        !r.events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::CellBegin(_)))
+    };
+    if matches!(&result, Ok(r) if r.end != End::Completed && before_cells(r)) {
         if let Ok(first) = &result {
             retried = Some(format!(
                 "a first boot failed and was retried: {}",
@@ -904,6 +953,14 @@ mod tests {
             o.rerun("5.10", "zc-naive", "remote"),
             "zcsafe matrix --kernels 5.10 --policies zc-naive --transports remote --nic virtio --loss 1.5 --delay 10"
         );
+        o.set_external("./snd {host} {port}", vec!["/x/snd".into()]);
+        assert_eq!(o.policies, [EXTERNAL]);
+        assert!(o
+            .command
+            .starts_with("zcsafe run --external './snd {host} {port}' --transport {transport}"));
+        assert!(o
+            .rerun("6.1", EXTERNAL, "veth")
+            .contains("--carry /x/snd --transports veth"));
         o.transports = vec!["wifi".into()];
         assert!(o.validate().is_err());
         o.transports = vec!["veth".into()];

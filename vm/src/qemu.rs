@@ -99,7 +99,11 @@ impl VmSpec {
 
     pub fn command(&self) -> Command {
         let mut c = Command::new(&self.qemu);
+        // q35, not the default i440fx: Debian's 6.12 crashes in pci_register_host_bridge
+        // on most i440fx boots under TCG (QEMU 7.2); on q35 it boots.
         c.args([
+            "-machine",
+            "q35",
             "-nodefaults",
             "-no-user-config",
             "-display",
@@ -108,7 +112,7 @@ impl VmSpec {
         ]);
         match self.accel {
             Accel::Tcg => c.args(["-accel", "tcg", "-cpu", &tcg_cpu()]),
-            Accel::Kvm => c.args(["-accel", "kvm", "-cpu", "qemu64"]),
+            Accel::Kvm => c.args(["-accel", "kvm", "-cpu", "host"]),
         };
         c.args([
             "-m",
@@ -205,6 +209,7 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("-accel tcg"));
+        assert!(line.contains("-machine q35"));
         assert!(line.contains("-serial file:/t/r"));
         assert!(s.kernel_cmdline().contains("panic=-1"));
         assert!(Nic::parse("rtl8139").is_err());

@@ -58,6 +58,14 @@ pub struct Args {
     /// Re-resolve kernels with apt even when cached (picks up a newer Debian ABI).
     #[arg(long)]
     refresh: bool,
+    /// Judge this sender program in every guest instead of the policies (as
+    /// `zcsafe run --external`; `{host}` and `{port}` are replaced in the guest).
+    #[arg(long, value_name = "CMD", conflicts_with = "policies")]
+    external: Option<String>,
+    /// A file to carry into the guests' PATH (/opt/zcsafe/bin), e.g. the external
+    /// sender: statically linked, or a #!/bin/sh script. Repeatable.
+    #[arg(long, value_name = "FILE", requires = "external")]
+    carry: Vec<PathBuf>,
     /// Seconds one cell may run in the guest.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     cell_timeout: u64,
@@ -113,6 +121,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     o.accel = AccelChoice::parse(&args.accel)?;
     o.command = args.command.clone();
+    if let Some(cmd) = &args.external {
+        o.set_external(cmd, args.carry.clone());
+    }
     o.refresh = args.refresh;
     o.machine.limits.cell = Duration::from_secs(args.cell_timeout.max(5));
     o.host_binary = std::env::current_exe().ok();
