@@ -12,21 +12,26 @@ fn main() {
         for t in TransportClass::ALL {
             let mut o = SimOptions::new(t);
             o.seeds = seeds;
+            if let Ok(p) = std::env::var("PROFILE") {
+                o.profile = zcsafe_policy::Profile::by_name(&p).expect("profile name");
+            }
             let r = run_entry(&e, &o).unwrap();
             let exp = e.expect(t, &o.profile);
+            let s = zcsafe_model::Scenario::standard(t, o.profile.clone());
+            let checked =
+                zcsafe_model::check(e.build(&s.geometry).unwrap(), &s, &Default::default())
+                    .unwrap()
+                    .verdict;
             println!(
-                "{:24} {:7} {:9} exp {:8} seeds {:5} {:9.1} ms {}",
+                "{:24} {:7} {:9} model {:9} exp {:8} seeds {:5} {:9.1} ms {}",
                 e.name,
                 t.name(),
                 r.verdict.name(),
+                checked.name(),
                 exp.verdict.name(),
                 r.scenarios,
                 r.elapsed.as_secs_f64() * 1000.0,
-                if r.verdict == exp.verdict {
-                    ""
-                } else {
-                    "MISMATCH"
-                }
+                if r.verdict == checked { "" } else { "MISMATCH" }
             );
         }
     }

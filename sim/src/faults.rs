@@ -36,7 +36,8 @@ pub struct Faults {
     pub hold: Option<Window>,
     /// The receiving application reads one page, then sleeps this long.
     pub slow_reader: Duration,
-    /// The NIC completes a transmitted segment within this delay (remote only).
+    /// How slow the NIC's TX completion is (remote only): each 1 ms tick completes the
+    /// ring with probability `1 / (1 + device in ms)`, so about this long on average.
     pub device: Duration,
     /// Retransmission timeout; `None` derives it from latency and jitter.
     pub rto: Option<Duration>,

@@ -1,5 +1,5 @@
 //! The simulator and the exhaustive checker judge every catalogued policy alike, in
-//! both transport classes, with the standard profile.
+//! both transport classes, with each built-in kernel profile (classic is the standard).
 //!
 //! Seeds per safe verdict: 40 by default, `ZCSAFE_LONG=1` for 1000.
 
@@ -18,28 +18,31 @@ fn seeds() -> u64 {
 #[test]
 fn sim_and_checker_agree_for_every_policy_and_transport() {
     let mut disagreements = Vec::new();
-    for e in zcsafe_policies::catalogue() {
-        for t in TransportClass::ALL {
-            let s = Scenario::standard(t, Profile::classic());
-            let checked = check(e.build(&s.geometry).unwrap(), &s, &CheckOptions::default())
-                .unwrap()
-                .verdict;
-            let mut o = SimOptions::new(t);
-            o.seeds = seeds();
-            let sim = run_entry(&e, &o).unwrap();
-            if sim.verdict != checked {
-                disagreements.push(format!(
-                    "{} {t}: checker {checked}, sim {} after {} seeds ({})",
-                    e.name, sim.verdict, sim.scenarios, sim.detail
-                ));
-            }
-            if sim.verdict == Verdict::Corrupt {
-                assert!(
-                    sim.replay_command
-                        .as_deref()
-                        .is_some_and(|c| c.contains(&format!("--seed {}", sim.seed.unwrap()))),
-                    "a finding names its replay command"
-                );
+    for profile in Profile::builtin() {
+        for e in zcsafe_policies::catalogue() {
+            for t in TransportClass::ALL {
+                let s = Scenario::standard(t, profile.clone());
+                let checked = check(e.build(&s.geometry).unwrap(), &s, &CheckOptions::default())
+                    .unwrap()
+                    .verdict;
+                let mut o = SimOptions::new(t);
+                o.profile = profile.clone();
+                o.seeds = seeds();
+                let sim = run_entry(&e, &o).unwrap();
+                if sim.verdict != checked {
+                    disagreements.push(format!(
+                        "{} {t} {}: checker {checked}, sim {} after {} seeds ({})",
+                        e.name, profile.name, sim.verdict, sim.scenarios, sim.detail
+                    ));
+                }
+                if sim.verdict == Verdict::Corrupt {
+                    assert!(
+                        sim.replay_command
+                            .as_deref()
+                            .is_some_and(|c| c.contains(&format!("--seed {}", sim.seed.unwrap()))),
+                        "a finding names its replay command"
+                    );
+                }
             }
         }
     }
