@@ -142,7 +142,7 @@ impl Catalogue {
         self.kernels.iter().find(|k| k.name == name)
     }
 
-    /// Resolves a `--kernels` list: `all` (defaults), `all-rt` (rt variants), `everything`,
+    /// Resolves a `--kernels` list: `all` (defaults), `all-rt`, `all-generic`, `everything`,
     /// catalogue names, suites, or version prefixes (`5.10`, `7.2`). `host` is handled by
     /// the caller and skipped here. Order follows the catalogue; duplicates collapse.
     pub fn select(&self, list: &str) -> Result<Vec<&KernelEntry>> {
@@ -154,6 +154,7 @@ impl Catalogue {
             let hits: Vec<usize> = match token {
                 "all" => self.indices(|k| k.default),
                 "all-rt" => self.indices(|k| k.rt),
+                "all-generic" => self.indices(|k| k.name.ends_with("-generic")),
                 "everything" => self.indices(|_| true),
                 _ => {
                     let by_name = self.indices(|k| k.name == token);
@@ -241,6 +242,7 @@ mod tests {
         assert_eq!(names("6.1-rt"), ["6.1-rt"]);
         assert_eq!(names("7-rt"), ["sid-rt"]);
         assert_eq!(names("all-rt").len(), 4);
+        assert_eq!(names("all-generic").len(), 4);
         assert_eq!(names("host"), Vec::<String>::new());
         assert!(matches!(c.select("4.19"), Err(VmError::UnknownKernel(..))));
         assert!(matches!(c.select("5.1"), Err(VmError::UnknownKernel(..))));

@@ -63,7 +63,7 @@ log "modules loaded"
 dev_by_mac() {{ for d in /sys/class/net/*; do [ "$(cat $d/address)" = "$1" ] && basename $d; done; }}
 setup_remote() {{
   A=$(dev_by_mac {sender_mac}); B=$(dev_by_mac {peer_mac})
-  if [ -z "$A" ] || [ -z "$B" ]; then say setup-failed remote "no NIC pair (driver missing?): $(ls /sys/class/net | tr '\n' ' ')"; return 1; fi
+  if [ -z "$A" ] || [ -z "$B" ]; then say setup-failed remote "no NIC pair (no driver for the NIC model? cloud kernels have no e1000: use the -generic kernels): $(ls /sys/class/net | tr '\n' ' ')"; return 1; fi
   unshare -n sleep 2147483647 &
   PEER=$!
   i=0; while [ "$(readlink /proc/$PEER/ns/net)" = "$(readlink /proc/self/ns/net)" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
