@@ -16,6 +16,13 @@ pub fn skip(test: &str, reason: &str) {
     eprintln!("SKIP [zcsafe-vm #{n}] {test}: {reason}");
 }
 
+/// Records a skip that CI accepts even with `ZCSAFE_REQUIRE_VM=1` (an optional artefact
+/// such as the VM agent was not built).
+pub fn skip_optional(test: &str, reason: &str) {
+    let n = SKIPS.fetch_add(1, Ordering::SeqCst) + 1;
+    eprintln!("SKIP [zcsafe-vm #{n}] {test}: {reason}");
+}
+
 /// The 5.10 cloud kernel (fastest to boot), fetched into the user's cache if needed.
 pub fn kernel(test: &str) -> Option<zcsafe_vm::Kernel> {
     if which("qemu-system-x86_64").is_none() {
