@@ -5,8 +5,9 @@
 //! `LOOM_MAX_PREEMPTIONS` bounds the search (these tests default to 2), and
 //! `LOOM_MAX_PERMUTATIONS` the number of executions (default 5000 here, 500 000 with
 //! `ZCSAFE_LONG=1`; the pool tests are exhaustive within either). To replay a
-//! failing interleaving set `LOOM_CHECKPOINT_FILE=loom.json` (written on failure,
-//! read on the next run) and `LOOM_LOG=1 LOOM_LOCATION=1` for the step-by-step log.
+//! failing interleaving set `LOOM_CHECKPOINT_FILE=/tmp/loom.json` (every execution
+//! path is stored, so after a failure it holds the failing one; the next run starts
+//! there) and `LOOM_LOG=1 LOOM_LOCATION=1` for the step-by-step log.
 #![cfg(feature = "loom")]
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -22,13 +23,18 @@ fn builder() -> loom::model::Builder {
         b.preemption_bound = Some(2);
     }
     b.max_branches = b.max_branches.max(100_000);
+    // loom stores the execution path only every `checkpoint_interval` executions: to
+    // replay a failure, store every one (the file then holds the failing path).
+    if b.checkpoint_file.is_some() && std::env::var_os("LOOM_CHECKPOINT_INTERVAL").is_none() {
+        b.checkpoint_interval = 1;
+    }
     // The kernel harness has more orders than CI has time for: bound the executions
     // unless LOOM_MAX_PERMUTATIONS says otherwise (ZCSAFE_LONG=1 raises the default).
     // loom checks the bound every `checkpoint_interval` executions.
     if b.max_permutations.is_none() {
         let long = std::env::var_os("ZCSAFE_LONG").is_some();
         b.max_permutations = Some(if long { 500_000 } else { 5_000 });
-        b.checkpoint_interval = b.checkpoint_interval.min(1_000);
+        b.checkpoint_interval = b.checkpoint_interval.clamp(1, 1_000);
     }
     b
 }
