@@ -33,7 +33,8 @@ pub struct Sample {
     /// CPU time of the receiving thread (reads and verification).
     pub receiver_cpu: Duration,
     /// Largest number of user-buffer bytes the kernel held at once, when the policy's
-    /// operations tell (`None` for sendfile: page-cache pages, not user memory).
+    /// operations tell (`None` for sendfile and gifted pages: the kernel holds pages
+    /// the process no longer maps, and nothing says until when).
     pub peak_pinned: Option<u64>,
     pub ops: u64,
     /// Words the receiver found wrong (an unsafe policy may corrupt even here).
@@ -140,10 +141,10 @@ impl Pinned {
                 self.spliced.insert(buf.offset, *n);
                 self.add(*n);
             }
-            (Op::Fill { buf, .. } | Op::Munmap { buf }, Outcome::Ok) => {
-                self.forget_region(buf.offset, buf.len)
-            }
-            (Op::Sendfile { .. }, _) => self.unknown = true,
+            (Op::Fill { buf, .. }, Outcome::Ok) => self.forget_region(buf.offset, buf.len),
+            // Unmapped (gifted) pages and page-cache pages stay held by the kernel, but
+            // nothing tells until when: not user buffer any more, and not known.
+            (Op::Munmap { .. } | Op::Sendfile { .. }, _) => self.unknown = true,
             _ => {}
         }
     }
