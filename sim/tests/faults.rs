@@ -1,0 +1,117 @@
+//! Faults reach the run: turmoil's latency, hold and partition move the receiver's
+//! first segment, loss forces retransmissions, a slow reader spaces reads; and a
+//! finding's seed replays to the same trace.
+
+use zcsafe_policy::{Actor, Trace, TransportClass, Verdict};
+use zcsafe_sim::{run_entry, simulate, Faults, SimOptions};
+
+fn trace(policy: &str, t: TransportClass, faults: &str, seed: u64) -> Trace {
+    let e = zcsafe_policies::find(policy).unwrap();
+    let mut o = SimOptions::new(t);
+    o.faults = Some(Faults::parse(faults).unwrap());
+    let s = o.scenario(seed);
+    simulate(e.name, e.build(&s.model.geometry).unwrap(), &s, seed)
+        .unwrap()
+        .trace
+}
+
+/// Simulated milliseconds of the first step by `actor` whose action contains `what`.
+fn first_ms(t: &Trace, actor: Actor, what: &str) -> u64 {
+    let step = t
+        .steps
+        .iter()
+        .find(|s| s.actor == actor && s.action.contains(what))
+        .unwrap_or_else(|| panic!("no {what} by {actor:?}"));
+    step.action
+        .trim_start()
+        .split("ms")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn latency_delays_the_first_arrival() {
+    let t = trace("copy", TransportClass::Remote, "latency=7ms", 1);
+    assert_eq!(t.verdict, Verdict::Safe);
+    assert!(first_ms(&t, Actor::Peer, "receive seq 0") >= 7);
+}
+
+#[test]
+fn hold_and_partition_keep_segments_off_the_link() {
+    let held = trace(
+        "copy",
+        TransportClass::Remote,
+        "latency=1ms,hold=0ms..40ms",
+        1,
+    );
+    assert_eq!(held.verdict, Verdict::Safe);
+    assert!(first_ms(&held, Actor::Peer, "receive") >= 40);
+    let cut = trace(
+        "copy",
+        TransportClass::Local,
+        "latency=1ms,partition=0ms..30ms",
+        1,
+    );
+    assert_eq!(cut.verdict, Verdict::Safe);
+    assert!(first_ms(&cut, Actor::Peer, "receive") >= 30);
+    assert!(cut.steps.iter().any(|s| s.action.contains("retransmit")));
+}
+
+#[test]
+fn loss_is_repaired_by_retransmission() {
+    let t = trace("copy", TransportClass::Remote, "latency=1ms,loss=0.3", 3);
+    assert_eq!(t.verdict, Verdict::Safe);
+    assert!(t
+        .steps
+        .iter()
+        .any(|s| s.actor == Actor::Wire && s.action.contains("lose")));
+    assert!(t.steps.iter().any(|s| s.action.contains("retransmit")));
+}
+
+#[test]
+fn slow_reader_spaces_reads() {
+    let t = trace(
+        "copy",
+        TransportClass::Local,
+        "latency=0ms,slow-reader=10ms",
+        0,
+    );
+    assert_eq!(t.verdict, Verdict::Safe);
+    let reads: Vec<u64> = t
+        .steps
+        .iter()
+        .filter(|s| s.actor == Actor::Receiver)
+        .map(|s| {
+            s.action
+                .trim_start()
+                .split("ms")
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(reads.windows(2).all(|w| w[1] >= w[0] + 10), "{reads:?}");
+}
+
+#[test]
+fn a_finding_replays_from_its_seed() {
+    let e = zcsafe_policies::find("siocoutq-drain").unwrap();
+    let mut o = SimOptions::new(TransportClass::Local);
+    o.seed = 40;
+    o.seeds = 100;
+    let r = run_entry(&e, &o).unwrap();
+    assert_eq!(r.verdict, Verdict::Corrupt);
+    let seed = r.seed.unwrap();
+    assert_eq!(
+        r.replay_command.as_deref(),
+        Some(
+            format!("zcsafe sim --policy siocoutq-drain --transport local --seed {seed}").as_str()
+        )
+    );
+    let s = o.scenario(seed);
+    let again = simulate(e.name, e.build(&s.model.geometry).unwrap(), &s, seed).unwrap();
+    assert_eq!(Some(again.trace), r.trace);
+}
