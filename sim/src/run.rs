@@ -252,7 +252,7 @@ pub struct SimReport {
     pub verdict: Verdict,
     /// The seed of the finding.
     pub seed: Option<u64>,
-    /// Seeds run (up to and including the finding).
+    /// Seeds run: up to and including a corruption, or all of them.
     pub scenarios: u64,
     /// Faults of the finding's seed, as a `--faults` spec.
     pub faults: Option<String>,
@@ -277,23 +277,25 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimReport, SimError> {
     let start = Instant::now();
     let mut sim_time = Duration::ZERO;
-    let mut finding: Option<(u64, u64)> = None;
-    for (i, seed) in (opts.seed..opts.seed.saturating_add(opts.seeds)).enumerate() {
+    let mut finding: Option<u64> = None;
+    let mut ran = 0;
+    for seed in opts.seed..opts.seed.saturating_add(opts.seeds) {
+        ran += 1;
         let scenario = opts.scenario(seed);
         let r = simulate_with(name, policy.clone(), &scenario, seed, false)?;
         sim_time += r.sim_time;
         match r.verdict {
             Verdict::Safe => {}
             Verdict::Corrupt | Verdict::Unsupported => {
-                finding = Some((seed, i as u64 + 1));
+                finding = Some(seed);
                 break;
             }
             Verdict::Stuck | Verdict::Error => {
-                finding.get_or_insert((seed, i as u64 + 1));
+                finding.get_or_insert(seed);
             }
         }
     }
-    let Some((seed, scenarios)) = finding else {
+    let Some(seed) = finding else {
         return Ok(SimReport {
             policy: name.into(),
             transport: opts.transport,
@@ -319,7 +321,7 @@ pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimRe
         transport: opts.transport,
         verdict: full.verdict,
         seed: Some(seed),
-        scenarios,
+        scenarios: ran,
         faults: Some(full.faults.to_string()),
         detail: format!("{} — replay: {replay}", full.trace.summary),
         trace: Some(full.trace),
