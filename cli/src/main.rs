@@ -52,7 +52,27 @@ enum Command {
     Bench(cmd::bench::Args),
 }
 
+/// `zcsafe … | head` closes our stdout early. Rust ignores SIGPIPE (sockets need that:
+/// a vanished receiver must be an error, not a kill), so `println!` panics instead; end
+/// quietly the way Unix tools do, with the status a shell reports for SIGPIPE.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Policies(args) => cmd::policies::run(args),
