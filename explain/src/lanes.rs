@@ -198,10 +198,22 @@ impl Timeline {
             ),
             pages,
             rows,
-            outcome: format!("{}: {}", trace.verdict, trace.summary),
+            outcome: outcome(trace),
             sees_holders,
         }
     }
+}
+
+/// Verdict and summary; for `stuck`, also the sender's last call, which is where it
+/// waits (a trace records what happened, not the call that never returned).
+fn outcome(trace: &Trace) -> String {
+    let mut o = format!("{}: {}", trace.verdict, trace.summary);
+    if trace.verdict == zcsafe_policy::Verdict::Stuck {
+        if let Some(last) = trace.steps.iter().rev().find(|s| s.actor == Actor::App) {
+            o.push_str(&format!(" (its last completed call: {})", last.action));
+        }
+    }
+    o
 }
 
 /// A page's cell after a step. A step that lists no holders for a page it listed before
