@@ -126,3 +126,42 @@ fn siocoutq_drain_corrupts_locally_only() {
     let n = kernel("siocoutq-drain", TransportClass::Remote).unwrap();
     eprintln!("siocoutq-drain remote: {n} interleavings");
 }
+
+/// loom and the exhaustive checker on the same tiny scenario: where the checker proves
+/// a policy safe, no interleaving loom tries may corrupt (its executions are paths the
+/// checker explored); where the checker finds a corruption, loom finds one too.
+#[test]
+fn loom_agrees_with_the_checker_on_the_tiny_scenario() {
+    use zcsafe_model::{check, CheckOptions};
+    use zcsafe_policy::Verdict;
+    let mut checked = 0;
+    for e in zcsafe_policies::catalogue() {
+        for t in TransportClass::ALL {
+            let s = interleave::tiny(Scenario::standard(t, Profile::classic()));
+            let Ok(p) = e.build(&s.geometry) else {
+                continue;
+            };
+            let model = check(p.clone(), &s, &CheckOptions::default())
+                .unwrap()
+                .verdict;
+            let p = std::sync::Mutex::new(p);
+            let s2 = s.clone();
+            let loom = explore(move || interleave::execution(p.lock().unwrap().clone(), &s2));
+            eprintln!("{} {t}: checker {model}, loom {loom:?}", e.name);
+            match model {
+                Verdict::Safe => assert!(loom.is_ok(), "{} {t}: {loom:?}", e.name),
+                Verdict::Corrupt => assert!(
+                    loom.as_ref().is_err_and(|m| m.contains("corrupt")),
+                    "{} {t}: checker corrupt, loom {loom:?}",
+                    e.name
+                ),
+                _ => {}
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 10,
+        "only {checked} policies build for the tiny scenario"
+    );
+}
