@@ -204,8 +204,8 @@ impl Timeline {
     }
 }
 
-/// Verdict and summary; for `stuck`, also the sender's last call, which is where it
-/// waits (a trace records what happened, not the call that never returned).
+/// Verdict and summary; for `stuck`, also the sender's last completed call, right after
+/// which it blocked (a trace records what happened, not the call that never returned).
 fn outcome(trace: &Trace) -> String {
     let mut o = format!("{}: {}", trace.verdict, trace.summary);
     if trace.verdict == zcsafe_policy::Verdict::Stuck {
