@@ -23,10 +23,13 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// The manifest (default: fixtures/fixtures.toml of the source tree zcsafe was built from).
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let path = Manifest::path();
+    let path = args.manifest.clone().unwrap_or_else(Manifest::path);
     let m = Manifest::load(&path)?;
     let backends: Vec<Backend> = if args.backend.is_empty() {
         Backend::ALL.to_vec()
