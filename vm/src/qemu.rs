@@ -99,8 +99,7 @@ impl VmSpec {
 
     pub fn command(&self) -> Command {
         let mut c = Command::new(&self.qemu);
-        // q35, not the default i440fx: Debian's 6.12 crashes in pci_register_host_bridge
-        // on most i440fx boots under TCG (QEMU 7.2); on q35 it boots.
+        // q35: a PCIe machine like the hosts these kernels run on (see also `tcg_cpu`).
         c.args([
             "-machine",
             "q35",
@@ -149,12 +148,15 @@ fn guest_loglevel() -> u8 {
         .unwrap_or(6)
 }
 
-/// The TCG CPU model: `qemu64` (fast to emulate) unless `ZCSAFE_QEMU_CPU` says otherwise.
+/// The TCG CPU model: `qemu64` without CMPXCHG16B, unless `ZCSAFE_QEMU_CPU` says otherwise.
+/// QEMU 7.2's TCG corrupts state around `cmpxchg16b` with several vCPUs: Debian's 6.12
+/// (SLUB's lockless fast path) then panics in `__kmalloc`, `pci_register_host_bridge`
+/// or `__cpa_addr` on a third of the boots; without the flag it boots every time.
 fn tcg_cpu() -> String {
     std::env::var("ZCSAFE_QEMU_CPU")
         .ok()
         .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| "qemu64".into())
+        .unwrap_or_else(|| "qemu64,-cx16".into())
 }
 
 /// Can this process use `/dev/kvm` at all? (Necessary, not sufficient: see [`Accel`].)
