@@ -20,15 +20,15 @@ pub struct Selection {
 /// Why a file could not be read as a trace.
 #[derive(Debug, Error)]
 pub enum LoadError {
-    #[error("{path}: cannot read the file: {source}")]
+    #[error("{path}: cannot read the file: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path}: not JSON ({source})")]
+    #[error("{path}: not JSON ({error})")]
     NotJson {
         path: PathBuf,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     #[error(
         "{path}: not a zcsafe trace: expected a trace (with \"format\" and \"steps\"), a \
@@ -45,10 +45,10 @@ pub enum LoadError {
         found: String,
         supported: u32,
     },
-    #[error("{path}: a trace of format {TRACE_FORMAT_VERSION}, but malformed: {source}")]
+    #[error("{path}: a trace of format {TRACE_FORMAT_VERSION}, but malformed: {error}")]
     Malformed {
         path: PathBuf,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     #[error("{path}: no counterexample matches {wanted}; the file has traces for: {available}")]
     NoMatch {
@@ -66,9 +66,9 @@ pub enum LoadError {
 
 /// Reads the trace in `path`, picking one with `sel` if the file holds several.
 pub fn load(path: &Path, sel: &Selection) -> Result<Trace, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+    let text = std::fs::read_to_string(path).map_err(|error| LoadError::Io {
         path: path.into(),
-        source,
+        error,
     })?;
     parse(path, &text, sel)
 }
@@ -77,7 +77,7 @@ pub fn load(path: &Path, sel: &Selection) -> Result<Trace, LoadError> {
 pub fn parse(path: &Path, text: &str, sel: &Selection) -> Result<Trace, LoadError> {
     let p = || path.to_path_buf();
     let value: Value =
-        serde_json::from_str(text).map_err(|source| LoadError::NotJson { path: p(), source })?;
+        serde_json::from_str(text).map_err(|error| LoadError::NotJson { path: p(), error })?;
     let Value::Object(obj) = &value else {
         return Err(LoadError::Foreign {
             path: p(),
@@ -86,7 +86,7 @@ pub fn parse(path: &Path, text: &str, sel: &Selection) -> Result<Trace, LoadErro
     };
     if obj.contains_key("results") {
         let results: Results = serde_json::from_value(value.clone())
-            .map_err(|source| LoadError::Malformed { path: p(), source })?;
+            .map_err(|error| LoadError::Malformed { path: p(), error })?;
         return pick(path, &results, sel);
     }
     if let Some(ev) = obj.get("evidence") {
@@ -144,9 +144,9 @@ fn trace(path: &Path, v: &Value) -> Result<Trace, LoadError> {
             })
         }
     }
-    serde_json::from_value(v.clone()).map_err(|source| LoadError::Malformed {
+    serde_json::from_value(v.clone()).map_err(|error| LoadError::Malformed {
         path: path.into(),
-        source,
+        error,
     })
 }
 
