@@ -5,7 +5,7 @@
 CARGO  ?= cargo
 ZCSAFE := target/release/zcsafe
 
-.PHONY: all build verdicts test lint unit bench bench-kernel clean
+.PHONY: all build verdicts test lint unit loom loom-long bench bench-model bench-sim bench-kernel clean
 
 all: verdicts
 
@@ -15,7 +15,7 @@ build:
 verdicts: build
 	$(ZCSAFE) check
 
-test: lint unit
+test: lint unit loom
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -24,8 +24,25 @@ lint:
 unit:
 	INSTA_UPDATE=no $(CARGO) test --workspace --all-targets
 
-bench: build
+# loom explores interleavings of the application and the kernel's agents; the default
+# run is bounded (5,000 executions per test), loom-long raises the bounds.
+loom:
+	$(CARGO) test --release -p zcsafe-sim --features loom --test loom
+
+loom-long:
+	ZCSAFE_LONG=1 $(CARGO) test --release -p zcsafe-sim --features loom --test loom
+	ZCSAFE_LONG=1 $(CARGO) test --release -p zcsafe-sim
+
+# Performance numbers come from here, never from tests.
+bench: bench-model bench-sim bench-kernel
+
+# States explored per second, time to exhaust each policy's scenario.
+bench-model:
 	$(CARGO) bench -p zcsafe-model --bench checker
+
+# Simulated scenarios per second; time and scenarios to the first counterexample.
+bench-sim:
+	$(CARGO) bench -p zcsafe-sim --bench sim
 
 # The cost of every safe policy against plain send() on this kernel (zcsafe bench):
 # table on stdout, target/bench/*.json and bench.svg. veth needs root.
@@ -33,6 +50,8 @@ bench-kernel: build
 	mkdir -p target/bench
 	$(ZCSAFE) bench --transport loopback,veth --json-file target/bench/bench.json --svg target/bench/bench.svg
 	$(ZCSAFE) bench --transport veth-slow --policy siocoutq-drain,siocoutq-seq --chunk 4K,64K,256K --repeat 3 --json-file target/bench/bench-slow.json
+
+include docs/docs.mk
 
 clean:
 	$(CARGO) clean
