@@ -545,6 +545,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Progress)) -> Result<Matrix
         kernels.push(k);
     }
 
+    align_error_expectations(&mut cells);
     sort_cells(&mut cells, &kernels, opts);
     Ok(Matrix {
         format: MATRIX_FORMAT,
@@ -558,6 +559,36 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Progress)) -> Result<Matrix
 enum Msg {
     Cell(Box<Cell>),
     Boot(String, f64),
+}
+
+/// Error cells know only the catalogue's expectation for the classic profile; where a
+/// guest answered for the same policy and transport, its (profile-aware) expectation is
+/// the one the row shows, so a row never mixes two expectations.
+fn align_error_expectations(cells: &mut [Cell]) {
+    let answered: Vec<(String, String, Verdict, String)> = cells
+        .iter()
+        .filter(|c| c.finding.verdict != Verdict::Error)
+        .map(|c| {
+            (
+                c.finding.policy.clone(),
+                c.finding.transport.clone(),
+                c.finding.expected,
+                c.finding.expected_why.clone(),
+            )
+        })
+        .collect();
+    for c in cells
+        .iter_mut()
+        .filter(|c| c.finding.verdict == Verdict::Error)
+    {
+        if let Some((_, _, e, why)) = answered
+            .iter()
+            .find(|(p, t, _, _)| *p == c.finding.policy && *t == c.finding.transport)
+        {
+            c.finding.expected = *e;
+            c.finding.expected_why = why.clone();
+        }
+    }
 }
 
 /// Catalogue order of kernels, then the order of the options' transports and policies.
@@ -937,6 +968,24 @@ mod tests {
         let mut lines: Vec<String> = vec!["progress {".into()];
         lines.extend(pretty.lines().map(str::to_string));
         assert_eq!(parse_findings(&lines).len(), 1);
+    }
+
+    #[test]
+    fn error_cells_take_the_expectation_of_answered_cells() {
+        let o = Options::new("/x".into());
+        let k = host_kernel_run();
+        let mut answered = error_cell(&o, &k, "zc-inorder-tracker", "veth", "ok".into(), None);
+        answered.finding.verdict = Verdict::Safe;
+        answered.finding.expected = Verdict::Safe;
+        answered.finding.expected_why = "probed".into();
+        let failed = error_cell(&o, &k, "zc-inorder-tracker", "veth", "died".into(), None);
+        let other = error_cell(&o, &k, "zc-inorder-tracker", "remote", "died".into(), None);
+        let before = other.finding.expected;
+        let mut cells = vec![answered, failed, other];
+        align_error_expectations(&mut cells);
+        assert_eq!(cells[1].finding.expected, Verdict::Safe);
+        assert_eq!(cells[1].finding.expected_why, "probed");
+        assert_eq!(cells[2].finding.expected, before);
     }
 
     #[test]
