@@ -36,6 +36,7 @@ fn tiny(transport: Transport) -> BenchOptions {
         transports: vec![transport],
         chunks: vec![4 << 10, 16 << 10],
         slots: 4,
+        min_inflight: 0,
         repeat: 2,
         warmup: 1,
         bytes: Some(128 << 10),

@@ -33,6 +33,9 @@ pub struct Args {
     /// Buffer slots (chunks in flight) of the pipelined policies.
     #[arg(long, default_value_t = 32, value_name = "N")]
     slots: u64,
+    /// More slots for small chunks, so that at least this much can be in flight (0: off).
+    #[arg(long, default_value = "1M", value_name = "SIZE")]
+    min_inflight: String,
     /// Fixed stream length per run (e.g. 64M); default: sized from the warm-up round.
     #[arg(long, value_name = "SIZE")]
     bytes: Option<String>,
@@ -86,6 +89,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     opts.repeat = args.repeat;
     opts.warmup = args.warmup;
     opts.slots = args.slots.max(1);
+    opts.min_inflight = match args.min_inflight.as_str() {
+        "0" => 0,
+        m => parse_size(m)?,
+    };
     opts.bytes = args.bytes.as_deref().map(parse_size).transpose()?;
     opts.target_run = Duration::from_millis(args.target_ms.max(1));
     opts.verbose = args.verbose;
