@@ -16,8 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use zcsafe_policy::stream;
 
-/// How the receiver reads: wait `pause` after accepting, then read at most `slice` bytes
-/// every `interval`.
+/// How the receiver reads: after accepting, wait until no new bytes have arrived for
+/// `pause` (the sender is blocked on the window or done), then read at most `slice`
+/// bytes every `interval`.
+///
+/// Waiting for the queue to settle, rather than a fixed time, keeps the race window wide
+/// on any machine speed: under TCG in a VM a fixed pause could end before a slow sender
+/// reused anything, and the same policy would flip between corrupt and safe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadSchedule {
     pub pause: Duration,
@@ -32,10 +37,11 @@ pub enum ReaderSpeed {
     /// Reads as fast as it can, in 256 KiB calls: the narrowest race window.
     Fast,
     #[default]
-    /// The default: a 300 ms pause, then 16 KiB every 2 ms. Pages stay queued at the
-    /// receiver (and unsent at the sender) long enough for an early reuse to show.
+    /// The default: wait until the queue is quiet for 300 ms, then 16 KiB every 2 ms.
+    /// Pages stay queued at the receiver (and unsent at the sender) long enough for an
+    /// early reuse to show.
     Slow,
-    /// A 1 s pause, then 4 KiB every 5 ms.
+    /// Quiet for 1 s, then 4 KiB every 5 ms.
     Crawl,
     /// `PAUSE_MS,SLICE_BYTES,INTERVAL_MS`.
     Custom(ReadSchedule),
@@ -333,6 +339,25 @@ pub fn receive(addr: SocketAddr, opts: &ReceiverOptions) -> Result<Received, Ker
 }
 
 /// Reads the stream on an accepted connection until EOF, on the configured schedule.
+/// Waits until no new bytes have been queued for `quiet`, or `cap` passed: the receive
+/// queue then holds all the sender could push. Polls `FIONREAD` every few milliseconds.
+fn settle(sock: &TcpStream, quiet: Duration, cap: Duration) {
+    if quiet.is_zero() {
+        return;
+    }
+    let start = Instant::now();
+    let mut queued = crate::sys::fionread(sock).unwrap_or(0);
+    let mut changed = start;
+    while changed.elapsed() < quiet && start.elapsed() < cap {
+        std::thread::sleep(Duration::from_millis(5));
+        let now = crate::sys::fionread(sock).unwrap_or(queued);
+        if now != queued {
+            queued = now;
+            changed = Instant::now();
+        }
+    }
+}
+
 pub fn receive_on(mut sock: TcpStream, opts: &ReceiverOptions) -> Received {
     let start = Instant::now();
     let sched = opts.reader.schedule();
@@ -358,7 +383,7 @@ pub fn receive_on(mut sock: TcpStream, opts: &ReceiverOptions) -> Received {
             sched.slice
         ),
     ));
-    std::thread::sleep(sched.pause);
+    settle(&sock, sched.pause, opts.idle_timeout);
     let end = loop {
         let deadline = Instant::now() + opts.idle_timeout;
         match crate::sys::poll_until(sock.as_raw_fd(), libc::POLLIN, deadline) {
