@@ -4,18 +4,24 @@
 
 CARGO  ?= cargo
 ZCSAFE := target/release/zcsafe
+# The VM guests run a statically linked zcsafe (glibc, crt-static: no musl needed).
+STATIC_TARGET := x86_64-unknown-linux-gnu
+ZCSAFE_STATIC := target/$(STATIC_TARGET)/release/zcsafe
 
-.PHONY: all build verdicts test lint unit loom loom-long bench bench-model bench-sim bench-kernel clean
+.PHONY: all build static verdicts test lint unit loom loom-long matrix matrix-ci bench bench-model bench-sim bench-kernel bench-vm clean
 
 all: verdicts
 
 build:
 	$(CARGO) build --release -p zcsafe-cli
 
+static:
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target $(STATIC_TARGET) -p zcsafe-cli
+
 verdicts: build
 	$(ZCSAFE) check
 
-test: lint unit loom
+test: lint unit loom matrix-ci
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -33,8 +39,18 @@ loom-long:
 	ZCSAFE_LONG=1 $(CARGO) test --release -p zcsafe-sim --features loom --test loom
 	ZCSAFE_LONG=1 $(CARGO) test --release -p zcsafe-sim
 
+# Every catalogue kernel x policy x transport in QEMU (about 8 minutes on 2 cores):
+# target/matrix/matrix.{json,md,html}.
+matrix: static
+	$(ZCSAFE_STATIC) matrix --out target/matrix
+
+# The reduced but real matrix CI runs: two kernels, four policies, three transports.
+matrix-ci: static
+	$(ZCSAFE_STATIC) matrix --kernels 5.10,sid --policies copy,zc-naive,zc-completion,siocoutq-drain \
+		--transports loopback,veth,remote --jobs 2 --out target/matrix-ci
+
 # Performance numbers come from here, never from tests.
-bench: bench-model bench-sim bench-kernel
+bench: bench-model bench-sim bench-kernel bench-vm
 
 # States explored per second, time to exhaust each policy's scenario.
 bench-model:
@@ -43,6 +59,10 @@ bench-model:
 # Simulated scenarios per second; time and scenarios to the first counterexample.
 bench-sim:
 	$(CARGO) bench -p zcsafe-sim --bench sim
+
+# Boot-to-userspace seconds per kernel (3 boots each).
+bench-vm:
+	$(CARGO) run --release -p zcsafe-vm --example bench -- all 3
 
 # The cost of every safe policy against plain send() on this kernel (zcsafe bench):
 # table on stdout, target/bench/*.json and bench.svg. veth needs root.
