@@ -44,10 +44,12 @@ loom-long:
 matrix: static
 	$(ZCSAFE_STATIC) matrix --out target/matrix
 
-# The reduced but real matrix CI runs: two kernels, four policies, three transports.
+# The reduced but real matrix CI runs: two kernels, four policies, veth and two NICs.
+# (Guest loopback is left out: 5.10 and 6.1 copy a slow reader's queue under pressure,
+# so siocoutq-drain there depends on the reader; `make matrix` shows it.)
 matrix-ci: static
 	$(ZCSAFE_STATIC) matrix --kernels 5.10,sid --policies copy,zc-naive,zc-completion,siocoutq-drain \
-		--transports loopback,veth,remote --jobs 2 --out target/matrix-ci
+		--transports veth,remote --jobs 2 --out target/matrix-ci
 
 # Performance numbers come from here, never from tests.
 bench: bench-model bench-sim bench-kernel bench-vm
