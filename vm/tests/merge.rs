@@ -125,3 +125,39 @@ fn reading_a_bad_file_says_which() {
     let e = report::read(&p).unwrap_err().to_string();
     assert!(e.contains("matrix.json"), "{e}");
 }
+
+/// What a person looks at is tested by looking at it: the HTML report renders in
+/// headless Chromium without console errors, is not blank, and shows its cells.
+#[test]
+fn matrix_html_renders_in_a_browser() {
+    let Some(chromium) = zcsafe_browser_check::for_tests("matrix.html", 1) else {
+        return;
+    };
+    let m = matrix(
+        "5.10",
+        vec![
+            cell(
+                "5.10",
+                "zc-naive",
+                "veth",
+                Verdict::Corrupt,
+                "30720 corrupt words",
+            ),
+            cell(
+                "5.10",
+                "copy",
+                "remote",
+                Verdict::Safe,
+                "all words intact <ok>",
+            ),
+        ],
+        3.0,
+    );
+    let t = tempfile::tempdir().unwrap();
+    report::write_all(&m, t.path()).unwrap();
+    let page = chromium
+        .check(&t.path().join("matrix.html"), 1200, 800, 0.01)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(page.shows("zc-naive"), "the report lists its policies");
+    assert!(page.shows("5.10"), "and its kernels");
+}
