@@ -126,7 +126,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let seeds = match args.seed {
         Some(s) => format!("seed {s}"),
-        None => format!("seeds {}..{}", args.first_seed, args.first_seed + args.seeds),
+        None => format!(
+            "seeds {}..{}",
+            args.first_seed,
+            args.first_seed + args.seeds
+        ),
     };
     let faults = faults.map_or("drawn from each seed".into(), |f| f.to_string());
     println!(
