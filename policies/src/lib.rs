@@ -10,6 +10,23 @@
 //! contradicts it is news.
 
 pub mod bugs;
+/// `impl Policy` for newtypes that hand every call to the state machine inside them. The
+/// bug reproducers pair a buggy and a fixed variant of one machine this way.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! delegate_policy {
+    ($poll:ident, $on:ident: $($ty:ty),+ $(,)?) => {
+        $(impl zcsafe_policy::Policy for $ty {
+            fn poll_op(&self) -> zcsafe_policy::Op {
+                self.0.$poll()
+            }
+            fn handle(&mut self, outcome: zcsafe_policy::Outcome) {
+                self.0.$on(outcome)
+            }
+        })+
+    };
+}
+
 pub mod ledger;
 pub mod script;
 pub mod steps;

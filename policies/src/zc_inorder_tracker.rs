@@ -11,7 +11,7 @@
 
 use crate::zc_completion::{ReleaseRule, ZcCompletion};
 use crate::{BuildError, Catalogued};
-use zcsafe_policy::{Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass};
+use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ZcInorderTracker(ZcCompletion);
@@ -55,12 +55,4 @@ impl Catalogued for ZcInorderTracker {
     }
 }
 
-impl Policy for ZcInorderTracker {
-    fn poll_op(&self) -> Op {
-        self.0.poll_op()
-    }
-
-    fn handle(&mut self, outcome: Outcome) {
-        self.0.handle(outcome)
-    }
-}
+crate::delegate_policy!(poll_op, handle: ZcInorderTracker);

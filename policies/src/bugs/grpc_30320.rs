@@ -17,7 +17,7 @@ use crate::ledger::ZcLedger;
 use crate::steps::{feature_failed, unexpected, Cursor, Progress, SendAll};
 use crate::{BuildError, Catalogued, Entry};
 use zcsafe_policy::{
-    Abort, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass, Verdict,
+    Abort, Errno, Expectation, Geometry, Op, Outcome, Profile, TransportClass, Verdict,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -165,23 +165,7 @@ impl Catalogued for GrpcEnobufsFixed {
     }
 }
 
-impl Policy for GrpcEnobufsSleep {
-    fn poll_op(&self) -> Op {
-        self.0.poll()
-    }
-    fn handle(&mut self, outcome: Outcome) {
-        self.0.on(outcome)
-    }
-}
-
-impl Policy for GrpcEnobufsFixed {
-    fn poll_op(&self) -> Op {
-        self.0.poll()
-    }
-    fn handle(&mut self, outcome: Outcome) {
-        self.0.on(outcome)
-    }
-}
+crate::delegate_policy!(poll, on: GrpcEnobufsSleep, GrpcEnobufsFixed);
 
 pub fn bug() -> Bug {
     Bug {

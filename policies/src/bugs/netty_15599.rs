@@ -18,9 +18,7 @@
 use super::{Bug, Tuning};
 use crate::steps::{unexpected, Cursor};
 use crate::{BuildError, Catalogued, Entry};
-use zcsafe_policy::{
-    Abort, Cqe, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
-};
+use zcsafe_policy::{Abort, Cqe, Expectation, Geometry, Op, Outcome, Profile, TransportClass};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct SendZcRetry {
@@ -175,23 +173,7 @@ impl Catalogued for NettySendzcFailFixed {
     }
 }
 
-impl Policy for NettySendzcFailNoNotif {
-    fn poll_op(&self) -> Op {
-        self.0.poll()
-    }
-    fn handle(&mut self, outcome: Outcome) {
-        self.0.on(outcome)
-    }
-}
-
-impl Policy for NettySendzcFailFixed {
-    fn poll_op(&self) -> Op {
-        self.0.poll()
-    }
-    fn handle(&mut self, outcome: Outcome) {
-        self.0.on(outcome)
-    }
-}
+crate::delegate_policy!(poll, on: NettySendzcFailNoNotif, NettySendzcFailFixed);
 
 pub fn bug() -> Bug {
     Bug {

@@ -16,7 +16,7 @@ use super::{Bug, Tuning};
 use crate::zc_completion::ZcCompletion;
 use crate::zc_inorder_tracker::ZcInorderTracker;
 use crate::{BuildError, Catalogued, Entry};
-use zcsafe_policy::{Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass};
+use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
 
 /// Completes every send `≤ hi` on each notification.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -64,23 +64,7 @@ impl Catalogued for NettyZcInorderFixed {
     }
 }
 
-impl Policy for NettyZcInorder {
-    fn poll_op(&self) -> Op {
-        self.0.poll_op()
-    }
-    fn handle(&mut self, outcome: Outcome) {
-        self.0.handle(outcome)
-    }
-}
-
-impl Policy for NettyZcInorderFixed {
-    fn poll_op(&self) -> Op {
-        self.0.poll_op()
-    }
-    fn handle(&mut self, outcome: Outcome) {
-        self.0.handle(outcome)
-    }
-}
+crate::delegate_policy!(poll_op, handle: NettyZcInorder, NettyZcInorderFixed);
 
 pub fn bug() -> Bug {
     Bug {

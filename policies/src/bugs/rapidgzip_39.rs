@@ -18,9 +18,7 @@
 use super::{Bug, Tuning};
 use crate::steps::{unexpected, Cursor};
 use crate::{BuildError, Catalogued, Entry};
-use zcsafe_policy::{
-    Abort, Expectation, Geometry, Op, Outcome, Policy, Profile, Region, TransportClass,
-};
+use zcsafe_policy::{Abort, Expectation, Geometry, Op, Outcome, Profile, Region, TransportClass};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct VmspliceOut {
@@ -148,23 +146,7 @@ impl Catalogued for VmspliceMallocFixed {
     }
 }
 
-impl Policy for VmspliceMallocRecycle {
-    fn poll_op(&self) -> Op {
-        self.0.poll()
-    }
-    fn handle(&mut self, outcome: Outcome) {
-        self.0.on(outcome)
-    }
-}
-
-impl Policy for VmspliceMallocFixed {
-    fn poll_op(&self) -> Op {
-        self.0.poll()
-    }
-    fn handle(&mut self, outcome: Outcome) {
-        self.0.on(outcome)
-    }
-}
+crate::delegate_policy!(poll, on: VmspliceMallocRecycle, VmspliceMallocFixed);
 
 pub fn bug() -> Bug {
     Bug {

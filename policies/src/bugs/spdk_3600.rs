@@ -20,8 +20,7 @@ use super::{Bug, Tuning};
 use crate::steps::{feature_failed, unexpected, Cursor, Progress, SendAll};
 use crate::{BuildError, Catalogued, Entry};
 use zcsafe_policy::{
-    Abort, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
-    ZcNotification,
+    Abort, Errno, Expectation, Geometry, Op, Outcome, Profile, TransportClass, ZcNotification,
 };
 
 /// How the application advances its send counter.
@@ -222,23 +221,7 @@ impl Catalogued for SpdkZcIndexFixed {
     }
 }
 
-impl Policy for SpdkZcIndexSkipsZero {
-    fn poll_op(&self) -> Op {
-        self.0.poll()
-    }
-    fn handle(&mut self, outcome: Outcome) {
-        self.0.on(outcome)
-    }
-}
-
-impl Policy for SpdkZcIndexFixed {
-    fn poll_op(&self) -> Op {
-        self.0.poll()
-    }
-    fn handle(&mut self, outcome: Outcome) {
-        self.0.on(outcome)
-    }
-}
+crate::delegate_policy!(poll, on: SpdkZcIndexSkipsZero, SpdkZcIndexFixed);
 
 pub fn bug() -> Bug {
     Bug {

@@ -13,7 +13,7 @@ use super::{Bug, Tuning};
 use crate::steps::{feature_failed, unexpected, Cursor};
 use crate::{BuildError, Catalogued, Entry};
 use zcsafe_policy::{
-    Abort, Cqe, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
+    Abort, Cqe, Errno, Expectation, Geometry, Op, Outcome, Profile, TransportClass,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -173,23 +173,7 @@ impl Catalogued for UringZcUnorderedFixed {
     }
 }
 
-impl Policy for UringZcUnorderedInflight {
-    fn poll_op(&self) -> Op {
-        self.0.poll()
-    }
-    fn handle(&mut self, outcome: Outcome) {
-        self.0.on(outcome)
-    }
-}
-
-impl Policy for UringZcUnorderedFixed {
-    fn poll_op(&self) -> Op {
-        self.0.poll()
-    }
-    fn handle(&mut self, outcome: Outcome) {
-        self.0.on(outcome)
-    }
-}
+crate::delegate_policy!(poll, on: UringZcUnorderedInflight, UringZcUnorderedFixed);
 
 pub fn bug() -> Bug {
     Bug {
