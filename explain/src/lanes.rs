@@ -10,6 +10,7 @@
 //! kernel recording gets the same picture as a model counterexample — minus the page
 //! holders, which only the model and the simulator can see.
 
+use crate::meaning;
 use std::collections::BTreeSet;
 use zcsafe_policy::{Actor, Holder, PageHolders, Step, Trace};
 
@@ -392,21 +393,25 @@ fn sentence(pages: &[String], before: &[Cell], after: &[Cell]) -> String {
     s
 }
 
-/// For backends that cannot see page references (a real kernel): say so, and let the
-/// receiver's report speak for itself.
+/// For backends that cannot see page references (a real kernel): what the call's answer
+/// means for the pages ([`meaning`]), and the receiver's report in its own words.
 fn blind_sentence(trace: &Trace, s: &Step) -> String {
     let note = s.note.trim();
-    match s.actor {
-        Actor::Receiver if !note.is_empty() => {
+    // Recordings put the answer in the note; older ones appended it to the action.
+    let returned = note
+        .strip_prefix('→')
+        .or_else(|| s.action.rsplit_once(" → ").map(|(_, r)| r))
+        .map(str::trim);
+    match (s.actor, meaning::of_action(&s.action)) {
+        (Actor::Receiver, _) if !note.is_empty() => {
             format!("The receiver reports: {} ({note}).", s.action)
         }
-        Actor::Receiver => format!("The receiver reports: {}.", s.action),
-        _ if note.starts_with('→') => format!(
-            "The call returned {}; which kernel objects hold the pages is not visible on the {} backend.",
-            note.trim_start_matches('→').trim(),
-            trace.backend
-        ),
-        _ => format!(
+        (Actor::Receiver, _) => format!("The receiver reports: {}.", s.action),
+        (_, Some(m)) => match returned {
+            Some(r) => format!("Returned {r}: {m}."),
+            None => format!("{}{}.", m[..1].to_uppercase(), &m[1..]),
+        },
+        (_, None) => format!(
             "Page holders are not visible on the {} backend; only the receiver's check shows an early reuse.",
             trace.backend
         ),

@@ -18,6 +18,7 @@
 
 pub mod lanes;
 pub mod load;
+pub mod meaning;
 pub mod svg;
 pub mod text;
 

@@ -91,9 +91,16 @@ fn kernel_recordings_without_holders_still_explain_each_step() {
     let trace = load(&data("kernel-loopback.json"), &Selection::default()).unwrap();
     let t = Timeline::new(&trace);
     assert!(!t.sees_holders && t.pages.is_empty());
-    assert!(t.rows[0]
+    assert!(
+        t.rows[0]
+            .sentence
+            .starts_with("Returned ok: the application overwrote"),
+        "{}",
+        t.rows[0].sentence
+    );
+    assert!(t.rows[3]
         .sentence
-        .contains("not visible on the kernel backend"));
+        .contains("0 means the peer ACKed everything"));
     assert!(t.rows[5].sentence.starts_with("The receiver reports"));
     let out = text::render(&trace);
     insta::assert_snapshot!("kernel-loopback", out);

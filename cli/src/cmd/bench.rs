@@ -2,7 +2,7 @@
 //! throughput, sender CPU per GiB and the ratio to `copy` measured in the same rounds,
 //! across chunk sizes and transports.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::process::ExitCode;
 use std::time::Duration;
 use zcsafe_bench::{parse_size, parse_sizes, render, BenchOptions, DEFAULT_POLICIES};
@@ -33,8 +33,10 @@ pub struct Args {
     /// Buffer slots (chunks in flight) of the pipelined policies.
     #[arg(long, default_value_t = 32, value_name = "N")]
     slots: u64,
-    /// More slots for small chunks, so that at least this much can be in flight (0: off).
-    #[arg(long, default_value = "1M", value_name = "SIZE")]
+    /// More slots for small chunks, so that at least this much can be in flight: `sndbuf`
+    /// (the kernel's TCP send-buffer ceiling, tcp_wmem[2]: what the unsafe twins may keep
+    /// queued), a size such as 1M, or 0 (off).
+    #[arg(long, default_value = "sndbuf", value_name = "SIZE")]
     min_inflight: String,
     /// Fixed stream length per run (e.g. 64M); default: sized from the warm-up round.
     #[arg(long, value_name = "SIZE")]
@@ -91,7 +93,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     opts.slots = args.slots.max(1);
     opts.min_inflight = match args.min_inflight.as_str() {
         "0" => 0,
-        m => parse_size(m)?,
+        "sndbuf" => zcsafe_bench::sndbuf_ceiling(),
+        m => parse_size(m)
+            .with_context(|| format!("--min-inflight {m:?}: expected `sndbuf`, 0 or a size"))?,
     };
     opts.bytes = args.bytes.as_deref().map(parse_size).transpose()?;
     opts.target_run = Duration::from_millis(args.target_ms.max(1));

@@ -1,6 +1,7 @@
 //! `zcsafe matrix`: Debian kernels in QEMU × policies × guest transports, one report.
 //! `zcsafe matrix merge`: joins per-kernel `matrix.json` files (one CI job per kernel).
 
+use crate::progress::ProgressBar;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -129,18 +130,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
     o.host_binary = std::env::current_exe().ok();
     o.validate()?;
     o.guest_binary = guest_binary(args.guest_binary.clone())?;
+    let mut bar = ProgressBar::new("cells");
     let m = matrix::run(&o, |p| match p {
-        Progress::Kernel { name, message } => eprintln!("zcsafe: kernel {name}: {message}"),
-        Progress::Cell { done, total, cell } => eprintln!(
-            "[{done:>3}/{total}] {:8} {:10} {:24} {:11} (expected {}) {:6.1} s",
-            cell.kernel_name,
-            cell.finding.transport,
-            cell.finding.policy,
-            cell.finding.verdict.name(),
-            cell.finding.expected.name(),
-            cell.seconds
+        Progress::Kernel { name, message } => {
+            bar.note(&format!("zcsafe: kernel {name}: {message}"))
+        }
+        Progress::Cell { done, total, cell } => bar.line(
+            &format!(
+                "[{done:>3}/{total}] {:8} {:10} {:24} {:11} (expected {}) {:6.1} s",
+                cell.kernel_name,
+                cell.finding.transport,
+                cell.finding.policy,
+                cell.finding.verdict.name(),
+                cell.finding.expected.name(),
+                cell.seconds
+            ),
+            *done,
+            *total,
         ),
     })?;
+    drop(bar);
     finish(&m, &args.out, args.json)
 }
 
