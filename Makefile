@@ -50,6 +50,8 @@ matrix: static
 matrix-ci: static
 	$(ZCSAFE_STATIC) matrix --kernels 5.10,sid --policies copy,zc-naive,zc-completion,siocoutq-drain \
 		--transports veth,remote --jobs 2 --out target/matrix-ci
+	$(ZCSAFE_STATIC) bench --kernels 5.10 --transport remote --chunk 64K --repeat 1 --bytes 8M \
+		--policy zc-completion,zc-naive --json-file target/matrix-ci/bench.json
 
 # Performance numbers come from here, never from tests.
 bench: bench-model bench-sim bench-kernel bench-vm
@@ -63,8 +65,13 @@ bench-sim:
 	$(CARGO) bench -p zcsafe-sim --bench sim
 
 # Boot-to-userspace seconds per kernel (3 boots each).
-bench-vm:
+# Boot-to-userspace seconds per kernel, then the bench inside each guest (TCG: compare
+# the ratios, not the GiB/s) over a real NIC pair and veth.
+bench-vm: static
 	$(CARGO) run --release -p zcsafe-vm --example bench -- all 3
+	mkdir -p target/bench
+	$(ZCSAFE_STATIC) bench --kernels all --transport remote,veth --chunk 4K,64K,1M --repeat 3 \
+		--json-file target/bench/vm.json --svg target/bench/vm.svg
 
 # The cost of every safe policy against plain send() on this kernel (zcsafe bench):
 # table on stdout, target/bench/*.json and bench.svg. veth needs root.

@@ -16,12 +16,27 @@ pub fn size(b: u64) -> String {
     }
 }
 
-/// One block per transport and chunk size; rows in the order the bench ran them.
+/// Where a result was measured, as block titles say it: the transport, prefixed with the
+/// kernel when one report holds several (`zcsafe bench --kernels`).
+fn place_of(report: &BenchReport) -> impl Fn(&BenchResult) -> String {
+    let first = report
+        .results
+        .first()
+        .and_then(|r| r.finding.kernel.clone());
+    let several = report.results.iter().any(|r| r.finding.kernel != first);
+    move |r: &BenchResult| match (several, &r.finding.kernel) {
+        (true, Some(k)) => format!("Linux {k}, {}", r.finding.transport),
+        _ => r.finding.transport.clone(),
+    }
+}
+
+/// One block per (kernel,) transport and chunk size; rows in the order the bench ran them.
 pub fn table(report: &BenchReport) -> String {
     let mut out = String::new();
+    let place = place_of(report);
     let mut groups: Vec<(String, u64)> = Vec::new();
     for r in &report.results {
-        let k = (r.finding.transport.clone(), r.chunk_bytes);
+        let k = (place(r), r.chunk_bytes);
         if !groups.contains(&k) {
             groups.push(k);
         }
@@ -30,7 +45,7 @@ pub fn table(report: &BenchReport) -> String {
         let rows: Vec<&BenchResult> = report
             .results
             .iter()
-            .filter(|r| r.finding.transport == t && r.chunk_bytes == chunk)
+            .filter(|r| place(r) == t && r.chunk_bytes == chunk)
             .collect();
         let rounds = rows.iter().map(|r| r.rounds).max().unwrap_or(0);
         let _ = writeln!(
@@ -92,6 +107,25 @@ const COLORS: &[&str] = &[
     "#9a6324", "#808000", "#469990", "#800000", "#000075", "#a9a9a9",
 ];
 
+/// The kernels a report measured, in order: `6.18.44, 5.10.0-32-cloud-amd64`.
+fn kernels(report: &BenchReport) -> String {
+    let mut ks: Vec<&str> = Vec::new();
+    for k in report
+        .results
+        .iter()
+        .filter_map(|r| r.finding.kernel.as_deref())
+    {
+        if !ks.contains(&k) {
+            ks.push(k);
+        }
+    }
+    if ks.is_empty() {
+        "?".into()
+    } else {
+        ks.join(", ")
+    }
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -99,14 +133,15 @@ fn esc(s: &str) -> String {
 }
 
 /// Throughput and sender CPU per GiB against chunk size (log scale), one row of two
-/// panels per transport, one line per policy (dashed: expected unsafe here).
+/// panels per (kernel,) transport, one line per policy (dashed: expected unsafe here).
 pub fn svg(report: &BenchReport) -> String {
+    let place = place_of(report);
     let mut transports: Vec<String> = Vec::new();
     let mut policies: Vec<String> = Vec::new();
     let mut chunks: Vec<u64> = Vec::new();
     for r in &report.results {
-        if !transports.contains(&r.finding.transport) {
-            transports.push(r.finding.transport.clone());
+        if !transports.contains(&place(r)) {
+            transports.push(place(r));
         }
         if !policies.contains(&r.finding.policy) {
             policies.push(r.finding.policy.clone());
@@ -129,11 +164,7 @@ pub fn svg(report: &BenchReport) -> String {
     let _ = writeln!(
         s,
         r#"<rect width="100%" height="100%" fill="white"/><text x="{ml}" y="20" font-size="14">zcsafe bench: throughput and sender CPU per GiB against chunk size (kernel {})</text>"#,
-        esc(report
-            .results
-            .first()
-            .and_then(|r| r.finding.kernel.as_deref())
-            .unwrap_or("?"))
+        esc(&kernels(report))
     );
     let xs = |c: u64, x0: f64| {
         if chunks.len() <= 1 {
@@ -150,7 +181,7 @@ pub fn svg(report: &BenchReport) -> String {
         let rows: Vec<&BenchResult> = report
             .results
             .iter()
-            .filter(|r| &r.finding.transport == t && r.rounds > 0)
+            .filter(|r| &place(r) == t && r.rounds > 0)
             .collect();
         type Metric = fn(&BenchResult) -> f64;
         let panels: [(&str, Metric); 2] = [

@@ -113,6 +113,27 @@ fn loopback_bench_has_the_results_shape_and_in_run_ratios() {
         .results
         .iter()
         .all(|r| r.finding.transport == "loopback"));
+
+    // One report from several kernels (`zcsafe bench --kernels`) keeps them apart.
+    let mut merged = report.clone();
+    merged
+        .results
+        .extend(report.results.iter().cloned().map(|mut r| {
+            r.finding.kernel = Some("5.10.0-32-cloud-amd64".into());
+            r
+        }));
+    let table = zcsafe_bench::render::table(&merged);
+    let host = report.results[0].finding.kernel.clone().unwrap();
+    assert!(
+        table.contains(&format!("Linux {host}, loopback, "))
+            && table.contains("Linux 5.10.0-32-cloud-amd64, loopback, "),
+        "{table}"
+    );
+    let svg = zcsafe_bench::render::svg(&merged);
+    assert!(
+        svg.contains(&format!("{host}, 5.10.0-32-cloud-amd64")),
+        "title names both"
+    );
 }
 
 #[test]

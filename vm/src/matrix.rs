@@ -84,6 +84,9 @@ pub struct Options {
     pub carry: Vec<PathBuf>,
     /// The user's sender command (`--external`), if the cells judge it instead of policies.
     pub external: Option<String>,
+    /// Keep each cell's stdout in [`Cell::output`]: for commands that print more than a
+    /// verdict (`zcsafe bench --kernels` reads its measurements from there).
+    pub keep_output: bool,
 }
 
 impl Options {
@@ -109,6 +112,7 @@ impl Options {
             refresh: false,
             carry: vec![],
             external: None,
+            keep_output: false,
         }
     }
 
@@ -222,6 +226,9 @@ pub struct Cell {
     /// Console tail, for cells that failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_tail: Option<String>,
+    /// The command's stdout lines, with [`Options::keep_output`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
 }
 
 /// One kernel's part of the run.
@@ -336,6 +343,7 @@ fn error_cell(
         seconds: 0.0,
         rerun: opts.rerun(&k.name, policy, transport),
         console_tail: tail,
+        output: Vec::new(),
     }
 }
 
@@ -705,6 +713,7 @@ fn run_unit(
                     seconds: secs,
                     rerun: opts.rerun(&kr.name, policy, &u.transport),
                     console_tail: None,
+                    output: kept(opts, lines),
                 }
             }
             (None, Some(124 | 143)) => {
@@ -842,6 +851,15 @@ fn run_unit(
     }
 }
 
+/// A cell's output lines, if the options keep them.
+fn kept(opts: &Options, lines: &[String]) -> Vec<String> {
+    if opts.keep_output {
+        lines.to_vec()
+    } else {
+        Vec::new()
+    }
+}
+
 fn end_text(e: &End) -> String {
     match e {
         End::Exited(m) | End::Timeout(m) => m.clone(),
@@ -925,6 +943,7 @@ fn run_host_cell(opts: &Options, k: &KernelRun, policy: &str, transport: &str) -
                         seconds: secs,
                         rerun: opts.rerun("host", policy, transport),
                         console_tail: None,
+                        output: kept(opts, &lines),
                     }
                 }
                 None => error_cell(

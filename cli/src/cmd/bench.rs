@@ -9,6 +9,8 @@ use zcsafe_bench::{parse_size, parse_sizes, render, BenchOptions, DEFAULT_POLICI
 use zcsafe_kernel::Transport;
 use zcsafe_policy::{Profile, TransportClass, Verdict};
 
+mod guests;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Policies to measure beside `copy` (repeat or comma-separate). Default: every safe
@@ -63,6 +65,21 @@ pub struct Args {
     /// Progress lines on stderr.
     #[arg(long, short = 'v')]
     verbose: bool,
+    /// Run the bench inside QEMU guests of these Debian kernels instead of on this host
+    /// (names or version prefixes as for `zcsafe matrix --kernels`; `host` adds this
+    /// host's run), one VM per transport; `remote` is two NICs wired back to back. Guests
+    /// run under TCG emulation: compare ratios, not GiB/s.
+    #[arg(long, value_name = "LIST")]
+    kernels: Option<String>,
+    /// NIC model of the guests' `remote` transport: virtio or e1000.
+    #[arg(long, default_value = "virtio", requires = "kernels")]
+    nic: String,
+    /// Seconds one guest may spend on one transport's bench before it is stopped.
+    #[arg(long, default_value_t = 1500, value_name = "S", requires = "kernels")]
+    cell_timeout: u64,
+    /// The statically linked zcsafe installed in the guests (see `zcsafe matrix --help`).
+    #[arg(long, value_name = "PATH", requires = "kernels")]
+    guest_binary: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -100,7 +117,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     opts.bytes = args.bytes.as_deref().map(parse_size).transpose()?;
     opts.target_run = Duration::from_millis(args.target_ms.max(1));
     opts.verbose = args.verbose;
-    let report = match zcsafe_bench::run(&opts) {
+    let report = match &args.kernels {
+        Some(list) => guests::bench(&args, list, &opts)?,
+        None => zcsafe_bench::run(&opts),
+    };
+    let report = match report {
         Ok(r) => r,
         Err(e) => {
             eprintln!("zcsafe: bench: {e}");

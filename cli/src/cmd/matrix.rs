@@ -174,7 +174,7 @@ fn finish(m: &matrix::Matrix, out: &std::path::Path, json: bool) -> Result<ExitC
 }
 
 /// The statically linked zcsafe for the guests, or a message saying how to build it.
-fn guest_binary(explicit: Option<PathBuf>) -> Result<PathBuf> {
+pub(crate) fn guest_binary(explicit: Option<PathBuf>) -> Result<PathBuf> {
     let is_static = |p: &PathBuf| {
         std::fs::read(p)
             .map(|b| initramfs::is_static_elf(&b))
