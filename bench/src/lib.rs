@@ -15,7 +15,7 @@
 pub mod measure;
 pub mod render;
 
-use measure::{measure_stream, Sample, StreamOptions};
+use measure::{measure_stream, Failure, Sample, StreamOptions};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use zcsafe_kernel::transport::Transport;
@@ -264,7 +264,7 @@ fn round_to_chunk(bytes: u64, chunk: u64) -> u64 {
 struct Cell {
     entry: Entry,
     samples: Vec<Option<Sample>>,
-    errors: Vec<String>,
+    errors: Vec<Failure>,
     stream: u64,
     buffer: u64,
 }
@@ -362,7 +362,7 @@ fn run_group(
                     None => Some(s),
                 },
                 Err(e) => {
-                    cell.errors.push(e);
+                    cell.errors.push(Failure::Failed(e));
                     None
                 }
             };
@@ -383,7 +383,7 @@ fn run_group(
                     t.label(),
                     chunk >> 10,
                     cell.entry.name,
-                    cell.errors.last().map(String::as_str).unwrap_or("?")
+                    cell.errors.last().map_or("?".into(), Failure::to_string)
                 ),
             });
             if !measured {
@@ -431,7 +431,13 @@ fn summarise(opts: &BenchOptions, t: Transport, chunk: u64, cells: &[Cell]) -> V
             let g = geometry(cell.entry.name, chunk, opts.slots_for(chunk), cell.stream);
             let expectation = cell.entry.expect_for(t.class(), &profile, &g);
             let expected_safe = expectation.verdict == Verdict::Safe;
-            let verdict = if ok.is_empty() {
+            let unsupported = cell
+                .errors
+                .iter()
+                .any(|e| matches!(e, Failure::Unsupported(_)));
+            let verdict = if ok.is_empty() && unsupported {
+                Verdict::Unsupported
+            } else if ok.is_empty() {
                 Verdict::Error
             } else if corrupt > 0 {
                 Verdict::Corrupt
@@ -441,7 +447,7 @@ fn summarise(opts: &BenchOptions, t: Transport, chunk: u64, cells: &[Cell]) -> V
             let mut detail = if ok.is_empty() {
                 format!(
                     "no stream completed: {}",
-                    cell.errors.first().map(String::as_str).unwrap_or("?")
+                    cell.errors.first().map_or("?".into(), Failure::to_string)
                 )
             } else {
                 format!(
@@ -568,6 +574,46 @@ mod tests {
         assert_eq!(parse_tcp_wmem("4096 16384"), None);
         assert_eq!(parse_tcp_wmem("a b c"), None);
         assert!(sndbuf_ceiling() >= 4096);
+    }
+
+    #[test]
+    fn a_kernel_without_the_feature_is_unsupported_not_a_failed_bench() {
+        let cell = |name: &str, errors: Vec<Failure>, samples: Vec<Option<Sample>>| Cell {
+            entry: zcsafe_policies::find(name).unwrap(),
+            samples,
+            errors,
+            stream: 1 << 20,
+            buffer: 1 << 20,
+        };
+        let cells = [
+            cell("copy", vec![], vec![sample(1 << 30)]),
+            cell(
+                "uring-zc-notif",
+                vec![Failure::Unsupported("no SEND_ZC".into())],
+                vec![None],
+            ),
+            cell(
+                "zc-completion",
+                vec![Failure::Failed("stuck".into())],
+                vec![None],
+            ),
+        ];
+        let rs = summarise(&BenchOptions::default(), Transport::Loopback, 65536, &cells);
+        let verdicts: Vec<Verdict> = rs.iter().map(|r| r.finding.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [Verdict::Safe, Verdict::Unsupported, Verdict::Error]
+        );
+        assert!(rs[1]
+            .finding
+            .evidence
+            .detail
+            .contains("unsupported: no SEND_ZC"));
+        let only_unsupported = BenchReport {
+            results: rs[..2].to_vec(),
+        };
+        assert_eq!(only_unsupported.exit_code(), 0);
+        assert_eq!(BenchReport { results: rs }.exit_code(), 1);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use zcsafe_kernel::executor::{Executor, Performed};
 use zcsafe_kernel::receiver::{self, ReaderSpeed, Received, ReceiverOptions};
 use zcsafe_kernel::veth::Network;
-use zcsafe_policy::{Geometry, Op, Outcome, Policy};
+use zcsafe_policy::{Abort, Geometry, Op, Outcome, Policy};
 
 /// What one stream cost.
 #[derive(Clone, Debug)]
@@ -40,7 +40,26 @@ pub struct Sample {
     /// Words the receiver found wrong (an unsafe policy may corrupt even here).
     pub corrupt_words: u64,
     /// Why the stream did not complete, if it did not.
-    pub failure: Option<String>,
+    pub failure: Option<Failure>,
+}
+
+/// Why a stream did not complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The policy stopped because the kernel lacks what it needs (`Abort::Unsupported`,
+    /// e.g. no `SEND_ZC` before 6.0): the verdict is `unsupported`, not a failed bench.
+    Unsupported(String),
+    /// Anything else: a failed call, a stuck wait, a short stream.
+    Failed(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Unsupported(r) => write!(f, "unsupported: {r}"),
+            Failure::Failed(r) => f.write_str(r),
+        }
+    }
 }
 
 impl Sample {
@@ -224,21 +243,24 @@ pub fn measure_stream<P: Policy>(
         let start = Instant::now();
         let deadline = start + opts.run_timeout;
         let (u0, s0) = thread_cpu();
-        let failure: Option<String> = loop {
+        let failure: Option<Failure> = loop {
             let op = policy.poll_op();
             match &op {
                 Op::Finish => {
                     ex.shutdown_write();
                     break None;
                 }
-                Op::Abort(a) => break Some(format!("policy gave up: {a:?}")),
+                Op::Abort(Abort::Unsupported(r)) => break Some(Failure::Unsupported(r.clone())),
+                Op::Abort(Abort::Failed(r)) => {
+                    break Some(Failure::Failed(format!("policy gave up: {r}")))
+                }
                 _ => {}
             }
             if ops % 256 == 0 && Instant::now() > deadline {
-                break Some(format!(
+                break Some(Failure::Failed(format!(
                     "the stream exceeded {:.0} s after {ops} operations",
                     opts.run_timeout.as_secs_f64()
-                ));
+                )));
             }
             ops += 1;
             match ex.perform(&op) {
@@ -246,8 +268,8 @@ pub fn measure_stream<P: Policy>(
                     pinned.record(&g, &op, &o);
                     policy.handle(o);
                 }
-                Performed::Stuck(w) => break Some(format!("{op}: stuck: {w}")),
-                Performed::Failed(w) => break Some(format!("{op}: {w}")),
+                Performed::Stuck(w) => break Some(Failure::Failed(format!("{op}: stuck: {w}"))),
+                Performed::Failed(w) => break Some(Failure::Failed(format!("{op}: {w}"))),
             }
         };
         let (u1, s1) = thread_cpu();
@@ -258,8 +280,9 @@ pub fn measure_stream<P: Policy>(
         let (got, end, receiver_cpu) = rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         ex.drain_until_eof(Instant::now() + Duration::from_secs(2));
         drop(ex);
-        let failure =
-            failure.or_else(|| (!got.is_intact() && !got.is_corrupt()).then(|| got.summary()));
+        let failure = failure.or_else(|| {
+            (!got.is_intact() && !got.is_corrupt()).then(|| Failure::Failed(got.summary()))
+        });
         Ok(Sample {
             bytes: got.bytes,
             wall: end.saturating_duration_since(start),

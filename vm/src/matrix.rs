@@ -418,7 +418,10 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Progress)) -> Result<Matrix
                         if img.missing.is_empty() {
                             String::new()
                         } else {
-                            format!(", not modules here: {}", img.missing.join(" "))
+                            format!(
+                                ", no module file for {} (built in, or not in this kernel)",
+                                img.missing.join(" ")
+                            )
                         }
                     ),
                 });
