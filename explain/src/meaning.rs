@@ -9,8 +9,8 @@
 const MEANINGS: &[(&str, &str)] = &[
     (
         "fill",
-        "the application overwrote these buffer bytes: the reuse moment — any kernel \
-         reference still pointing at these pages now carries the new bytes",
+        "the application wrote new stream bytes into these buffer pages (the reuse \
+         moment); any kernel reference still pointing at them now carries the new bytes",
     ),
     (
         "send(MSG_ZEROCOPY)",

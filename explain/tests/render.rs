@@ -94,7 +94,7 @@ fn kernel_recordings_without_holders_still_explain_each_step() {
     assert!(
         t.rows[0]
             .sentence
-            .starts_with("Returned ok: the application overwrote"),
+            .starts_with("Returned ok: the application wrote new stream bytes"),
         "{}",
         t.rows[0].sentence
     );
