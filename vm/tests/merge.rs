@@ -30,6 +30,7 @@ fn cell(kernel: &str, policy: &str, transport: &str, verdict: Verdict, detail: &
             "zcsafe matrix --kernels {kernel} --policies {policy} --transports {transport}"
         ),
         console_tail: None,
+        output: vec![],
     }
 }
 
