@@ -4,28 +4,9 @@
 
 use std::time::Duration;
 use zcsafe_bench::{BenchOptions, BenchReport};
-use zcsafe_kernel::{veth, Transport};
+use zcsafe_kernel::skip::skip;
+use zcsafe_kernel::Transport;
 use zcsafe_policy::Results;
-
-static SKIPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Whether `t` cannot run here: prints a counted `SKIP` line to the real stderr, or
-/// fails when `ZCSAFE_REQUIRE_ROOT=1` (CI).
-fn skip(test: &str, t: &Transport) -> bool {
-    use std::io::Write;
-    let Some(why) = veth::unavailable(t) else {
-        return false;
-    };
-    if std::env::var("ZCSAFE_REQUIRE_ROOT").as_deref() == Ok("1") {
-        panic!("{test}: cannot run ({why}) and ZCSAFE_REQUIRE_ROOT=1");
-    }
-    let n = SKIPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIP {test}: {why} (skip #{n} in this test binary)"
-    );
-    true
-}
 
 fn tiny(transport: Transport) -> BenchOptions {
     BenchOptions {

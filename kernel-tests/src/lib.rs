@@ -15,6 +15,7 @@ pub mod netns;
 pub mod probe;
 pub mod receiver;
 pub mod run;
+pub mod skip;
 pub mod sys;
 pub mod transport;
 pub mod uring;

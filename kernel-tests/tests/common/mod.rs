@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::sync::{Mutex, MutexGuard};
-use zcsafe_kernel::{netns, veth, Transport};
+use zcsafe_kernel::netns;
 use zcsafe_policy::{Geometry, Op, Outcome, Policy, Region};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -14,33 +14,9 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-static SKIPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Whether `transport` cannot run here. Prints `SKIP <reason>` with a running count to the
-/// real stderr (not captured by the test harness, so a skip is never silent); fails
-/// instead when `ZCSAFE_REQUIRE_ROOT=1` (CI).
-pub fn skip(test: &str, transport: &Transport) -> bool {
-    match veth::unavailable(transport) {
-        None => false,
-        Some(why) => {
-            skipped(test, &why);
-            true
-        }
-    }
-}
-
-/// Records a skip (see [`skip`]).
-pub fn skipped(test: &str, why: &str) {
-    use std::io::Write;
-    if std::env::var("ZCSAFE_REQUIRE_ROOT").as_deref() == Ok("1") {
-        panic!("{test}: cannot run ({why}) and ZCSAFE_REQUIRE_ROOT=1");
-    }
-    let n = SKIPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIP {test}: {why} (skip #{n} in this test binary)"
-    );
-}
+/// Counted skips (each test binary uses what it needs).
+#[allow(unused_imports)]
+pub use zcsafe_kernel::skip::{skip, skipped};
 
 /// Makes sure no namespace of ours is left after a test (ours: live owner, so the
 /// stale sweep would not catch it).
