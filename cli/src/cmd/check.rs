@@ -11,12 +11,8 @@ use zcsafe_policy::{Evidence, Finding, Profile, Results, TransportClass, Verdict
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Policies to check (repeat or comma-separate; `zcsafe policies` lists them).
-    #[arg(long = "policy", short = 'p', value_name = "NAME")]
-    policies: Vec<String>,
-    /// Check every policy (the default when no --policy is given).
-    #[arg(long, conflicts_with = "policies")]
-    all: bool,
+    #[command(flatten)]
+    select: super::Selection,
     /// Transport class: local (loopback, veth: the peer socket keeps the pages),
     /// remote (a real NIC: the device reads them), or all.
     #[arg(long, short = 't', default_value = "all", value_parser = ["local", "remote", "all"])]
@@ -105,7 +101,7 @@ pub fn transports(spec: &str) -> Vec<TransportClass> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let entries = super::select_policies(&args.policies)?;
+    let entries = args.select.entries()?;
     let profile = load_profile(&args.profile)?;
     let opts = CheckOptions {
         max_states: args.scenario.max_states,

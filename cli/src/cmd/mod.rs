@@ -15,6 +15,24 @@ pub mod sim;
 use anyhow::{bail, Result};
 use zcsafe_policies::Entry;
 
+/// `--policy NAME…` or `--all`: the catalogue policies a command judges.
+#[derive(clap::Args)]
+pub struct Selection {
+    /// Policies to judge (repeat or comma-separate; `zcsafe policies` lists them).
+    #[arg(long = "policy", short = 'p', value_name = "NAME")]
+    policies: Vec<String>,
+    /// Every policy (the default when no --policy is given).
+    #[arg(long, conflicts_with = "policies")]
+    all: bool,
+}
+
+impl Selection {
+    /// The selected catalogue entries, in catalogue order for `--all`.
+    pub fn entries(&self) -> Result<Vec<Entry>> {
+        select_policies(&self.policies)
+    }
+}
+
 /// Resolves `--policy` names (each may be a comma list) or `--all` to catalogue entries.
 /// No names means all.
 pub fn select_policies(names: &[String]) -> Result<Vec<Entry>> {

@@ -16,12 +16,8 @@ use zcsafe_policy::{Profile, Results, Verdict};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Policies to run (repeat or comma-separate; `zcsafe policies` lists them).
-    #[arg(long = "policy", short = 'p', value_name = "NAME")]
-    policies: Vec<String>,
-    /// Run every policy (the default when no --policy is given).
-    #[arg(long, conflicts_with = "policies")]
-    all: bool,
+    #[command(flatten)]
+    select: super::Selection,
     /// loopback, veth, veth-lossy, veth-slow, remote (comma-separated) or all (the
     /// first four). veth* need root; veth-lossy needs `nft` (Debian package nftables);
     /// remote needs a peer behind a real NIC in ZCSAFE_PEER_NETNS / ZCSAFE_PEER_ADDR
@@ -94,7 +90,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(cmd) = &args.external {
         return external(cmd, &args, &transports, reader, timeout);
     }
-    let entries = super::select_policies(&args.policies)?;
+    let entries = args.select.entries()?;
     let profile = match &args.profile {
         Some(spec) => super::check::load_profile(spec)?,
         None => zcsafe_kernel::probe().profile,

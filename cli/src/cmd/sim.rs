@@ -11,12 +11,8 @@ use zcsafe_sim::{run_entry, Faults, SimOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Policies to simulate (repeat or comma-separate; `zcsafe policies` lists them).
-    #[arg(long = "policy", short = 'p', value_name = "NAME")]
-    policies: Vec<String>,
-    /// Simulate every policy (the default when no --policy is given).
-    #[arg(long, conflicts_with = "policies")]
-    all: bool,
+    #[command(flatten)]
+    select: super::Selection,
     /// Seeds to run per policy and transport, from --first-seed.
     #[arg(long, default_value_t = 200, conflicts_with = "seed")]
     seeds: u64,
@@ -49,7 +45,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let entries = super::select_policies(&args.policies)?;
+    let entries = args.select.entries()?;
     let profile = load_profile(&args.profile)?;
     let faults = args
         .faults
