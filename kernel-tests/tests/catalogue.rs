@@ -1,4 +1,4 @@
-//! DESIGN.md §1, "Facts measured on this project's machines", reproduced by the
+//! docs/design.md §5, "Facts measured on this project's machines", reproduced by the
 //! catalogue's own policies (the same code the model checks) on the running kernel.
 
 mod common;

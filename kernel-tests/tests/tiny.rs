@@ -1,4 +1,4 @@
-//! The facts of DESIGN.md §1 with tiny policies defined here: they assert behaviour of the
+//! The facts of docs/design.md §5 with tiny policies defined here: they assert behaviour of the
 //! running kernel, so they can fail when it changes.
 
 mod common;
@@ -104,7 +104,7 @@ fn splice_after_siocoutq_zero_is_corrupt_over_a_lossy_veth() {
     );
 }
 
-/// DESIGN.md §1: one 64 KiB `send(MSG_ZEROCOPY)` over loopback, buffer overwritten at
+/// docs/design.md §5: one 64 KiB `send(MSG_ZEROCOPY)` over loopback, buffer overwritten at
 /// once, arrives clean — loopback delivers within the send call and
 /// `skb_orphan_frags_rx` copies the frags on delivery.
 #[test]

@@ -1,7 +1,7 @@
 //! The kernel's zero-copy send path as an explicit state machine, and an exhaustive
 //! checker that runs any [`Policy`](zcsafe_policy::Policy) against it.
 //!
-//! The model follows the holders of a page handed to the kernel (DESIGN.md §1): the
+//! The model follows the holders of a page handed to the kernel (docs/design.md §1): the
 //! [`pipe`], the sending [`socket`]'s write and retransmit queues, the [`network`]
 //! (device ring, wire, ACKs), the [`peer`]'s receive queue, and [`zerocopy`] completions
 //! (error-queue notifications, io_uring CQEs). Kernels differ in a few semantic switches
