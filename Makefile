@@ -8,7 +8,7 @@ ZCSAFE := target/release/zcsafe
 STATIC_TARGET := x86_64-unknown-linux-gnu
 ZCSAFE_STATIC := target/$(STATIC_TARGET)/release/zcsafe
 
-.PHONY: all build static verdicts test lint unit loom loom-long matrix matrix-ci bench bench-model bench-sim bench-kernel bench-vm clean
+.PHONY: all build static verdicts test lint unit loom loom-long vm-cold matrix matrix-ci bench bench-model bench-sim bench-kernel bench-vm clean
 
 all: verdicts
 
@@ -21,7 +21,7 @@ static:
 verdicts: build
 	$(ZCSAFE) check
 
-test: lint unit loom matrix-ci
+test: lint unit loom vm-cold matrix-ci
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -38,6 +38,12 @@ loom:
 loom-long:
 	ZCSAFE_LONG=1 $(CARGO) test --release -p zcsafe-sim --features loom --test loom
 	ZCSAFE_LONG=1 $(CARGO) test --release -p zcsafe-sim
+
+# The cold path, on every run (CI's machine may be new, or its cache warm): a VM boot test
+# against an empty kernel cache, which fetches Debian 5.10 from scratch; removed afterwards.
+vm-cold:
+	d=$$(mktemp -d -t zcsafe-cold-cache.XXXXXX) && trap 'rm -rf "$$d"' EXIT && \
+		ZCSAFE_CACHE_DIR="$$d" $(CARGO) test -p zcsafe-vm --test boot -- --test-threads=2
 
 # Every catalogue kernel x policy x transport in QEMU (about 8 minutes on 2 cores):
 # target/matrix/matrix.{json,md,html}.
