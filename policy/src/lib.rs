@@ -22,6 +22,7 @@
 //! Debug`) and hand a constructor to `zcsafe_model::check`. See `examples/external-policy`.
 
 pub mod any;
+pub mod evidence;
 pub mod expect;
 pub mod geometry;
 pub mod op;
@@ -29,17 +30,22 @@ pub mod outcome;
 pub mod profile;
 pub mod report;
 pub mod stream;
+pub mod table;
+pub mod timing;
 pub mod trace;
 pub mod transport;
 pub mod verdict;
 
 pub use any::AnyPolicy;
+pub use evidence::NoEvidence;
 pub use expect::Expectation;
 pub use geometry::{Geometry, GeometryError, Region};
 pub use op::{Abort, FileId, Op, UserData};
 pub use outcome::{Cqe, Errno, Outcome, ZcNotification};
 pub use profile::{GiftSupport, Profile};
 pub use report::{Evidence, Finding, Results};
+pub use table::{Align, Table};
+pub use timing::{FindingTiming, Timing};
 pub use trace::{Actor, Holder, PageHolders, Step, Trace, TRACE_FORMAT_VERSION};
 pub use transport::TransportClass;
 pub use verdict::Verdict;

@@ -32,6 +32,7 @@ impl Verdict {
 
 impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        // `pad`, not `write_str`: `{:<8}` and friends must work on a verdict.
+        f.pad(self.name())
     }
 }
