@@ -96,7 +96,7 @@ impl Policy for AppAck {
                 Progress::Pending => Phase::Splice(s),
                 Progress::Complete if self.at.advance(&self.g) => self.begin_chunk(),
                 Progress::Complete => Phase::Done,
-                Progress::Failed(_) => failed(&op),
+                Progress::Failed(_) | Progress::Unexpected => failed(&op),
             },
             end => end,
         };

@@ -10,18 +10,19 @@
 //! contradicts it is news.
 
 pub mod bugs;
-/// `impl Policy` for newtypes that hand every call to the state machine inside them. The
-/// bug reproducers pair a buggy and a fixed variant of one machine this way.
+/// `impl Policy` for newtypes that hand every call to the policy inside them: the bug
+/// reproducers pair a buggy and a fixed variant of one machine this way, and every
+/// scripted policy wraps a [`script::Scripted`]. The one delegating impl in the crate.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! delegate_policy {
-    ($poll:ident, $on:ident: $($ty:ty),+ $(,)?) => {
+    ($($ty:ty),+ $(,)?) => {
         $(impl zcsafe_policy::Policy for $ty {
             fn poll_op(&self) -> zcsafe_policy::Op {
-                self.0.$poll()
+                zcsafe_policy::Policy::poll_op(&self.0)
             }
             fn handle(&mut self, outcome: zcsafe_policy::Outcome) {
-                self.0.$on(outcome)
+                zcsafe_policy::Policy::handle(&mut self.0, outcome)
             }
         })+
     };

@@ -173,12 +173,12 @@ impl zcsafe_policy::Policy for Scripted {
                     Progress::Pending
                 }
                 Outcome::Err(e) => Progress::Failed(e),
-                _ => Progress::Failed(zcsafe_policy::Errno::Inval),
+                _ => Progress::Unexpected,
             },
             Running::Once(_) => match outcome {
                 Outcome::Ok => Progress::Complete,
                 Outcome::Err(e) => Progress::Failed(e),
-                _ => Progress::Failed(zcsafe_policy::Errno::Inval),
+                _ => Progress::Unexpected,
             },
             Running::Send(s) => s.handle(&outcome),
             Running::Splice(s) => s.handle(&outcome),
@@ -190,7 +190,7 @@ impl zcsafe_policy::Policy for Scripted {
                     Progress::Pending
                 }
                 Outcome::Err(e) => Progress::Failed(e),
-                _ => Progress::Failed(zcsafe_policy::Errno::Inval),
+                _ => Progress::Unexpected,
             },
             Running::UringWait => match outcome {
                 // Our send's CQE (notifications of earlier sends are skipped).
@@ -209,12 +209,13 @@ impl zcsafe_policy::Policy for Scripted {
                 }
                 Outcome::Cqe(_) => Progress::Pending,
                 Outcome::Err(e) => Progress::Failed(e),
-                _ => Progress::Failed(zcsafe_policy::Errno::Inval),
+                _ => Progress::Unexpected,
             },
         };
         match progress {
             Progress::Pending => {}
             Progress::Complete => self.next(),
+            Progress::Unexpected => self.fail(unexpected(&op, &outcome)),
             Progress::Failed(errno) => {
                 let abort = match op {
                     Op::EnableZerocopy
@@ -229,8 +230,8 @@ impl zcsafe_policy::Policy for Scripted {
     }
 }
 
-/// Declares a catalogued policy that runs a script: the type, its `Policy` impl (by
-/// delegation) and its constructor.
+/// Declares a catalogued policy that runs a script: the type, its constructor and its
+/// `Policy` impl ([`delegate_policy!`](crate::delegate_policy)).
 macro_rules! scripted_policy {
     ($(#[$meta:meta])* $name:ident, $script:expr) => {
         $(#[$meta])*
@@ -243,14 +244,40 @@ macro_rules! scripted_policy {
             }
         }
 
-        impl zcsafe_policy::Policy for $name {
-            fn poll_op(&self) -> zcsafe_policy::Op {
-                self.0.poll_op()
-            }
-            fn handle(&mut self, outcome: zcsafe_policy::Outcome) {
-                self.0.handle(outcome)
-            }
-        }
+        $crate::delegate_policy!($name);
     };
 }
 pub(crate) use scripted_policy;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zcsafe_policy::{Errno, Policy};
+
+    /// The op after the first action of `per_chunk` got `outcome`.
+    fn answered(per_chunk: &'static [Action], outcome: Outcome) -> Op {
+        let script = Script {
+            setup: &[],
+            per_chunk,
+        };
+        let mut p = Scripted::new(&Geometry::kernel(4096, 8192, 4096, 8192), script);
+        p.handle(outcome);
+        p.poll_op()
+    }
+
+    #[test]
+    fn a_refused_feature_is_unsupported_but_a_wrong_kind_of_outcome_is_an_error() {
+        for per_chunk in [&[Action::EnableZerocopy], &[Action::UringSendAwaitCqe]] {
+            let refused = answered(per_chunk, Outcome::Err(Errno::OpNotSupp));
+            assert!(
+                matches!(refused, Op::Abort(Abort::Unsupported(_))),
+                "{per_chunk:?}: {refused:?}"
+            );
+            let wrong = answered(per_chunk, Outcome::Done(1));
+            assert!(
+                matches!(wrong, Op::Abort(Abort::Failed(ref why)) if why.contains("unexpected outcome")),
+                "{per_chunk:?}: {wrong:?}"
+            );
+        }
+    }
+}

@@ -80,7 +80,7 @@ impl Policy for SiocoutqSeq {
             Phase::Reclaim(mut d) => match d.handle(&outcome) {
                 Progress::Pending => Phase::Reclaim(d),
                 Progress::Complete => Phase::Fill,
-                Progress::Failed(_) => failed(),
+                Progress::Failed(_) | Progress::Unexpected => failed(),
             },
             Phase::Fill => match outcome {
                 Outcome::Ok => Phase::Splice(SpliceChunk::new(self.at.slot(&self.g), false)),
@@ -90,7 +90,7 @@ impl Policy for SiocoutqSeq {
                 Progress::Pending => Phase::Splice(s),
                 Progress::Complete if self.at.advance(&self.g) => self.begin_chunk(),
                 Progress::Complete => Phase::Done,
-                Progress::Failed(_) => failed(),
+                Progress::Failed(_) | Progress::Unexpected => failed(),
             },
             end => end,
         };

@@ -53,6 +53,10 @@ pub enum Progress {
     Complete,
     /// The call failed; the policy decides what that means.
     Failed(Errno),
+    /// The backend answered with an outcome of the wrong kind for the operation (a CQE
+    /// for a `send`, say). That breaks the contract: it is a backend bug, reported as
+    /// `error` ([`unexpected`]), never as a kernel that lacks a feature.
+    Unexpected,
 }
 
 /// The abort for an outcome a step did not expect from `op`.
@@ -60,7 +64,7 @@ pub fn unexpected(op: &Op, outcome: &Outcome) -> Abort {
     Abort::Failed(format!("unexpected outcome {outcome} of {op}"))
 }
 
-/// Interprets a byte-count outcome for a region: `Some(progress)` if it was one.
+/// Interprets a byte-count outcome for a region.
 fn count(left: &mut Region, outcome: &Outcome) -> Progress {
     match outcome {
         Outcome::Done(n) => {
@@ -72,7 +76,7 @@ fn count(left: &mut Region, outcome: &Outcome) -> Progress {
             }
         }
         Outcome::Err(e) => Progress::Failed(*e),
-        _ => Progress::Failed(Errno::Inval),
+        _ => Progress::Unexpected,
     }
 }
 
@@ -145,7 +149,7 @@ impl SpliceChunk {
         let n = match outcome {
             Outcome::Done(n) => *n,
             Outcome::Err(e) => return Progress::Failed(*e),
-            _ => return Progress::Failed(Errno::Inval),
+            _ => return Progress::Unexpected,
         };
         if self.in_pipe > 0 {
             self.in_pipe -= n.min(self.in_pipe);
@@ -199,13 +203,14 @@ impl Drain {
             Outcome::Done(v) if *v <= self.target => Progress::Complete,
             Outcome::Done(_) => Progress::Pending,
             Outcome::Err(e) => Progress::Failed(*e),
-            _ => Progress::Failed(Errno::Inval),
+            _ => Progress::Unexpected,
         }
     }
 }
 
 /// The abort a policy raises when a feature call failed: `unsupported` for the errnos a
-/// kernel uses to say "not here", `failed` otherwise.
+/// kernel uses to say "not here", `failed` otherwise. Only for real errnos: an outcome of
+/// the wrong kind is [`Progress::Unexpected`], a contract error.
 pub fn feature_failed(what: &str, errno: Errno) -> Abort {
     match errno {
         Errno::OpNotSupp | Errno::NoProtoOpt | Errno::Inval => {
@@ -255,6 +260,25 @@ mod tests {
         );
         assert_eq!(s.handle(&Outcome::Done(3)), Progress::Complete);
         assert_eq!(s.calls, 2);
+    }
+
+    #[test]
+    fn an_outcome_of_the_wrong_kind_is_unexpected_not_an_errno() {
+        let wrong = Outcome::Zc(None);
+        let mut s = SendAll::new(Region::new(0, 4), true);
+        assert_eq!(s.handle(&wrong), Progress::Unexpected);
+        assert_eq!(s.calls, 0);
+        let mut c = SpliceChunk::new(Region::new(0, 4), true);
+        assert_eq!(c.handle(&wrong), Progress::Unexpected);
+        assert_eq!(
+            Drain { target: 0 }.handle(&Outcome::Ok),
+            Progress::Unexpected
+        );
+        let mut f = SendfileAll {
+            file: 0,
+            left: Region::new(0, 4),
+        };
+        assert_eq!(f.handle(&Outcome::Ok), Progress::Unexpected);
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl ZcCompletion {
             Progress::Failed(Errno::NoBufs) if !self.ledger.is_empty() => Phase::AwaitAny(send),
             // Nothing outstanding: no notification will ever free optmem for us.
             Progress::Failed(Errno::NoBufs) => Phase::Send(SendAll::new(send.left, false)),
-            Progress::Failed(_) => Phase::Failed(unexpected(op, outcome)),
+            Progress::Failed(_) | Progress::Unexpected => Phase::Failed(unexpected(op, outcome)),
         }
     }
 

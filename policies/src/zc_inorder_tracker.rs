@@ -55,4 +55,4 @@ impl Catalogued for ZcInorderTracker {
     }
 }
 
-crate::delegate_policy!(poll_op, handle: ZcInorderTracker);
+crate::delegate_policy!(ZcInorderTracker);

@@ -71,7 +71,7 @@ impl Policy for ZcDrain {
                 Progress::Pending => Phase::Send(s),
                 Progress::Complete => Phase::Drain(Drain { target: 0 }),
                 Progress::Failed(Errno::NoBufs) => Phase::Discard(s),
-                Progress::Failed(_) => failed(),
+                Progress::Failed(_) | Progress::Unexpected => failed(),
             },
             Phase::Discard(s) => match outcome {
                 Outcome::Zc(_) => Phase::Send(s),
@@ -81,7 +81,7 @@ impl Policy for ZcDrain {
                 Progress::Pending => Phase::Drain(d),
                 Progress::Complete if self.at.advance(&self.g) => Phase::Fill,
                 Progress::Complete => Phase::Done,
-                Progress::Failed(_) => failed(),
+                Progress::Failed(_) | Progress::Unexpected => failed(),
             },
             end => end,
         };

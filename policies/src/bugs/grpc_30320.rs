@@ -17,7 +17,7 @@ use crate::ledger::ZcLedger;
 use crate::steps::{feature_failed, unexpected, Cursor, Progress, SendAll};
 use crate::{BuildError, Catalogued, Entry};
 use zcsafe_policy::{
-    Abort, Errno, Expectation, Geometry, Op, Outcome, Profile, TransportClass, Verdict,
+    Abort, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass, Verdict,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -60,8 +60,10 @@ impl ZcWriter {
             Phase::Fill
         }
     }
+}
 
-    fn poll(&self) -> Op {
+impl Policy for ZcWriter {
+    fn poll_op(&self) -> Op {
         match &self.phase {
             Phase::Enable => Op::EnableZerocopy,
             Phase::Reclaim | Phase::SleepForCompletion(_) => Op::ReadErrqueue { block: true },
@@ -72,8 +74,8 @@ impl ZcWriter {
         }
     }
 
-    fn on(&mut self, outcome: Outcome) {
-        let op = self.poll();
+    fn handle(&mut self, outcome: Outcome) {
+        let op = self.poll_op();
         let g = self.g;
         self.phase = match (std::mem::replace(&mut self.phase, Phase::Done), &outcome) {
             (Phase::Enable, Outcome::Ok) => Phase::Fill,
@@ -107,7 +109,9 @@ impl ZcWriter {
                         Phase::Send(SendAll::new(send.left, false))
                     }
                     Progress::Failed(Errno::NoBufs) => Phase::SleepForCompletion(send),
-                    Progress::Failed(_) => Phase::Failed(unexpected(&op, &outcome)),
+                    Progress::Failed(_) | Progress::Unexpected => {
+                        Phase::Failed(unexpected(&op, &outcome))
+                    }
                 }
             }
             (Phase::Done, _) => Phase::Done,
@@ -165,7 +169,7 @@ impl Catalogued for GrpcEnobufsFixed {
     }
 }
 
-crate::delegate_policy!(poll, on: GrpcEnobufsSleep, GrpcEnobufsFixed);
+crate::delegate_policy!(GrpcEnobufsSleep, GrpcEnobufsFixed);
 
 pub fn bug() -> Bug {
     Bug {

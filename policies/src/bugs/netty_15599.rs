@@ -18,7 +18,9 @@
 use super::{Bug, Tuning};
 use crate::steps::{unexpected, Cursor};
 use crate::{BuildError, Catalogued, Entry};
-use zcsafe_policy::{Abort, Cqe, Expectation, Geometry, Op, Outcome, Profile, TransportClass};
+use zcsafe_policy::{
+    Abort, Cqe, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct SendZcRetry {
@@ -64,19 +66,6 @@ impl SendZcRetry {
         }
     }
 
-    fn poll(&self) -> Op {
-        match &self.phase {
-            Phase::Reclaim | Phase::AwaitSend => Op::UringWaitCqe,
-            Phase::Fill => self.at.fill(&self.g),
-            Phase::Submit => Op::UringSendZc {
-                buf: self.at.slot(&self.g),
-                user_data: self.slot() as u32,
-            },
-            Phase::Done => Op::Finish,
-            Phase::Failed(a) => Op::Abort(a.clone()),
-        }
-    }
-
     /// A CQE while waiting for the current send's CQE.
     fn send_cqe(&mut self, c: &Cqe) -> Phase {
         let slot = self.slot();
@@ -102,9 +91,24 @@ impl SendZcRetry {
             Phase::Done
         }
     }
+}
 
-    fn on(&mut self, outcome: Outcome) {
-        let op = self.poll();
+impl Policy for SendZcRetry {
+    fn poll_op(&self) -> Op {
+        match &self.phase {
+            Phase::Reclaim | Phase::AwaitSend => Op::UringWaitCqe,
+            Phase::Fill => self.at.fill(&self.g),
+            Phase::Submit => Op::UringSendZc {
+                buf: self.at.slot(&self.g),
+                user_data: self.slot() as u32,
+            },
+            Phase::Done => Op::Finish,
+            Phase::Failed(a) => Op::Abort(a.clone()),
+        }
+    }
+
+    fn handle(&mut self, outcome: Outcome) {
+        let op = self.poll_op();
         self.phase = match (std::mem::replace(&mut self.phase, Phase::Done), &outcome) {
             (Phase::Fill, Outcome::Ok) => Phase::Submit,
             (Phase::Submit, Outcome::Ok) => Phase::AwaitSend,
@@ -173,7 +177,7 @@ impl Catalogued for NettySendzcFailFixed {
     }
 }
 
-crate::delegate_policy!(poll, on: NettySendzcFailNoNotif, NettySendzcFailFixed);
+crate::delegate_policy!(NettySendzcFailNoNotif, NettySendzcFailFixed);
 
 pub fn bug() -> Bug {
     Bug {

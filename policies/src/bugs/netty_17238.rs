@@ -64,7 +64,7 @@ impl Catalogued for NettyZcInorderFixed {
     }
 }
 
-crate::delegate_policy!(poll_op, handle: NettyZcInorder, NettyZcInorderFixed);
+crate::delegate_policy!(NettyZcInorder, NettyZcInorderFixed);
 
 pub fn bug() -> Bug {
     Bug {

@@ -18,7 +18,9 @@
 use super::{Bug, Tuning};
 use crate::steps::{unexpected, Cursor};
 use crate::{BuildError, Catalogued, Entry};
-use zcsafe_policy::{Abort, Expectation, Geometry, Op, Outcome, Profile, Region, TransportClass};
+use zcsafe_policy::{
+    Abort, Expectation, Geometry, Op, Outcome, Policy, Profile, Region, TransportClass,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct VmspliceOut {
@@ -42,8 +44,10 @@ impl VmspliceOut {
     fn slot(&self) -> Region {
         Region::new((self.at.chunk % self.slots) * self.g.chunk, self.g.chunk)
     }
+}
 
-    fn poll(&self) -> Op {
+impl Policy for VmspliceOut {
+    fn poll_op(&self) -> Op {
         match &self.phase {
             Phase::Fill => Op::Fill {
                 buf: self.slot(),
@@ -58,8 +62,8 @@ impl VmspliceOut {
         }
     }
 
-    fn on(&mut self, outcome: Outcome) {
-        let op = self.poll();
+    fn handle(&mut self, outcome: Outcome) {
+        let op = self.poll_op();
         self.phase = match (std::mem::replace(&mut self.phase, Phase::Done), &outcome) {
             (Phase::Fill, Outcome::Ok) => Phase::Vmsplice(self.slot()),
             (Phase::Vmsplice(left), Outcome::Done(n)) => {
@@ -146,7 +150,7 @@ impl Catalogued for VmspliceMallocFixed {
     }
 }
 
-crate::delegate_policy!(poll, on: VmspliceMallocRecycle, VmspliceMallocFixed);
+crate::delegate_policy!(VmspliceMallocRecycle, VmspliceMallocFixed);
 
 pub fn bug() -> Bug {
     Bug {

@@ -20,7 +20,8 @@ use super::{Bug, Tuning};
 use crate::steps::{feature_failed, unexpected, Cursor, Progress, SendAll};
 use crate::{BuildError, Catalogued, Entry};
 use zcsafe_policy::{
-    Abort, Errno, Expectation, Geometry, Op, Outcome, Profile, TransportClass, ZcNotification,
+    Abort, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
+    ZcNotification,
 };
 
 /// How the application advances its send counter.
@@ -121,11 +122,13 @@ impl SpdkZc {
             Progress::Complete => self.after_chunk(),
             Progress::Failed(Errno::NoBufs) if !self.pending.is_empty() => Phase::AwaitAny(send),
             Progress::Failed(Errno::NoBufs) => Phase::Send(SendAll::new(send.left, false)),
-            Progress::Failed(_) => Phase::Failed(unexpected(op, outcome)),
+            Progress::Failed(_) | Progress::Unexpected => Phase::Failed(unexpected(op, outcome)),
         }
     }
+}
 
-    fn poll(&self) -> Op {
+impl Policy for SpdkZc {
+    fn poll_op(&self) -> Op {
         match &self.phase {
             Phase::Enable => Op::EnableZerocopy,
             Phase::Reclaim | Phase::AwaitAny(_) | Phase::Flush => Op::ReadErrqueue { block: true },
@@ -136,8 +139,8 @@ impl SpdkZc {
         }
     }
 
-    fn on(&mut self, outcome: Outcome) {
-        let op = self.poll();
+    fn handle(&mut self, outcome: Outcome) {
+        let op = self.poll_op();
         self.phase = match (std::mem::replace(&mut self.phase, Phase::Done), &outcome) {
             (Phase::Enable, Outcome::Ok) => Phase::Fill,
             (Phase::Enable, Outcome::Err(e)) => Phase::Failed(feature_failed("SO_ZEROCOPY", *e)),
@@ -221,7 +224,7 @@ impl Catalogued for SpdkZcIndexFixed {
     }
 }
 
-crate::delegate_policy!(poll, on: SpdkZcIndexSkipsZero, SpdkZcIndexFixed);
+crate::delegate_policy!(SpdkZcIndexSkipsZero, SpdkZcIndexFixed);
 
 pub fn bug() -> Bug {
     Bug {

@@ -13,7 +13,7 @@ use super::{Bug, Tuning};
 use crate::steps::{feature_failed, unexpected, Cursor};
 use crate::{BuildError, Catalogued, Entry};
 use zcsafe_policy::{
-    Abort, Cqe, Errno, Expectation, Geometry, Op, Outcome, Profile, TransportClass,
+    Abort, Cqe, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -85,8 +85,10 @@ impl UringPipeline {
         }
         Ok(())
     }
+}
 
-    fn poll(&self) -> Op {
+impl Policy for UringPipeline {
+    fn poll_op(&self) -> Op {
         match &self.phase {
             Phase::Reap => Op::UringWaitCqe,
             Phase::Fill => self.at.fill(&self.g),
@@ -99,8 +101,8 @@ impl UringPipeline {
         }
     }
 
-    fn on(&mut self, outcome: Outcome) {
-        let op = self.poll();
+    fn handle(&mut self, outcome: Outcome) {
+        let op = self.poll_op();
         self.phase = match (std::mem::replace(&mut self.phase, Phase::Done), &outcome) {
             (Phase::Fill, Outcome::Ok) => Phase::Submit,
             (Phase::Submit, Outcome::Ok) => {
@@ -173,7 +175,7 @@ impl Catalogued for UringZcUnorderedFixed {
     }
 }
 
-crate::delegate_policy!(poll, on: UringZcUnorderedInflight, UringZcUnorderedFixed);
+crate::delegate_policy!(UringZcUnorderedInflight, UringZcUnorderedFixed);
 
 pub fn bug() -> Bug {
     Bug {
