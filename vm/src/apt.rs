@@ -6,8 +6,14 @@
 //! cache, state, logs, lock files) into `root`, and ignores `/etc/apt/apt.conf.d` and
 //! `/etc/apt/sources.list.d`. Signatures are checked by apt against the
 //! `signed-by=` keyring; nothing is ever installed, only downloaded.
+//!
+//! apt takes its own locks and *fails* when another apt holds them, and [`AptRoot::prepare`]
+//! rewrites the configuration every apt call reads. So each apt operation of a root
+//! (update, show, download) runs under the root's own lock file, `zcsafe-apt.lock`
+//! ([`crate::lock`]): a second process or thread waits its turn instead of failing.
 
 use crate::error::{IoContext, Result, VmError};
+use crate::lock::{self, FileLock};
 use crate::process;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +36,8 @@ pub struct AptRoot {
     /// Skip signature checks: only for tests with a local `file:` repository.
     pub trusted: bool,
     pub check_valid_until: bool,
+    /// How long to wait for another apt call on this root ([`lock::timeout`]).
+    pub lock_timeout: Duration,
 }
 
 impl AptRoot {
@@ -43,7 +51,22 @@ impl AptRoot {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_KEYRING)),
             trusted: false,
             check_valid_until: true,
+            lock_timeout: lock::timeout(),
         }
+    }
+
+    /// The lock file serialising apt calls on this root.
+    pub fn lock_path(&self) -> PathBuf {
+        self.p("zcsafe-apt.lock")
+    }
+
+    /// Waits for the other apt calls on this root (threads and processes) to finish.
+    fn lock(&self) -> Result<FileLock> {
+        lock::acquire(
+            &self.lock_path(),
+            &format!("the apt root {} ({})", self.root.display(), self.suite),
+            self.lock_timeout,
+        )
     }
 
     fn p(&self, rel: &str) -> PathBuf {
@@ -160,6 +183,7 @@ Binary::apt-get::Acquire::AllowInsecureRepositories "false";
 
     /// `apt-get update` into the private lists.
     pub fn update(&self) -> Result<()> {
+        let _lock = self.lock()?;
         self.prepare()?;
         let mut c = self.command("apt-get");
         c.args(["-q", "update"]);
@@ -200,6 +224,7 @@ Binary::apt-get::Acquire::AllowInsecureRepositories "false";
 
     /// The `Depends:` of `package` (first alternative of each, without versions) and its version.
     pub fn show(&self, package: &str) -> Result<PackageInfo> {
+        let _lock = self.lock()?;
         let mut c = self.command("apt-cache");
         c.args(["show", "--no-all-versions", package]);
         let out = process::run(c, QUERY_TIMEOUT, "apt-cache show")?;
@@ -218,6 +243,7 @@ Binary::apt-get::Acquire::AllowInsecureRepositories "false";
 
     /// `apt-get download` into `dir`; returns the `.deb` paths.
     pub fn download(&self, packages: &[String], dir: &Path) -> Result<Vec<PathBuf>> {
+        let _lock = self.lock()?;
         std::fs::create_dir_all(dir).at(dir)?;
         let mut c = self.command("apt-get");
         c.args(["-q", "download"]).args(packages).current_dir(dir);

@@ -29,6 +29,14 @@ pub enum VmError {
         package: String,
         message: String,
     },
+    #[error("gave up after {waited_secs} s waiting for {what}: {path} is held by {holder}\n  fix: let that process finish (it is doing the same work, e.g. fetching the same kernel), or stop it if it is stuck; ZCSAFE_LOCK_TIMEOUT_SECS sets how long to wait")]
+    LockTimeout {
+        what: String,
+        path: PathBuf,
+        /// `pid N (command), for S s so far`, from what the holder wrote into the lock file.
+        holder: String,
+        waited_secs: u64,
+    },
     #[error("{what} timed out after {seconds} s")]
     Timeout { what: String, seconds: u64 },
     #[error("`{command}` failed ({status}): {stderr}")]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod guest;
 pub mod initramfs;
 pub mod kernel;
+pub mod lock;
 pub mod matrix;
 pub mod process;
 pub mod qemu;

@@ -2,7 +2,8 @@
 //! `ZCSAFE_REQUIRE_VM=1` (CI) turns a skip into a failure.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static SKIPS: AtomicUsize = AtomicUsize::new(0);
@@ -69,4 +70,74 @@ pub fn which(tool: &str) -> Option<PathBuf> {
         .split(':')
         .map(|d| PathBuf::from(d).join(tool))
         .find(|p| p.is_file())
+}
+
+/// One package of a local test repository ([`local_repo`]).
+pub struct FakeDeb<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub depends: &'a [&'a str],
+    /// Path inside the package (no leading `/`) and contents.
+    pub files: &'a [(&'a str, &'a [u8])],
+}
+
+/// A flat apt repository (`deb [trusted=yes] file:… ./`) in `dir/repo`: each package built
+/// with `dpkg-deb`, the `Packages` index written here (no dpkg-dev needed). `None`, after a
+/// counted skip, when apt-get or dpkg-deb is missing.
+pub fn local_repo(test: &str, dir: &Path, debs: &[FakeDeb]) -> Option<PathBuf> {
+    use sha2::{Digest, Sha256};
+    for tool in ["apt-get", "apt-cache", "dpkg-deb"] {
+        if which(tool).is_none() {
+            skip(
+                test,
+                &format!("{tool} is not installed (apt-get install apt dpkg)"),
+            );
+            return None;
+        }
+    }
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let mut index = String::new();
+    for d in debs {
+        let pkg = dir.join("build").join(d.name);
+        std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+        for (path, data) in d.files {
+            let p = pkg.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, data).unwrap();
+        }
+        let depends = if d.depends.is_empty() {
+            String::new()
+        } else {
+            format!("Depends: {}\n", d.depends.join(", "))
+        };
+        let fields = format!(
+            "Package: {}\nVersion: {}\nArchitecture: amd64\nMaintainer: zcsafe tests <t@example.org>\n{depends}",
+            d.name, d.version
+        );
+        let description = "Description: zcsafe test package\n";
+        let control = format!("{fields}{description}");
+        std::fs::write(pkg.join("DEBIAN/control"), &control).unwrap();
+        let file = format!("{}_{}_amd64.deb", d.name, d.version);
+        let out = Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zgzip", "--build"])
+            .arg(&pkg)
+            .arg(repo.join(&file))
+            .output()
+            .expect("dpkg-deb runs");
+        assert!(
+            out.status.success(),
+            "dpkg-deb --build {}: {}",
+            d.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bytes = std::fs::read(repo.join(&file)).unwrap();
+        index.push_str(&format!(
+            "{fields}Filename: ./{file}\nSize: {}\nSHA256: {:x}\n{description}\n",
+            bytes.len(),
+            Sha256::digest(&bytes)
+        ));
+    }
+    std::fs::write(repo.join("Packages"), index).unwrap();
+    Some(repo)
 }
