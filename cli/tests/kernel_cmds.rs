@@ -73,17 +73,26 @@ fn run_rejects_bad_options_with_status_2() {
 }
 
 #[test]
-fn external_senders_get_0_1_or_2() {
-    // A shell "sender" that fails is a failed run, with its stderr.
-    let out = zcsafe(&[
-        "run",
-        "--external",
-        "echo no route to {host} >&2; exit 4",
-        "--timeout",
-        "2",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
+fn external_senders_get_0_1_or_3_and_json_has_the_results_shape() {
+    // A shell "sender" that fails is a run that judged nothing (3, not a contradiction),
+    // with its stderr.
+    let failing = "echo no route to {host} >&2; exit 4";
+    let out = zcsafe(&["run", "--external", failing, "--timeout", "2"]);
+    assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stdout).contains("no route to 127.0.0.1"));
+    // --json: one `results` array like every command, the run's details in the evidence.
+    let out = zcsafe(&["run", "--external", failing, "--timeout", "2", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let v = json(&out);
+    let f = &v["results"][0];
+    assert_eq!(f["policy"], "external");
+    assert_eq!(f["verdict"], "error");
+    assert_eq!(f["expected"], "safe");
+    assert_eq!(f["evidence"]["counts"]["outcome"], "failed");
+    assert_eq!(f["evidence"]["counts"]["sender_exit"], 4);
+    assert!(f["evidence"]["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("status 4")));
 }
 
 #[test]

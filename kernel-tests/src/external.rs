@@ -3,6 +3,10 @@
 //! The command runs through `sh -c` inside the sender's namespace with `{host}` and
 //! `{port}` replaced (and `ZCSAFE_HOST`, `ZCSAFE_PORT`, `ZCSAFE_SEED` in its environment);
 //! it must connect, send the stream and close. The receiver judges the bytes.
+//!
+//! The answer is one [`Finding`] of policy [`EXTERNAL_POLICY`] ([`ExternalReport::to_finding`]),
+//! so `zcsafe run --external --json` prints the `results` shape of every other command and
+//! the VM matrix reads a guest's external run like any policy cell.
 
 use crate::error::KernelError;
 use crate::receiver::{self, ReaderSpeed, Received, ReceiverOptions, StreamEnd};
@@ -17,6 +21,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use zcsafe_policy::{Evidence, Finding, Results, Verdict};
 
 /// Options of an external run.
 #[derive(Clone, Debug)]
@@ -44,6 +49,12 @@ impl Default for ExternalOptions {
         }
     }
 }
+
+/// The policy name of an external sender's finding.
+pub const EXTERNAL_POLICY: &str = "external";
+
+/// What any sender is expected to do, whatever its reuse policy.
+pub const EXTERNAL_EXPECTATION: &str = "an external sender must deliver the stream intact";
 
 /// The three answers of an external run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -77,13 +88,50 @@ pub struct ExternalReport {
 }
 
 impl ExternalReport {
-    /// 0 intact, 1 corrupted, 2 failed.
-    pub fn exit_code(&self) -> i32 {
+    /// The verdict: intact is `safe`, corrupted `corrupt`, a failed run `error` (nothing
+    /// was judged).
+    pub fn verdict(&self) -> Verdict {
         match self.outcome {
-            ExternalOutcome::Intact => 0,
-            ExternalOutcome::Corrupted => 1,
-            ExternalOutcome::Failed => 2,
+            ExternalOutcome::Intact => Verdict::Safe,
+            ExternalOutcome::Corrupted => Verdict::Corrupt,
+            ExternalOutcome::Failed => Verdict::Error,
         }
+    }
+
+    /// The report as a finding of policy [`EXTERNAL_POLICY`], expected `safe`; every other
+    /// field of the report (outcome, bytes, command, sender exit and stderr, …) is in
+    /// `evidence.counts`.
+    pub fn to_finding(&self) -> Finding {
+        let mut counts = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        counts.remove("detail");
+        counts.remove("transport");
+        Finding {
+            policy: EXTERNAL_POLICY.into(),
+            transport: self.transport.clone(),
+            backend: "kernel".into(),
+            kernel: Some(crate::kernel_release()),
+            verdict: self.verdict(),
+            expected: Verdict::Safe,
+            expected_why: EXTERNAL_EXPECTATION.into(),
+            predicted: None,
+            evidence: Evidence {
+                detail: self.detail.clone(),
+                trace: None,
+                counts,
+            },
+        }
+    }
+
+    /// The exit status every command uses ([`Results::exit_code`]): 0 intact, 1 corrupted,
+    /// 3 the run failed.
+    pub fn exit_code(&self) -> u8 {
+        Results {
+            results: vec![self.to_finding()],
+        }
+        .exit_code()
     }
 }
 

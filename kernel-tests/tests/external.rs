@@ -119,7 +119,7 @@ fn failing_senders_are_run_failures_with_their_stderr() {
     };
     let r = run_external("echo 'cannot connect to {host}:{port}' >&2; exit 3", &opts).unwrap();
     assert_eq!(r.outcome, ExternalOutcome::Failed);
-    assert_eq!(r.exit_code(), 2);
+    assert_eq!(r.exit_code(), 3);
     assert_eq!(r.sender_exit, Some(3));
     assert!(
         r.sender_stderr_tail

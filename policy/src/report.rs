@@ -59,12 +59,25 @@ impl Results {
         self.results.iter().filter(|f| !f.agrees())
     }
 
-    /// The command's exit status: 0 when every verdict is as expected, 1 otherwise.
+    /// The command's exit status, the same for every command:
+    ///
+    /// - **1** a verdict contradicts its expectation or the model's prediction;
+    /// - else **3** some finding could not be judged (`error`: the infrastructure or the
+    ///   environment failed, so it says nothing about the policy and is no contradiction);
+    /// - else **0** every verdict is as expected.
+    ///
+    /// (2 is the CLI's: a usage error, or nothing at all was judged.)
     pub fn exit_code(&self) -> u8 {
-        if self.contradictions().next().is_none() {
-            0
-        } else {
+        let contradicted = self
+            .results
+            .iter()
+            .any(|f| f.verdict != Verdict::Error && !f.agrees());
+        if contradicted {
             1
+        } else if self.results.iter().any(|f| f.verdict == Verdict::Error) {
+            3
+        } else {
+            0
         }
     }
 }

@@ -38,6 +38,8 @@ pub fn init_script() -> String {
         r#"#!/bin/sh
 # zcsafe guest init: see vm/src/guest.rs for the protocol.
 export PATH=/opt/zcsafe/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/ TMPDIR=/tmp
+# Carried libraries outside the loader's built-in search path (vm/src/initramfs.rs).
+[ -f /{libpath} ] && export LD_LIBRARY_PATH="$(cat /{libpath})"
 /bin/busybox --install -s
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -98,6 +100,7 @@ finish
         peer_mac = PEER_MAC,
         sender = SENDER_ADDR,
         peer = PEER_ADDR,
+        libpath = crate::initramfs::LIBRARY_PATH_FILE,
     )
 }
 

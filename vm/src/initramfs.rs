@@ -1,9 +1,17 @@
 //! The guest's root file system: a gzip'd newc cpio written here, cached by content hash.
 //!
-//! It holds busybox (static), the static guest binary (`/bin/zcsafe`), the `/init` script
-//! of [`crate::guest`], the kernel modules the transports need (decompressed on the host,
-//! loaded in dependency order from `/lib/modules/load-order`), and optionally host tools
-//! busybox lacks (`tc` for netem) with the shared libraries they need.
+//! It holds busybox (static), the guest binary (`/bin/zcsafe`), the `/init` script of
+//! [`crate::guest`], the kernel modules the transports need (decompressed on the host,
+//! loaded in dependency order from `/lib/modules/load-order`), host tools busybox lacks
+//! (`ip`, `tc` for netem, `nft`) and the user's carried programs.
+//!
+//! Every executable goes in through one door, [`carry_executable`]: a dynamically linked
+//! one brings its shared-library closure — the loader its `PT_INTERP` names and every
+//! object the loader resolves (`ldd`) — at the host paths, as dracut does. So the guest runs
+//! the very binary the user built (`make`, `cargo install`), no second static build.
+//! Without `/etc/ld.so.cache` the guest's loader searches its built-in system path
+//! ([`LOADER_SEARCH_PATH`]); libraries from anywhere else are named in [`LIBRARY_PATH_FILE`],
+//! which `/init` exports as `LD_LIBRARY_PATH`.
 
 use crate::error::{IoContext, Result, VmError};
 use crate::kernel::Kernel;
@@ -17,7 +25,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Bumped when the layout changes, so cached images are rebuilt.
-const LAYOUT_VERSION: &str = "zcsafe-initramfs-5";
+const LAYOUT_VERSION: &str = "zcsafe-initramfs-6";
 
 /// Modules the guest transports need, in the order they are wanted (dependencies are
 /// added before them). Names missing from a kernel are built in or absent: both are fine,
@@ -53,8 +61,15 @@ pub struct Entry {
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
+const S_IFMT: u32 = 0o170000;
 
 impl Entry {
+    pub fn is_dir(&self) -> bool {
+        self.mode & S_IFMT == S_IFDIR
+    }
+    pub fn is_file(&self) -> bool {
+        self.mode & S_IFMT == S_IFREG
+    }
     pub fn dir(path: &str) -> Entry {
         Entry {
             path: path.into(),
@@ -101,11 +116,7 @@ pub fn write_cpio(entries: &[Entry], out: &mut impl Write) -> std::io::Result<()
         Ok(())
     };
     for e in entries {
-        let nlink = if e.mode & S_IFDIR == S_IFDIR && e.mode & S_IFREG == 0 {
-            2
-        } else {
-            1
-        };
+        let nlink = if e.is_dir() { 2 } else { 1 };
         header(out, &e.path, e.mode, e.data.len(), nlink)?;
         out.write_all(&e.data)?;
         pad(out, e.data.len())?;
@@ -181,12 +192,13 @@ pub fn gz_cpio(entries: &[Entry]) -> Vec<u8> {
 #[derive(Clone, Debug)]
 pub struct Inputs {
     pub busybox: PathBuf,
-    /// The static guest binary, installed as `/bin/zcsafe`.
+    /// The guest binary (static or dynamically linked), installed as `/bin/zcsafe`.
     pub guest_binary: PathBuf,
     /// Host tools to carry along with their shared libraries (`tc`); missing ones are skipped.
     pub host_tools: Vec<PathBuf>,
-    /// The user's own programs (`--carry`), installed in `/opt/zcsafe/bin` as they are:
-    /// static executables or `#!/bin/sh` scripts (the guest has no libc).
+    /// The user's own programs (`--carry`, the `--external` sender), installed in
+    /// `/opt/zcsafe/bin` under their file names: executables (with their libraries) or
+    /// `#!/bin/sh` scripts.
     pub extra: Vec<PathBuf>,
 }
 
@@ -216,18 +228,227 @@ fn find_host_tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Is this ELF file statically linked (no `PT_INTERP`)? The guest has no libc.
+/// Is this an x86-64 ELF file without `PT_INTERP` (it runs with no loader and no libc)?
 pub fn is_static_elf(bytes: &[u8]) -> bool {
-    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 {
-        return false;
+    classify(bytes) == Program::StaticElf
+}
+
+/// What a file is, as far as running it in the guest goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Program {
+    /// An x86-64 ELF without `PT_INTERP`: runs as it is.
+    StaticElf,
+    /// An x86-64 ELF whose `PT_INTERP` names this loader: it needs the loader and libraries.
+    DynamicElf { interpreter: String },
+    /// A `#!/bin/sh` script: busybox's shell runs it.
+    ShellScript,
+    /// Anything else; the text says what it is.
+    Unrunnable(String),
+}
+
+const ELF_X86_64: u16 = 62;
+const PT_INTERP: u32 = 3;
+
+/// Reads the ELF header and program headers (or the `#!` line) of `bytes`.
+pub fn classify(bytes: &[u8]) -> Program {
+    if let Some(rest) = bytes.strip_prefix(b"#!") {
+        let line = rest.split(|&b| b == b'\n').next().unwrap_or(rest);
+        let line = String::from_utf8_lossy(line).trim().to_string();
+        let mut words = line.split_whitespace();
+        return match (words.next(), words.next()) {
+            (Some("/bin/sh"), _) => Program::ShellScript,
+            _ => Program::Unrunnable(format!(
+                "a script for `{line}`; the guest has only busybox's /bin/sh"
+            )),
+        };
     }
-    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
+        return Program::Unrunnable("neither an ELF executable nor a #! script".into());
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]);
+    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap()) as usize;
-    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54), u16_at(56));
-    (0..phnum).all(|i| {
-        let o = phoff + i * phentsize;
-        o + 4 > bytes.len() || u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()) != 3
-    })
+    if bytes[4] != 2 || bytes[5] != 1 || u16_at(18) != ELF_X86_64 {
+        return Program::Unrunnable(format!(
+            "an ELF file for another machine (class {}, e_machine {}); the guests are x86-64",
+            bytes[4],
+            u16_at(18)
+        ));
+    }
+    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54) as usize, u16_at(56) as usize);
+    for i in 0..phnum {
+        let o = phoff.saturating_add(i.saturating_mul(phentsize));
+        if o.saturating_add(40) > bytes.len() || u32_at(o) != PT_INTERP {
+            continue;
+        }
+        let (off, size) = (u64_at(o + 8), u64_at(o + 32));
+        let Some(raw) = bytes.get(off..off.saturating_add(size)) else {
+            return Program::Unrunnable("an ELF file with a truncated PT_INTERP".into());
+        };
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        return Program::DynamicElf {
+            interpreter: String::from_utf8_lossy(&raw[..end]).into_owned(),
+        };
+    }
+    Program::StaticElf
+}
+
+/// The directories the loader searches without `/etc/ld.so.cache` (`ld.so --help`: "system
+/// search path" of Debian's x86-64 glibc). Libraries elsewhere need `LD_LIBRARY_PATH`.
+pub const LOADER_SEARCH_PATH: &[&str] = &[
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib",
+    "/usr/lib",
+];
+
+/// Directories (`:`-separated) of carried libraries outside [`LOADER_SEARCH_PATH`], for
+/// `/init` to export as `LD_LIBRARY_PATH`; absent when there are none.
+pub const LIBRARY_PATH_FILE: &str = "etc/zcsafe-ld-library-path";
+
+/// What one executable needs in the guest besides itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Closure {
+    pub program: Program,
+    /// Absolute host paths, loader first: the names the loader asks for (the SONAME paths
+    /// `ldd` prints, often symlinks; their content is what is carried).
+    pub libraries: Vec<PathBuf>,
+}
+
+/// The loader and shared libraries `path` loads, as the host's loader resolves them
+/// (`ldd`, i.e. the loader with `LD_TRACE_LOADED_OBJECTS`); nothing for static programs
+/// and `#!/bin/sh` scripts. A library the loader cannot find is an error naming it.
+pub fn closure(path: &Path, bytes: &[u8]) -> Result<Closure> {
+    let program = classify(bytes);
+    let interpreter = match &program {
+        Program::DynamicElf { interpreter } => interpreter.clone(),
+        Program::Unrunnable(what) => {
+            return Err(VmError::Usage(format!(
+                "{} cannot run in the guest: it is {what}; carry an executable (static or dynamically linked) or a #!/bin/sh script",
+                path.display()
+            )))
+        }
+        _ => {
+            return Ok(Closure {
+                program,
+                libraries: vec![],
+            })
+        }
+    };
+    if !Path::new(&interpreter).is_file() {
+        return Err(VmError::Usage(format!(
+            "{} asks for the loader {interpreter} (PT_INTERP), which this host does not have; carry a program built for this host's libc, or a static one",
+            path.display()
+        )));
+    }
+    let mut c = Command::new("ldd");
+    c.arg(path);
+    let what = format!("ldd {}", path.display());
+    let out = process::run(c, Duration::from_secs(30), &what)?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut libraries = vec![PathBuf::from(&interpreter)];
+    for line in stdout.lines().map(str::trim) {
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)", "/lib64/ld-linux-x86-64.so.2
+        // (0x…)", "linux-vdso.so.1 (0x…)" (in the kernel), "libfoo.so.1 => not found".
+        let (name, resolved) = match line.split_once("=>") {
+            Some((n, r)) => (n.trim(), r.trim()),
+            None => (line, line),
+        };
+        if resolved.starts_with("not found") {
+            return Err(VmError::Usage(format!(
+                "{} needs the shared library {name}, which this host's loader cannot find (ldd: `{line}`)\n  fix: install the package that ships {name} (`apt-file search {name}`), or set LD_LIBRARY_PATH to its directory, so that `ldd {}` resolves it",
+                path.display(),
+                path.display()
+            )));
+        }
+        if let Some(p) = resolved
+            .split_whitespace()
+            .next()
+            .filter(|w| w.starts_with('/'))
+        {
+            let p = PathBuf::from(p);
+            if !libraries.contains(&p) {
+                libraries.push(p);
+            }
+        }
+    }
+    if !out.status.success() {
+        return Err(VmError::Command {
+            command: what,
+            status: out.status.to_string(),
+            stderr: process::tail(&String::from_utf8_lossy(&out.stderr), 2000),
+        });
+    }
+    Ok(Closure { program, libraries })
+}
+
+/// Puts the executable `path` into `entries` as `dest` (a path without the leading `/`),
+/// with its [`Closure`] at the host paths. Libraries already there are not added twice; two
+/// different files for one `dest` are an error.
+pub fn carry_executable(path: &Path, dest: &str, entries: &mut Vec<Entry>) -> Result<()> {
+    let bytes = std::fs::read(path).at(path)?;
+    let closure = closure(path, &bytes)?;
+    if let Some(e) = entries.iter().find(|e| e.path == dest) {
+        if e.data != bytes {
+            return Err(VmError::Usage(format!(
+                "two different files would both be /{dest} in the guest (the second is {}); rename one",
+                path.display()
+            )));
+        }
+    } else {
+        entries.push(Entry::file(dest, 0o755, bytes));
+    }
+    for lib in &closure.libraries {
+        let rel = lib.to_string_lossy().trim_start_matches('/').to_string();
+        if entries.iter().any(|e| e.path == rel) {
+            continue;
+        }
+        let data = std::fs::read(lib).at(lib)?; // follows the SONAME symlink
+        entries.push(Entry::file(&rel, 0o755, data));
+    }
+    Ok(())
+}
+
+/// The directories of carried libraries that the guest's loader would not search.
+fn library_path(entries: &[Entry]) -> Vec<String> {
+    let mut dirs: Vec<String> = Vec::new();
+    for e in entries {
+        let name = e.path.rsplit('/').next().unwrap_or("");
+        if !e.is_file() || !name.contains(".so") || e.path.starts_with("lib/modules") {
+            continue;
+        }
+        let dir = format!("/{}", Path::new(&e.path).parent().unwrap().display());
+        if !LOADER_SEARCH_PATH.contains(&dir.as_str()) && dir != "/lib64" && !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs
+}
+
+/// `entries` with a directory entry before the first entry inside it, for every directory
+/// not already listed (the kernel's unpacker does not create parents).
+fn with_parent_dirs(entries: Vec<Entry>) -> Vec<Entry> {
+    let mut listed: BTreeSet<String> = BTreeSet::new();
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        if e.is_dir() && !listed.insert(e.path.clone()) {
+            continue; // listed already
+        }
+        let mut parents: Vec<String> = Path::new(&e.path)
+            .ancestors()
+            .skip(1)
+            .map(|p| p.to_string_lossy().into_owned())
+            .take_while(|p| !p.is_empty())
+            .filter(|p| !listed.contains(p))
+            .collect();
+        parents.reverse();
+        for p in parents {
+            listed.insert(p.clone());
+            out.push(Entry::dir(&p));
+        }
+        out.push(e);
+    }
+    out
 }
 
 /// A built image: where it is and what went in.
@@ -257,13 +478,6 @@ pub fn build(kernel: &Kernel, inputs: &Inputs, init_script: &str, cache: &Path) 
                     .into(),
         });
     }
-    let guest = std::fs::read(&inputs.guest_binary).at(&inputs.guest_binary)?;
-    if !is_static_elf(&guest) {
-        return Err(VmError::Usage(format!(
-            "the guest binary {} is dynamically linked; build it with RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu",
-            inputs.guest_binary.display()
-        )));
-    }
     let (mods, order, missing) = modules(kernel)?;
 
     let mut entries: Vec<Entry> = [
@@ -290,7 +504,7 @@ pub fn build(kernel: &Kernel, inputs: &Inputs, init_script: &str, cache: &Path) 
     .collect();
     entries.push(Entry::file("bin/busybox", 0o755, busybox));
     entries.push(Entry::symlink("bin/sh", "busybox"));
-    entries.push(Entry::file("bin/zcsafe", 0o755, guest));
+    carry_executable(&inputs.guest_binary, "bin/zcsafe", &mut entries)?;
     entries.push(Entry::file("init", 0o755, init_script.as_bytes().to_vec()));
     entries.push(Entry::file(
         "etc/passwd",
@@ -311,22 +525,22 @@ pub fn build(kernel: &Kernel, inputs: &Inputs, init_script: &str, cache: &Path) 
         0o644,
         kernel.release.clone().into_bytes(),
     ));
-    add_host_tools(&inputs.host_tools, &mut entries)?;
-    for x in &inputs.extra {
-        let data = std::fs::read(x).at(x)?;
-        let runnable = is_static_elf(&data) || data.starts_with(b"#!/bin/sh");
-        if !runnable {
-            return Err(VmError::Usage(format!(
-                "{} cannot run in the guest: it must be a statically linked executable or a #!/bin/sh script",
-                x.display()
-            )));
-        }
+    for x in inputs.host_tools.iter().chain(&inputs.extra) {
         let name = x
             .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        entries.push(Entry::file(&format!("opt/zcsafe/bin/{name}"), 0o755, data));
+            .map(|n| n.to_string_lossy())
+            .ok_or_else(|| VmError::Usage(format!("{}: not a file to carry", x.display())))?;
+        carry_executable(x, &format!("opt/zcsafe/bin/{name}"), &mut entries)?;
     }
+    let dirs = library_path(&entries);
+    if !dirs.is_empty() {
+        entries.push(Entry::file(
+            LIBRARY_PATH_FILE,
+            0o644,
+            dirs.join(":").into_bytes(),
+        ));
+    }
+    let entries = with_parent_dirs(entries);
 
     let mut h = Sha256::new();
     h.update(LAYOUT_VERSION);
@@ -353,52 +567,6 @@ pub fn build(kernel: &Kernel, inputs: &Inputs, init_script: &str, cache: &Path) 
         missing,
         rebuilt,
     })
-}
-
-/// Copies host tools and the shared libraries `ldd` names into the image.
-fn add_host_tools(tools: &[PathBuf], entries: &mut Vec<Entry>) -> Result<()> {
-    let mut libs = BTreeSet::new();
-    for t in tools {
-        let name = t.file_name().unwrap().to_string_lossy();
-        entries.push(Entry::file(
-            &format!("opt/zcsafe/bin/{name}"),
-            0o755,
-            std::fs::read(t).at(t)?,
-        ));
-        let mut c = Command::new("ldd");
-        c.arg(t);
-        let out = process::run(c, Duration::from_secs(30), "ldd")?;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            // "libbpf.so.1 => /lib/x86_64-linux-gnu/libbpf.so.1 (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)"
-            if let Some(p) = line.split_whitespace().find(|w| w.starts_with('/')) {
-                libs.insert(PathBuf::from(p));
-            }
-        }
-    }
-    let mut dirs = BTreeSet::new();
-    for l in libs {
-        let data = std::fs::read(&l).at(&l)?; // follows symlinks
-        let rel = l.to_string_lossy().trim_start_matches('/').to_string();
-        let mut parent = Path::new(&rel).parent();
-        while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
-            dirs.insert(p.to_string_lossy().into_owned());
-            parent = p.parent();
-        }
-        entries.push(Entry::file(&rel, 0o755, data));
-    }
-    let existing: BTreeSet<String> = entries.iter().map(|e| e.path.clone()).collect();
-    let new_dirs: Vec<Entry> = dirs
-        .iter()
-        .filter(|d| !existing.contains(*d))
-        .map(|d| Entry::dir(d))
-        .collect();
-    // Directories must precede their files.
-    let pos = entries
-        .iter()
-        .position(|e| e.mode & S_IFREG == S_IFREG)
-        .unwrap_or(0);
-    entries.splice(pos..pos, new_dirs);
-    Ok(())
 }
 
 fn normalise(name: &str) -> String {
@@ -567,13 +735,152 @@ mod tests {
     }
 
     #[test]
-    fn static_elf_detection() {
-        let bb = std::fs::read("/bin/busybox");
-        if let Ok(bb) = bb {
+    fn programs_are_classified_by_their_headers() {
+        if let Ok(bb) = std::fs::read("/bin/busybox") {
             // Debian's /bin/busybox is the static one when busybox-static is installed.
             let _ = is_static_elf(&bb);
         }
-        assert!(!is_static_elf(&std::fs::read("/bin/ls").unwrap()));
-        assert!(!is_static_elf(b"not an elf"));
+        let ls = std::fs::read("/bin/ls").unwrap();
+        assert!(!is_static_elf(&ls));
+        assert!(
+            matches!(classify(&ls), Program::DynamicElf { ref interpreter } if interpreter.starts_with('/') && interpreter.contains("ld-")),
+            "{:?}",
+            classify(&ls)
+        );
+        assert_eq!(classify(b"#!/bin/sh\necho hi\n"), Program::ShellScript);
+        assert_eq!(classify(b"#! /bin/sh -e\n"), Program::ShellScript);
+        let py = classify(b"#!/usr/bin/env python3\nprint(1)\n");
+        assert!(
+            matches!(py, Program::Unrunnable(ref w) if w.contains("/usr/bin/env python3")),
+            "{py:?}"
+        );
+        assert!(matches!(classify(b"not an elf"), Program::Unrunnable(_)));
+        // An aarch64 ELF header.
+        let mut arm = ls.clone();
+        arm[18..20].copy_from_slice(&183u16.to_le_bytes());
+        assert!(
+            matches!(classify(&arm), Program::Unrunnable(ref w) if w.contains("another machine"))
+        );
+    }
+
+    #[test]
+    fn a_dynamic_executable_brings_its_loader_and_libraries_once() {
+        let mut entries = vec![Entry::dir("bin")];
+        carry_executable(Path::new("/bin/ls"), "bin/zcsafe", &mut entries).unwrap();
+        // The same libraries again (libc, the loader) are not added twice.
+        carry_executable(Path::new("/bin/cat"), "opt/zcsafe/bin/cat", &mut entries).unwrap();
+        let names: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        let Program::DynamicElf { interpreter } = classify(&std::fs::read("/bin/ls").unwrap())
+        else {
+            panic!("/bin/ls is dynamically linked on Debian");
+        };
+        for want in [
+            "bin/zcsafe",
+            "opt/zcsafe/bin/cat",
+            interpreter.trim_start_matches('/'),
+        ] {
+            assert_eq!(
+                names.iter().filter(|n| **n == want).count(),
+                1,
+                "{want} in {names:?}"
+            );
+        }
+        let libc = names
+            .iter()
+            .filter(|n| n.ends_with("/libc.so.6"))
+            .collect::<Vec<_>>();
+        assert_eq!(libc.len(), 1, "{names:?}");
+        // The loader's own answer: every object ldd resolves for ls is there, under that name,
+        // with the content of the file it names.
+        let c = closure(Path::new("/bin/ls"), &std::fs::read("/bin/ls").unwrap()).unwrap();
+        assert!(c.libraries.len() >= 2, "{c:?}");
+        for lib in &c.libraries {
+            let rel = lib.to_string_lossy().trim_start_matches('/').to_string();
+            let e = entries.iter().find(|e| e.path == rel).expect("carried");
+            assert_eq!(e.data, std::fs::read(lib).unwrap());
+        }
+        // A second, different file for the same place is refused.
+        let e = carry_executable(Path::new("/bin/cat"), "bin/zcsafe", &mut entries).unwrap_err();
+        assert!(e.to_string().contains("two different files"), "{e}");
+
+        // Directories precede their contents; each once.
+        let all = with_parent_dirs(entries);
+        let names: Vec<&str> = all.iter().map(|e| e.path.as_str()).collect();
+        for (i, e) in all.iter().enumerate() {
+            if let Some(parent) = Path::new(&e.path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            {
+                let p = names.iter().position(|n| Path::new(n) == parent);
+                assert!(
+                    p.is_some_and(|p| p < i),
+                    "{} before its directory: {names:?}",
+                    e.path
+                );
+            }
+        }
+        assert_eq!(names.iter().filter(|n| **n == "bin").count(), 1);
+        assert!(
+            library_path(&all).is_empty(),
+            "Debian's libraries are on the loader's path"
+        );
+    }
+
+    #[test]
+    fn scripts_other_than_sh_and_missing_libraries_are_clear_errors() {
+        let t = tempfile::tempdir().unwrap();
+        let py = t.path().join("sender.py");
+        std::fs::write(&py, "#!/usr/bin/env python3\n").unwrap();
+        let e = carry_executable(&py, "opt/zcsafe/bin/sender.py", &mut vec![]).unwrap_err();
+        assert!(e.to_string().contains("/usr/bin/env python3"), "{e}");
+        let sh = t.path().join("s.sh");
+        std::fs::write(&sh, "#!/bin/sh\necho hi\n").unwrap();
+        let mut entries = vec![];
+        carry_executable(&sh, "opt/zcsafe/bin/s.sh", &mut entries).unwrap();
+        assert_eq!(entries.len(), 1);
+
+        // A program whose library is gone: built against a library in the temp dir, which is
+        // then removed.
+        let Some(cc) = ["/usr/bin/cc", "/usr/bin/gcc"]
+            .into_iter()
+            .find(|c| Path::new(c).is_file())
+        else {
+            eprintln!("SKIP: no C compiler for the missing-library case");
+            return;
+        };
+        let src = t.path().join("l.c");
+        std::fs::write(&src, "int zcsafe_probe(void) { return 7; }\n").unwrap();
+        let lib = t.path().join("libzcsafeprobe.so.1");
+        let ok = Command::new(cc)
+            .args(["-shared", "-fPIC", "-Wl,-soname,libzcsafeprobe.so.1", "-o"])
+            .arg(&lib)
+            .arg(&src)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let main = t.path().join("m.c");
+        std::fs::write(
+            &main,
+            "int zcsafe_probe(void);\nint main(void) { return zcsafe_probe(); }\n",
+        )
+        .unwrap();
+        let exe = t.path().join("needs-probe");
+        let ok = Command::new(cc)
+            .arg("-o")
+            .arg(&exe)
+            .arg(&main)
+            .arg(&lib)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        std::fs::remove_file(&lib).unwrap();
+        let e = carry_executable(&exe, "opt/zcsafe/bin/needs-probe", &mut vec![]).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("libzcsafeprobe.so.1") && msg.contains("fix:"),
+            "{msg}"
+        );
     }
 }

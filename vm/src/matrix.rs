@@ -28,12 +28,106 @@ pub const DEFAULT_COMMAND: &str = "zcsafe run --policy {policy} --transport {tra
 /// The policy name of cells that judge a user's sender program (`--external`).
 pub const EXTERNAL: &str = "external";
 
+/// Where carried programs live in the guest (first on its `PATH`).
+pub const GUEST_BIN_DIR: &str = "/opt/zcsafe/bin";
+
 /// The cell command for `--external CMD`: the guest's zcsafe runs the user's sender.
 pub fn external_command(cmd: &str) -> String {
     format!(
         "zcsafe run --external '{}' --transport {{transport}} --json",
         cmd.replace('\'', "'\\''")
     )
+}
+
+/// The program an `--external` command runs, found on this host so it can be carried into
+/// the guests: the first word after any `NAME=value` assignments, when it is a path to a
+/// file (it has a `/`) or a name on `PATH` that the guest does not already have (busybox's
+/// applets, `zcsafe`). Returns the host file and the command with that word replaced by
+/// its guest path (`/opt/zcsafe/bin/NAME`), or `None` when there is nothing to carry
+/// (a guest command, a shell construct, a name only `--carry` provides).
+pub fn external_program(
+    cmd: &str,
+    guest_has: &dyn Fn(&str) -> bool,
+) -> Result<Option<(PathBuf, String)>> {
+    let mut at = 0;
+    let word = loop {
+        let rest = &cmd[at..];
+        let skip = rest.len() - rest.trim_start().len();
+        let start = at + skip;
+        let len = cmd[start..]
+            .find(char::is_whitespace)
+            .unwrap_or(cmd.len() - start);
+        if len == 0 {
+            return Ok(None);
+        }
+        let w = &cmd[start..start + len];
+        let assignment = w.split_once('=').is_some_and(|(name, _)| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        if !assignment {
+            break (start, w);
+        }
+        at = start + len;
+    };
+    let (start, w) = word;
+    // Quoting, expansions, redirections, placeholders: the shell's business, not a file name.
+    if w.chars().any(|c| "'\"\\$`;|&()<>{}*?[]~".contains(c)) {
+        return Ok(None);
+    }
+    let host = if w.contains('/') {
+        let p = PathBuf::from(w);
+        if !p.is_file() {
+            return Err(VmError::Usage(format!(
+                "--external runs `{w}`, which is not a file (paths are relative to {}); pass the sender's path, or a program on PATH",
+                std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default()
+            )));
+        }
+        p
+    } else if guest_has(w) {
+        return Ok(None);
+    } else {
+        match find_on_path(w) {
+            Some(p) => p,
+            None => return Ok(None),
+        }
+    };
+    let name = host
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let guest = format!("{GUEST_BIN_DIR}/{name}");
+    let command = format!("{}{guest}{}", &cmd[..start], &cmd[start + w.len()..]);
+    Ok(Some((host, command)))
+}
+
+/// An executable file named `name` in a directory of `PATH`.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH")?
+        .to_string_lossy()
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| PathBuf::from(d).join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Commands every guest has without carrying: busybox's applets (`busybox --list`) and
+/// `zcsafe` itself.
+pub fn guest_commands(busybox: &std::path::Path) -> Vec<String> {
+    let mut c = std::process::Command::new(busybox);
+    c.arg("--list");
+    let mut out: Vec<String> = crate::process::run(c, Duration::from_secs(10), "busybox --list")
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    out.push("zcsafe".into());
+    out
 }
 
 /// How to choose the accelerator.
@@ -70,7 +164,8 @@ pub struct Options {
     pub loss_pct: Option<f64>,
     pub delay_ms: Option<u32>,
     pub jobs: usize,
-    /// The static binary installed as `/bin/zcsafe` in the guest.
+    /// The binary installed as `/bin/zcsafe` in the guest (static or dynamically linked:
+    /// its libraries are carried along).
     pub guest_binary: PathBuf,
     /// The binary that runs the host cells (`--kernels host`), normally zcsafe itself.
     pub host_binary: Option<PathBuf>,
@@ -80,10 +175,13 @@ pub struct Options {
     pub accel: AccelChoice,
     pub cache: PathBuf,
     pub refresh: bool,
-    /// Files carried into the guest's `/opt/zcsafe/bin` (an `--external` sender).
+    /// Files carried into the guest's `/opt/zcsafe/bin` (`--carry`).
     pub carry: Vec<PathBuf>,
-    /// The user's sender command (`--external`), if the cells judge it instead of policies.
+    /// The user's sender command (`--external`) as given, if the cells judge it instead of
+    /// policies; host cells run it as it is.
     pub external: Option<String>,
+    /// The program `external` names, carried as well (see [`external_program`]).
+    pub external_program: Option<PathBuf>,
     /// Keep each cell's stdout in [`Cell::output`]: for commands that print more than a
     /// verdict (`zcsafe bench --kernels` reads its measurements from there).
     pub keep_output: bool,
@@ -112,16 +210,31 @@ impl Options {
             refresh: false,
             carry: vec![],
             external: None,
+            external_program: None,
             keep_output: false,
         }
     }
 
-    /// Judge the user's sender `cmd` (with `carry`, its files) instead of the policies.
-    pub fn set_external(&mut self, cmd: &str, carry: Vec<PathBuf>) {
+    /// Judge the user's sender `cmd` (with `carry`, more files for the guests) instead of
+    /// the policies. The program `cmd` names is carried too and the guests run it from
+    /// [`GUEST_BIN_DIR`]; an error when `cmd` names a path that is not a file.
+    pub fn set_external(&mut self, cmd: &str, carry: Vec<PathBuf>) -> Result<()> {
+        let busybox = std::env::var_os("ZCSAFE_BUSYBOX").unwrap_or_else(|| "/bin/busybox".into());
+        let guest = guest_commands(std::path::Path::new(&busybox));
+        let found = external_program(cmd, &|w| guest.iter().any(|g| g == w))?;
         self.policies = vec![EXTERNAL.to_string()];
-        self.command = external_command(cmd);
+        self.command = external_command(found.as_ref().map_or(cmd, |(_, c)| c));
         self.external = Some(cmd.to_string());
+        self.external_program = found.map(|(p, _)| p);
         self.carry = carry;
+        Ok(())
+    }
+
+    /// Everything carried into the guests' [`GUEST_BIN_DIR`].
+    pub fn carried(&self) -> Vec<PathBuf> {
+        let mut all = self.carry.clone();
+        all.extend(self.external_program.clone());
+        all
     }
 
     /// netem arguments for the sender NIC of the `remote` transport.
@@ -258,9 +371,23 @@ pub struct Matrix {
 }
 
 impl Matrix {
-    /// 0 when every verdict is as expected (and predicted), 1 otherwise.
+    /// 2 when no cell was judged at all (no verdict without evidence, see
+    /// [`Matrix::judged`]); otherwise [`Results::exit_code`]: 1 a verdict contradicts its
+    /// expectation, 3 some cell could not be judged (`error`), 0 all as expected.
     pub fn exit_code(&self) -> u8 {
-        self.findings().exit_code()
+        if self.judged() == 0 {
+            2
+        } else {
+            self.findings().exit_code()
+        }
+    }
+
+    /// Cells with a verdict: every cell that is not an `error`.
+    pub fn judged(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|c| c.finding.verdict != Verdict::Error)
+            .count()
     }
 
     pub fn findings(&self) -> Results {
@@ -388,7 +515,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Progress)) -> Result<Matrix
     let mut fetcher = Fetcher::new(opts.cache.clone(), &opts.catalogue);
     fetcher.refresh = opts.refresh;
     let mut inputs = Inputs::new(opts.guest_binary.clone());
-    inputs.extra = opts.carry.clone();
+    inputs.extra = opts.carried();
     let init = crate::guest::init_script();
 
     // Fetch kernels and build images first: network and disk, one at a time.
@@ -920,10 +1047,16 @@ fn run_host_cell(opts: &Options, k: &KernelRun, policy: &str, transport: &str) -
         .command
         .replace("{policy}", policy)
         .replace("{transport}", transport);
-    let mut words = command.split_whitespace();
-    let _zcsafe = words.next();
     let mut c = std::process::Command::new(bin);
-    c.args(words);
+    match &opts.external {
+        // The user's command as given: the host has the program where the user named it.
+        Some(cmd) => {
+            c.args(["run", "--external", cmd, "--transport", transport, "--json"]);
+        }
+        None => {
+            c.args(command.split_whitespace().skip(1));
+        }
+    }
     let t = Instant::now();
     let out = crate::process::run(c, opts.machine.limits.cell, &command);
     let secs = t.elapsed().as_secs_f64();
@@ -1024,14 +1157,20 @@ mod tests {
             o.rerun("5.10", "zc-naive", "remote"),
             "zcsafe matrix --kernels 5.10 --policies zc-naive --transports remote --nic virtio --loss 1.5 --delay 10"
         );
-        o.set_external("./snd {host} {port}", vec!["/x/snd".into()]);
+        // A name only --carry provides is left to the guest's PATH.
+        o.set_external("zcsafe-no-such-sender {host} {port}", vec!["/x/snd".into()])
+            .unwrap();
         assert_eq!(o.policies, [EXTERNAL]);
-        assert!(o
-            .command
-            .starts_with("zcsafe run --external './snd {host} {port}' --transport {transport}"));
+        assert!(o.command.starts_with(
+            "zcsafe run --external 'zcsafe-no-such-sender {host} {port}' --transport {transport}"
+        ));
+        assert_eq!(o.carried(), [PathBuf::from("/x/snd")]);
         assert!(o
             .rerun("6.1", EXTERNAL, "veth")
             .contains("--carry /x/snd --transports veth"));
+        assert!(o
+            .set_external("./no/such/snd {host} {port}", vec![])
+            .is_err());
         o.transports = vec!["wifi".into()];
         assert!(o.validate().is_err());
         o.transports = vec!["veth".into()];
@@ -1040,5 +1179,78 @@ mod tests {
         o.policies = vec!["copy".into()];
         o.kernels = "3.2".into();
         assert!(matches!(o.validate(), Err(VmError::UnknownKernel(..))));
+    }
+
+    #[test]
+    fn the_program_an_external_command_names_is_carried_by_its_guest_path() {
+        let t = tempfile::tempdir().unwrap();
+        let snd = t.path().join("zc_sender");
+        std::fs::write(&snd, "#!/bin/sh\n").unwrap();
+        let none = |_: &str| false;
+        let cmd = format!("{} {{host}} {{port}} --mode zc-wait", snd.display());
+        let (host, guest) = external_program(&cmd, &none).unwrap().unwrap();
+        assert_eq!(host, snd);
+        assert_eq!(
+            guest,
+            "/opt/zcsafe/bin/zc_sender {host} {port} --mode zc-wait"
+        );
+        // After environment assignments, too.
+        let cmd = format!("A=1 B_2=x  {} {{host}}", snd.display());
+        let (_, guest) = external_program(&cmd, &none).unwrap().unwrap();
+        assert_eq!(guest, "A=1 B_2=x  /opt/zcsafe/bin/zc_sender {host}");
+        // A name on PATH (ls), unless the guest has it already.
+        let (host, guest) = external_program("ls -l", &none).unwrap().unwrap();
+        assert!(host.ends_with("ls") && host.is_absolute(), "{host:?}");
+        assert_eq!(guest, "/opt/zcsafe/bin/ls -l");
+        assert_eq!(external_program("ls -l", &|w| w == "ls").unwrap(), None);
+        // Shell constructs and unknown names are left alone; a missing path is an error.
+        assert_eq!(external_program("$SENDER {host}", &none).unwrap(), None);
+        assert_eq!(external_program("'my sender' {host}", &none).unwrap(), None);
+        assert_eq!(
+            external_program("zcsafe-no-such-program", &none).unwrap(),
+            None
+        );
+        assert_eq!(external_program("   ", &none).unwrap(), None);
+        let e = external_program("./nope {host}", &none).unwrap_err();
+        assert!(e.to_string().contains("not a file"), "{e}");
+        // busybox's applets are the guest's own.
+        if std::path::Path::new("/bin/busybox").is_file() {
+            let g = guest_commands(std::path::Path::new("/bin/busybox"));
+            assert!(g.iter().any(|c| c == "sh") && g.iter().any(|c| c == "zcsafe"));
+        }
+    }
+
+    #[test]
+    fn exit_status_separates_contradictions_from_cells_that_could_not_judge() {
+        let o = Options::new("/x".into());
+        let k = host_kernel_run();
+        let judged = |v: Verdict| {
+            let mut c = error_cell(&o, &k, "copy", "veth", "ran".into(), None);
+            c.finding.verdict = v;
+            c.finding.expected = Verdict::Safe;
+            c
+        };
+        let matrix = |results: Vec<Cell>| Matrix {
+            format: MATRIX_FORMAT,
+            results,
+            kernels: vec![],
+            accel: "tcg".into(),
+            wall_seconds: 0.0,
+        };
+        let error = || judged(Verdict::Error);
+        assert_eq!(matrix(vec![judged(Verdict::Safe)]).exit_code(), 0);
+        // An error cell is no contradiction: 3, beside verdicts as expected.
+        assert_eq!(matrix(vec![judged(Verdict::Safe), error()]).exit_code(), 3);
+        // A contradiction wins over errors.
+        assert_eq!(
+            matrix(vec![judged(Verdict::Corrupt), error()]).exit_code(),
+            1
+        );
+        // Nothing judged at all: no verdict without evidence.
+        assert_eq!(matrix(vec![error(), error()]).exit_code(), 2);
+        assert_eq!(matrix(vec![]).exit_code(), 2);
+        // The same rule for any command's results.
+        assert_eq!(matrix(vec![error()]).findings().exit_code(), 3);
+        assert_eq!(matrix(vec![]).findings().exit_code(), 0);
     }
 }

@@ -99,7 +99,7 @@ fn image_lists_what_the_guest_needs_and_is_cached_by_content() {
 }
 
 #[test]
-fn a_dynamic_guest_binary_is_refused_with_the_build_command() {
+fn a_dynamic_guest_binary_brings_its_loader_and_libraries() {
     let Some(bb) = common::busybox("dynamic guest") else {
         return;
     };
@@ -107,8 +107,57 @@ fn a_dynamic_guest_binary_is_refused_with_the_build_command() {
     let Some(k) = fake_kernel(t.path()) else {
         return;
     };
+    // /bin/ls stands in for a dynamically linked zcsafe; /bin/cat for a carried sender.
+    let ls = std::fs::read("/bin/ls").unwrap();
+    let initramfs::Program::DynamicElf { interpreter } = initramfs::classify(&ls) else {
+        panic!("/bin/ls is dynamically linked on Debian");
+    };
     let mut inputs = Inputs::new("/bin/ls".into());
     inputs.busybox = bb;
+    inputs.extra = vec!["/bin/cat".into()];
+    let img = initramfs::build(&k, &inputs, "#!/bin/sh\n", t.path()).unwrap();
+    let listing = initramfs::list(&std::fs::read(&img.path).unwrap()).unwrap();
+    let names: Vec<&str> = listing.iter().map(|e| e.0.as_str()).collect();
+    let once = |n: &str| {
+        assert_eq!(
+            names.iter().filter(|x| **x == n).count(),
+            1,
+            "{n} once in {names:?}"
+        )
+    };
+    once("bin/zcsafe");
+    once("opt/zcsafe/bin/cat");
+    once(interpreter.trim_start_matches('/'));
+    let libc: Vec<&&str> = names.iter().filter(|n| n.ends_with("/libc.so.6")).collect();
+    assert_eq!(
+        libc.len(),
+        1,
+        "libc once, shared by ls, cat and the host tools: {names:?}"
+    );
+    // Under the name the loader asks for (a symlink on the host), with the file's content.
+    let size = listing.iter().find(|e| e.0 == *libc[0]).unwrap().2;
+    assert_eq!(
+        size as u64,
+        std::fs::metadata(format!("/{}", libc[0])).unwrap().len()
+    );
+    // Every directory precedes what is in it, for the kernel's unpacker.
+    for (i, n) in names.iter().enumerate() {
+        if let Some(parent) = std::path::Path::new(n)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            let p = names.iter().position(|x| std::path::Path::new(x) == parent);
+            assert!(p.is_some_and(|p| p < i), "{n} before its directory");
+        }
+    }
+
+    // A script for another interpreter cannot run in the guest: a clear error.
+    let py = t.path().join("sender.py");
+    std::fs::write(&py, "#!/usr/bin/env python3\nprint('hi')\n").unwrap();
+    inputs.extra = vec![py];
     let e = initramfs::build(&k, &inputs, "#!/bin/sh\n", t.path()).unwrap_err();
-    assert!(e.to_string().contains("crt-static"), "{e}");
+    assert!(
+        e.to_string().contains("/usr/bin/env python3") && e.to_string().contains("#!/bin/sh"),
+        "{e}"
+    );
 }

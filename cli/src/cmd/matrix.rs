@@ -10,8 +10,17 @@ use zcsafe_vm::matrix::{self, AccelChoice, Options, Progress};
 use zcsafe_vm::qemu::Nic;
 use zcsafe_vm::{initramfs, report, Catalogue};
 
+/// The exit statuses, shown by `zcsafe matrix --help` and `run --help` (README, "Usage").
+pub(crate) const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0  every verdict is as expected
+  1  a verdict contradicts its expectation (or the model's prediction)
+  2  usage error, or nothing was judged at all (no verdict without evidence)
+  3  no contradiction, but some cell could not be judged (`error`: the
+     infrastructure or the environment failed; its evidence says why)";
+
 #[derive(clap::Args)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, after_help = EXIT_STATUS_HELP)]
 pub struct Args {
     #[command(subcommand)]
     merge: Option<Sub>,
@@ -46,8 +55,9 @@ pub struct Args {
     /// tcg (default), kvm, or auto (KVM only if a probe boot reaches userspace).
     #[arg(long, default_value = "tcg")]
     accel: String,
-    /// The static zcsafe installed in the guests (default: $ZCSAFE_GUEST_BIN, this
-    /// binary if static, or target/x86_64-unknown-linux-gnu/release/zcsafe).
+    /// The zcsafe installed in the guests (default: $ZCSAFE_GUEST_BIN, else this very
+    /// binary). Static or dynamically linked: a dynamic one brings its shared libraries
+    /// and loader along (`make static` builds a static one, if you prefer).
     #[arg(long, value_name = "PATH")]
     guest_binary: Option<PathBuf>,
     /// Command each cell runs in the guest; {policy} and {transport} are replaced.
@@ -60,11 +70,14 @@ pub struct Args {
     #[arg(long)]
     refresh: bool,
     /// Judge this sender program in every guest instead of the policies (as
-    /// `zcsafe run --external`; `{host}` and `{port}` are replaced in the guest).
+    /// `zcsafe run --external`; `{host}` and `{port}` are replaced in the guest). The
+    /// program it names first — a path, or a name on PATH — is carried into the guests
+    /// with its shared libraries and run from /opt/zcsafe/bin.
     #[arg(long, value_name = "CMD", conflicts_with = "policies")]
     external: Option<String>,
-    /// A file to carry into the guests' PATH (/opt/zcsafe/bin), e.g. the external
-    /// sender: statically linked, or a #!/bin/sh script. Repeatable.
+    /// One more file for the guests' PATH (/opt/zcsafe/bin), e.g. a helper the external
+    /// sender runs: an executable (static, or dynamically linked: its libraries come
+    /// along) or a #!/bin/sh script. Repeatable.
     #[arg(long, value_name = "FILE", requires = "external")]
     carry: Vec<PathBuf>,
     /// Seconds one cell may run in the guest.
@@ -123,7 +136,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     o.accel = AccelChoice::parse(&args.accel)?;
     o.command = args.command.clone();
     if let Some(cmd) = &args.external {
-        o.set_external(cmd, args.carry.clone());
+        o.set_external(cmd, args.carry.clone())?;
     }
     o.refresh = args.refresh;
     o.machine.limits.cell = Duration::from_secs(args.cell_timeout.max(5));
@@ -170,37 +183,34 @@ fn finish(m: &matrix::Matrix, out: &std::path::Path, json: bool) -> Result<ExitC
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if m.judged() == 0 {
+        let why = m
+            .results
+            .first()
+            .map(|c| format!(": the first says {}", c.finding.evidence.detail))
+            .unwrap_or_default();
+        bail!(
+            "no cell was judged ({} cell(s), all `error`{why}); no verdict without evidence",
+            m.results.len()
+        );
+    }
     Ok(ExitCode::from(m.exit_code()))
 }
 
-/// The statically linked zcsafe for the guests, or a message saying how to build it.
+/// The zcsafe for the guests: `--guest-binary`, else `$ZCSAFE_GUEST_BIN`, else this very
+/// binary — static or not, since the initramfs carries a dynamic binary's libraries.
 pub(crate) fn guest_binary(explicit: Option<PathBuf>) -> Result<PathBuf> {
-    let is_static = |p: &PathBuf| {
-        std::fs::read(p)
-            .map(|b| initramfs::is_static_elf(&b))
-            .unwrap_or(false)
+    let p = match explicit.or_else(|| std::env::var_os("ZCSAFE_GUEST_BIN").map(PathBuf::from)) {
+        Some(p) => p,
+        None => std::env::current_exe().context("locating the zcsafe binary")?,
     };
-    if let Some(p) = explicit.or_else(|| std::env::var_os("ZCSAFE_GUEST_BIN").map(PathBuf::from)) {
-        if !is_static(&p) {
-            bail!(
-                "guest binary {} is missing or not statically linked",
-                p.display()
-            );
-        }
-        return Ok(p);
+    let bytes =
+        std::fs::read(&p).with_context(|| format!("reading the guest binary {}", p.display()))?;
+    if let initramfs::Program::Unrunnable(what) = initramfs::classify(&bytes) {
+        bail!(
+            "the guest binary {} is {what}; pass a zcsafe built for x86-64 Linux (--guest-binary PATH or ZCSAFE_GUEST_BIN)",
+            p.display()
+        );
     }
-    let exe = std::env::current_exe().context("locating the zcsafe binary")?;
-    if is_static(&exe) {
-        return Ok(exe);
-    }
-    // target/{debug,release}/zcsafe → target/x86_64-unknown-linux-gnu/release/zcsafe
-    if let Some(target) = exe.parent().and_then(|d| d.parent()) {
-        let p = target.join("x86_64-unknown-linux-gnu/release/zcsafe");
-        if is_static(&p) {
-            return Ok(p);
-        }
-    }
-    bail!(
-        "the guests need a statically linked zcsafe; build it with\n  RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu -p zcsafe-cli\nor pass --guest-binary PATH (or set ZCSAFE_GUEST_BIN)"
-    )
+    Ok(p)
 }

@@ -8,13 +8,14 @@ use anyhow::{bail, Context, Result};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use zcsafe_kernel::{
-    default_geometry, run_external, try_run_policy, veth, ExternalOptions, ReaderSpeed, RunOptions,
-    Transport,
+    default_geometry, run_external, try_run_policy, veth, ExternalOptions, ExternalOutcome,
+    ReaderSpeed, RunOptions, Transport,
 };
 use zcsafe_model::{check, CheckOptions, Scenario};
 use zcsafe_policy::{Profile, Results, Verdict};
 
 #[derive(clap::Args)]
+#[command(after_help = super::matrix::EXIT_STATUS_HELP)]
 pub struct Args {
     #[command(flatten)]
     select: super::Selection,
@@ -51,8 +52,9 @@ pub struct Args {
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     timeout: u64,
     /// Judge this sender program instead of the catalogue: `{host}` and `{port}` are
-    /// replaced (also in env ZCSAFE_HOST, ZCSAFE_PORT). Exit 0 intact, 1 corrupted,
-    /// 2 the run failed.
+    /// replaced (also in env ZCSAFE_HOST, ZCSAFE_PORT). One finding of policy
+    /// `external`: safe (intact, exit 0), corrupt (exit 1), or error (the run failed:
+    /// exit 3).
     #[arg(long, value_name = "CMD", conflicts_with_all = ["policies", "all"])]
     external: Option<String>,
     /// Write consumed-byte counts back to an external sender (8-byte little endian).
@@ -251,18 +253,21 @@ fn external(
         timeout: timeout * 6,
     };
     let r = run_external(cmd, &opts)?;
+    let results = Results {
+        results: vec![r.to_finding()],
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
-        let word = match r.exit_code() {
-            0 => "INTACT",
-            1 => "CORRUPTED",
-            _ => "RUN FAILED",
+        let word = match r.outcome {
+            ExternalOutcome::Intact => "INTACT",
+            ExternalOutcome::Corrupted => "CORRUPTED",
+            ExternalOutcome::Failed => "RUN FAILED",
         };
         println!("zcsafe run --external over {}: {word}", r.transport);
         println!("  command: {}", r.command);
         println!("  {}", r.detail);
-        if r.exit_code() != 0 && !r.sender_stderr_tail.trim().is_empty() {
+        if r.outcome != ExternalOutcome::Intact && !r.sender_stderr_tail.trim().is_empty() {
             println!("  sender stderr (tail):");
             for line in r
                 .sender_stderr_tail
@@ -277,5 +282,5 @@ fn external(
             }
         }
     }
-    Ok(ExitCode::from(r.exit_code() as u8))
+    Ok(ExitCode::from(results.exit_code()))
 }

@@ -1,0 +1,213 @@
+//! `zcsafe matrix` in a 5.10 guest as a user runs it, with the binary cargo builds — a
+//! dynamically linked zcsafe, carried into the guest with its shared libraries — and an
+//! external sender in C, also dynamically linked, carried because the command names it.
+//! Skipped, with a counted reason, without QEMU, the kernel or a built zcsafe
+//! (ZCSAFE_REQUIRE_VM=1 makes that a failure).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+use zcsafe_vm::initramfs::{self, Program};
+
+/// The zcsafe cargo built (`cargo test --workspace` builds it before any test runs; `make
+/// build` gives target/release/zcsafe): `$ZCSAFE_TEST_BIN`, else the newer of
+/// target/{debug,release}/zcsafe. Cargo links it dynamically, which is the point.
+fn dynamic_zcsafe(test: &str) -> Option<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
+    let p = match std::env::var_os("ZCSAFE_TEST_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let built = ["debug", "release"]
+                .iter()
+                .map(|d| target.join(d).join("zcsafe"))
+                .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+                .max();
+            match built {
+                Some((_, p)) => p,
+                None => {
+                    common::skip(
+                        test,
+                        &format!(
+                            "no zcsafe built under {} (cargo build -p zcsafe-cli, or make build)",
+                            target.display()
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
+    let kind = initramfs::classify(&std::fs::read(&p).unwrap());
+    assert!(
+        matches!(kind, Program::DynamicElf { .. }),
+        "the test is about a dynamically linked zcsafe, {} is {kind:?}",
+        p.display()
+    );
+    eprintln!("{test}: zcsafe {}", p.display());
+    Some(p)
+}
+
+/// `zcsafe matrix ARGS --kernels 5.10 --json --out DIR`, with the guest binary left to its
+/// default (the running zcsafe itself).
+fn matrix(zcsafe: &Path, args: &[&str], out: &Path) -> (Output, serde_json::Value) {
+    let o = Command::new(zcsafe)
+        .arg("matrix")
+        .args(["--kernels", "5.10", "--jobs", "1", "--json", "--out"])
+        .arg(out)
+        .args(args)
+        .env_remove("ZCSAFE_GUEST_BIN")
+        .output()
+        .expect("run zcsafe matrix");
+    let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}), exit {:?}: {}\nstderr: {}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (o, v)
+}
+
+/// examples/c-sender built with the host's C compiler, dynamically linked (the default).
+fn c_sender(test: &str, dir: &Path) -> Option<PathBuf> {
+    let Some(cc) = ["cc", "gcc"].into_iter().find_map(common::which) else {
+        common::skip(test, "no C compiler (apt-get install gcc)");
+        return None;
+    };
+    let src = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/c-sender/zc_sender.c"
+    );
+    let exe = dir.join("zc_sender");
+    let ok = Command::new(&cc)
+        .args(["-O2", "-Wall", "-o"])
+        .arg(&exe)
+        .arg(src)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{} failed to build {src}", cc.display());
+    let kind = initramfs::classify(&std::fs::read(&exe).unwrap());
+    assert!(matches!(kind, Program::DynamicElf { .. }), "{kind:?}");
+    Some(exe)
+}
+
+fn only_cell(v: &serde_json::Value) -> &serde_json::Value {
+    let cells = v["results"].as_array().expect("results");
+    assert_eq!(cells.len(), 1, "{v:#}");
+    &cells[0]
+}
+
+#[test]
+fn the_dynamically_linked_zcsafe_cargo_builds_judges_a_policy_in_a_guest() {
+    let test = "dynamic guest binary";
+    if common::kernel(test).is_none() || common::busybox(test).is_none() {
+        return;
+    }
+    let Some(zcsafe) = dynamic_zcsafe(test) else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let (o, v) = matrix(
+        &zcsafe,
+        &["--policies", "copy", "--transports", "veth"],
+        t.path(),
+    );
+    let c = only_cell(&v);
+    assert_eq!(c["verdict"], "safe", "{c:#}");
+    assert!(c["kernel"].as_str().unwrap().starts_with("5.10."), "{c:#}");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprintln!(
+        "copy/veth on 5.10 with a dynamic zcsafe: cell {:.1} s, whole matrix {:.1} s",
+        c["seconds"].as_f64().unwrap_or(f64::NAN),
+        start.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn a_dynamically_linked_c_sender_is_judged_safe_or_corrupt_over_remote() {
+    let test = "external C sender in a guest";
+    if common::kernel(test).is_none() || common::busybox(test).is_none() {
+        return;
+    }
+    let Some(zcsafe) = dynamic_zcsafe(test) else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let Some(exe) = c_sender(test, t.path()) else {
+        return;
+    };
+    // The correct mode waits for the zerocopy notifications; the buggy one reuses the
+    // buffer at once. The sender is named by its host path only: no --carry.
+    for (mode, verdict, status) in [("zc-wait", "safe", 0), ("zc-naive", "corrupt", 1)] {
+        let cmd = format!("{} {{host}} {{port}} --mode {mode}", exe.display());
+        let start = Instant::now();
+        let out = t.path().join(mode);
+        let (o, v) = matrix(
+            &zcsafe,
+            &["--transports", "remote", "--external", &cmd],
+            &out,
+        );
+        let c = only_cell(&v);
+        assert_eq!(c["policy"], "external", "{c:#}");
+        assert_eq!(c["verdict"], verdict, "{mode}: {c:#}");
+        assert_eq!(c["expected"], "safe");
+        let counts = &c["evidence"]["counts"];
+        assert_eq!(
+            counts["command"].as_str().unwrap().split(' ').next(),
+            Some("/opt/zcsafe/bin/zc_sender"),
+            "the guest ran the carried copy: {c:#}"
+        );
+        assert!(counts["received"]["bytes"].as_u64().unwrap() > 0, "{c:#}");
+        assert_eq!(
+            o.status.code(),
+            Some(status),
+            "{mode}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        eprintln!(
+            "{mode} over remote on 5.10: {verdict}, cell {:.1} s, whole matrix {:.1} s",
+            c["seconds"].as_f64().unwrap_or(f64::NAN),
+            start.elapsed().as_secs_f64()
+        );
+    }
+}
+
+#[test]
+fn a_matrix_in_which_no_cell_ran_exits_2_and_says_so() {
+    let test = "no cell ran";
+    if common::kernel(test).is_none() || common::busybox(test).is_none() {
+        return;
+    }
+    let Some(zcsafe) = dynamic_zcsafe(test) else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    // The cell command fails in every guest: nothing is judged.
+    let (o, v) = matrix(
+        &zcsafe,
+        &[
+            "--policies",
+            "copy",
+            "--transports",
+            "loopback",
+            "--command",
+            "false",
+        ],
+        t.path(),
+    );
+    assert_eq!(only_cell(&v)["verdict"], "error");
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no cell was judged"), "{err}");
+}
