@@ -20,14 +20,14 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use zcsafe_kernel::transport::Transport;
 use zcsafe_kernel::veth::Network;
-use zcsafe_policies::Entry;
+use zcsafe_policies::{Entry, Layout};
 use zcsafe_policy::{Evidence, Finding, Geometry, Profile, Verdict};
 
 /// The baseline every policy is compared with.
 pub const BASELINE: &str = "copy";
 
 /// Policies the bench runs by default: `copy`, each safe reference policy and its unsafe
-/// twin (the naive scheme it fixes).
+/// twin (the naive scheme it fixes, [`Entry::twin`]).
 pub const DEFAULT_POLICIES: &[&str] = &[
     "copy",
     "zc-naive",
@@ -42,18 +42,6 @@ pub const DEFAULT_POLICIES: &[&str] = &[
     "sendfile-rewrite",
     "sendfile-rotate",
 ];
-
-/// The unsafe scheme a safe policy fixes, for the side-by-side columns.
-pub fn twin(policy: &str) -> Option<&'static str> {
-    Some(match policy {
-        "zc-completion" => "zc-naive",
-        "uring-zc-notif" => "uring-zc-naive",
-        "siocoutq-seq" => "siocoutq-drain",
-        "app-ack" | "vmsplice-gift-fresh" => "vmsplice-double-buffer",
-        "sendfile-rotate" => "sendfile-rewrite",
-        _ => return None,
-    })
-}
 
 /// Default chunk sizes: 4 KiB to 1 MiB.
 pub const DEFAULT_CHUNKS: &[u64] = &[4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20];
@@ -245,14 +233,18 @@ impl std::fmt::Display for BenchError {
 
 impl std::error::Error for BenchError {}
 
-/// The geometry a policy runs with at `chunk` bytes: `slots` slots, a pipe that holds a
-/// chunk; the LWN double buffer needs its own (pipe = chunk, buffer = 2 chunks).
-pub fn geometry(policy: &str, chunk: u64, slots: u64, stream: u64) -> Geometry {
-    let pipe = chunk.max(64 << 10).next_power_of_two();
-    if policy == "vmsplice-double-buffer" {
-        Geometry::kernel(chunk, 2 * chunk, chunk.next_power_of_two(), stream)
-    } else {
-        Geometry::kernel(chunk, slots.max(1) * chunk, pipe, stream)
+/// The geometry a policy runs with at `chunk` bytes, as its [`Layout`] asks: `slots`
+/// slots and a pipe that holds a chunk (at least the kernel's default 64 KiB, a power of
+/// two as `F_SETPIPE_SZ` rounds), or two halves of a one-chunk pipe.
+pub fn geometry(entry: &Entry, chunk: u64, slots: u64, stream: u64) -> Geometry {
+    match entry.layout {
+        Layout::Slots => Geometry::kernel(
+            chunk,
+            slots.max(1) * chunk,
+            chunk.max(64 << 10).next_power_of_two(),
+            stream,
+        ),
+        Layout::PipeHalves => Geometry::kernel(chunk, 2 * chunk, chunk.next_power_of_two(), stream),
     }
 }
 
@@ -332,21 +324,21 @@ fn run_group(
             samples: Vec::new(),
             errors: Vec::new(),
             stream: opts.bytes.map_or(warm_bytes, |b| round_to_chunk(b, chunk)),
-            buffer: geometry(e.name, chunk, opts.slots_for(chunk), chunk).buffer,
+            buffer: geometry(e, chunk, opts.slots_for(chunk), chunk).buffer,
         })
         .collect();
     let rounds = opts.warmup + opts.repeat;
     for round in 0..rounds {
         let measured = round >= opts.warmup;
         for cell in cells.iter_mut() {
-            let g = geometry(cell.entry.name, chunk, opts.slots_for(chunk), cell.stream);
+            let g = geometry(&cell.entry, chunk, opts.slots_for(chunk), cell.stream);
             let sample = match cell.entry.build(&g) {
                 Err(e) => Err(format!("{} cannot use this geometry: {e}", cell.entry.name)),
                 Ok(policy) => {
                     let so = StreamOptions {
                         geometry: g,
                         seed: opts.seed.wrapping_add(round as u64),
-                        app_ack: cell.entry.name == "app-ack",
+                        app_ack: cell.entry.needs_app_ack,
                         op_timeout: opts.op_timeout,
                         run_timeout: opts.op_timeout * 6,
                     };
@@ -420,7 +412,7 @@ fn summarise(opts: &BenchOptions, t: Transport, chunk: u64, cells: &[Cell]) -> V
             );
             let ratio = ratio_to(cell, base, &|s| s.throughput()).unwrap_or_default();
             let cpu_ratio = ratio_to(cell, base, &|s| s.cpu_s_per_gib()).unwrap_or_default();
-            let twin_name = twin(cell.entry.name);
+            let twin_name = cell.entry.twin;
             let twin_cell = twin_name.and_then(|n| cells.iter().find(|c| c.entry.name == n));
             let ratio_to_twin = ratio_to(cell, twin_cell, &|s| s.throughput()).map(|s| s.median);
             let corrupt: u64 = ok.iter().map(|s| s.corrupt_words).sum();
@@ -428,7 +420,7 @@ fn summarise(opts: &BenchOptions, t: Transport, chunk: u64, cells: &[Cell]) -> V
                 .iter()
                 .map(|s| s.peak_pinned)
                 .try_fold(0u64, |m, p| p.map(|p| m.max(p)));
-            let g = geometry(cell.entry.name, chunk, opts.slots_for(chunk), cell.stream);
+            let g = geometry(&cell.entry, chunk, opts.slots_for(chunk), cell.stream);
             let expectation = cell.entry.expect_for(t.class(), &profile, &g);
             let expected_safe = expectation.verdict == Verdict::Safe;
             let unsupported = cell
@@ -673,8 +665,8 @@ mod tests {
     fn geometries_validate_for_every_default_policy() {
         for name in DEFAULT_POLICIES {
             for &c in DEFAULT_CHUNKS {
-                let g = geometry(name, c, 32, 64 * c);
                 let e = zcsafe_policies::find(name).unwrap();
+                let g = geometry(&e, c, 32, 64 * c);
                 assert!(e.build(&g).is_ok(), "{name} at {c}");
             }
         }
@@ -699,7 +691,7 @@ mod tests {
     #[test]
     fn twins_are_in_the_default_set() {
         for name in DEFAULT_POLICIES {
-            if let Some(t) = twin(name) {
+            if let Some(t) = zcsafe_policies::find(name).unwrap().twin {
                 assert!(DEFAULT_POLICIES.contains(&t));
             }
         }

@@ -48,18 +48,12 @@ pub struct Scenario {
 
 impl Scenario {
     /// The standard configuration: small enough to exhaust in milliseconds, large
-    /// enough that every known failure has room to happen (a reused slot, a wrapped
-    /// 1-bit notification counter, one loss, one spurious timeout).
+    /// enough that every known failure has room to happen ([`Geometry::model_standard`]:
+    /// a reused slot, a wrapped 1-bit notification counter; one loss, one spurious
+    /// timeout).
     pub fn standard(transport: TransportClass, profile: Profile) -> Scenario {
         Scenario {
-            geometry: Geometry {
-                page: 1,
-                chunk: 1,
-                buffer: 2,
-                pipe: 1,
-                stream: 5,
-                zc_id_bits: 1,
-            },
+            geometry: Geometry::model_standard(),
             config: ModelConfig {
                 transport,
                 profile,

@@ -49,6 +49,9 @@ impl Catalogued for AppAck {
     const SUMMARY: &'static str =
         "the receiver reports consumed bytes back on the connection; reuse only below that";
     const ORIGIN: &'static str = "application-level acknowledgement (end-to-end argument)";
+    const NEEDS_APP_ACK: bool = true;
+    const TWIN: Option<&'static str> =
+        Some(crate::vmsplice_double_buffer::VmspliceDoubleBuffer::NAME);
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(AppAck {

@@ -52,6 +52,61 @@ use zcsafe_policy::{
     AnyPolicy, Expectation, Geometry, GeometryError, Policy, Profile, TransportClass,
 };
 
+/// A kernel feature a policy cannot run without. The catalogue answers "this kernel lacks
+/// it" for every policy that [needs](Catalogued::NEEDS) it, with one sentence per feature,
+/// so each policy's [`expect`](Catalogued::expect) only speaks of kernels that have it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Feature {
+    /// `SO_ZEROCOPY` / `MSG_ZEROCOPY` for TCP ([`Profile::msg_zerocopy`]).
+    MsgZerocopy,
+    /// io_uring `IORING_OP_SEND_ZC` ([`Profile::uring_send_zc`]).
+    UringSendZc,
+}
+
+impl Feature {
+    /// Whether a kernel of `profile` has the feature.
+    pub fn present(self, profile: &Profile) -> bool {
+        match self {
+            Feature::MsgZerocopy => profile.msg_zerocopy,
+            Feature::UringSendZc => profile.uring_send_zc,
+        }
+    }
+
+    /// The expectation of a policy that needs the feature on a kernel without it.
+    pub fn missing(self) -> Expectation {
+        Expectation::unsupported(match self {
+            Feature::MsgZerocopy => "this kernel has no MSG_ZEROCOPY for TCP",
+            Feature::UringSendZc => "this kernel has no io_uring SEND_ZC",
+        })
+    }
+}
+
+/// How a policy uses its buffer and pipe: what a backend that chooses the sizes itself
+/// (the bench, at every chunk size) must give it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// Any whole number of chunk-sized slots; a pipe, if the policy uses one, only has to
+    /// hold a chunk.
+    Slots,
+    /// A buffer of exactly two chunks and a pipe of exactly one (the LWN double buffer,
+    /// whose reasoning is "the pipe holds one half").
+    PipeHalves,
+}
+
+impl Layout {
+    /// Whether `g` gives the policy what this layout needs; `Err` says what is missing.
+    pub fn check(self, g: &Geometry) -> Result<(), String> {
+        match self {
+            Layout::Slots => Ok(()),
+            Layout::PipeHalves if g.chunk == g.pipe && g.buffer == 2 * g.chunk => Ok(()),
+            Layout::PipeHalves => Err(format!(
+                "chunk = pipe capacity and buffer = 2 x pipe (got chunk {}, pipe {}, buffer {})",
+                g.chunk, g.pipe, g.buffer
+            )),
+        }
+    }
+}
+
 /// A policy that belongs to the catalogue: it has a fixed name, a provenance and an
 /// expectation. Implement it for your own policy to list it beside the built-in ones.
 pub trait Catalogued: Policy + Sized {
@@ -61,11 +116,22 @@ pub trait Catalogued: Policy + Sized {
     const SUMMARY: &'static str;
     /// Where the scheme comes from.
     const ORIGIN: &'static str;
+    /// Kernel features the policy cannot run without. On a kernel that lacks one the
+    /// catalogue expects `unsupported` ([`Feature::missing`]) without asking the policy.
+    const NEEDS: &'static [Feature] = &[];
+    /// The unsafe scheme this policy fixes (a catalogue name), for side-by-side costs.
+    const TWIN: Option<&'static str> = None;
+    /// The buffer and pipe the policy needs.
+    const LAYOUT: Layout = Layout::Slots;
+    /// The receiver must write back how many bytes its application consumed
+    /// ([`Op::WaitAppAck`](zcsafe_policy::Op::WaitAppAck)).
+    const NEEDS_APP_ACK: bool = false;
 
     /// Builds the policy for a geometry, or says why it cannot work with it.
     fn new(geometry: &Geometry) -> Result<Self, BuildError>;
 
-    /// What the literature and the kernel source lead us to expect.
+    /// What the literature and the kernel source lead us to expect, on a kernel that has
+    /// every feature the policy [needs](Catalogued::NEEDS).
     fn expect(transport: TransportClass, profile: &Profile) -> Expectation;
 
     /// The expectation for a run of this geometry. Differs from [`Catalogued::expect`]
@@ -90,12 +156,21 @@ pub enum BuildError {
     Needs { policy: &'static str, need: String },
 }
 
-/// A catalogue entry: the policy's description and type-erased constructor.
+/// A catalogue entry: the policy's description, what it needs, and its type-erased
+/// constructor. Backends read the facts here instead of keeping per-name special cases.
 #[derive(Clone, Copy)]
 pub struct Entry {
     pub name: &'static str,
     pub summary: &'static str,
     pub origin: &'static str,
+    /// [`Catalogued::NEEDS`].
+    pub needs: &'static [Feature],
+    /// [`Catalogued::TWIN`].
+    pub twin: Option<&'static str>,
+    /// [`Catalogued::LAYOUT`].
+    pub layout: Layout,
+    /// [`Catalogued::NEEDS_APP_ACK`].
+    pub needs_app_ack: bool,
     build: fn(&Geometry) -> Result<AnyPolicy, BuildError>,
     expect: fn(TransportClass, &Profile, &Geometry) -> Expectation,
 }
@@ -107,6 +182,10 @@ impl Entry {
             name: P::NAME,
             summary: P::SUMMARY,
             origin: P::ORIGIN,
+            needs: P::NEEDS,
+            twin: P::TWIN,
+            layout: P::LAYOUT,
+            needs_app_ack: P::NEEDS_APP_ACK,
             build: |g| {
                 g.validate()?;
                 P::new(g).map(AnyPolicy::new)
@@ -119,18 +198,15 @@ impl Entry {
         (self.build)(geometry)
     }
 
-    /// The expectation for the standard model scenario (long enough for every known
-    /// failure to show).
+    /// The first feature the policy needs that a kernel of `profile` lacks.
+    pub fn missing(&self, profile: &Profile) -> Option<Feature> {
+        self.needs.iter().copied().find(|f| !f.present(profile))
+    }
+
+    /// The expectation for the model's standard geometry ([`Geometry::model_standard`],
+    /// long enough for every known failure to show).
     pub fn expect(&self, transport: TransportClass, profile: &Profile) -> Expectation {
-        let standard = Geometry {
-            page: 1,
-            chunk: 1,
-            buffer: 2,
-            pipe: 1,
-            stream: 64,
-            zc_id_bits: 1,
-        };
-        (self.expect)(transport, profile, &standard)
+        self.expect_for(transport, profile, &Geometry::model_standard())
     }
 
     /// The expectation for a run of `geometry`.
@@ -140,7 +216,10 @@ impl Entry {
         profile: &Profile,
         geometry: &Geometry,
     ) -> Expectation {
-        (self.expect)(transport, profile, geometry)
+        match self.missing(profile) {
+            Some(feature) => feature.missing(),
+            None => (self.expect)(transport, profile, geometry),
+        }
     }
 }
 
@@ -215,5 +294,64 @@ mod tests {
             .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '-')));
         assert!(find("zc-completion").is_some());
         assert!(find("nope").is_none());
+    }
+
+    #[test]
+    fn twins_are_catalogued_unsafe_schemes() {
+        let classic = Profile::classic();
+        for e in catalogue() {
+            let Some(twin) = e.twin else { continue };
+            let t = find(twin).unwrap_or_else(|| panic!("{}'s twin {twin} is catalogued", e.name));
+            assert!(
+                t.twin.is_none(),
+                "{twin} is the naive scheme, it fixes nothing"
+            );
+            assert!(
+                TransportClass::ALL
+                    .iter()
+                    .any(|&c| t.expect(c, &classic).verdict == zcsafe_policy::Verdict::Corrupt),
+                "{twin}, the scheme {} fixes, is expected safe everywhere",
+                e.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_kernel_without_a_needed_feature_is_expected_unsupported() {
+        let none = Profile {
+            msg_zerocopy: false,
+            uring_send_zc: false,
+            ..Profile::classic()
+        };
+        let all = catalogue()
+            .into_iter()
+            .chain(bugs().into_iter().flat_map(|b| [b.buggy, b.fixed]));
+        for e in all {
+            for t in TransportClass::ALL {
+                let x = e.expect(t, &none);
+                assert_eq!(
+                    x.verdict == zcsafe_policy::Verdict::Unsupported,
+                    !e.needs.is_empty(),
+                    "{}: {}",
+                    e.name,
+                    x.why
+                );
+                assert!(
+                    e.expect(t, &Profile::classic()).verdict != zcsafe_policy::Verdict::Unsupported
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_layout_accepts_the_model_standard_geometry() {
+        for e in catalogue() {
+            assert_eq!(
+                e.layout.check(&Geometry::model_standard()),
+                Ok(()),
+                "{}",
+                e.name
+            );
+        }
     }
 }

@@ -26,6 +26,7 @@ impl Catalogued for SendfileRotate {
     const SUMMARY: &'static str =
         "a new tmpfs file per chunk, never rewritten, unlinked after sending";
     const ORIGIN: &'static str = "sendfile(2) with write-once files (replace, don't rewrite)";
+    const TWIN: Option<&'static str> = Some(crate::sendfile_rewrite::SendfileRewrite::NAME);
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self::scripted(g))

@@ -48,6 +48,7 @@ impl Catalogued for SiocoutqSeq {
     const SUMMARY: &'static str =
         "pipelined: acked = written - SIOCOUTQ; reuse only slots wholly below it";
     const ORIGIN: &'static str = "sequence-number variant of the vmsplice-and-TCP answer's fix";
+    const TWIN: Option<&'static str> = Some(crate::siocoutq_drain::SiocoutqDrain::NAME);
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(SiocoutqSeq {

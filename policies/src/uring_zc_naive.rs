@@ -6,7 +6,7 @@
 //! common mistake: it only means the bytes were queued.
 
 use crate::script::{scripted_policy, Action, Script};
-use crate::{BuildError, Catalogued};
+use crate::{BuildError, Catalogued, Feature};
 use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
 
 scripted_policy!(
@@ -21,15 +21,13 @@ impl Catalogued for UringZcNaive {
     const NAME: &'static str = "uring-zc-naive";
     const SUMMARY: &'static str = "io_uring SEND_ZC, buffer reused after the send CQE (F_MORE)";
     const ORIGIN: &'static str = "io_uring_prep_send_zc(3), ignoring the notification CQE";
+    const NEEDS: &'static [Feature] = &[Feature::UringSendZc];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self::scripted(g))
     }
 
-    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
-        if !profile.uring_send_zc {
-            return Expectation::unsupported("this kernel has no io_uring SEND_ZC");
-        }
+    fn expect(_: TransportClass, _: &Profile) -> Expectation {
         Expectation::corrupt("the send CQE means queued, not released: the NOTIF CQE comes later")
     }
 }

@@ -8,7 +8,7 @@
 //! (a failed send), so the slot is free at once.
 
 use crate::steps::{feature_failed, unexpected, Cursor};
-use crate::{BuildError, Catalogued};
+use crate::{BuildError, Catalogued, Feature};
 use zcsafe_policy::{
     Abort, Cqe, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
 };
@@ -73,6 +73,8 @@ impl Catalogued for UringZcNotif {
     const NAME: &'static str = "uring-zc-notif";
     const SUMMARY: &'static str = "io_uring SEND_ZC, buffer reused after the NOTIF CQE";
     const ORIGIN: &'static str = "io_uring_prep_send_zc(3)";
+    const NEEDS: &'static [Feature] = &[Feature::UringSendZc];
+    const TWIN: Option<&'static str> = Some(crate::uring_zc_naive::UringZcNaive::NAME);
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(UringZcNotif {
@@ -83,10 +85,7 @@ impl Catalogued for UringZcNotif {
         })
     }
 
-    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
-        if !profile.uring_send_zc {
-            return Expectation::unsupported("this kernel has no io_uring SEND_ZC");
-        }
+    fn expect(_: TransportClass, _: &Profile) -> Expectation {
         Expectation::safe("the NOTIF CQE is posted when the last page reference is dropped")
     }
 }

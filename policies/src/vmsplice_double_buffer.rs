@@ -9,7 +9,7 @@
 //! sent and acknowledged, and with local delivery until the receiver reads them.
 
 use crate::script::{scripted_policy, Action, Script};
-use crate::{BuildError, Catalogued};
+use crate::{BuildError, Catalogued, Layout};
 use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
 
 scripted_policy!(
@@ -25,17 +25,13 @@ impl Catalogued for VmspliceDoubleBuffer {
     const SUMMARY: &'static str =
         "buffer of 2 x pipe capacity; once vmsplice of one half returns, the other is reused";
     const ORIGIN: &'static str = "LWN 2006 vmsplice double-buffering scheme";
+    const LAYOUT: Layout = Layout::PipeHalves;
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
-        if g.chunk != g.pipe || g.buffer != 2 * g.chunk {
-            return Err(BuildError::Needs {
-                policy: Self::NAME,
-                need: format!(
-                    "chunk = pipe capacity and buffer = 2 x pipe (got chunk {}, pipe {}, buffer {})",
-                    g.chunk, g.pipe, g.buffer
-                ),
-            });
-        }
+        Self::LAYOUT.check(g).map_err(|need| BuildError::Needs {
+            policy: Self::NAME,
+            need,
+        })?;
         Ok(Self::scripted(g))
     }
 

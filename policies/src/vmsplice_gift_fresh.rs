@@ -22,6 +22,8 @@ impl Catalogued for VmspliceGiftFresh {
     const SUMMARY: &'static str =
         "vmsplice with SPLICE_F_GIFT, then munmap and mmap fresh pages per chunk";
     const ORIGIN: &'static str = "vmsplice(2): gifted pages are never touched again";
+    const TWIN: Option<&'static str> =
+        Some(crate::vmsplice_double_buffer::VmspliceDoubleBuffer::NAME);
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self::scripted(g))

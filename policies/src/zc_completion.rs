@@ -15,7 +15,7 @@
 
 use crate::ledger::ZcLedger;
 use crate::steps::{feature_failed, unexpected, Cursor, Progress, SendAll};
-use crate::{BuildError, Catalogued};
+use crate::{BuildError, Catalogued, Feature};
 use zcsafe_policy::{
     Abort, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
     ZcNotification,
@@ -111,15 +111,14 @@ impl Catalogued for ZcCompletion {
         "MSG_ZEROCOPY; reuse only after an errqueue notification covers the send";
     const ORIGIN: &'static str =
         "Documentation/networking/msg_zerocopy.rst; kselftest msg_zerocopy.c";
+    const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
+    const TWIN: Option<&'static str> = Some(crate::zc_naive::ZcNaive::NAME);
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self::with_rule(g, ReleaseRule::Covered))
     }
 
-    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
-        if !profile.msg_zerocopy {
-            return Expectation::unsupported("this kernel has no MSG_ZEROCOPY for TCP");
-        }
+    fn expect(_: TransportClass, _: &Profile) -> Expectation {
         Expectation::safe(
             "the notification comes only when the last skb referencing the pages is freed",
         )

@@ -10,7 +10,7 @@
 //! Everything else is `zc-completion`; only the release rule differs.
 
 use crate::zc_completion::{ReleaseRule, ZcCompletion};
-use crate::{BuildError, Catalogued};
+use crate::{BuildError, Catalogued, Feature};
 use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -21,6 +21,7 @@ impl Catalogued for ZcInorderTracker {
     const SUMMARY: &'static str =
         "MSG_ZEROCOPY; on each notification releases every send <= hi (assumes order, no wrap)";
     const ORIGIN: &'static str = "common user-space bug, e.g. netty#17238";
+    const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(ZcInorderTracker(ZcCompletion::with_rule(
@@ -29,10 +30,7 @@ impl Catalogued for ZcInorderTracker {
         )))
     }
 
-    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
-        if !profile.msg_zerocopy {
-            return Expectation::unsupported("this kernel has no MSG_ZEROCOPY for TCP");
-        }
+    fn expect(_: TransportClass, _: &Profile) -> Expectation {
         Expectation::corrupt(
             "after the counter wraps, a newer send has a counter below hi and is released early",
         )
@@ -46,7 +44,7 @@ impl Catalogued for ZcInorderTracker {
         let needed = (1u64 << g.zc_id_bits)
             .saturating_add(g.slots())
             .saturating_add(1);
-        if profile.msg_zerocopy && g.chunks() < needed {
+        if g.chunks() < needed {
             return Expectation::safe(
                 "the zerocopy counter never wraps within this stream, so the release rule is never wrong",
             );

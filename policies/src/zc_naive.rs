@@ -6,7 +6,7 @@
 //! still in the write queue (small window, slow reader) are read after the reuse.
 
 use crate::script::{scripted_policy, Action, Script};
-use crate::{BuildError, Catalogued};
+use crate::{BuildError, Catalogued, Feature};
 use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
 
 scripted_policy!(
@@ -22,15 +22,13 @@ impl Catalogued for ZcNaive {
     const SUMMARY: &'static str = "send(MSG_ZEROCOPY), buffer reused at once";
     const ORIGIN: &'static str =
         "Documentation/networking/msg_zerocopy.rst, ignoring its notifications";
+    const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self::scripted(g))
     }
 
-    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
-        if !profile.msg_zerocopy {
-            return Expectation::unsupported("this kernel has no MSG_ZEROCOPY for TCP");
-        }
+    fn expect(_: TransportClass, _: &Profile) -> Expectation {
         Expectation::corrupt("bytes not yet transmitted are read from the user's pages later")
     }
 }

@@ -93,6 +93,22 @@ impl Geometry {
         Ok(())
     }
 
+    /// The model checker's standard geometry, in pages: one-page chunks, a buffer of two
+    /// slots, a one-page pipe, a five-page stream and a 1-bit zero-copy counter. Small
+    /// enough to exhaust in milliseconds, large enough for every known failure (a reused
+    /// slot, a wrapped counter). The one source for the model's standard scenario and the
+    /// catalogue's expectations.
+    pub const fn model_standard() -> Geometry {
+        Geometry {
+            page: 1,
+            chunk: 1,
+            buffer: 2,
+            pipe: 1,
+            stream: 5,
+            zc_id_bits: 1,
+        }
+    }
+
     /// A real kernel's geometry: 4 KiB pages, 32-bit zero-copy counter.
     pub fn kernel(chunk: u64, buffer: u64, pipe: u64, stream: u64) -> Geometry {
         Geometry {

@@ -15,7 +15,7 @@
 use super::{Bug, Tuning};
 use crate::ledger::ZcLedger;
 use crate::steps::{feature_failed, unexpected, Cursor, Progress, SendAll};
-use crate::{BuildError, Catalogued, Entry};
+use crate::{BuildError, Catalogued, Entry, Feature};
 use zcsafe_policy::{
     Abort, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass, Verdict,
 };
@@ -129,26 +129,22 @@ pub struct GrpcEnobufsSleep(ZcWriter);
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GrpcEnobufsFixed(ZcWriter);
 
-fn no_zerocopy(profile: &Profile) -> Option<Expectation> {
-    (!profile.msg_zerocopy)
-        .then(|| Expectation::unsupported("this kernel has no MSG_ZEROCOPY for TCP"))
-}
-
 impl Catalogued for GrpcEnobufsSleep {
     const NAME: &'static str = "grpc-enobufs-sleep";
     const SUMMARY: &'static str =
         "MSG_ZEROCOPY writer that sleeps for a completion after ENOBUFS, outstanding or not";
     const ORIGIN: &'static str = "grpc/grpc#30320 (tcp_posix.cc zero-copy writer)";
+    const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self(ZcWriter::new(g, false)))
     }
 
-    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
-        no_zerocopy(profile).unwrap_or(Expectation::new(
+    fn expect(_: TransportClass, _: &Profile) -> Expectation {
+        Expectation::new(
             Verdict::Stuck,
             "with nothing outstanding no completion will ever arrive to wake the writer",
-        ))
+        )
     }
 }
 
@@ -157,15 +153,14 @@ impl Catalogued for GrpcEnobufsFixed {
     const SUMMARY: &'static str =
         "MSG_ZEROCOPY writer that waits after ENOBUFS only with sends outstanding, else copies";
     const ORIGIN: &'static str = "grpc/grpc#30320, the fix";
+    const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self(ZcWriter::new(g, true)))
     }
 
-    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
-        no_zerocopy(profile).unwrap_or(Expectation::safe(
-            "it waits only for completions that will come, and copies otherwise",
-        ))
+    fn expect(_: TransportClass, _: &Profile) -> Expectation {
+        Expectation::safe("it waits only for completions that will come, and copies otherwise")
     }
 }
 

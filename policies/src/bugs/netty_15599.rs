@@ -17,7 +17,7 @@
 
 use super::{Bug, Tuning};
 use crate::steps::{unexpected, Cursor};
-use crate::{BuildError, Catalogued, Entry};
+use crate::{BuildError, Catalogued, Entry, Feature};
 use zcsafe_policy::{
     Abort, Cqe, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
 };
@@ -129,11 +129,6 @@ impl Policy for SendZcRetry {
     }
 }
 
-fn no_send_zc(profile: &Profile) -> Option<Expectation> {
-    (!profile.uring_send_zc)
-        .then(|| Expectation::unsupported("this kernel has no io_uring SEND_ZC"))
-}
-
 /// The shipped code: a failed send's notification is not expected.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NettySendzcFailNoNotif(SendZcRetry);
@@ -147,16 +142,17 @@ impl Catalogued for NettySendzcFailNoNotif {
     const SUMMARY: &'static str =
         "io_uring SEND_ZC; a failed send is assumed to post no NOTIF, so a stray NOTIF frees a busy slot";
     const ORIGIN: &'static str = "netty/netty#15599, axboe/liburing#1462";
+    const NEEDS: &'static [Feature] = &[Feature::UringSendZc];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self(SendZcRetry::new(g, false)))
     }
 
-    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
-        no_send_zc(profile).unwrap_or(Expectation::corrupt(
+    fn expect(_: TransportClass, _: &Profile) -> Expectation {
+        Expectation::corrupt(
             "the failed send's late NOTIF is taken for the retry's, and the slot is rewritten \
              while the retry's pages are queued",
-        ))
+        )
     }
 }
 
@@ -165,15 +161,16 @@ impl Catalogued for NettySendzcFailFixed {
     const SUMMARY: &'static str =
         "io_uring SEND_ZC; every CQE with F_MORE, failed or not, promises one NOTIF";
     const ORIGIN: &'static str = "netty/netty#15599, the fix";
+    const NEEDS: &'static [Feature] = &[Feature::UringSendZc];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self(SendZcRetry::new(g, true)))
     }
 
-    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
-        no_send_zc(profile).unwrap_or(Expectation::safe(
+    fn expect(_: TransportClass, _: &Profile) -> Expectation {
+        Expectation::safe(
             "a slot is reused only when every notification promised for it has arrived",
-        ))
+        )
     }
 }
 

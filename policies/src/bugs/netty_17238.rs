@@ -15,7 +15,7 @@
 use super::{Bug, Tuning};
 use crate::zc_completion::ZcCompletion;
 use crate::zc_inorder_tracker::ZcInorderTracker;
-use crate::{BuildError, Catalogued, Entry};
+use crate::{BuildError, Catalogued, Entry, Feature};
 use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
 
 /// Completes every send `≤ hi` on each notification.
@@ -31,15 +31,13 @@ impl Catalogued for NettyZcInorder {
     const SUMMARY: &'static str =
         "MSG_ZEROCOPY tracker that completes every send <= hi (assumes in-order notifications)";
     const ORIGIN: &'static str = "netty/netty#17238";
+    const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self(ZcInorderTracker::new(g)?))
     }
 
-    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
-        if !profile.msg_zerocopy {
-            return Expectation::unsupported("this kernel has no MSG_ZEROCOPY for TCP");
-        }
+    fn expect(_: TransportClass, _: &Profile) -> Expectation {
         Expectation::corrupt(
             "a notification for older sends, read after a newer send got a wrapped (smaller) \
              id, frees the newer send's buffer too",
@@ -51,15 +49,13 @@ impl Catalogued for NettyZcInorderFixed {
     const NAME: &'static str = "netty-zc-inorder-fixed";
     const SUMMARY: &'static str = "MSG_ZEROCOPY tracker that completes exactly the ids in [lo, hi]";
     const ORIGIN: &'static str = "netty/netty#17238, the fix";
+    const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self(ZcCompletion::new(g)?))
     }
 
-    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
-        if !profile.msg_zerocopy {
-            return Expectation::unsupported("this kernel has no MSG_ZEROCOPY for TCP");
-        }
+    fn expect(_: TransportClass, _: &Profile) -> Expectation {
         Expectation::safe("a notification frees only the sends it names, in any order")
     }
 }

@@ -18,7 +18,7 @@
 
 use super::{Bug, Tuning};
 use crate::steps::{feature_failed, unexpected, Cursor, Progress, SendAll};
-use crate::{BuildError, Catalogued, Entry};
+use crate::{BuildError, Catalogued, Entry, Feature};
 use zcsafe_policy::{
     Abort, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
     ZcNotification,
@@ -175,11 +175,6 @@ impl Policy for SpdkZc {
     }
 }
 
-fn no_zerocopy(profile: &Profile) -> Option<Expectation> {
-    (!profile.msg_zerocopy)
-        .then(|| Expectation::unsupported("this kernel has no MSG_ZEROCOPY for TCP"))
-}
-
 /// The shipped code: the counter skips 0 on wrap.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SpdkZcIndexSkipsZero(SpdkZc);
@@ -193,17 +188,18 @@ impl Catalogued for SpdkZcIndexSkipsZero {
     const SUMMARY: &'static str =
         "MSG_ZEROCOPY with an app counter that skips 0 on wrap; waits for all on close";
     const ORIGIN: &'static str = "spdk/spdk#3600 (module/sock/posix/posix.c, _sock_flush)";
+    const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self(SpdkZc::new(g, Counter::SkipsZero)))
     }
 
-    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
-        no_zerocopy(profile).unwrap_or(Expectation::new(
+    fn expect(_: TransportClass, _: &Profile) -> Expectation {
+        Expectation::new(
             zcsafe_policy::Verdict::Stuck,
             "after the wrap the notification for the skipped id matches no request, so the \
              last request never completes and the close waits forever",
-        ))
+        )
     }
 }
 
@@ -212,15 +208,16 @@ impl Catalogued for SpdkZcIndexFixed {
     const SUMMARY: &'static str =
         "MSG_ZEROCOPY with an app counter that wraps like sk_zckey; waits for all on close";
     const ORIGIN: &'static str = "spdk/spdk#3600, the merged fix";
+    const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self(SpdkZc::new(g, Counter::Wraps)))
     }
 
-    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
-        no_zerocopy(profile).unwrap_or(Expectation::safe(
+    fn expect(_: TransportClass, _: &Profile) -> Expectation {
+        Expectation::safe(
             "labels equal the kernel's ids, so every notification completes its own requests",
-        ))
+        )
     }
 }
 

@@ -11,7 +11,7 @@
 
 use super::{Bug, Tuning};
 use crate::steps::{feature_failed, unexpected, Cursor};
-use crate::{BuildError, Catalogued, Entry};
+use crate::{BuildError, Catalogued, Entry, Feature};
 use zcsafe_policy::{
     Abort, Cqe, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
 };
@@ -128,11 +128,6 @@ impl Policy for UringPipeline {
     }
 }
 
-fn no_send_zc(profile: &Profile) -> Option<Expectation> {
-    (!profile.uring_send_zc)
-        .then(|| Expectation::unsupported("this kernel has no io_uring SEND_ZC"))
-}
-
 /// Submits a `SEND_ZC` per slot without waiting for the previous send CQE.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct UringZcUnorderedInflight(UringPipeline);
@@ -146,15 +141,16 @@ impl Catalogued for UringZcUnorderedInflight {
     const SUMMARY: &'static str =
         "io_uring SEND_ZC, several in flight on one stream without links (buffers freed by NOTIF)";
     const ORIGIN: &'static str = "tokio-rs/io-uring#249";
+    const NEEDS: &'static [Feature] = &[Feature::UringSendZc];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self(UringPipeline::new(g, false)))
     }
 
-    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
-        no_send_zc(profile).unwrap_or(Expectation::corrupt(
+    fn expect(_: TransportClass, _: &Profile) -> Expectation {
+        Expectation::corrupt(
             "io_uring may run the second SEND_ZC first: the receiver gets chunks out of order",
-        ))
+        )
     }
 }
 
@@ -163,15 +159,14 @@ impl Catalogued for UringZcUnorderedFixed {
     const SUMMARY: &'static str =
         "io_uring SEND_ZC, next submission only after the previous send CQE";
     const ORIGIN: &'static str = "tokio-rs/io-uring#249, the fix";
+    const NEEDS: &'static [Feature] = &[Feature::UringSendZc];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self(UringPipeline::new(g, true)))
     }
 
-    fn expect(_: TransportClass, profile: &Profile) -> Expectation {
-        no_send_zc(profile).unwrap_or(Expectation::safe(
-            "one send at a time keeps the stream in order; NOTIF frees each buffer",
-        ))
+    fn expect(_: TransportClass, _: &Profile) -> Expectation {
+        Expectation::safe("one send at a time keeps the stream in order; NOTIF frees each buffer")
     }
 }
 
