@@ -2,6 +2,7 @@
 
 use crate::{BenchReport, BenchResult};
 use std::fmt::Write;
+use zcsafe_policy::{Align, Table};
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -53,9 +54,7 @@ pub fn table(report: &BenchReport) -> String {
             "\n{t}, {} chunks ({rounds} rounds; medians, spread = (max-min)/median, ratios within each round)",
             size(chunk)
         );
-        let _ = writeln!(
-            out,
-            "  {:<23} {:<6} {:>8} {:>6} {:>7} {:>9} {:>8} {:>7} {:>10} {:>10} notes",
+        let mut table = Table::new([
             "policy",
             "local",
             "GiB/s",
@@ -66,7 +65,12 @@ pub fn table(report: &BenchReport) -> String {
             "×twin",
             "buffer",
             "peak held",
-        );
+            "notes",
+        ])
+        .indent("  ");
+        for col in 2..=9 {
+            table = table.align(col, Align::Right);
+        }
         for r in rows {
             let twin = match (r.ratio_to_twin, &r.twin) {
                 (Some(x), Some(_)) => format!("{x:.2}"),
@@ -82,22 +86,21 @@ pub fn table(report: &BenchReport) -> String {
             if let Some(t) = &r.twin {
                 notes.push(format!("twin {t}"));
             }
-            let _ = writeln!(
-                out,
-                "  {:<23} {:<6} {:>8.3} {:>6.0} {:>7.2} {:>9.3} {:>8.2} {:>7} {:>10} {:>10} {}",
-                r.finding.policy,
-                if r.expected_safe { "safe" } else { "unsafe" },
-                r.throughput_bytes_per_s / GIB,
-                r.throughput.spread_pct(),
-                r.ratio_to_copy,
-                r.cpu_s_per_gib,
-                r.cpu_ratio_to_copy,
+            table.row([
+                r.finding.policy.clone(),
+                if r.expected_safe { "safe" } else { "unsafe" }.to_string(),
+                format!("{:.3}", r.throughput_bytes_per_s / GIB),
+                format!("{:.0}", r.throughput.spread_pct()),
+                format!("{:.2}", r.ratio_to_copy),
+                format!("{:.3}", r.cpu_s_per_gib),
+                format!("{:.2}", r.cpu_ratio_to_copy),
                 twin,
                 size(r.buffer_bytes),
                 r.peak_pinned_bytes.map_or("-".into(), size),
-                notes.join("; ")
-            );
+                notes.join("; "),
+            ]);
         }
+        out.push_str(&table.render());
     }
     out
 }

@@ -5,6 +5,7 @@
 //! expectation, 2 for a usage or environment error.
 
 mod cmd;
+mod output;
 mod progress;
 mod table;
 

@@ -1,8 +1,10 @@
-//! The verdict table: policies down, transports across, every cell the verdict and,
-//! where it contradicts, what was expected.
+//! The tables the CLI prints, all through the one column-aligned printer
+//! ([`zcsafe_policy::Table`]): the verdict table (policies down, transports across, every
+//! cell the verdict and, where it contradicts, what was expected), the contradictions,
+//! and the `--timings` section.
 
 use std::collections::BTreeSet;
-use zcsafe_policy::{Finding, Results};
+use zcsafe_policy::{Align, Finding, Results, Table, Timing};
 
 /// Renders findings as a policy × transport table (policies in first-seen order).
 pub fn render(results: &Results) -> String {
@@ -28,30 +30,11 @@ pub fn render(results: &Results) -> String {
             Some(f) => format!("{} (expected {}) !!", f.verdict, f.expected),
         }
     };
-    let pw = policies.iter().map(|p| p.len()).max().unwrap_or(6).max(6);
-    let cw = policies
-        .iter()
-        .flat_map(|p| transports.iter().map(move |t| (p, t)))
-        .map(|(p, t)| cell(p, t).len())
-        .chain(transports.iter().map(|t| t.len()))
-        .max()
-        .unwrap_or(8)
-        + 2;
-    let mut out = format!("{:pw$}", "policy");
-    for t in &transports {
-        out.push_str(&format!("  {t:cw$}"));
-    }
-    out = out.trim_end().to_string();
-    out.push('\n');
+    let mut table = Table::new(std::iter::once("policy").chain(transports.iter().copied()));
     for p in &policies {
-        let mut line = format!("{p:pw$}");
-        for t in &transports {
-            line.push_str(&format!("  {:cw$}", cell(p, t)));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
+        table.row(std::iter::once(p.to_string()).chain(transports.iter().map(|t| cell(p, t))));
     }
-    out
+    table.render()
 }
 
 /// One line per contradiction, loud.
@@ -73,4 +56,81 @@ fn contradiction(f: &Finding) -> String {
         s.push_str(&format!("; the model predicts {p}"));
     }
     s
+}
+
+/// The `--timings` section of a text report: the wall clock, apart from the verdicts
+/// (which the same seed and options reproduce byte for byte; these figures never do).
+pub fn timing(timing: &Timing) -> String {
+    let mut table = Table::new(["policy", "transport", "ms"])
+        .align(2, Align::Right)
+        .indent("  ");
+    for f in &timing.findings {
+        table.row([
+            f.policy.clone(),
+            f.transport.clone(),
+            format!("{:.1}", f.elapsed_ms),
+        ]);
+    }
+    format!(
+        "\ntiming (wall clock): {:.2} s in all\n{}",
+        timing.total_ms / 1e3,
+        table.render()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zcsafe_policy::{Evidence, Verdict};
+
+    fn finding(policy: &str, transport: &str, verdict: Verdict, expected: Verdict) -> Finding {
+        Finding {
+            policy: policy.into(),
+            transport: transport.into(),
+            backend: "model".into(),
+            kernel: None,
+            verdict,
+            expected,
+            expected_why: String::new(),
+            predicted: None,
+            evidence: Evidence::default(),
+        }
+    }
+
+    #[test]
+    fn every_row_of_the_verdict_table_starts_its_columns_at_the_same_char_offsets() {
+        let results = Results {
+            results: vec![
+                finding("copy", "local", Verdict::Safe, Verdict::Safe),
+                finding("copy", "remote", Verdict::Safe, Verdict::Safe),
+                finding("zc-naive", "local", Verdict::Safe, Verdict::Corrupt),
+                finding("zc-naive", "remote", Verdict::Corrupt, Verdict::Corrupt),
+                finding(
+                    "vmsplice-gift-fresh…",
+                    "local",
+                    Verdict::Stuck,
+                    Verdict::Stuck,
+                ),
+            ],
+        };
+        let text = render(&results);
+        let lines: Vec<Vec<char>> = text.lines().map(|l| l.chars().collect()).collect();
+        let header = &lines[0];
+        let col = |name: &str| {
+            let h: String = header.iter().collect();
+            h[..h.find(name).unwrap()].chars().count()
+        };
+        let (local, remote) = (col("local"), col("remote"));
+        for line in &lines[1..] {
+            let s: String = line.iter().collect();
+            assert_ne!(line[local], ' ', "{s:?}");
+            assert_eq!(line[local - 1], ' ', "{s:?}");
+            if line.len() > remote {
+                assert_ne!(line[remote], ' ', "{s:?}");
+                assert_eq!(line[remote - 1], ' ', "{s:?}");
+            }
+        }
+        assert!(text.contains("safe (expected corrupt) !!"), "{text}");
+        assert!(text.contains("vmsplice-gift-fresh…  stuck"), "{text}");
+    }
 }

@@ -31,6 +31,9 @@ pub enum SimError {
     Build(#[from] BuildError),
     #[error("turmoil: {0}")]
     Turmoil(String),
+    /// A run of zero seeds would report `safe` having simulated nothing.
+    #[error("no seed to run (seeds = 0 from {first}): ask for at least one seed (--seeds 1 or more, or --seed S)")]
+    NoSeeds { first: u64 },
 }
 
 /// The result of one seed.
@@ -274,11 +277,17 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 /// Runs `policy` for `opts.seeds` seeds. Stops at the first corruption (or when the
 /// kernel lacks a feature); a seed that errs or gets stuck is remembered while the
 /// remaining seeds look for corruption, the strongest finding.
+///
+/// Zero seeds is an error, not `safe`: a verdict needs at least one completed run. Seeds
+/// past `u64::MAX` are not run, and `scenarios` counts the seeds that were.
 pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimReport, SimError> {
+    if opts.seeds == 0 {
+        return Err(SimError::NoSeeds { first: opts.seed });
+    }
     let start = Instant::now();
     let mut sim_time = Duration::ZERO;
     let mut finding: Option<u64> = None;
-    let mut ran = 0;
+    let mut ran: u64 = 0;
     for seed in opts.seed..opts.seed.saturating_add(opts.seeds) {
         ran += 1;
         let scenario = opts.scenario(seed);
@@ -301,15 +310,15 @@ pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimRe
             transport: opts.transport,
             verdict: Verdict::Safe,
             seed: None,
-            scenarios: opts.seeds,
+            scenarios: ran,
             faults: opts.faults.as_ref().map(|f| f.to_string()),
             trace: None,
             replay_command: None,
             elapsed: start.elapsed(),
             sim_time,
             detail: format!(
-                "{} seeds from {}: the receiver read the whole stream intact every time",
-                opts.seeds, opts.seed
+                "{ran} seeds from {}: the receiver read the whole stream intact every time",
+                opts.seed
             ),
         });
     };

@@ -64,3 +64,34 @@ fn a_fault_is_an_error() {
         "errors keep looking for corruption in later seeds"
     );
 }
+
+#[test]
+fn zero_seeds_is_an_error_not_safe() {
+    let copy = zcsafe_policies::find("copy").expect("copy is in the catalogue");
+    let mut o = SimOptions::new(TransportClass::Local);
+    o.seeds = 0;
+    o.seed = 7;
+    let err = zcsafe_sim::run_entry(&copy, &o).expect_err("zero seeds must not judge");
+    assert!(
+        matches!(err, zcsafe_sim::SimError::NoSeeds { first: 7 }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--seeds 1"), "{err}");
+}
+
+#[test]
+fn seeds_past_the_last_one_are_not_counted() {
+    let copy = zcsafe_policies::find("copy").expect("copy is in the catalogue");
+    let mut o = SimOptions::new(TransportClass::Local);
+    o.seed = u64::MAX - 1;
+    o.seeds = 10;
+    let r = zcsafe_sim::run_entry(&copy, &o).unwrap();
+    assert_eq!(r.verdict, Verdict::Safe, "{}", r.detail);
+    assert_eq!(
+        r.scenarios,
+        1,
+        "only seed {} exists below u64::MAX",
+        u64::MAX - 1
+    );
+    assert!(r.detail.starts_with("1 seeds"), "{}", r.detail);
+}

@@ -26,14 +26,17 @@ pub struct Args {
     /// Chunk sizes (bytes per send), comma-separated: 4K,16K,64K,256K,1M.
     #[arg(long, default_value = "4K,16K,64K,256K,1M", value_name = "SIZES")]
     chunk: String,
-    /// Measured rounds per transport and chunk size (each runs every policy once).
-    #[arg(long, default_value_t = 5, value_name = "N")]
+    /// Measured rounds per transport and chunk size (each runs every policy once; at
+    /// least 1).
+    #[arg(long, default_value_t = 5, value_name = "N",
+          value_parser = crate::output::at_least_one::<u32>)]
     repeat: u32,
     /// Rounds run first and discarded; they also size the measured streams.
     #[arg(long, default_value_t = 1, value_name = "N")]
     warmup: u32,
-    /// Buffer slots (chunks in flight) of the pipelined policies.
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    /// Buffer slots (chunks in flight) of the pipelined policies (at least 1).
+    #[arg(long, default_value_t = 32, value_name = "N",
+          value_parser = crate::output::at_least_one::<u64>)]
     slots: u64,
     /// More slots for small chunks, so that at least this much can be in flight: `sndbuf`
     /// (the kernel's TCP send-buffer ceiling, tcp_wmem[2]: what the unsafe twins may keep
@@ -107,7 +110,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     opts.repeat = args.repeat;
     opts.warmup = args.warmup;
-    opts.slots = args.slots.max(1);
+    opts.slots = args.slots;
     opts.min_inflight = match args.min_inflight.as_str() {
         "0" => 0,
         "sndbuf" => zcsafe_bench::sndbuf_ceiling(),
@@ -128,6 +131,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    // No verdict without evidence, as for every other command (a guest's report too).
+    zcsafe_policy::Results {
+        results: report.results.iter().map(|r| r.finding.clone()).collect(),
+    }
+    .require_evidence()?;
     if let Some(path) = &args.svg {
         std::fs::write(path, render::svg(&report))?;
     }

@@ -1,11 +1,11 @@
 //! `zcsafe check`: every selected policy × transport class, judged by an exhaustive
 //! check of the kernel model, with the shortest counterexample under each unsafe verdict.
 
+use crate::output::{self, Clock, TimingArgs};
 use crate::table;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Instant;
 use zcsafe_model::{check, render, CheckOptions, Scenario};
 use zcsafe_policy::{Evidence, Finding, Profile, Results, TransportClass, Verdict};
 
@@ -27,6 +27,8 @@ pub struct Args {
     /// Leave out the counterexample timelines.
     #[arg(long, short = 'q')]
     quiet: bool,
+    #[command(flatten)]
+    timings: TimingArgs,
     #[command(flatten)]
     scenario: ScenarioArgs,
 }
@@ -106,7 +108,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let opts = CheckOptions {
         max_states: args.scenario.max_states,
     };
-    let started = Instant::now();
+    let mut clock = Clock::start();
     let mut results = Results::default();
     let mut states = 0usize;
     let mut scenario_line = String::new();
@@ -146,26 +148,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     c.insert("states".into(), report.states.into());
                     c.insert("transitions".into(), report.transitions.into());
                     c.insert("complete_states".into(), report.complete_states.into());
-                    c.insert(
-                        "elapsed_ms".into(),
-                        (report.elapsed.as_secs_f64() * 1e3).into(),
-                    );
+                    clock.timing.push(e.name, t.name(), report.elapsed);
                 }
             }
             results.results.push(finding);
         }
     }
+    let timing = clock.finish();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        println!("{}", output::json(&results, &timing, args.timings)?);
     } else {
-        print_human(
-            &results,
-            &profile,
-            &scenario_line,
-            states,
-            started.elapsed().as_secs_f64(),
-            args.quiet,
-        );
+        results.require_evidence()?;
+        print_human(&results, &profile, &scenario_line, states, args.quiet);
+        if args.timings.timings {
+            print!("{}", table::timing(&timing));
+        }
     }
     Ok(ExitCode::from(results.exit_code()))
 }
@@ -178,14 +175,7 @@ fn describe(s: &Scenario) -> String {
     )
 }
 
-fn print_human(
-    results: &Results,
-    profile: &Profile,
-    scenario: &str,
-    states: usize,
-    secs: f64,
-    quiet: bool,
-) {
+fn print_human(results: &Results, profile: &Profile, scenario: &str, states: usize, quiet: bool) {
     println!(
         "zcsafe check: exhaustive model check, kernel profile {}",
         profile.name
@@ -195,7 +185,7 @@ fn print_human(
     let n = results.results.len();
     let bad = results.contradictions().count();
     println!(
-        "\n{n} verdicts, {} as expected, {bad} contradiction(s); {states} states explored in {secs:.2} s",
+        "\n{n} verdicts, {} as expected, {bad} contradiction(s); {states} states explored",
         n - bad
     );
     let loud = table::contradictions(results);

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use zcsafe_fixtures::check::check;
 use zcsafe_fixtures::{Backend, Manifest, Status};
+use zcsafe_policy::Table;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -47,6 +48,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .iter()
         .filter(|f| args.only.as_deref().is_none_or(|o| f.name.contains(o)))
         .collect();
+    if fixtures.is_empty() {
+        bail!(
+            "no fixture in {} matches --only {:?}; `zcsafe fixtures` lists them",
+            path.display(),
+            args.only.as_deref().unwrap_or("")
+        );
+    }
     if !args.check {
         if args.json {
             let list: Vec<_> = fixtures
@@ -81,6 +89,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    // Lines are printed as each fixture finishes (kernel checks take a while), so the
+    // widths come from the widest cell each column can hold, not from the results.
+    let header = ["", "fixture", "backend", "expected", "got", "why"];
+    let mut sizing = Table::new(header);
+    for f in &fixtures {
+        sizing.row(["PASS", f.name.as_str(), "", "unsupported", "unsupported"]);
+    }
+    for b in Backend::ALL {
+        sizing.row(["", "", b.name()]);
+    }
+    let widths = sizing.widths();
+    if !args.json {
+        println!("{}", sizing.line(&widths, &header));
+    }
     let mut all = Vec::new();
     for f in &fixtures {
         let results = check(&path, &m, f, &backends);
@@ -89,15 +111,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 let got = r.got.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
                 let (word, why) = match &r.status {
                     Status::Pass => ("PASS", String::new()),
-                    Status::Fail(w) => ("FAIL", format!("  {w}")),
-                    Status::Skip(w) => ("SKIP", format!("  {w}")),
+                    Status::Fail(w) => ("FAIL", w.clone()),
+                    Status::Skip(w) => ("SKIP", w.clone()),
                 };
-                println!(
-                    "{word}  {:<30} {:<7} expected {:<8} got {got}{why}",
-                    r.fixture,
-                    r.backend,
-                    r.expected.to_string()
-                );
+                let cells = [
+                    word.to_string(),
+                    r.fixture.clone(),
+                    r.backend.to_string(),
+                    r.expected.to_string(),
+                    got,
+                    why,
+                ];
+                println!("{}", sizing.line(&widths, &cells));
             }
         }
         all.extend(results);
@@ -128,6 +153,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
         for (why, n) in reasons {
             println!("  skipped {n} × {why}");
         }
+    }
+    if all.is_empty() {
+        bail!(
+            "the selected fixtures expect nothing of backend {}: there is nothing to check; \
+             every fixture has a model expectation (--backend model)",
+            backends
+                .iter()
+                .map(|b| b.name())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    }
+    if pass + fail == 0 {
+        // Every check was skipped: nothing was shown, so no "all passed".
+        bail!(
+            "none of the {} fixture checks ran (all skipped, reasons above); install what \
+             they need (root, QEMU) or narrow --backend to one available here, e.g. --backend model",
+            all.len()
+        );
     }
     Ok(ExitCode::from(u8::from(fail > 0)))
 }

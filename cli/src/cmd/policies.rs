@@ -3,7 +3,7 @@
 use anyhow::Result;
 use serde::Serialize;
 use std::process::ExitCode;
-use zcsafe_policy::{Profile, TransportClass, Verdict};
+use zcsafe_policy::{Profile, Table, TransportClass, Verdict};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,17 +37,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
-        println!(
-            "{:w$}  {:<8} {:<8} what it does",
-            "policy", "local", "remote"
-        );
+        let mut table = Table::new(["policy", "local", "remote", "what it does"]);
         for r in &rows {
-            println!(
-                "{:w$}  {:<8} {:<8} {}",
-                r.name, r.expected_local, r.expected_remote, r.summary
-            );
+            table.row([
+                r.name.to_string(),
+                r.expected_local.to_string(),
+                r.expected_remote.to_string(),
+                r.summary.to_string(),
+            ]);
         }
+        print!("{table}");
         println!(
             "\n(local/remote: the expected verdict on a classic kernel; `zcsafe check` judges it)"
         );

@@ -2,19 +2,22 @@
 //! same kernel rules as `check`. A finding prints its seed and the command that replays it.
 
 use super::check::{load_profile, transports};
+use crate::output::{self, Clock, TimingArgs};
 use crate::table;
 use anyhow::{Context, Result};
 use std::process::ExitCode;
 use zcsafe_model::{check, render, CheckOptions, Scenario};
 use zcsafe_policy::{Evidence, Finding, Results, Verdict};
-use zcsafe_sim::{run_entry, Faults, SimOptions};
+use zcsafe_sim::{run_entry, Faults, SimError, SimOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     select: super::Selection,
-    /// Seeds to run per policy and transport, from --first-seed.
-    #[arg(long, default_value_t = 200, conflicts_with = "seed")]
+    /// Seeds to run per policy and transport, from --first-seed (at least 1: a verdict
+    /// needs a run behind it).
+    #[arg(long, default_value_t = 200, conflicts_with = "seed",
+          value_parser = crate::output::at_least_one::<u64>)]
     seeds: u64,
     /// Run exactly this seed (what a finding's replay command says).
     #[arg(long)]
@@ -33,8 +36,9 @@ pub struct Args {
     /// Kernel profile: a built-in name or a JSON file from `zcsafe probe --json`.
     #[arg(long, default_value = "classic", value_name = "NAME|FILE")]
     profile: String,
-    /// Stream length in pages.
-    #[arg(long, default_value_t = 16, value_name = "PAGES")]
+    /// Stream length in pages (at least 1; rounded down to whole chunks).
+    #[arg(long, default_value_t = 16, value_name = "PAGES",
+          value_parser = crate::output::at_least_one::<u64>)]
     stream: u64,
     /// Print one JSON object with a `results` array instead of the table.
     #[arg(long)]
@@ -42,6 +46,8 @@ pub struct Args {
     /// Leave out the timelines of findings.
     #[arg(long, short = 'q')]
     quiet: bool,
+    #[command(flatten)]
+    timings: TimingArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -53,6 +59,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .map(Faults::parse)
         .transpose()
         .context("--faults")?;
+    let mut clock = Clock::start();
     let mut results = Results::default();
     let mut replays = Vec::new();
     for t in transports(&args.transport) {
@@ -85,6 +92,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 evidence: Evidence::default(),
             };
             match run_entry(e, &opts) {
+                // Nothing to run is the user's to fix (exit 2), not a finding to judge.
+                Err(err @ SimError::NoSeeds { .. }) => return Err(err.into()),
                 Err(err) => finding.evidence.detail = format!("cannot simulate: {err}"),
                 Ok(report) => {
                     finding.verdict = report.verdict;
@@ -102,10 +111,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                         c.insert("replay_command".into(), cmd.clone().into());
                         replays.push((e.name, t, report.seed.unwrap_or(0), cmd.clone()));
                     }
-                    c.insert(
-                        "elapsed_ms".into(),
-                        (report.elapsed.as_secs_f64() * 1e3).into(),
-                    );
+                    clock.timing.push(e.name, t.name(), report.elapsed);
+                    // Simulated time: decided by the seed, so it is evidence, not timing.
                     c.insert(
                         "sim_time_ms".into(),
                         (report.sim_time.as_secs_f64() * 1e3).into(),
@@ -116,16 +123,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
             results.results.push(finding);
         }
     }
+    let timing = clock.finish();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        println!("{}", output::json(&results, &timing, args.timings)?);
         return Ok(ExitCode::from(results.exit_code()));
     }
+    results.require_evidence()?;
     let seeds = match args.seed {
         Some(s) => format!("seed {s}"),
         None => format!(
             "seeds {}..{}",
             args.first_seed,
-            args.first_seed + args.seeds
+            args.first_seed.saturating_add(args.seeds)
         ),
     };
     let faults = faults.map_or("drawn from each seed".into(), |f| f.to_string());
@@ -151,6 +160,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if let Some(trace) = trace {
             print!("{}", render(trace));
         }
+    }
+    if args.timings.timings {
+        print!("{}", table::timing(&timing));
     }
     Ok(ExitCode::from(results.exit_code()))
 }
