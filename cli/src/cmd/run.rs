@@ -3,6 +3,7 @@
 //! expectation and the model's prediction for the measured kernel profile.
 //! `--external CMD` judges any sender program that sends the stream pattern instead.
 
+use crate::output::{self, Clock, TimingArgs};
 use crate::table;
 use anyhow::{bail, Context, Result};
 use std::process::ExitCode;
@@ -34,8 +35,10 @@ pub struct Args {
     /// Stream length in bytes (a multiple of the 64 KiB chunk; default 1 MiB).
     #[arg(long, value_name = "N")]
     bytes: Option<u64>,
-    /// Runs per policy and transport; any corrupt run makes the verdict corrupt.
-    #[arg(long, default_value_t = 3, value_name = "R")]
+    /// Runs per policy and transport (at least 1); any corrupt run makes the verdict
+    /// corrupt.
+    #[arg(long, default_value_t = 3, value_name = "R",
+          value_parser = crate::output::at_least_one::<u32>)]
     repeat: u32,
     /// Stream seed of the first run (run i uses seed + i), to rerun a finding.
     #[arg(long, default_value_t = 0)]
@@ -66,6 +69,8 @@ pub struct Args {
     /// Leave out the traces of unsafe verdicts.
     #[arg(long, short = 'q')]
     quiet: bool,
+    #[command(flatten)]
+    timings: TimingArgs,
 }
 
 fn transports(args: &Args) -> Result<Vec<Transport>> {
@@ -107,7 +112,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             )
         })?;
     }
-    let started = Instant::now();
+    let mut clock = Clock::start();
     let mut results = Results::default();
     // The model's prediction depends only on policy and transport class.
     let mut predictions = std::collections::HashMap::new();
@@ -146,20 +151,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     t0.elapsed().as_secs_f64()
                 );
             }
+            clock.timing.findings.push(report.timing());
             results
                 .results
                 .push(report.to_finding(&e.expect_for(class, &profile, &geometry), predicted));
         }
     }
+    let timing = clock.finish();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        println!("{}", output::json(&results, &timing, args.timings)?);
     } else {
-        print_human(&results, &profile, &args, started.elapsed().as_secs_f64());
+        results.require_evidence()?;
+        print_human(&results, &profile, &args);
+        if args.timings.timings {
+            print!("{}", table::timing(&timing));
+        }
     }
     Ok(ExitCode::from(results.exit_code()))
 }
 
-fn print_human(results: &Results, profile: &Profile, args: &Args, secs: f64) {
+fn print_human(results: &Results, profile: &Profile, args: &Args) {
     println!(
         "\nzcsafe run: Linux {}, kernel profile {}, {} run(s) each, reader {}, seed {}\n",
         zcsafe_kernel::kernel_release(),
@@ -172,7 +183,7 @@ fn print_human(results: &Results, profile: &Profile, args: &Args, secs: f64) {
     let n = results.results.len();
     let bad = results.contradictions().count();
     println!(
-        "\n{n} verdicts, {} as expected, {bad} contradiction(s) (expectation or model prediction); {secs:.1} s",
+        "\n{n} verdicts, {} as expected, {bad} contradiction(s) (expectation or model prediction)",
         n - bad
     );
     let loud = table::contradictions(results);
