@@ -264,11 +264,23 @@ fn external(
         timeout: timeout * 6,
     };
     let r = run_external(cmd, &opts)?;
+    let mut finding = r.to_finding();
+    // The wall clock goes in the timing object (--timings), as for every other run.
+    finding.evidence.counts.remove("elapsed_ms");
+    let mut timing = zcsafe_policy::Timing {
+        total_ms: r.elapsed_ms as f64,
+        ..Default::default()
+    };
+    timing.push(
+        &finding.policy,
+        &finding.transport,
+        Duration::from_millis(r.elapsed_ms),
+    );
     let results = Results {
-        results: vec![r.to_finding()],
+        results: vec![finding],
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        println!("{}", output::json(&results, &timing, args.timings)?);
     } else {
         let word = match r.outcome {
             ExternalOutcome::Intact => "INTACT",
@@ -291,6 +303,9 @@ fn external(
             {
                 println!("    {line}");
             }
+        }
+        if args.timings.timings {
+            print!("{}", table::timing(&timing));
         }
     }
     Ok(ExitCode::from(results.exit_code()))
