@@ -184,6 +184,7 @@ Binary::apt-get::Acquire::AllowInsecureRepositories "false";
     /// `apt-get update` into the private lists.
     pub fn update(&self) -> Result<()> {
         let _lock = self.lock()?;
+        crate::kernel::pause_point("apt-locked");
         self.prepare()?;
         let mut c = self.command("apt-get");
         c.args(["-q", "update"]);

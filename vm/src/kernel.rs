@@ -358,11 +358,12 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).at(path)
 }
 
-/// The test hook of [`PAUSE_ENV`]. Points, in fetch order: `downloaded` (the .debs are in
+/// The test hook of [`PAUSE_ENV`]. Points, in fetch order: `apt-locked` (`apt-get update`
+/// is about to run under the apt root's lock), `downloaded` (the .debs are in
 /// `debs/`), `unpacking` (the first of several .debs is unpacked in `.partial-unpack-*`),
 /// `published` (the tree is renamed into place, `current.json` not yet written),
 /// `current-written` (the new `current.json` is written, not yet renamed).
-fn pause_point(point: &str) {
+pub(crate) fn pause_point(point: &str) {
     let Ok(spec) = std::env::var(PAUSE_ENV) else {
         return;
     };

@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::SystemTime;
 use zcsafe_vm::apt::AptRoot;
 use zcsafe_vm::{Catalogue, Fetcher, VmError};
@@ -37,83 +36,28 @@ fn snapshot() -> BTreeMap<PathBuf, (u64, Option<SystemTime>)> {
     out
 }
 
-/// A flat repository with one tiny package, built with dpkg-deb.
-fn local_repo(dir: &Path) -> bool {
-    let pkg = dir.join("pkg");
-    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
-    std::fs::create_dir_all(pkg.join("usr/share/zcsafe-test")).unwrap();
-    std::fs::write(pkg.join("usr/share/zcsafe-test/hello"), "hi\n").unwrap();
-    std::fs::write(
-        pkg.join("DEBIAN/control"),
-        "Package: zcsafe-test-pkg\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: test\n",
+/// A flat repository with one tiny package.
+fn local_repo(test: &str, dir: &Path) -> Option<PathBuf> {
+    common::local_repo(
+        test,
+        dir,
+        &[common::FakeDeb {
+            name: "zcsafe-test-pkg",
+            version: "1.0",
+            depends: &[],
+            files: &[("usr/share/zcsafe-test/hello", b"hi\n")],
+        }],
     )
-    .unwrap();
-    let repo = dir.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    let ok = Command::new("dpkg-deb")
-        .args(["--build", "-Zgzip"])
-        .arg(&pkg)
-        .arg(repo.join("zcsafe-test-pkg_1.0_all.deb"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        return false;
-    }
-    let out = Command::new("dpkg-scanpackages")
-        .arg(".")
-        .current_dir(&repo)
-        .output();
-    let packages = match out {
-        Ok(o) if o.status.success() => o.stdout,
-        _ => {
-            // dpkg-dev is not installed: write the index by hand.
-            let deb = std::fs::read(repo.join("zcsafe-test-pkg_1.0_all.deb")).unwrap();
-            use sha2_free::*;
-            format!(
-                "Package: zcsafe-test-pkg\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nFilename: ./zcsafe-test-pkg_1.0_all.deb\nSize: {}\nSHA256: {}\nDescription: test\n\n",
-                deb.len(),
-                sha256_hex(&repo.join("zcsafe-test-pkg_1.0_all.deb"))
-            )
-            .into_bytes()
-        }
-    };
-    std::fs::write(repo.join("Packages"), packages).unwrap();
-    true
-}
-
-mod sha2_free {
-    /// sha256 via coreutils, so the test needs no extra crate.
-    pub fn sha256_hex(p: &std::path::Path) -> String {
-        let o = std::process::Command::new("sha256sum")
-            .arg(p)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout)
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    }
 }
 
 #[test]
 fn apt_writes_only_inside_its_root() {
-    if common::which("apt-get").is_none() || common::which("dpkg-deb").is_none() {
-        common::skip(
-            "apt_writes_only_inside_its_root",
-            "apt-get/dpkg-deb not installed",
-        );
-        return;
-    }
     let t = tempfile::tempdir().unwrap();
-    assert!(local_repo(t.path()), "building the test repository");
+    let Some(repo) = local_repo("apt_writes_only_inside_its_root", t.path()) else {
+        return;
+    };
     let root = t.path().join("aptroot");
-    let mut apt = AptRoot::new(
-        &root,
-        "./",
-        &format!("file://{}", t.path().join("repo").display()),
-    );
+    let mut apt = AptRoot::new(&root, "./", &format!("file://{}", repo.display()));
     apt.trusted = true; // the local test repository is unsigned; real roots use signed-by
 
     let before = snapshot();

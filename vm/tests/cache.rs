@@ -29,6 +29,7 @@ const VMLINUZ: &[u8] = b"not really a kernel image, but a file where one belongs
 const CHILD_ENV: &str = "ZCSAFE_CACHE_TEST_CHILD";
 const REPO_ENV: &str = "ZCSAFE_CACHE_TEST_REPO";
 const APT_LOG_ENV: &str = "ZCSAFE_CACHE_TEST_APT_LOG";
+const ENTRY_ENV: &str = "ZCSAFE_CACHE_TEST_ENTRY";
 /// How long any one step of these tests may take before it counts as hung.
 const STEP: Duration = Duration::from_secs(90);
 
@@ -45,11 +46,29 @@ fn entry() -> KernelEntry {
     }
 }
 
+/// A second catalogue kernel of the same suite (so the same apt root): pinned packages.
+fn pinned_entry() -> KernelEntry {
+    KernelEntry {
+        name: "fake-pinned".into(),
+        meta: None,
+        packages: vec![IMAGE_PKG.into(), MODULES_PKG.into()],
+        ..entry()
+    }
+}
+
+/// The entry a child fetches: `ZCSAFE_CACHE_TEST_ENTRY=pinned` selects [`pinned_entry`].
+fn child_entry() -> KernelEntry {
+    match std::env::var(ENTRY_ENV).as_deref() {
+        Ok("pinned") => pinned_entry(),
+        _ => entry(),
+    }
+}
+
 fn fetcher(cache: &Path, repo: &Path) -> Fetcher {
     let cat = Catalogue {
         mirror: format!("file://{}", repo.display()),
         check_valid_until: false,
-        kernels: vec![entry()],
+        kernels: vec![entry(), pinned_entry()],
     };
     let mut f = Fetcher::new(cache.to_path_buf(), &cat);
     f.mirror = cat.mirror.clone(); // not ZCSAFE_DEBIAN_MIRROR
@@ -67,7 +86,7 @@ fn fetch_child() {
     }
     let cache = PathBuf::from(std::env::var_os("ZCSAFE_CACHE_DIR").unwrap());
     let repo = PathBuf::from(std::env::var_os(REPO_ENV).unwrap());
-    match fetcher(&cache, &repo).fetch(&entry()) {
+    match fetcher(&cache, &repo).fetch(&child_entry()) {
         Ok(k) => println!("KERNEL {}", serde_json::to_string(&k).unwrap()),
         Err(e) => {
             println!("FETCH-ERROR: {e}");
@@ -122,7 +141,7 @@ impl Fixture {
         std::fs::write(
             &shim,
             format!(
-                "#!/bin/sh\necho \"$$ $*\" >> \"${APT_LOG_ENV}\"\nexec {} \"$@\"\n",
+                "#!/bin/sh\necho \"$PPID $*\" >> \"${APT_LOG_ENV}\"\nexec {} \"$@\"\n",
                 real.display()
             ),
         )
@@ -142,12 +161,21 @@ impl Fixture {
         cache.with_extension("apt-get.log")
     }
 
-    /// How many `apt-get download` runs the fetchers of `cache` made.
-    fn downloads(cache: &Path) -> usize {
+    /// The `apt-get` runs of the fetchers of `cache`: (fetcher pid, arguments).
+    fn apt_runs(cache: &Path) -> Vec<(u32, String)> {
         std::fs::read_to_string(Self::apt_log(cache))
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.split_whitespace().any(|w| w == "download"))
+            .filter_map(|l| l.split_once(' '))
+            .map(|(pid, args)| (pid.parse().unwrap(), args.to_string()))
+            .collect()
+    }
+
+    /// How many `apt-get download` runs the fetchers of `cache` made.
+    fn downloads(cache: &Path) -> usize {
+        Self::apt_runs(cache)
+            .iter()
+            .filter(|(_, a)| a.split_whitespace().any(|w| w == "download"))
             .count()
     }
 
@@ -327,9 +355,11 @@ fn two_processes_fill_one_empty_cache_with_one_download() {
 
     // A patient waiter says once whom it waits for, then finds the kernel A fetched.
     let mut b = Run::spawn(&fx, &cache, &[]);
+    let b_pid = b.pid();
     let waiting = b.wait_for("waiting for kernel fake");
     assert!(waiting.contains(&a_pid), "{waiting}");
     std::fs::write(&go, "").unwrap();
+    let ka_pid = a.pid();
     let (ka, _) = a.kernel();
     let (kb, err_b) = b.kernel();
     assert_eq!(ka, kb);
@@ -339,6 +369,12 @@ fn two_processes_fill_one_empty_cache_with_one_download() {
         "B fetched again: {err_b}"
     );
     assert_eq!(Fixture::downloads(&cache), 1, "one download for both");
+    let runs = Fixture::apt_runs(&cache);
+    assert!(
+        !runs.iter().any(|(pid, _)| *pid == b_pid),
+        "B found the kernel cached after the wait, without apt: {runs:?}"
+    );
+    assert!(runs.iter().all(|(pid, _)| *pid == ka_pid), "{runs:?}");
     assert_complete(&fx, &cache, &ka);
 
     // Unforced: two fetchers started together on an empty cache.
@@ -434,4 +470,27 @@ fn list(dir: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[test]
+fn two_kernels_of_one_suite_take_turns_in_its_apt_root() {
+    // The bug of a cold CI: a second `apt-get update` in the same root died on apt's lock.
+    let test = "two_kernels_of_one_suite_take_turns_in_its_apt_root";
+    let Some(fx) = Fixture::new(test) else {
+        return;
+    };
+    let cache = fx.cache("suite");
+    let go = fx.dir.path().join("go");
+    let mut a = Run::spawn(&fx, &cache, &[pause("apt-locked", &go)]);
+    a.wait_for("test pause at apt-locked");
+    let mut b = Run::spawn(&fx, &cache, &[(ENTRY_ENV, "pinned".into())]);
+    let waiting = b.wait_for("waiting for the apt root");
+    assert!(waiting.contains(&format!("pid {}", a.pid())), "{waiting}");
+    std::fs::write(&go, "").unwrap();
+    let (ka, _) = a.kernel();
+    let (kb, _) = b.kernel();
+    assert_complete(&fx, &cache, &ka);
+    assert_eq!(kb.name, "fake-pinned");
+    assert_eq!(std::fs::read(&kb.vmlinuz).unwrap(), VMLINUZ);
+    assert_eq!(Fixture::downloads(&cache), 2, "one per kernel");
 }
