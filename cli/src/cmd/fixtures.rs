@@ -70,22 +70,36 @@ pub fn run(args: Args) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         println!("{} fixtures in {}\n", fixtures.len(), path.display());
+        // Name and title, then the details under the title.
+        let mut layout = Table::new(["", ""]);
+        for f in &fixtures {
+            layout.row([f.name.as_str()]);
+        }
+        let widths = layout.widths();
         for f in &fixtures {
             let exp: Vec<String> = f.expected.iter().map(|(b, v)| format!("{b}={v}")).collect();
-            println!("{:<30} {}", f.name, f.title);
-            println!(
-                "{:<30} policy {} on {}{}; expected {}",
-                "",
-                f.policy,
-                f.transport,
-                f.fixed
-                    .as_ref()
-                    .map(|x| format!(" (fixed: {x})"))
-                    .unwrap_or_default(),
-                exp.join(", ")
-            );
-            println!("{:<30} source: {}", "", f.source);
-            println!("{:<30} trace: fixtures/{}\n", "", f.trace);
+            let fixed = f
+                .fixed
+                .as_ref()
+                .map(|x| format!(" (fixed: {x})"))
+                .unwrap_or_default();
+            for cells in [
+                [f.name.clone(), f.title.clone()],
+                [
+                    String::new(),
+                    format!(
+                        "policy {} on {}{fixed}; expected {}",
+                        f.policy,
+                        f.transport,
+                        exp.join(", ")
+                    ),
+                ],
+                [String::new(), format!("source: {}", f.source)],
+                [String::new(), format!("trace: fixtures/{}", f.trace)],
+            ] {
+                println!("{}", layout.line(&widths, &cells));
+            }
+            println!();
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -13,7 +13,7 @@ use zcsafe_kernel::{
     ReaderSpeed, RunOptions, Transport,
 };
 use zcsafe_model::{check, CheckOptions, Scenario};
-use zcsafe_policy::{Profile, Results, Verdict};
+use zcsafe_policy::{Align, Profile, Results, Table, Verdict};
 
 #[derive(clap::Args)]
 #[command(after_help = super::matrix::EXIT_STATUS_HELP)]
@@ -116,6 +116,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut results = Results::default();
     // The model's prediction depends only on policy and transport class.
     let mut predictions = std::collections::HashMap::new();
+    // Progress on stderr, a line per finding as it ends: widths from what can come.
+    let mut progress = Table::new(["", "", "", ""])
+        .indent("  ")
+        .align(3, Align::Right);
+    for e in &entries {
+        progress.row([e.name.to_string(), String::new(), "unsupported".into()]);
+    }
+    for t in &transports {
+        progress.row([String::new(), t.label()]);
+    }
+    let widths = progress.widths();
     for t in &transports {
         let class = t.class();
         let opts = RunOptions {
@@ -143,13 +154,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let report = try_run_policy(|g| e.build(g), e.name, &opts)
                 .with_context(|| format!("running {} over {}", e.name, t.label()))?;
             if !args.json {
-                eprintln!(
-                    "  {:24} {:22} {:11} {:6.2} s",
-                    e.name,
-                    t.label(),
-                    report.verdict.name(),
-                    t0.elapsed().as_secs_f64()
-                );
+                let secs = format!("{:.2} s", t0.elapsed().as_secs_f64());
+                let cells = [e.name, &t.label(), report.verdict.name(), &secs];
+                eprintln!("{}", progress.line(&widths, &cells));
             }
             clock.timing.findings.push(report.timing());
             results
