@@ -14,7 +14,7 @@ fn main() {
                 k.vmlinuz,
                 t.elapsed().as_secs_f64()
             ),
-            Err(e) => println!("{}: error: {e}", e.to_string().len()),
+            Err(err) => println!("{}: error: {err}", e.name),
         }
     }
 }
