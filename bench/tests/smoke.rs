@@ -82,6 +82,7 @@ fn check_shape(report: &BenchReport) {
     }
     let table = zcsafe_bench::render::table(report);
     assert!(table.contains("zc-completion") && table.contains("×copy"));
+    columns_line_up(&table);
     let svg = zcsafe_bench::render::svg(report);
     assert!(svg.starts_with("<svg") && svg.contains("polyline"));
 }
@@ -125,4 +126,38 @@ fn veth_bench_has_the_results_shape() {
     }
     let report = zcsafe_bench::run(&tiny(t)).unwrap();
     check_shape(&report);
+}
+
+/// In every block, left-aligned columns start and right-aligned (numeric) columns end at
+/// their title's char offsets on every row (chars, not bytes: `×`, `±`).
+fn columns_line_up(table: &str) {
+    let lines: Vec<Vec<char>> = table.lines().map(|l| l.chars().collect()).collect();
+    for (h, header) in lines.iter().enumerate() {
+        let text: String = header.iter().collect();
+        if !text.starts_with("  policy ") {
+            continue;
+        }
+        let at = |title: &str| text[..text.find(title).unwrap()].chars().count();
+        let starts = [at("local"), at("notes")];
+        let ends: Vec<usize> = ["GiB/s", "×copy", "CPU s/GiB", "peak held"]
+            .iter()
+            .map(|t| at(t) + t.chars().count() - 1)
+            .collect();
+        let rows = lines[h + 1..].iter().take_while(|l| !l.is_empty());
+        for row in rows {
+            let s: String = row.iter().collect();
+            assert_eq!(row[starts[0] - 1], ' ', "{s:?}");
+            assert_ne!(row[starts[0]], ' ', "{s:?}");
+            if row.len() > starts[1] {
+                assert_eq!(row[starts[1] - 1], ' ', "{s:?}");
+            }
+            for &e in &ends {
+                assert_ne!(row[e], ' ', "column ending at {e} in {s:?}");
+                assert!(
+                    row.get(e + 1).is_none_or(|c| *c == ' '),
+                    "column ending at {e} in {s:?}"
+                );
+            }
+        }
+    }
 }
