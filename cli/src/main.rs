@@ -1,8 +1,11 @@
 //! `zcsafe`: when may user space overwrite a buffer it handed to the kernel?
 //!
 //! Each subcommand lives in `cmd/`; this file only parses and dispatches. Exit status
-//! everywhere: 0 when every verdict is as expected, 1 when any contradicts its
-//! expectation, 2 for a usage or environment error.
+//! everywhere ([`zcsafe_policy::Results::exit_code`]): 0 when every verdict is as
+//! expected, 1 when any contradicts its expectation, 2 for a usage or environment error or
+//! when nothing was judged (no verdict without a completed run: `output`), 3 when some
+//! finding could not be judged (`error`). Output depends only on the seed and options;
+//! wall-clock figures appear only with `--timings`.
 
 mod cmd;
 mod output;

@@ -306,3 +306,33 @@ fn check_and_sim_tables_columns_start_at_the_same_offsets() {
         aligned(&rows, &at);
     }
 }
+
+#[test]
+fn a_receiver_that_got_nothing_does_not_say_intact() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zcsafe"))
+        .args(["receive", "--listen", "127.0.0.1:0", "--timeout", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run zcsafe receive");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    // A sender that connects and closes at once: a stream of zero bytes.
+    drop(std::net::TcpStream::connect(&addr).unwrap());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{rest}");
+    assert!(!stdout.contains("intact"), "{stdout}");
+    assert!(rest.contains("nothing was verified"), "{rest}");
+}

@@ -56,6 +56,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
+    } else if r.bytes == 0 && !r.is_corrupt() {
+        // "0 bytes, all words intact" would read as a pass: nothing was verified.
+        eprintln!(
+            "zcsafe: error: no byte of the stream arrived on {}, so nothing was verified; \
+             check that the sender sends the stream pattern (seed {}) to this address",
+            args.listen, args.seed
+        );
     } else {
         println!("{}", r.summary());
     }
