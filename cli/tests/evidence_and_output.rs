@@ -57,6 +57,21 @@ fn a_count_of_zero_is_refused_before_anything_runs() {
         &["--seeds", why],
     );
     refused(&["sim", "-p", "copy", "--stream", "0"], &["--stream", why]);
+    // From the last seed only one exists: it runs, and the evidence counts it.
+    let last = zcsafe(&[
+        "sim",
+        "-p",
+        "copy",
+        "-t",
+        "local",
+        "--first-seed",
+        &u64::MAX.to_string(),
+        "--json",
+    ]);
+    assert_eq!(
+        json(&last)["results"][0]["evidence"]["counts"]["scenarios"],
+        1
+    );
     refused(&["run", "-p", "copy", "--repeat", "0"], &["--repeat", why]);
     refused(
         &["bench", "-p", "copy", "--repeat", "0"],

@@ -32,8 +32,11 @@ pub enum SimError {
     #[error("turmoil: {0}")]
     Turmoil(String),
     /// A run of zero seeds would report `safe` having simulated nothing.
-    #[error("no seed to run (seeds = 0 from {first}): ask for at least one seed (--seeds 1 or more, or --seed S)")]
-    NoSeeds { first: u64 },
+    #[error(
+        "no seed to run ({seeds} seed(s) from {first}): ask for at least one (--seeds 1 or \
+         more, or --seed S)"
+    )]
+    NoSeeds { first: u64, seeds: u64 },
 }
 
 /// The result of one seed.
@@ -278,17 +281,22 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 /// kernel lacks a feature); a seed that errs or gets stuck is remembered while the
 /// remaining seeds look for corruption, the strongest finding.
 ///
-/// Zero seeds is an error, not `safe`: a verdict needs at least one completed run. Seeds
-/// past `u64::MAX` are not run, and `scenarios` counts the seeds that were.
+/// Zero seeds is an error, not `safe`: a verdict needs at least one completed run. There
+/// is no seed past `u64::MAX`, and `scenarios` counts the seeds that ran.
 pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimReport, SimError> {
+    let none = SimError::NoSeeds {
+        first: opts.seed,
+        seeds: opts.seeds,
+    };
     if opts.seeds == 0 {
-        return Err(SimError::NoSeeds { first: opts.seed });
+        return Err(none);
     }
     let start = Instant::now();
     let mut sim_time = Duration::ZERO;
     let mut finding: Option<u64> = None;
     let mut ran: u64 = 0;
-    for seed in opts.seed..opts.seed.saturating_add(opts.seeds) {
+    let seeds = (0..opts.seeds).map_while(|i| opts.seed.checked_add(i));
+    for seed in seeds {
         ran += 1;
         let scenario = opts.scenario(seed);
         let r = simulate_with(name, policy.clone(), &scenario, seed, false)?;
@@ -303,6 +311,9 @@ pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimRe
                 finding.get_or_insert(seed);
             }
         }
+    }
+    if ran == 0 {
+        return Err(none);
     }
     let Some(seed) = finding else {
         return Ok(SimReport {

@@ -73,7 +73,7 @@ fn zero_seeds_is_an_error_not_safe() {
     o.seed = 7;
     let err = zcsafe_sim::run_entry(&copy, &o).expect_err("zero seeds must not judge");
     assert!(
-        matches!(err, zcsafe_sim::SimError::NoSeeds { first: 7 }),
+        matches!(err, zcsafe_sim::SimError::NoSeeds { first: 7, seeds: 0 }),
         "{err}"
     );
     assert!(err.to_string().contains("--seeds 1"), "{err}");
@@ -83,15 +83,16 @@ fn zero_seeds_is_an_error_not_safe() {
 fn seeds_past_the_last_one_are_not_counted() {
     let copy = zcsafe_policies::find("copy").expect("copy is in the catalogue");
     let mut o = SimOptions::new(TransportClass::Local);
-    o.seed = u64::MAX - 1;
     o.seeds = 10;
-    let r = zcsafe_sim::run_entry(&copy, &o).unwrap();
-    assert_eq!(r.verdict, Verdict::Safe, "{}", r.detail);
-    assert_eq!(
-        r.scenarios,
-        1,
-        "only seed {} exists below u64::MAX",
-        u64::MAX - 1
-    );
-    assert!(r.detail.starts_with("1 seeds"), "{}", r.detail);
+    for (first, ran) in [(u64::MAX - 1, 2), (u64::MAX, 1)] {
+        o.seed = first;
+        let r = zcsafe_sim::run_entry(&copy, &o).unwrap();
+        assert_eq!(r.verdict, Verdict::Safe, "{}", r.detail);
+        assert_eq!(r.scenarios, ran, "seeds from {first} up to u64::MAX");
+        assert!(
+            r.detail.starts_with(&format!("{ran} seeds")),
+            "{}",
+            r.detail
+        );
+    }
 }

@@ -131,11 +131,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     results.require_evidence()?;
     let seeds = match args.seed {
         Some(s) => format!("seed {s}"),
-        None => format!(
-            "seeds {}..{}",
-            args.first_seed,
-            args.first_seed.saturating_add(args.seeds)
-        ),
+        // Half-open as Rust writes ranges; the last seed there is is u64::MAX.
+        None => match args.first_seed.checked_add(args.seeds) {
+            Some(end) => format!("seeds {}..{end}", args.first_seed),
+            None => format!("seeds {}..={}", args.first_seed, u64::MAX),
+        },
     };
     let faults = faults.map_or("drawn from each seed".into(), |f| f.to_string());
     println!(
