@@ -35,6 +35,18 @@ impl ZcLedger {
         id
     }
 
+    /// [`record_send`](Self::record_send) for a sender whose own counter skips the
+    /// kernel's last value on wrap-around (`2^zc_id_bits - 1`, spdk#3600): from the first
+    /// wrap on, its labels fall behind the kernel's counters.
+    pub fn record_send_skipping_last(&mut self, g: &Geometry, slot: u16) -> u32 {
+        let id = self.record_send(g, slot);
+        let last = (1u64 << g.zc_id_bits) - 1;
+        if u64::from(id) + 1 == last {
+            self.next_id = 0;
+        }
+        id
+    }
+
     /// Releases every send the notification covers, wrap-aware. This is the correct rule.
     pub fn release(&mut self, g: &Geometry, n: &ZcNotification) {
         self.release_where(|id| g.zc_in_range(id, n.lo, n.hi));

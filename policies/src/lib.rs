@@ -3,7 +3,8 @@
 //! Each module is one policy, readable top to bottom: where the scheme comes from, what it
 //! assumes, and the state machine. Pieces several policies share (send a region until it
 //! is all queued, vmsplice + splice a chunk, wait for `SIOCOUTQ`, the `MSG_ZEROCOPY`
-//! ledger) live in [`steps`] and [`ledger`] under their own names.
+//! ledger, the io_uring `SEND_ZC` phases and notification counts) live in [`steps`],
+//! [`ledger`] and [`uring`] under their own names.
 //!
 //! Every policy declares what the literature and the kernel source lead us to expect per
 //! transport class and kernel profile ([`Catalogued::expect`]); a backend's verdict that
@@ -31,6 +32,7 @@ macro_rules! delegate_policy {
 pub mod ledger;
 pub mod script;
 pub mod steps;
+pub mod uring;
 
 pub mod app_ack;
 pub mod copy;

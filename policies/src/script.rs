@@ -8,6 +8,7 @@
 use crate::steps::{
     feature_failed, unexpected, Cursor, Drain, Progress, SendAll, SendfileAll, SpliceChunk,
 };
+use crate::uring::{self, NotSent};
 use zcsafe_policy::{Abort, Geometry, Op, Outcome, Region};
 
 /// The tmpfs file the sendfile scripts use.
@@ -195,16 +196,13 @@ impl zcsafe_policy::Policy for Scripted {
             Running::UringWait => match outcome {
                 // Our send's CQE (notifications of earlier sends are skipped).
                 Outcome::Cqe(c) if !c.notif && c.user_data == self.at.chunk as u32 => {
-                    if c.res < 0 {
-                        Progress::Failed(zcsafe_policy::Errno::from_raw(-c.res as i32))
-                    } else if (c.res as u64) < self.g.chunk {
-                        self.fail(Abort::Failed(format!(
-                            "short SEND_ZC: {} of {} bytes",
-                            c.res, self.g.chunk
-                        )));
-                        return;
-                    } else {
-                        Progress::Complete
+                    match uring::sent(&c, &self.g) {
+                        Ok(()) => Progress::Complete,
+                        Err(NotSent::Failed(errno)) => Progress::Failed(errno),
+                        Err(short) => {
+                            self.fail(short.abort());
+                            return;
+                        }
                     }
                 }
                 Outcome::Cqe(_) => Progress::Pending,

@@ -8,9 +8,10 @@
 //! (a failed send), so the slot is free at once.
 
 use crate::steps::{feature_failed, unexpected, Cursor};
+use crate::uring::{self, NotSent, Notifs, Phase};
 use crate::{BuildError, Catalogued, Feature};
 use zcsafe_policy::{
-    Abort, Cqe, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
+    Abort, Cqe, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -18,29 +19,13 @@ pub struct UringZcNotif {
     g: Geometry,
     at: Cursor,
     /// Notifications still to come, per slot.
-    pinned: Vec<u8>,
+    pinned: Notifs,
     phase: Phase,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Phase {
-    /// Reap CQEs until the current slot has no notification outstanding.
-    Reclaim,
-    Fill,
-    Submit,
-    /// Reap CQEs until the current chunk's send CQE.
-    AwaitSend,
-    Done,
-    Failed(Abort),
-}
-
 impl UringZcNotif {
-    fn slot_of(&self, user_data: u32) -> usize {
-        (user_data as u64 % self.g.slots()) as usize
-    }
-
     fn begin_chunk(&self) -> Phase {
-        if self.pinned[self.at.slot_index(&self.g) as usize] > 0 {
+        if self.pinned.pins(self.at.slot_index(&self.g) as usize) {
             Phase::Reclaim
         } else {
             Phase::Fill
@@ -49,23 +34,13 @@ impl UringZcNotif {
 
     /// Books a CQE; returns an error for a failed send.
     fn reap(&mut self, c: &Cqe) -> Result<(), Abort> {
-        let slot = self.slot_of(c.user_data);
         if c.notif || !c.more {
-            self.pinned[slot] = self.pinned[slot].saturating_sub(1);
+            self.pinned.arrived(self.pinned.slot_of(c.user_data));
         }
-        if !c.notif && c.res < 0 {
-            return Err(feature_failed(
-                "io_uring SEND_ZC",
-                Errno::from_raw(-c.res as i32),
-            ));
+        if c.notif {
+            return Ok(());
         }
-        if !c.notif && (c.res as u64) < self.g.chunk {
-            return Err(Abort::Failed(format!(
-                "short SEND_ZC: {} of {} bytes",
-                c.res, self.g.chunk
-            )));
-        }
-        Ok(())
+        uring::sent(c, &self.g).map_err(NotSent::abort)
     }
 }
 
@@ -80,7 +55,7 @@ impl Catalogued for UringZcNotif {
         Ok(UringZcNotif {
             g: *g,
             at: Cursor::default(),
-            pinned: vec![0; g.slots() as usize],
+            pinned: Notifs::new(g),
             phase: Phase::Fill,
         })
     }
@@ -92,16 +67,7 @@ impl Catalogued for UringZcNotif {
 
 impl Policy for UringZcNotif {
     fn poll_op(&self) -> Op {
-        match &self.phase {
-            Phase::Reclaim | Phase::AwaitSend => Op::UringWaitCqe,
-            Phase::Fill => self.at.fill(&self.g),
-            Phase::Submit => Op::UringSendZc {
-                buf: self.at.slot(&self.g),
-                user_data: self.at.chunk as u32,
-            },
-            Phase::Done => Op::Finish,
-            Phase::Failed(a) => Op::Abort(a.clone()),
-        }
+        self.phase.op(&self.g, &self.at, self.at.chunk as u32)
     }
 
     fn handle(&mut self, outcome: Outcome) {
@@ -109,7 +75,7 @@ impl Policy for UringZcNotif {
         self.phase = match (std::mem::replace(&mut self.phase, Phase::Done), &outcome) {
             (Phase::Fill, Outcome::Ok) => Phase::Submit,
             (Phase::Submit, Outcome::Ok) => {
-                self.pinned[self.at.slot_index(&self.g) as usize] += 1;
+                self.pinned.expect(self.at.slot_index(&self.g) as usize);
                 Phase::AwaitSend
             }
             (Phase::Submit, Outcome::Err(e)) => {

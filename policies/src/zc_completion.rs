@@ -11,7 +11,9 @@
 //!   notification if any send is outstanding, otherwise none will ever come — send the
 //!   rest with a plain copying `send()` instead of waiting.
 //!
-//! Slots are pipelined: with `S` slots, `S` chunks can be in flight.
+//! Slots are pipelined: with `S` slots, `S` chunks can be in flight. The bugs shipped
+//! with this scheme are one [`Knobs`] setting each away from it (`zc-inorder-tracker`,
+//! `bugs::grpc_30320`, `bugs::spdk_3600`).
 
 use crate::ledger::ZcLedger;
 use crate::steps::{feature_failed, unexpected, Cursor, Progress, SendAll};
@@ -21,8 +23,27 @@ use zcsafe_policy::{
     ZcNotification,
 };
 
-/// How a notification releases outstanding sends. The correct rule and the common bug
-/// differ in this one function, so both policies share everything else.
+/// Where the reproducers of shipped bugs (and `zc-inorder-tracker`) differ from the
+/// documented scheme: each one turns one knob, and everything else is this file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Knobs {
+    pub release: ReleaseRule,
+    pub on_nobufs: OnNoBufs,
+    pub close: Close,
+    pub labels: Labels,
+}
+
+impl Knobs {
+    /// The scheme of `msg_zerocopy.rst`, done right.
+    pub const DOCUMENTED: Knobs = Knobs {
+        release: ReleaseRule::Covered,
+        on_nobufs: OnNoBufs::WaitIfOutstanding,
+        close: Close::AfterLastSend,
+        labels: Labels::Kernel,
+    };
+}
+
+/// How a notification releases outstanding sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum ReleaseRule {
     /// Release exactly the counters in `[lo, hi]`, wrap-aware.
@@ -31,10 +52,40 @@ pub(crate) enum ReleaseRule {
     UpToHi,
 }
 
+/// What the sender does when `send(MSG_ZEROCOPY)` fails with `ENOBUFS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum OnNoBufs {
+    /// Wait for a notification if a send is outstanding; otherwise none will ever come,
+    /// so send the rest with a plain copying `send()`.
+    WaitIfOutstanding,
+    /// Always wait for a notification (grpc#30320).
+    AlwaysWait,
+}
+
+/// When the sender is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Close {
+    /// Once the last chunk is queued: its pages are the application's to drop.
+    AfterLastSend,
+    /// Once every send's notification has come (a socket close that waits for its
+    /// requests, spdk's `_sock_flush`).
+    AfterLastNotification,
+}
+
+/// How the sender numbers its sends; the label must be the kernel's counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Labels {
+    /// The kernel's own numbering: `sk_zckey`, wrapping at `2^zc_id_bits`.
+    Kernel,
+    /// An application counter `idx` that skips 0 on wrap-around, labelling each send
+    /// `idx - 1` (spdk#3600): the labels skip the kernel's last value.
+    IndexSkipsZero,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ZcCompletion {
     g: Geometry,
-    rule: ReleaseRule,
+    knobs: Knobs,
     at: Cursor,
     ledger: ZcLedger,
     phase: Phase,
@@ -47,17 +98,19 @@ enum Phase {
     Reclaim,
     Fill,
     Send(SendAll),
-    /// `ENOBUFS` with sends outstanding: wait for one notification, then send the rest.
+    /// `ENOBUFS`: wait for one notification, then send the rest.
     AwaitAny(SendAll),
+    /// Every chunk is queued; read notifications until none is outstanding.
+    Flush,
     Done,
     Failed(Abort),
 }
 
 impl ZcCompletion {
-    pub(crate) fn with_rule(g: &Geometry, rule: ReleaseRule) -> Self {
+    pub(crate) fn with(g: &Geometry, knobs: Knobs) -> Self {
         ZcCompletion {
             g: *g,
-            rule,
+            knobs,
             at: Cursor::default(),
             ledger: ZcLedger::default(),
             phase: Phase::Enable,
@@ -65,10 +118,18 @@ impl ZcCompletion {
     }
 
     fn release(&mut self, n: &ZcNotification) {
-        match self.rule {
+        match self.knobs.release {
             ReleaseRule::Covered => self.ledger.release(&self.g, n),
             ReleaseRule::UpToHi => self.ledger.release_where(|id| id <= n.hi),
         }
+    }
+
+    fn record_send(&mut self) {
+        let slot = self.at.slot_index(&self.g);
+        match self.knobs.labels {
+            Labels::Kernel => self.ledger.record_send(&self.g, slot),
+            Labels::IndexSkipsZero => self.ledger.record_send_skipping_last(&self.g, slot),
+        };
     }
 
     fn begin_chunk(&self) -> Phase {
@@ -83,16 +144,20 @@ impl ZcCompletion {
         let calls = send.calls;
         let progress = send.handle(outcome);
         if send.zerocopy && send.calls > calls {
-            self.ledger
-                .record_send(&self.g, self.at.slot_index(&self.g));
+            self.record_send();
         }
-        match progress {
-            Progress::Pending => Phase::Send(send),
-            Progress::Complete => self.next_chunk(),
-            Progress::Failed(Errno::NoBufs) if !self.ledger.is_empty() => Phase::AwaitAny(send),
+        match (progress, self.knobs.on_nobufs) {
+            (Progress::Pending, _) => Phase::Send(send),
+            (Progress::Complete, _) => self.next_chunk(),
+            (Progress::Failed(Errno::NoBufs), OnNoBufs::AlwaysWait) => Phase::AwaitAny(send),
+            (Progress::Failed(Errno::NoBufs), _) if !self.ledger.is_empty() => {
+                Phase::AwaitAny(send)
+            }
             // Nothing outstanding: no notification will ever free optmem for us.
-            Progress::Failed(Errno::NoBufs) => Phase::Send(SendAll::new(send.left, false)),
-            Progress::Failed(_) | Progress::Unexpected => Phase::Failed(unexpected(op, outcome)),
+            (Progress::Failed(Errno::NoBufs), _) => Phase::Send(SendAll::new(send.left, false)),
+            (Progress::Failed(_) | Progress::Unexpected, _) => {
+                Phase::Failed(unexpected(op, outcome))
+            }
         }
     }
 
@@ -100,7 +165,14 @@ impl ZcCompletion {
         if self.at.advance(&self.g) {
             self.begin_chunk()
         } else {
-            Phase::Done
+            self.closing()
+        }
+    }
+
+    fn closing(&self) -> Phase {
+        match self.knobs.close {
+            Close::AfterLastNotification if !self.ledger.is_empty() => Phase::Flush,
+            _ => Phase::Done,
         }
     }
 }
@@ -115,7 +187,7 @@ impl Catalogued for ZcCompletion {
     const TWIN: Option<&'static str> = Some(crate::zc_naive::ZcNaive::NAME);
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
-        Ok(Self::with_rule(g, ReleaseRule::Covered))
+        Ok(Self::with(g, Knobs::DOCUMENTED))
     }
 
     fn expect(_: TransportClass, _: &Profile) -> Expectation {
@@ -129,7 +201,7 @@ impl Policy for ZcCompletion {
     fn poll_op(&self) -> Op {
         match &self.phase {
             Phase::Enable => Op::EnableZerocopy,
-            Phase::Reclaim | Phase::AwaitAny(_) => Op::ReadErrqueue { block: true },
+            Phase::Reclaim | Phase::AwaitAny(_) | Phase::Flush => Op::ReadErrqueue { block: true },
             Phase::Fill => self.at.fill(&self.g),
             Phase::Send(s) => s.op(),
             Phase::Done => Op::Finish,
@@ -153,6 +225,12 @@ impl Policy for ZcCompletion {
                     self.release(n);
                 }
                 Phase::Send(send)
+            }
+            (Phase::Flush, Outcome::Zc(n)) => {
+                if let Some(n) = n {
+                    self.release(n);
+                }
+                self.closing()
             }
             (Phase::Fill, Outcome::Ok) => Phase::Send(SendAll::new(self.at.slot(&self.g), true)),
             (Phase::Send(send), _) => self.sending(send, &outcome, &op),

@@ -9,7 +9,7 @@
 //!
 //! Everything else is `zc-completion`; only the release rule differs.
 
-use crate::zc_completion::{ReleaseRule, ZcCompletion};
+use crate::zc_completion::{Knobs, ReleaseRule, ZcCompletion};
 use crate::{BuildError, Catalogued, Feature};
 use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
 
@@ -24,9 +24,12 @@ impl Catalogued for ZcInorderTracker {
     const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
-        Ok(ZcInorderTracker(ZcCompletion::with_rule(
+        Ok(ZcInorderTracker(ZcCompletion::with(
             g,
-            ReleaseRule::UpToHi,
+            Knobs {
+                release: ReleaseRule::UpToHi,
+                ..Knobs::DOCUMENTED
+            },
         )))
     }
 

@@ -9,125 +9,22 @@
 //! only waits when a zero-copy send is actually outstanding, and otherwise retries the
 //! send as a plain copy.
 //!
-//! The model makes optmem "already used by something else" with `zc_optmem = 0`: every
-//! new notification fails with `ENOBUFS`.
+//! Both writers are `zc-completion` with the shipped or the fixed answer to `ENOBUFS`
+//! ([`OnNoBufs`]). The model makes optmem "already used by something else" with
+//! `zc_optmem = 0`: every new notification fails with `ENOBUFS`.
 
 use super::{Bug, Tuning};
-use crate::ledger::ZcLedger;
-use crate::steps::{feature_failed, unexpected, Cursor, Progress, SendAll};
+use crate::zc_completion::{Knobs, OnNoBufs, ZcCompletion};
 use crate::{BuildError, Catalogued, Entry, Feature};
-use zcsafe_policy::{
-    Abort, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass, Verdict,
-};
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct ZcWriter {
-    g: Geometry,
-    /// On `ENOBUFS`, wait only if something is outstanding (the fix).
-    checks_outstanding: bool,
-    at: Cursor,
-    ledger: ZcLedger,
-    phase: Phase,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Phase {
-    Enable,
-    Reclaim,
-    Fill,
-    Send(SendAll),
-    /// Sleep until the error queue has a completion, then send the rest.
-    SleepForCompletion(SendAll),
-    Done,
-    Failed(Abort),
-}
-
-impl ZcWriter {
-    fn new(g: &Geometry, checks_outstanding: bool) -> Self {
-        ZcWriter {
-            g: *g,
-            checks_outstanding,
-            at: Cursor::default(),
-            ledger: ZcLedger::default(),
-            phase: Phase::Enable,
-        }
-    }
-
-    fn begin_chunk(&self) -> Phase {
-        if self.ledger.pins(self.at.slot_index(&self.g)) {
-            Phase::Reclaim
-        } else {
-            Phase::Fill
-        }
-    }
-}
-
-impl Policy for ZcWriter {
-    fn poll_op(&self) -> Op {
-        match &self.phase {
-            Phase::Enable => Op::EnableZerocopy,
-            Phase::Reclaim | Phase::SleepForCompletion(_) => Op::ReadErrqueue { block: true },
-            Phase::Fill => self.at.fill(&self.g),
-            Phase::Send(s) => s.op(),
-            Phase::Done => Op::Finish,
-            Phase::Failed(a) => Op::Abort(a.clone()),
-        }
-    }
-
-    fn handle(&mut self, outcome: Outcome) {
-        let op = self.poll_op();
-        let g = self.g;
-        self.phase = match (std::mem::replace(&mut self.phase, Phase::Done), &outcome) {
-            (Phase::Enable, Outcome::Ok) => Phase::Fill,
-            (Phase::Enable, Outcome::Err(e)) => Phase::Failed(feature_failed("SO_ZEROCOPY", *e)),
-            (Phase::Reclaim, Outcome::Zc(n)) => {
-                if let Some(n) = n {
-                    self.ledger.release(&g, n);
-                }
-                self.begin_chunk()
-            }
-            (Phase::SleepForCompletion(send), Outcome::Zc(n)) => {
-                if let Some(n) = n {
-                    self.ledger.release(&g, n);
-                }
-                Phase::Send(send)
-            }
-            (Phase::Fill, Outcome::Ok) => Phase::Send(SendAll::new(self.at.slot(&g), true)),
-            (Phase::Send(mut send), _) => {
-                let calls = send.calls;
-                let progress = send.handle(&outcome);
-                if send.zerocopy && send.calls > calls {
-                    self.ledger.record_send(&g, self.at.slot_index(&g));
-                }
-                match progress {
-                    Progress::Pending => Phase::Send(send),
-                    Progress::Complete if self.at.advance(&g) => self.begin_chunk(),
-                    Progress::Complete => Phase::Done,
-                    Progress::Failed(Errno::NoBufs)
-                        if self.checks_outstanding && self.ledger.is_empty() =>
-                    {
-                        Phase::Send(SendAll::new(send.left, false))
-                    }
-                    Progress::Failed(Errno::NoBufs) => Phase::SleepForCompletion(send),
-                    Progress::Failed(_) | Progress::Unexpected => {
-                        Phase::Failed(unexpected(&op, &outcome))
-                    }
-                }
-            }
-            (Phase::Done, _) => Phase::Done,
-            (Phase::Failed(a), _) => Phase::Failed(a),
-            _ => Phase::Failed(unexpected(&op, &outcome)),
-        };
-    }
-}
+use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass, Verdict};
 
 /// The shipped writer: always sleeps for a completion after `ENOBUFS`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct GrpcEnobufsSleep(ZcWriter);
+pub struct GrpcEnobufsSleep(ZcCompletion);
 
 /// The fix: sleeps only when a zero-copy send is outstanding, else copies.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct GrpcEnobufsFixed(ZcWriter);
+pub struct GrpcEnobufsFixed(ZcCompletion);
 
 impl Catalogued for GrpcEnobufsSleep {
     const NAME: &'static str = "grpc-enobufs-sleep";
@@ -137,7 +34,13 @@ impl Catalogued for GrpcEnobufsSleep {
     const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
-        Ok(Self(ZcWriter::new(g, false)))
+        Ok(Self(ZcCompletion::with(
+            g,
+            Knobs {
+                on_nobufs: OnNoBufs::AlwaysWait,
+                ..Knobs::DOCUMENTED
+            },
+        )))
     }
 
     fn expect(_: TransportClass, _: &Profile) -> Expectation {
@@ -156,7 +59,7 @@ impl Catalogued for GrpcEnobufsFixed {
     const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
-        Ok(Self(ZcWriter::new(g, true)))
+        Ok(Self(ZcCompletion::with(g, Knobs::DOCUMENTED)))
     }
 
     fn expect(_: TransportClass, _: &Profile) -> Expectation {

@@ -17,10 +17,9 @@
 
 use super::{Bug, Tuning};
 use crate::steps::{unexpected, Cursor};
+use crate::uring::{self, NotSent, Notifs, Phase};
 use crate::{BuildError, Catalogued, Entry, Feature};
-use zcsafe_policy::{
-    Abort, Cqe, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
-};
+use zcsafe_policy::{Cqe, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct SendZcRetry {
@@ -29,18 +28,8 @@ struct SendZcRetry {
     counts_failed_notif: bool,
     at: Cursor,
     /// Notifications still expected, per slot.
-    expected: Vec<u8>,
+    expected: Notifs,
     phase: Phase,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Phase {
-    Reclaim,
-    Fill,
-    Submit,
-    AwaitSend,
-    Done,
-    Failed(Abort),
 }
 
 impl SendZcRetry {
@@ -49,7 +38,7 @@ impl SendZcRetry {
             g: *g,
             counts_failed_notif,
             at: Cursor::default(),
-            expected: vec![0; g.slots() as usize],
+            expected: Notifs::new(g),
             phase: Phase::Fill,
         }
     }
@@ -59,7 +48,7 @@ impl SendZcRetry {
     }
 
     fn begin_chunk(&self) -> Phase {
-        if self.expected[self.slot()] > 0 {
+        if self.expected.pins(self.slot()) {
             Phase::Reclaim
         } else {
             Phase::Fill
@@ -69,21 +58,19 @@ impl SendZcRetry {
     /// A CQE while waiting for the current send's CQE.
     fn send_cqe(&mut self, c: &Cqe) -> Phase {
         let slot = self.slot();
-        if c.res < 0 {
-            if self.counts_failed_notif && c.more {
-                self.expected[slot] += 1;
+        match uring::sent(c, &self.g) {
+            Err(NotSent::Failed(_)) => {
+                if self.counts_failed_notif && c.more {
+                    self.expected.expect(slot);
+                }
+                // The data did not go out: send the same slot again.
+                return Phase::Submit;
             }
-            // The data did not go out: send the same slot again.
-            return Phase::Submit;
-        }
-        if (c.res as u64) < self.g.chunk {
-            return Phase::Failed(Abort::Failed(format!(
-                "short SEND_ZC: {} of {} bytes",
-                c.res, self.g.chunk
-            )));
+            Err(short) => return Phase::Failed(short.abort()),
+            Ok(()) => {}
         }
         if c.more {
-            self.expected[slot] += 1;
+            self.expected.expect(slot);
         }
         if self.at.advance(&self.g) {
             self.begin_chunk()
@@ -95,16 +82,7 @@ impl SendZcRetry {
 
 impl Policy for SendZcRetry {
     fn poll_op(&self) -> Op {
-        match &self.phase {
-            Phase::Reclaim | Phase::AwaitSend => Op::UringWaitCqe,
-            Phase::Fill => self.at.fill(&self.g),
-            Phase::Submit => Op::UringSendZc {
-                buf: self.at.slot(&self.g),
-                user_data: self.slot() as u32,
-            },
-            Phase::Done => Op::Finish,
-            Phase::Failed(a) => Op::Abort(a.clone()),
-        }
+        self.phase.op(&self.g, &self.at, self.slot() as u32)
     }
 
     fn handle(&mut self, outcome: Outcome) {
@@ -113,8 +91,7 @@ impl Policy for SendZcRetry {
             (Phase::Fill, Outcome::Ok) => Phase::Submit,
             (Phase::Submit, Outcome::Ok) => Phase::AwaitSend,
             (phase @ (Phase::Reclaim | Phase::AwaitSend), Outcome::Cqe(c)) if c.notif => {
-                let s = (c.user_data as usize) % self.expected.len();
-                self.expected[s] = self.expected[s].saturating_sub(1);
+                self.expected.arrived(self.expected.slot_of(c.user_data));
                 if phase == Phase::Reclaim {
                     self.begin_chunk()
                 } else {

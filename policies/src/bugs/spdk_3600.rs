@@ -11,177 +11,31 @@
 //! completes: closing the socket waits for it forever (the report: one buffer lost per
 //! wrap). Fix (merged 2025): increment with plain unsigned wrap-around.
 //!
-//! Both policies pipeline `MSG_ZEROCOPY` sends over the buffer's slots, release requests
-//! by the labels a notification covers (wrap-aware), fall back to a copying `send` on
-//! `ENOBUFS` with nothing outstanding, and wait for every request before finishing.
-//! The model needs a narrow counter (`zc_id_bits = 2`) so that five sends wrap.
+//! Both policies are `zc-completion` (pipelined `MSG_ZEROCOPY` sends over the buffer's
+//! slots, requests released by the labels a notification covers, wrap-aware, a copying
+//! `send` on `ENOBUFS` with nothing outstanding) that waits for every request before
+//! finishing ([`Close::AfterLastNotification`]); the shipped one labels its sends with
+//! the skipping counter ([`Labels::IndexSkipsZero`]). The model needs a narrow counter
+//! (`zc_id_bits = 2`) so that five sends wrap.
 
 use super::{Bug, Tuning};
-use crate::steps::{feature_failed, unexpected, Cursor, Progress, SendAll};
+use crate::zc_completion::{Close, Knobs, Labels, ZcCompletion};
 use crate::{BuildError, Catalogued, Entry, Feature};
-use zcsafe_policy::{
-    Abort, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
-    ZcNotification,
+use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
+
+/// Both variants wait for every request when closing, as `_sock_flush` does.
+const FLUSHES: Knobs = Knobs {
+    close: Close::AfterLastNotification,
+    ..Knobs::DOCUMENTED
 };
-
-/// How the application advances its send counter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Counter {
-    /// `if (idx == MAX) idx = 1; else idx++;` — the shipped code.
-    SkipsZero,
-    /// `idx++` with unsigned wrap-around — the fix.
-    Wraps,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct SpdkZc {
-    g: Geometry,
-    counter: Counter,
-    at: Cursor,
-    /// `sendmsg_idx`: the label of the next send is `idx - 1`.
-    idx: u32,
-    /// `(label, slot)` of requests waiting for their notification.
-    pending: Vec<(u32, u16)>,
-    phase: Phase,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Phase {
-    Enable,
-    Reclaim,
-    Fill,
-    Send(SendAll),
-    AwaitAny(SendAll),
-    /// Closing: wait until every request has completed.
-    Flush,
-    Done,
-    Failed(Abort),
-}
-
-impl SpdkZc {
-    fn new(g: &Geometry, counter: Counter) -> Self {
-        SpdkZc {
-            g: *g,
-            counter,
-            at: Cursor::default(),
-            idx: 1,
-            pending: Vec::new(),
-            phase: Phase::Enable,
-        }
-    }
-
-    fn max(&self) -> u32 {
-        ((1u64 << self.g.zc_id_bits) - 1) as u32
-    }
-
-    fn label_send(&mut self) {
-        let label = if self.idx == 0 {
-            self.max()
-        } else {
-            self.idx - 1
-        };
-        self.pending.push((label, self.at.slot_index(&self.g)));
-        self.idx = match self.counter {
-            Counter::SkipsZero if self.idx == self.max() => 1,
-            _ => self.g.zc_next(self.idx),
-        };
-    }
-
-    fn release(&mut self, n: &ZcNotification) {
-        let g = self.g;
-        self.pending.retain(|&(l, _)| !g.zc_in_range(l, n.lo, n.hi));
-    }
-
-    fn begin_chunk(&self) -> Phase {
-        let slot = self.at.slot_index(&self.g);
-        if self.pending.iter().any(|&(_, s)| s == slot) {
-            Phase::Reclaim
-        } else {
-            Phase::Fill
-        }
-    }
-
-    fn after_chunk(&mut self) -> Phase {
-        if self.at.advance(&self.g) {
-            self.begin_chunk()
-        } else if self.pending.is_empty() {
-            Phase::Done
-        } else {
-            Phase::Flush
-        }
-    }
-
-    fn sending(&mut self, mut send: SendAll, outcome: &Outcome, op: &Op) -> Phase {
-        let calls = send.calls;
-        let progress = send.handle(outcome);
-        if send.zerocopy && send.calls > calls {
-            self.label_send();
-        }
-        match progress {
-            Progress::Pending => Phase::Send(send),
-            Progress::Complete => self.after_chunk(),
-            Progress::Failed(Errno::NoBufs) if !self.pending.is_empty() => Phase::AwaitAny(send),
-            Progress::Failed(Errno::NoBufs) => Phase::Send(SendAll::new(send.left, false)),
-            Progress::Failed(_) | Progress::Unexpected => Phase::Failed(unexpected(op, outcome)),
-        }
-    }
-}
-
-impl Policy for SpdkZc {
-    fn poll_op(&self) -> Op {
-        match &self.phase {
-            Phase::Enable => Op::EnableZerocopy,
-            Phase::Reclaim | Phase::AwaitAny(_) | Phase::Flush => Op::ReadErrqueue { block: true },
-            Phase::Fill => self.at.fill(&self.g),
-            Phase::Send(s) => s.op(),
-            Phase::Done => Op::Finish,
-            Phase::Failed(a) => Op::Abort(a.clone()),
-        }
-    }
-
-    fn handle(&mut self, outcome: Outcome) {
-        let op = self.poll_op();
-        self.phase = match (std::mem::replace(&mut self.phase, Phase::Done), &outcome) {
-            (Phase::Enable, Outcome::Ok) => Phase::Fill,
-            (Phase::Enable, Outcome::Err(e)) => Phase::Failed(feature_failed("SO_ZEROCOPY", *e)),
-            (Phase::Reclaim, Outcome::Zc(n)) => {
-                if let Some(n) = n {
-                    self.release(n);
-                }
-                self.begin_chunk()
-            }
-            (Phase::AwaitAny(send), Outcome::Zc(n)) => {
-                if let Some(n) = n {
-                    self.release(n);
-                }
-                Phase::Send(send)
-            }
-            (Phase::Flush, Outcome::Zc(n)) => {
-                if let Some(n) = n {
-                    self.release(n);
-                }
-                if self.pending.is_empty() {
-                    Phase::Done
-                } else {
-                    Phase::Flush
-                }
-            }
-            (Phase::Fill, Outcome::Ok) => Phase::Send(SendAll::new(self.at.slot(&self.g), true)),
-            (Phase::Send(send), _) => self.sending(send, &outcome, &op),
-            (Phase::Done, _) => Phase::Done,
-            (Phase::Failed(a), _) => Phase::Failed(a),
-            _ => Phase::Failed(unexpected(&op, &outcome)),
-        };
-    }
-}
 
 /// The shipped code: the counter skips 0 on wrap.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct SpdkZcIndexSkipsZero(SpdkZc);
+pub struct SpdkZcIndexSkipsZero(ZcCompletion);
 
 /// The fix: the counter wraps like the kernel's.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct SpdkZcIndexFixed(SpdkZc);
+pub struct SpdkZcIndexFixed(ZcCompletion);
 
 impl Catalogued for SpdkZcIndexSkipsZero {
     const NAME: &'static str = "spdk-zc-index-skips-zero";
@@ -191,7 +45,13 @@ impl Catalogued for SpdkZcIndexSkipsZero {
     const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
-        Ok(Self(SpdkZc::new(g, Counter::SkipsZero)))
+        Ok(Self(ZcCompletion::with(
+            g,
+            Knobs {
+                labels: Labels::IndexSkipsZero,
+                ..FLUSHES
+            },
+        )))
     }
 
     fn expect(_: TransportClass, _: &Profile) -> Expectation {
@@ -211,7 +71,7 @@ impl Catalogued for SpdkZcIndexFixed {
     const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
-        Ok(Self(SpdkZc::new(g, Counter::Wraps)))
+        Ok(Self(ZcCompletion::with(g, FLUSHES)))
     }
 
     fn expect(_: TransportClass, _: &Profile) -> Expectation {
@@ -240,7 +100,8 @@ pub fn bug() -> Bug {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::ledger::ZcLedger;
+    use zcsafe_policy::Geometry;
 
     #[test]
     fn the_buggy_counter_falls_one_behind_after_the_wrap() {
@@ -248,14 +109,20 @@ mod tests {
             zc_id_bits: 2,
             ..Geometry::kernel(4096, 8192, 4096, 8 * 4096)
         };
-        let labels = |c| {
-            let mut p = SpdkZc::new(&g, c);
-            for _ in 0..6 {
-                p.label_send();
-            }
-            p.pending.iter().map(|x| x.0).collect::<Vec<_>>()
-        };
-        assert_eq!(labels(Counter::Wraps), vec![0, 1, 2, 3, 0, 1]);
-        assert_eq!(labels(Counter::SkipsZero), vec![0, 1, 2, 0, 1, 2]);
+        let mut kernel = ZcLedger::default();
+        let mut skipping = ZcLedger::default();
+        let labels = (0..6)
+            .map(|_| {
+                (
+                    kernel.record_send(&g, 0),
+                    skipping.record_send_skipping_last(&g, 0),
+                )
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(
+            labels,
+            vec![(0, 0), (1, 1), (2, 2), (3, 0), (0, 1), (1, 2)],
+            "(kernel, skipping) labels"
+        );
     }
 }

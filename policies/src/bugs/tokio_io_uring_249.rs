@@ -11,9 +11,10 @@
 
 use super::{Bug, Tuning};
 use crate::steps::{feature_failed, unexpected, Cursor};
+use crate::uring::{self, NotSent, Notifs, Phase};
 use crate::{BuildError, Catalogued, Entry, Feature};
 use zcsafe_policy::{
-    Abort, Cqe, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
+    Abort, Cqe, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -23,20 +24,13 @@ struct UringPipeline {
     serialises: bool,
     at: Cursor,
     /// Notifications still to come, per slot.
-    pinned: Vec<u8>,
+    pinned: Notifs,
     /// Send CQEs still to come.
     sends: u8,
+    /// It moves to the next chunk as soon as a `SEND_ZC` is submitted (never
+    /// [`Phase::AwaitSend`]); [`Phase::Reclaim`] reaps until the current slot is free
+    /// and, serialised, the last send is done.
     phase: Phase,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Phase {
-    /// Reap CQEs until the current slot is free (and, serialised, the last send is done).
-    Reap,
-    Fill,
-    Submit,
-    Done,
-    Failed(Abort),
 }
 
 impl UringPipeline {
@@ -45,60 +39,39 @@ impl UringPipeline {
             g: *g,
             serialises,
             at: Cursor::default(),
-            pinned: vec![0; g.slots() as usize],
+            pinned: Notifs::new(g),
             sends: 0,
             phase: Phase::Fill,
         }
     }
 
     fn ready(&self) -> Phase {
-        let busy = self.pinned[self.at.slot_index(&self.g) as usize] > 0
+        let busy = self.pinned.pins(self.at.slot_index(&self.g) as usize)
             || (self.serialises && self.sends > 0);
         if busy {
-            Phase::Reap
+            Phase::Reclaim
         } else {
             Phase::Fill
         }
     }
 
     fn reap(&mut self, c: &Cqe) -> Result<(), Abort> {
-        let slot = (c.user_data as u64 % self.g.slots()) as usize;
+        let slot = self.pinned.slot_of(c.user_data);
         if c.notif {
-            self.pinned[slot] = self.pinned[slot].saturating_sub(1);
+            self.pinned.arrived(slot);
             return Ok(());
         }
         self.sends = self.sends.saturating_sub(1);
         if !c.more {
-            self.pinned[slot] = self.pinned[slot].saturating_sub(1);
+            self.pinned.arrived(slot);
         }
-        if c.res < 0 {
-            return Err(feature_failed(
-                "io_uring SEND_ZC",
-                Errno::from_raw(-c.res as i32),
-            ));
-        }
-        if (c.res as u64) < self.g.chunk {
-            return Err(Abort::Failed(format!(
-                "short SEND_ZC: {} of {} bytes",
-                c.res, self.g.chunk
-            )));
-        }
-        Ok(())
+        uring::sent(c, &self.g).map_err(NotSent::abort)
     }
 }
 
 impl Policy for UringPipeline {
     fn poll_op(&self) -> Op {
-        match &self.phase {
-            Phase::Reap => Op::UringWaitCqe,
-            Phase::Fill => self.at.fill(&self.g),
-            Phase::Submit => Op::UringSendZc {
-                buf: self.at.slot(&self.g),
-                user_data: self.at.chunk as u32,
-            },
-            Phase::Done => Op::Finish,
-            Phase::Failed(a) => Op::Abort(a.clone()),
-        }
+        self.phase.op(&self.g, &self.at, self.at.chunk as u32)
     }
 
     fn handle(&mut self, outcome: Outcome) {
@@ -106,7 +79,7 @@ impl Policy for UringPipeline {
         self.phase = match (std::mem::replace(&mut self.phase, Phase::Done), &outcome) {
             (Phase::Fill, Outcome::Ok) => Phase::Submit,
             (Phase::Submit, Outcome::Ok) => {
-                self.pinned[self.at.slot_index(&self.g) as usize] += 1;
+                self.pinned.expect(self.at.slot_index(&self.g) as usize);
                 self.sends += 1;
                 if self.at.advance(&self.g) {
                     self.ready()
@@ -117,7 +90,7 @@ impl Policy for UringPipeline {
             (Phase::Submit, Outcome::Err(e)) => {
                 Phase::Failed(feature_failed("io_uring SEND_ZC", *e))
             }
-            (Phase::Reap, Outcome::Cqe(c)) => match self.reap(c) {
+            (Phase::Reclaim, Outcome::Cqe(c)) => match self.reap(c) {
                 Ok(()) => self.ready(),
                 Err(a) => Phase::Failed(a),
             },
