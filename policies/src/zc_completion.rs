@@ -12,7 +12,7 @@
 //!   rest with a plain copying `send()` instead of waiting.
 //!
 //! Slots are pipelined: with `S` slots, `S` chunks can be in flight. The bugs shipped
-//! with this scheme are one [`Knobs`] setting each away from it (`zc-inorder-tracker`,
+//! with this scheme are one `Knobs` setting each away from it (`zc-inorder-tracker`,
 //! `bugs::grpc_30320`, `bugs::spdk_3600`).
 
 use crate::ledger::ZcLedger;

@@ -10,7 +10,7 @@
 //! send as a plain copy.
 //!
 //! Both writers are `zc-completion` with the shipped or the fixed answer to `ENOBUFS`
-//! ([`OnNoBufs`]). The model makes optmem "already used by something else" with
+//! (`OnNoBufs`). The model makes optmem "already used by something else" with
 //! `zc_optmem = 0`: every new notification fails with `ENOBUFS`.
 
 use super::{Bug, Tuning};

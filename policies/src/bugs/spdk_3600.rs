@@ -14,8 +14,8 @@
 //! Both policies are `zc-completion` (pipelined `MSG_ZEROCOPY` sends over the buffer's
 //! slots, requests released by the labels a notification covers, wrap-aware, a copying
 //! `send` on `ENOBUFS` with nothing outstanding) that waits for every request before
-//! finishing ([`Close::AfterLastNotification`]); the shipped one labels its sends with
-//! the skipping counter ([`Labels::IndexSkipsZero`]). The model needs a narrow counter
+//! finishing (`Close::AfterLastNotification`); the shipped one labels its sends with
+//! the skipping counter (`Labels::IndexSkipsZero`). The model needs a narrow counter
 //! (`zc_id_bits = 2`) so that five sends wrap.
 
 use super::{Bug, Tuning};
