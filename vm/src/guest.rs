@@ -38,9 +38,9 @@ pub fn init_script() -> String {
         r#"#!/bin/sh
 # zcsafe guest init: see vm/src/guest.rs for the protocol.
 export PATH=/opt/zcsafe/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/ TMPDIR=/tmp
+/bin/busybox --install -s
 # Carried libraries outside the loader's built-in search path (vm/src/initramfs.rs).
 [ -f /{libpath} ] && export LD_LIBRARY_PATH="$(cat /{libpath})"
-/bin/busybox --install -s
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null

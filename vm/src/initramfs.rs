@@ -7,11 +7,13 @@
 //!
 //! Every executable goes in through one door, [`carry_executable`]: a dynamically linked
 //! one brings its shared-library closure — the loader its `PT_INTERP` names and every
-//! object the loader resolves (`ldd`) — at the host paths, as dracut does. So the guest runs
-//! the very binary the user built (`make`, `cargo install`), no second static build.
-//! Without `/etc/ld.so.cache` the guest's loader searches its built-in system path
-//! ([`LOADER_SEARCH_PATH`]); libraries from anywhere else are named in [`LIBRARY_PATH_FILE`],
-//! which `/init` exports as `LD_LIBRARY_PATH`.
+//! object the loader resolves (`ldd`) — as dracut does. So the guest runs the very binary
+//! the user built (`make`, `cargo install`), no second static build. Without
+//! `/etc/ld.so.cache` the guest's loader searches its built-in system path
+//! ([`LOADER_SEARCH_PATH`]): libraries from there keep their host paths; any other
+//! (`/usr/local/lib`, a build tree, `LD_LIBRARY_PATH`, `/tmp`, which the guest mounts over)
+//! goes to [`GUEST_LIB_DIR`] under its SONAME, which `/init` puts in `LD_LIBRARY_PATH`
+//! when [`LIBRARY_PATH_FILE`] says so.
 
 use crate::error::{IoContext, Result, VmError};
 use crate::kernel::Kernel;
@@ -302,8 +304,11 @@ pub const LOADER_SEARCH_PATH: &[&str] = &[
     "/usr/lib",
 ];
 
-/// Directories (`:`-separated) of carried libraries outside [`LOADER_SEARCH_PATH`], for
-/// `/init` to export as `LD_LIBRARY_PATH`; absent when there are none.
+/// Where carried libraries from outside [`LOADER_SEARCH_PATH`] go (no leading `/`).
+pub const GUEST_LIB_DIR: &str = "opt/zcsafe/lib";
+
+/// The guest's `LD_LIBRARY_PATH` (`/opt/zcsafe/lib`) when [`GUEST_LIB_DIR`] holds
+/// anything, for `/init` to export; absent otherwise.
 pub const LIBRARY_PATH_FILE: &str = "etc/zcsafe-ld-library-path";
 
 /// What one executable needs in the guest besides itself.
@@ -383,8 +388,8 @@ pub fn closure(path: &Path, bytes: &[u8]) -> Result<Closure> {
 }
 
 /// Puts the executable `path` into `entries` as `dest` (a path without the leading `/`),
-/// with its [`Closure`] at the host paths. Libraries already there are not added twice; two
-/// different files for one `dest` are an error.
+/// with its [`Closure`] where the guest's loader finds it ([`library_dest`]). Libraries
+/// already there are not added twice; two different files for one `dest` are an error.
 pub fn carry_executable(path: &Path, dest: &str, entries: &mut Vec<Entry>) -> Result<()> {
     let bytes = std::fs::read(path).at(path)?;
     let closure = closure(path, &bytes)?;
@@ -398,8 +403,9 @@ pub fn carry_executable(path: &Path, dest: &str, entries: &mut Vec<Entry>) -> Re
     } else {
         entries.push(Entry::file(dest, 0o755, bytes));
     }
-    for lib in &closure.libraries {
-        let rel = lib.to_string_lossy().trim_start_matches('/').to_string();
+    for (i, lib) in closure.libraries.iter().enumerate() {
+        let rel = library_dest(lib, i == 0);
+        // One object per name: the loader, too, loads one per SONAME.
         if entries.iter().any(|e| e.path == rel) {
             continue;
         }
@@ -409,20 +415,29 @@ pub fn carry_executable(path: &Path, dest: &str, entries: &mut Vec<Entry>) -> Re
     Ok(())
 }
 
-/// The directories of carried libraries that the guest's loader would not search.
-fn library_path(entries: &[Entry]) -> Vec<String> {
-    let mut dirs: Vec<String> = Vec::new();
-    for e in entries {
-        let name = e.path.rsplit('/').next().unwrap_or("");
-        if !e.is_file() || !name.contains(".so") || e.path.starts_with("lib/modules") {
-            continue;
+/// Where a library goes in the image: its host path (no leading `/`) for the loader
+/// (`PT_INTERP` is an absolute path) and for directories the guest's loader searches, else
+/// [`GUEST_LIB_DIR`]/SONAME.
+fn library_dest(lib: &Path, is_loader: bool) -> String {
+    let host = lib.to_string_lossy().trim_start_matches('/').to_string();
+    let searched = lib
+        .parent()
+        .is_some_and(|d| LOADER_SEARCH_PATH.iter().any(|s| Path::new(s) == d));
+    match lib.file_name() {
+        Some(name) if !is_loader && !searched => {
+            format!("{GUEST_LIB_DIR}/{}", name.to_string_lossy())
         }
-        let dir = format!("/{}", Path::new(&e.path).parent().unwrap().display());
-        if !LOADER_SEARCH_PATH.contains(&dir.as_str()) && dir != "/lib64" && !dirs.contains(&dir) {
-            dirs.push(dir);
-        }
+        _ => host,
     }
-    dirs
+}
+
+/// The guest's `LD_LIBRARY_PATH`, if carried libraries need one.
+fn library_path(entries: &[Entry]) -> Option<String> {
+    let prefix = format!("{GUEST_LIB_DIR}/");
+    entries
+        .iter()
+        .any(|e| e.path.starts_with(&prefix))
+        .then(|| format!("/{GUEST_LIB_DIR}"))
 }
 
 /// `entries` with a directory entry before the first entry inside it, for every directory
@@ -532,13 +547,8 @@ pub fn build(kernel: &Kernel, inputs: &Inputs, init_script: &str, cache: &Path) 
             .ok_or_else(|| VmError::Usage(format!("{}: not a file to carry", x.display())))?;
         carry_executable(x, &format!("opt/zcsafe/bin/{name}"), &mut entries)?;
     }
-    let dirs = library_path(&entries);
-    if !dirs.is_empty() {
-        entries.push(Entry::file(
-            LIBRARY_PATH_FILE,
-            0o644,
-            dirs.join(":").into_bytes(),
-        ));
+    if let Some(dirs) = library_path(&entries) {
+        entries.push(Entry::file(LIBRARY_PATH_FILE, 0o644, dirs.into_bytes()));
     }
     let entries = with_parent_dirs(entries);
 
@@ -820,10 +830,42 @@ mod tests {
             }
         }
         assert_eq!(names.iter().filter(|n| **n == "bin").count(), 1);
-        assert!(
-            library_path(&all).is_empty(),
+        assert_eq!(
+            library_path(&all),
+            None,
             "Debian's libraries are on the loader's path"
         );
+    }
+
+    #[test]
+    fn libraries_off_the_loaders_search_path_go_to_the_guest_lib_dir() {
+        let dest = |p: &str, loader| library_dest(Path::new(p), loader);
+        assert_eq!(
+            dest("/lib/x86_64-linux-gnu/libc.so.6", false),
+            "lib/x86_64-linux-gnu/libc.so.6"
+        );
+        assert_eq!(
+            dest("/usr/lib/x86_64-linux-gnu/libssl.so.3", false),
+            "usr/lib/x86_64-linux-gnu/libssl.so.3"
+        );
+        assert_eq!(
+            dest("/lib64/ld-linux-x86-64.so.2", true),
+            "lib64/ld-linux-x86-64.so.2"
+        );
+        // The guest mounts a tmpfs on /tmp and has no ld.so.cache for /usr/local/lib.
+        assert_eq!(
+            dest("/tmp/build/libzc.so.1", false),
+            "opt/zcsafe/lib/libzc.so.1"
+        );
+        assert_eq!(
+            dest("/usr/local/lib/liburing.so.2", false),
+            "opt/zcsafe/lib/liburing.so.2"
+        );
+        let mut entries = vec![Entry::file("lib/x86_64-linux-gnu/libc.so.6", 0o755, vec![])];
+        assert_eq!(library_path(&entries), None);
+        entries.push(Entry::file("opt/zcsafe/lib/libzc.so.1", 0o755, vec![]));
+        assert_eq!(library_path(&entries).as_deref(), Some("/opt/zcsafe/lib"));
+        assert!(crate::guest::init_script().contains(LIBRARY_PATH_FILE));
     }
 
     #[test]

@@ -41,6 +41,16 @@ fn dynamic_zcsafe(test: &str) -> Option<PathBuf> {
             }
         }
     };
+    // The guest's /init and the initramfs layout are compiled into zcsafe: an old binary
+    // would test old code.
+    let built = std::fs::metadata(&p).and_then(|m| m.modified()).unwrap();
+    if let Some(newer) = newest_source().filter(|(t, _)| *t > built) {
+        panic!(
+            "{} is older than {}: rebuild it (cargo build -p zcsafe-cli), or run the whole workspace's tests",
+            p.display(),
+            newer.1.display()
+        );
+    }
     let kind = initramfs::classify(&std::fs::read(&p).unwrap());
     assert!(
         matches!(kind, Program::DynamicElf { .. }),
@@ -51,10 +61,43 @@ fn dynamic_zcsafe(test: &str) -> Option<PathBuf> {
     Some(p)
 }
 
+/// The most recently modified file under the workspace's `*/src` directories.
+fn newest_source() -> Option<(std::time::SystemTime, PathBuf)> {
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let mut stack: Vec<PathBuf> = std::fs::read_dir(root)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("src"))
+        .filter(|p| p.is_dir())
+        .collect();
+    let mut newest = None;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let (p, Ok(m)) = (e.path(), e.metadata()) else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(p);
+            } else if let Ok(t) = m.modified() {
+                if newest.as_ref().is_none_or(|(n, _)| t > *n) {
+                    newest = Some((t, p));
+                }
+            }
+        }
+    }
+    newest
+}
+
 /// `zcsafe matrix ARGS --kernels 5.10 --json --out DIR`, with the guest binary left to its
 /// default (the running zcsafe itself).
-fn matrix(zcsafe: &Path, args: &[&str], out: &Path) -> (Output, serde_json::Value) {
+fn matrix(
+    zcsafe: &Path,
+    args: &[&str],
+    out: &Path,
+    env: &[(&str, &Path)],
+) -> (Output, serde_json::Value) {
     let o = Command::new(zcsafe)
+        .envs(env.iter().copied())
         .arg("matrix")
         .args(["--kernels", "5.10", "--jobs", "1", "--json", "--out"])
         .arg(out)
@@ -73,12 +116,18 @@ fn matrix(zcsafe: &Path, args: &[&str], out: &Path) -> (Output, serde_json::Valu
     (o, v)
 }
 
-/// examples/c-sender built with the host's C compiler, dynamically linked (the default).
-fn c_sender(test: &str, dir: &Path) -> Option<PathBuf> {
-    let Some(cc) = ["cc", "gcc"].into_iter().find_map(common::which) else {
+fn cc(test: &str) -> Option<PathBuf> {
+    let cc = ["cc", "gcc"].into_iter().find_map(common::which);
+    if cc.is_none() {
         common::skip(test, "no C compiler (apt-get install gcc)");
-        return None;
-    };
+    }
+    cc
+}
+
+/// examples/c-sender built with the host's C compiler, dynamically linked (the default),
+/// with `extra` arguments at the end of the link line.
+fn c_sender(test: &str, dir: &Path, extra: &[&std::ffi::OsStr]) -> Option<PathBuf> {
+    let cc = cc(test)?;
     let src = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/c-sender/zc_sender.c"
@@ -88,6 +137,7 @@ fn c_sender(test: &str, dir: &Path) -> Option<PathBuf> {
         .args(["-O2", "-Wall", "-o"])
         .arg(&exe)
         .arg(src)
+        .args(extra)
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "{} failed to build {src}", cc.display());
@@ -117,6 +167,7 @@ fn the_dynamically_linked_zcsafe_cargo_builds_judges_a_policy_in_a_guest() {
         &zcsafe,
         &["--policies", "copy", "--transports", "veth"],
         t.path(),
+        &[],
     );
     let c = only_cell(&v);
     assert_eq!(c["verdict"], "safe", "{c:#}");
@@ -144,7 +195,7 @@ fn a_dynamically_linked_c_sender_is_judged_safe_or_corrupt_over_remote() {
         return;
     };
     let t = tempfile::tempdir().unwrap();
-    let Some(exe) = c_sender(test, t.path()) else {
+    let Some(exe) = c_sender(test, t.path(), &[]) else {
         return;
     };
     // The correct mode waits for the zerocopy notifications; the buggy one reuses the
@@ -157,6 +208,7 @@ fn a_dynamically_linked_c_sender_is_judged_safe_or_corrupt_over_remote() {
             &zcsafe,
             &["--transports", "remote", "--external", &cmd],
             &out,
+            &[],
         );
         let c = only_cell(&v);
         assert_eq!(c["policy"], "external", "{c:#}");
@@ -205,9 +257,80 @@ fn a_matrix_in_which_no_cell_ran_exits_2_and_says_so() {
             "false",
         ],
         t.path(),
+        &[],
     );
     assert_eq!(only_cell(&v)["verdict"], "error");
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no cell was judged"), "{err}");
+}
+
+#[test]
+fn a_library_from_outside_the_loaders_path_is_found_in_the_guest() {
+    let test = "library off the loader's path";
+    if common::kernel(test).is_none() || common::busybox(test).is_none() {
+        return;
+    }
+    let Some(zcsafe) = dynamic_zcsafe(test) else {
+        return;
+    };
+    let Some(cc) = cc(test) else {
+        return;
+    };
+    // A library in a build tree under /tmp (which the guest mounts a tmpfs over), found on
+    // the host through LD_LIBRARY_PATH only; the sender needs it (--no-as-needed).
+    let t = tempfile::tempdir().unwrap();
+    let libdir = t.path().join("lib");
+    std::fs::create_dir(&libdir).unwrap();
+    let src = t.path().join("probe.c");
+    std::fs::write(&src, "int zcsafe_probe(void) { return 7; }\n").unwrap();
+    let lib = libdir.join("libzcsafeprobe.so.1");
+    let ok = Command::new(&cc)
+        .args(["-shared", "-fPIC", "-Wl,-soname,libzcsafeprobe.so.1", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok);
+    let Some(exe) = c_sender(
+        test,
+        t.path(),
+        &["-Wl,--no-as-needed".as_ref(), lib.as_os_str()],
+    ) else {
+        return;
+    };
+    let cmd = format!("{} {{host}} {{port}} --mode zc-wait", exe.display());
+    let args = ["--transports", "veth", "--external", cmd.as_str()];
+
+    // Without LD_LIBRARY_PATH the host's loader cannot resolve it: the error says which
+    // library and how to fix it, before any guest boots.
+    let o = Command::new(&zcsafe)
+        .args(["matrix", "--kernels", "5.10", "--out"])
+        .arg(t.path().join("m0"))
+        .args(args)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("libzcsafeprobe.so.1") && err.contains("fix:"),
+        "{err}"
+    );
+
+    let start = Instant::now();
+    let (o, v) = matrix(
+        &zcsafe,
+        &args,
+        &t.path().join("m1"),
+        &[("LD_LIBRARY_PATH", &libdir)],
+    );
+    let c = only_cell(&v);
+    assert_eq!(c["verdict"], "safe", "{c:#}");
+    assert_eq!(o.status.code(), Some(0));
+    eprintln!(
+        "sender with a library from /tmp on 5.10 veth: cell {:.1} s, whole matrix {:.1} s",
+        c["seconds"].as_f64().unwrap_or(f64::NAN),
+        start.elapsed().as_secs_f64()
+    );
 }
