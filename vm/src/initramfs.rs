@@ -566,9 +566,15 @@ pub fn build(kernel: &Kernel, inputs: &Inputs, init_script: &str, cache: &Path) 
     let path = dir.join(format!("{}-{}.cpio.gz", kernel.release, &hash[..16]));
     let rebuilt = !path.is_file();
     if rebuilt {
-        let tmp = dir.join(format!(".{}.{}", hash, std::process::id()));
-        std::fs::write(&tmp, gz_cpio(&entries)).at(&tmp)?;
-        std::fs::rename(&tmp, &path).at(&path)?;
+        // A temporary file of its own per build (threads of one process build the same
+        // image at once), renamed into place: a reader sees a whole image or none, and a
+        // build killed midway leaves only a `.tmp*` file (removed when it is dropped).
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.", &hash[..16]))
+            .tempfile_in(&dir)
+            .at(&dir)?;
+        tmp.write_all(&gz_cpio(&entries)).at(tmp.path())?;
+        tmp.persist(&path).map_err(|e| e.error).at(&path)?;
     }
     Ok(Image {
         path,

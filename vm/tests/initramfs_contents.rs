@@ -161,3 +161,39 @@ fn a_dynamic_guest_binary_brings_its_loader_and_libraries() {
         "{e}"
     );
 }
+
+/// Threads of one process (the matrix's jobs) build the same image into one cache at once:
+/// every build succeeds, the image is whole, and no temporary file is left behind.
+#[test]
+fn concurrent_builds_of_one_image_all_succeed() {
+    let Some(bb) = common::busybox("initramfs_concurrent") else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let Some(k) = fake_kernel(t.path()) else {
+        return;
+    };
+    let mut inputs = Inputs::new(bb);
+    inputs.host_tools.clear();
+    let cache = t.path().join("cache");
+    let images: Vec<_> = std::thread::scope(|s| {
+        let builds: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| initramfs::build(&k, &inputs, "#!/bin/sh\n", &cache)))
+            .collect();
+        builds.into_iter().map(|b| b.join().unwrap()).collect()
+    });
+    let paths: Vec<_> = images
+        .into_iter()
+        .map(|i| i.expect("a concurrent build of the same image").path)
+        .collect();
+    assert!(paths.windows(2).all(|w| w[0] == w[1]), "{paths:?}");
+    let listed = initramfs::list(&std::fs::read(&paths[0]).unwrap()).unwrap();
+    assert!(listed.iter().any(|(n, _, _)| n == "init"), "{listed:?}");
+    let left: Vec<_> = std::fs::read_dir(cache.join("initramfs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
