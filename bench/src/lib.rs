@@ -212,12 +212,25 @@ pub struct BenchReport {
 }
 
 impl BenchReport {
-    /// Exit status: 1 when a policy expected safe corrupted data or a stream failed.
+    /// Exit status, as every command's ([`zcsafe_policy::Results::exit_code`]): 1 when a
+    /// policy expected safe corrupted data (a contradiction), else 3 when a stream could
+    /// not be measured (`error`), else 0.
     pub fn exit_code(&self) -> u8 {
-        let bad = self.results.iter().any(|r| {
-            (r.expected_safe && r.corrupt_words > 0) || r.finding.verdict == Verdict::Error
-        });
-        u8::from(bad)
+        if self
+            .results
+            .iter()
+            .any(|r| r.expected_safe && r.corrupt_words > 0)
+        {
+            1
+        } else if self
+            .results
+            .iter()
+            .any(|r| r.finding.verdict == Verdict::Error)
+        {
+            3
+        } else {
+            0
+        }
     }
 }
 
@@ -605,7 +618,17 @@ mod tests {
             results: rs[..2].to_vec(),
         };
         assert_eq!(only_unsupported.exit_code(), 0);
-        assert_eq!(BenchReport { results: rs }.exit_code(), 1);
+        // A stream that failed is not a contradiction: it could not be judged.
+        assert_eq!(
+            BenchReport {
+                results: rs.clone()
+            }
+            .exit_code(),
+            3
+        );
+        let mut corrupted = rs;
+        corrupted[0].corrupt_words = 1;
+        assert_eq!(BenchReport { results: corrupted }.exit_code(), 1);
     }
 
     #[test]
