@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use zcsafe_policy::{Align, Table, Verdict};
 use zcsafe_vm::matrix::{self, AccelChoice, Options, Progress};
 use zcsafe_vm::qemu::Nic;
 use zcsafe_vm::{initramfs, report, Catalogue};
@@ -144,19 +145,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
     o.validate()?;
     o.guest_binary = guest_binary(args.guest_binary.clone())?;
     let mut bar = ProgressBar::new("cells");
+    let (progress, widths) = progress_table(&o);
     let m = matrix::run(&o, |p| match p {
         Progress::Kernel { name, message } => {
             bar.note(&format!("zcsafe: kernel {name}: {message}"))
         }
         Progress::Cell { done, total, cell } => bar.line(
-            &format!(
-                "[{done:>3}/{total}] {:8} {:10} {:24} {:11} (expected {}) {:6.1} s",
-                cell.kernel_name,
-                cell.finding.transport,
-                cell.finding.policy,
-                cell.finding.verdict.name(),
-                cell.finding.expected.name(),
-                cell.seconds
+            &progress.line(
+                &widths,
+                &[
+                    format!("[{done}/{total}]"),
+                    cell.kernel_name.clone(),
+                    cell.finding.transport.clone(),
+                    cell.finding.policy.clone(),
+                    cell.finding.verdict.name().into(),
+                    format!("(expected {})", cell.finding.expected.name()),
+                    format!("{:.1} s", cell.seconds),
+                ],
             ),
             *done,
             *total,
@@ -164,6 +169,48 @@ pub fn run(args: Args) -> Result<ExitCode> {
     })?;
     drop(bar);
     finish(&m, &args.out, args.json)
+}
+
+/// The progress lines' table, and its widths from every value a cell can show (lines are
+/// printed as cells end, so the widths must be known before the first).
+fn progress_table(o: &Options) -> (Table, Vec<usize>) {
+    let mut t = Table::new(["", "", "", "", "", "", ""])
+        .align(0, Align::Right)
+        .align(6, Align::Right);
+    // A row with `value` in column `col` only: each column's widest possible value.
+    let mut widest = |col: usize, value: String| {
+        let mut row = vec![String::new(); col];
+        row.push(value);
+        t.row(row);
+    };
+    let n = o.catalogue.kernels.len() * o.transports.len() * o.policies.len().max(1);
+    widest(0, format!("[{n}/{n}]"));
+    for k in o
+        .catalogue
+        .kernels
+        .iter()
+        .map(|k| k.name.as_str())
+        .chain(["host"])
+    {
+        widest(1, k.to_string());
+    }
+    for tr in &o.transports {
+        widest(2, tr.clone());
+    }
+    for p in o
+        .policies
+        .iter()
+        .map(String::as_str)
+        .chain([matrix::EXTERNAL])
+    {
+        widest(3, p.to_string());
+    }
+    let longest = Verdict::Unsupported.name();
+    widest(4, longest.to_string());
+    widest(5, format!("(expected {longest})"));
+    widest(6, "9999.9 s".into());
+    let widths = t.widths();
+    (t, widths)
 }
 
 fn finish(m: &matrix::Matrix, out: &std::path::Path, json: bool) -> Result<ExitCode> {
@@ -213,4 +260,51 @@ pub(crate) fn guest_binary(explicit: Option<PathBuf>) -> Result<PathBuf> {
         );
     }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Progress lines of cells with values of every length start each column at one offset.
+    #[test]
+    fn progress_lines_line_up() {
+        let o = Options::new(PathBuf::new());
+        let (t, w) = progress_table(&o);
+        let a = t.line(
+            &w,
+            &[
+                "[1/84]",
+                "5.10",
+                "veth",
+                "copy",
+                "safe",
+                "(expected safe)",
+                "6.3 s",
+            ],
+        );
+        let b = t.line(
+            &w,
+            &[
+                "[84/84]",
+                "sid-rt",
+                "loopback",
+                "vmsplice-double-buffer",
+                "unsupported",
+                "(expected unsupported)",
+                "12.5 s",
+            ],
+        );
+        assert_eq!(a.chars().count(), b.chars().count(), "\n{a}\n{b}");
+        let pairs = [
+            ("5.10", "sid-rt"),
+            ("veth", "loopback"),
+            ("copy", "vmsplice"),
+            ("safe", "unsupported"),
+            ("(expected", "(expected"),
+        ];
+        for (x, y) in pairs {
+            assert_eq!(a.find(x), b.find(y), "{x} / {y}:\n{a}\n{b}");
+        }
+    }
 }
