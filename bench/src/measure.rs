@@ -79,7 +79,8 @@ impl Sample {
 
 /// `getrusage(RUSAGE_THREAD)`: (user, system) CPU time of the calling thread.
 pub fn thread_cpu() -> (Duration, Duration) {
-    // SAFETY: rusage is plain old data that getrusage fills.
+    // SAFETY: rusage is plain old data (all zeroes is valid), and getrusage writes only
+    // into the one we pass, which lives on this stack frame.
     let ru = unsafe {
         let mut ru: libc::rusage = std::mem::zeroed();
         libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
@@ -236,7 +237,8 @@ pub fn measure_stream<P: Policy>(
         };
         // A sender that polls (SIOCOUTQ) naps in microseconds: without this, every nap
         // lasts at least the default 50 µs timer slack.
-        // SAFETY: prctl on the calling thread only.
+        // SAFETY: PR_SET_TIMERSLACK takes a plain integer and touches no memory; it
+        // changes the calling (sender) thread only.
         unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong) };
         let mut pinned = Pinned::default();
         let mut ops = 0u64;

@@ -40,12 +40,15 @@ pub enum ErrqueueRead {
 
 /// One non-blocking `recvmsg(MSG_ERRQUEUE)`.
 pub fn read_one(fd: RawFd) -> std::io::Result<ErrqueueRead> {
-    let mut control = [0u64; 16]; // 128 bytes, aligned for cmsghdr
-                                  // SAFETY: msghdr with no data buffer and a control buffer we own.
+    // 128 bytes, aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    // SAFETY: msghdr is plain old data; all zeroes is an empty header (no name, no iovec).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
     msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    // SAFETY: valid fd and msghdr.
+    // SAFETY: the only buffer `msg` points at is `control`, alive and writable for the
+    // call with its true length; with no iovec the kernel writes nowhere else. A bad fd
+    // is an error return, not undefined behaviour.
     let r = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
     if r < 0 {
         let e = std::io::Error::last_os_error();
@@ -54,7 +57,9 @@ pub fn read_one(fd: RawFd) -> std::io::Result<ErrqueueRead> {
         }
         return Err(e);
     }
-    // SAFETY: walking the control messages the kernel wrote into our buffer.
+    // SAFETY: CMSG_FIRSTHDR/NXTHDR stay within msg_controllen, which recvmsg set to what
+    // it wrote into `control`; the payload is read only after checking cmsg_len covers a
+    // whole sock_extended_err, and read_unaligned needs no alignment.
     unsafe {
         let mut cm = libc::CMSG_FIRSTHDR(&msg);
         while !cm.is_null() {

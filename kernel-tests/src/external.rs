@@ -174,7 +174,9 @@ pub fn run_external(cmd: &str, opts: &ExternalOptions) -> Result<ExternalReport,
         .process_group(0);
     if let Some(fd) = &ns_fd {
         let raw = fd.as_raw_fd();
-        // SAFETY: setns is async-signal-safe; runs in the child between fork and exec.
+        // SAFETY: the closure runs in the child between fork and exec, where only
+        // async-signal-safe calls are allowed: setns is one, and it touches no memory,
+        // only `raw`, which `ns_fd` keeps open until after the spawn.
         unsafe {
             c.pre_exec(move || {
                 if libc::setns(raw, libc::CLONE_NEWNET) < 0 {
@@ -217,7 +219,9 @@ pub fn run_external(cmd: &str, opts: &ExternalOptions) -> Result<ExternalReport,
                 Ok(Some(st)) => break Some(st),
                 Ok(None) if Instant::now() >= deadline => {
                     timed_out = true;
-                    // SAFETY: kills the child's own process group.
+                    // SAFETY: kill touches no memory. The group id is our child's pid, and
+                    // the child is not reaped yet (try_wait said so), so the id cannot have
+                    // been reused by an unrelated process group.
                     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
                     break child.wait().ok();
                 }

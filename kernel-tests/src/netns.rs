@@ -94,7 +94,7 @@ pub fn remove(name: &str) -> std::io::Result<()> {
     let path = Path::new(NETNS_DIR).join(name);
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: a valid C string path.
+    // SAFETY: `c` is NUL-terminated and outlives the call; umount2 only reads it.
     if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } < 0 {
         let e = std::io::Error::last_os_error();
         // EINVAL: not a mount point (half-created); still unlink it.
@@ -259,7 +259,8 @@ pub fn run_in<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> Result<T, K
 
 /// `setns(fd, CLONE_NEWNET)` for the calling thread only.
 pub(crate) fn enter(fd: &OwnedFd) -> Result<(), KernelError> {
-    // SAFETY: fd is a namespace file; setns affects the calling thread.
+    // SAFETY: setns touches no memory of ours; the borrowed fd is open for the call. It
+    // moves only the calling thread (CLONE_NEWNET), which is what callers ask for.
     if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
         return Err(KernelError::last("setns(CLONE_NEWNET)"));
     }

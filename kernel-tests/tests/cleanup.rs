@@ -103,7 +103,8 @@ fn sigterm_removes_namespaces_before_dying() {
         return;
     }
     let (mut child, names) = start_holder();
-    // SAFETY: signals our own child.
+    // SAFETY: kill touches no memory; the pid is our child's, not yet reaped, so it
+    // cannot name an unrelated process.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().expect("reap");
     assert!(!status.success(), "the helper should die of SIGTERM");

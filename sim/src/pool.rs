@@ -64,6 +64,11 @@ pub fn execution(reaper: Reaper) {
                 if pool.posted.load(Ordering::Acquire) <= k {
                     return;
                 }
+                // SAFETY: `p` points into the cell the Arc keeps alive for the whole
+                // execution, and the kernel only reads chunk k after `posted > k` (Acquire).
+                // Whether the sender's write is ordered before this read is what the test
+                // asks: loom tracks every access to the cell and fails the execution on a
+                // race, so an unsound order is reported, never silently executed.
                 let sent = pool.data.with(|p| unsafe { *p });
                 assert_eq!(
                     sent, k,
@@ -86,9 +91,15 @@ pub fn execution(reaper: Reaper) {
         })
     };
     // The sending thread: chunk 0 into the fresh buffer, chunk 1 once it is free again.
+    // SAFETY: the cell is alive (the Arc), and no other thread touches it yet: the kernel
+    // reads only after the `posted` store below. loom checks that claim.
     pool.data.with_mut(|p| unsafe { *p = 0 });
     pool.posted.store(1, Ordering::Release);
     if pool.free.load(acquire) {
+        // SAFETY: the pool said the buffer is free, which should mean the kernel's read of
+        // chunk 0 happened before (done -> free, release/acquire). Under `Relaxed` or
+        // `OnSubmit` it does not, and loom's cell tracking reports that race: the bug
+        // under test, caught instead of executed.
         pool.data.with_mut(|p| unsafe { *p = 1 });
         pool.posted.store(2, Ordering::Release);
     }

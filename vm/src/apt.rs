@@ -317,7 +317,9 @@ pub fn is_kernel_payload(name: &str) -> bool {
 }
 
 fn current_user() -> String {
-    // SAFETY: geteuid has no preconditions; getpwuid's result is copied at once.
+    // SAFETY: geteuid has no preconditions. getpwuid returns NULL or a pointer into libc's
+    // static passwd entry, whose pw_name is NUL-terminated; it is copied out before any
+    // other getpw* call of ours could overwrite it (none runs on another thread).
     unsafe {
         let pw = libc::getpwuid(libc::geteuid());
         if pw.is_null() {

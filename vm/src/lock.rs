@@ -66,7 +66,7 @@ impl Drop for FileLock {
     fn drop(&mut self) {
         // Closing the file releases the lock; unlock first anyway so the release does not
         // wait for the last duplicate of the descriptor (there are none, but be explicit).
-        // SAFETY: flock on a descriptor we own.
+        // SAFETY: flock touches no memory; `self.file` keeps the descriptor open for the call.
         unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
     }
 }
@@ -172,7 +172,8 @@ pub fn acquire(path: &Path, what: &str, timeout: Duration) -> Result<FileLock> {
     let start = Instant::now();
     let mut announced = false;
     loop {
-        // SAFETY: flock on a descriptor we own; LOCK_NB never blocks.
+        // SAFETY: flock touches no memory; `file` keeps the descriptor open for the call
+        // (LOCK_NB: it returns at once, the loop does the waiting, with its deadline).
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc == 0 {
             break;

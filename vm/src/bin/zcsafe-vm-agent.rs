@@ -94,7 +94,8 @@ fn selftest(transport: &str, bytes: u64) -> Result<(u64, u64), String> {
     let receiver = std::thread::spawn(move || -> Result<(u64, u64), String> {
         if let Some(ns) = netns {
             let f = std::fs::File::open(&ns).map_err(|e| format!("{ns}: {e}"))?;
-            // SAFETY: setns on this thread only; the fd is valid for the call.
+            // SAFETY: setns touches no memory; `f` keeps the fd open for the call. It moves
+            // only this receiver thread into the namespace, not the agent's main thread.
             if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                 return Err(format!("setns: {}", std::io::Error::last_os_error()));
             }
