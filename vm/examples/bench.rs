@@ -56,7 +56,7 @@ fn main() {
             }
         }
         let med = |v: &mut Vec<f64>| {
-            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v.sort_by(f64::total_cmp);
             v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
         };
         let min = host.iter().copied().fold(f64::INFINITY, f64::min);

@@ -159,7 +159,7 @@ fn median(v: &[f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(f64::total_cmp);
     Some(v[v.len() / 2])
 }
 
