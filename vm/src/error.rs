@@ -53,6 +53,10 @@ pub enum VmError {
     Interrupted,
     #[error("invalid option: {0}")]
     Usage(String),
+    /// A file to carry into the guests (`--carry`, the `--external` program, a host tool)
+    /// whose path names no file (`dir/..`): it would have no name in `/opt/zcsafe/bin`.
+    #[error("invalid option: {}: not a file to carry", path.display())]
+    NotCarriable { path: PathBuf },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

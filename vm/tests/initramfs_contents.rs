@@ -160,6 +160,11 @@ fn a_dynamic_guest_binary_brings_its_loader_and_libraries() {
         e.to_string().contains("/usr/bin/env python3") && e.to_string().contains("#!/bin/sh"),
         "{e}"
     );
+    // A path that names no file would have no name in the guest: a typed error.
+    inputs.extra = vec![t.path().join("..")];
+    let e = initramfs::build(&k, &inputs, "#!/bin/sh\n", t.path()).unwrap_err();
+    assert!(matches!(e, zcsafe_vm::VmError::NotCarriable { .. }), "{e}");
+    assert!(e.to_string().ends_with("not a file to carry"), "{e}");
 }
 
 /// Threads of one process (the matrix's jobs) build the same image into one cache at once:
