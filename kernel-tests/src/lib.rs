@@ -7,6 +7,7 @@
 //! - [`probe`]: the running kernel's [`zcsafe_policy::Profile`], measured.
 //! - [`receiver::receive`]: the verifying receiver alone.
 
+pub mod app_ack;
 pub mod error;
 pub mod errqueue;
 pub mod executor;

@@ -4,9 +4,12 @@
 //!
 //! Each experiment hands a page holding `A` bytes to the kernel, overwrites it with `B`,
 //! and looks at what comes out: `B` means the kernel kept a reference to our page.
+//!
+//! The calls themselves are [`crate::sys`]'s wrappers, the same the executor makes for
+//! a policy's operations, so the probe measures exactly what a run exercises.
 
 use crate::netns::find_tool;
-use crate::sys::{self, Mapping};
+use crate::sys::{self, errno_text, Mapping};
 use crate::transport::Transport;
 use crate::uring::{self, IORING_NOTIF_USAGE_ZC_COPIED, IORING_SEND_ZC_REPORT_USAGE};
 use crate::veth::Network;
@@ -31,13 +34,6 @@ pub struct ProbeReport {
     pub details: Value,
 }
 
-fn io_text(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => format!("{} ({e})", zcsafe_policy::Errno::from_raw(n)),
-        None => e.to_string(),
-    }
-}
-
 /// What came out of the kernel after we overwrote the page: our new bytes (alias), the
 /// old ones (copy), or neither.
 fn seen(data: &[u8]) -> &'static str {
@@ -57,22 +53,10 @@ fn read_exact_timeout(fd: RawFd, buf: &mut [u8]) -> std::io::Result<()> {
         if sys::poll_until(fd, libc::POLLIN, deadline)?.is_none() {
             return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
         }
-        // SAFETY: reads into the rest of buf.
-        let n = unsafe {
-            libc::read(
-                fd,
-                buf[got..].as_mut_ptr() as *mut libc::c_void,
-                buf.len() - got,
-            )
-        };
-        if n <= 0 {
-            return Err(if n == 0 {
-                std::io::Error::from(std::io::ErrorKind::UnexpectedEof)
-            } else {
-                std::io::Error::last_os_error()
-            });
+        match sys::read(fd, &mut buf[got..])? {
+            0 => return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+            n => got += n,
         }
-        got += n as usize;
     }
     Ok(())
 }
@@ -82,19 +66,11 @@ fn vmsplice_experiment(gift: bool) -> Result<&'static str, String> {
     let mut m = Mapping::new(PAGE).map_err(|e| e.to_string())?;
     m.slice_mut(0, PAGE).fill(b'A');
     let (r, w) = sys::pipe().map_err(|e| e.to_string())?;
-    let iov = libc::iovec {
-        iov_base: m.ptr as *mut libc::c_void,
-        iov_len: PAGE,
-    };
     let flags = if gift { libc::SPLICE_F_GIFT } else { 0 } | libc::SPLICE_F_NONBLOCK;
-    // SAFETY: one iovec over our page.
-    let n = unsafe { libc::vmsplice(w.as_raw_fd(), &iov, 1, flags) };
-    if n < 0 {
-        return Err(io_text(&std::io::Error::last_os_error()));
-    }
+    let n = sys::vmsplice(w.as_raw_fd(), m.slice(0, PAGE), flags).map_err(|e| errno_text(&e))?;
     m.slice_mut(0, PAGE).fill(b'B');
-    let mut out = vec![0u8; n as usize];
-    read_exact_timeout(r.as_raw_fd(), &mut out).map_err(|e| io_text(&e))?;
+    let mut out = vec![0u8; n];
+    read_exact_timeout(r.as_raw_fd(), &mut out).map_err(|e| errno_text(&e))?;
     Ok(seen(&out))
 }
 
@@ -113,24 +89,18 @@ fn file_splice_experiment() -> Result<&'static str, String> {
     let f = tmpfs_file()?;
     let (r, w) = sys::pipe().map_err(|e| e.to_string())?;
     let mut off: libc::loff_t = 0;
-    // SAFETY: splice from our file to our pipe.
-    let n = unsafe {
-        libc::splice(
-            f.as_raw_fd(),
-            &mut off,
-            w.as_raw_fd(),
-            std::ptr::null_mut(),
-            PAGE,
-            libc::SPLICE_F_NONBLOCK,
-        )
-    };
-    if n < 0 {
-        return Err(io_text(&std::io::Error::last_os_error()));
-    }
+    let n = sys::splice(
+        f.as_raw_fd(),
+        Some(&mut off),
+        w.as_raw_fd(),
+        PAGE,
+        libc::SPLICE_F_NONBLOCK,
+    )
+    .map_err(|e| errno_text(&e))?;
     f.write_all_at(&[b'B'; PAGE], 0)
         .map_err(|e| format!("pwrite: {e}"))?;
-    let mut out = vec![0u8; n as usize];
-    read_exact_timeout(r.as_raw_fd(), &mut out).map_err(|e| io_text(&e))?;
+    let mut out = vec![0u8; n];
+    read_exact_timeout(r.as_raw_fd(), &mut out).map_err(|e| errno_text(&e))?;
     Ok(seen(&out))
 }
 
@@ -145,7 +115,7 @@ fn tcp_pair(addr: SocketAddr) -> std::io::Result<(TcpStream, TcpStream)> {
 /// Waits until `n` bytes are queued at the receiving socket.
 fn wait_queued(sock: &TcpStream, n: u64) -> Result<(), String> {
     let deadline = Instant::now() + WAIT;
-    while sys::fionread(sock).map_err(|e| io_text(&e))? < n {
+    while sys::fionread(sock).map_err(|e| errno_text(&e))? < n {
         if Instant::now() > deadline {
             return Err("data did not arrive".into());
         }
@@ -158,21 +128,44 @@ fn wait_queued(sock: &TcpStream, n: u64) -> Result<(), String> {
 /// queue, then read it.
 fn sendfile_experiment() -> Result<&'static str, String> {
     let f = tmpfs_file()?;
-    let (tx, mut rx) = tcp_pair("127.0.0.1:0".parse().expect("addr")).map_err(|e| io_text(&e))?;
+    let (tx, mut rx) =
+        tcp_pair("127.0.0.1:0".parse().expect("addr")).map_err(|e| errno_text(&e))?;
     let mut off: libc::off_t = 0;
-    // SAFETY: sendfile from our file to our socket.
-    let n = unsafe { libc::sendfile(tx.as_raw_fd(), f.as_raw_fd(), &mut off, PAGE) };
-    if n != PAGE as isize {
-        return Err(format!(
-            "sendfile returned {n}: {}",
-            io_text(&std::io::Error::last_os_error())
-        ));
+    match sys::sendfile(tx.as_raw_fd(), f.as_raw_fd(), &mut off, PAGE) {
+        Ok(PAGE) => {}
+        Ok(n) => {
+            return Err(format!(
+                "sendfile returned {n}: {}",
+                errno_text(&std::io::Error::last_os_error())
+            ))
+        }
+        Err(e) => return Err(format!("sendfile returned -1: {}", errno_text(&e))),
     }
     wait_queued(&rx, PAGE as u64)?;
     f.write_all_at(&[b'B'; PAGE], 0)
         .map_err(|e| format!("pwrite: {e}"))?;
     let mut out = vec![0u8; PAGE];
-    rx.read_exact(&mut out).map_err(|e| io_text(&e))?;
+    rx.read_exact(&mut out).map_err(|e| errno_text(&e))?;
+    Ok(seen(&out))
+}
+
+/// The first half of both MSG_ZEROCOPY experiments: `SO_ZEROCOPY` on `tx`, then one
+/// page of `A` sent with `MSG_ZEROCOPY`. Returns the page and the bytes sent.
+fn send_zerocopy_page(tx: &TcpStream) -> Result<(Mapping, usize), String> {
+    sys::set_int_opt(tx.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ZEROCOPY, 1)
+        .map_err(|e| format!("setsockopt(SO_ZEROCOPY): {}", errno_text(&e)))?;
+    let mut m = Mapping::new(PAGE).map_err(|e| e.to_string())?;
+    m.slice_mut(0, PAGE).fill(b'A');
+    let n = sys::send(tx.as_raw_fd(), m.slice(0, PAGE), libc::MSG_ZEROCOPY)
+        .map_err(|e| format!("send(MSG_ZEROCOPY): {}", errno_text(&e)))?;
+    Ok((m, n))
+}
+
+/// The second half: overwrite the sent page with `B`, then read what the receiver got.
+fn reuse_and_read(mut m: Mapping, n: usize, rx: &mut TcpStream) -> Result<&'static str, String> {
+    m.slice_mut(0, PAGE).fill(b'B');
+    let mut out = vec![0u8; n];
+    rx.read_exact(&mut out).map_err(|e| errno_text(&e))?;
     Ok(seen(&out))
 }
 
@@ -180,49 +173,28 @@ fn sendfile_experiment() -> Result<&'static str, String> {
 /// supported, does the notification say COPIED, and what does the receiver read after
 /// the page is overwritten post-notification.
 fn zerocopy_experiment(addr: SocketAddr) -> Result<Value, String> {
-    let (tx, mut rx) = tcp_pair(addr).map_err(|e| io_text(&e))?;
-    if let Err(e) = sys::set_int_opt(tx.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ZEROCOPY, 1) {
-        return Err(format!("setsockopt(SO_ZEROCOPY): {}", io_text(&e)));
-    }
-    let mut m = Mapping::new(PAGE).map_err(|e| e.to_string())?;
-    m.slice_mut(0, PAGE).fill(b'A');
-    // SAFETY: sends our page.
-    let n = unsafe {
-        libc::send(
-            tx.as_raw_fd(),
-            m.ptr as *const libc::c_void,
-            PAGE,
-            libc::MSG_ZEROCOPY,
-        )
-    };
-    if n < 0 {
-        return Err(format!(
-            "send(MSG_ZEROCOPY): {}",
-            io_text(&std::io::Error::last_os_error())
-        ));
-    }
+    let (tx, mut rx) = tcp_pair(addr).map_err(|e| errno_text(&e))?;
+    let (m, n) = send_zerocopy_page(&tx)?;
     let deadline = Instant::now() + WAIT;
     let note = loop {
         match crate::errqueue::read_one(tx.as_raw_fd()) {
             Ok(crate::errqueue::ErrqueueRead::Notification(z)) => break z,
             Ok(_) => {}
-            Err(e) => return Err(format!("recvmsg(MSG_ERRQUEUE): {}", io_text(&e))),
+            Err(e) => return Err(format!("recvmsg(MSG_ERRQUEUE): {}", errno_text(&e))),
         }
         if sys::poll_until(tx.as_raw_fd(), 0, deadline)
-            .map_err(|e| io_text(&e))?
+            .map_err(|e| errno_text(&e))?
             .is_none()
         {
             return Err("no notification while the receiver had not read".into());
         }
         std::thread::sleep(Duration::from_micros(200));
     };
-    m.slice_mut(0, PAGE).fill(b'B');
-    let mut out = vec![0u8; n as usize];
-    rx.read_exact(&mut out).map_err(|e| io_text(&e))?;
+    let saw = reuse_and_read(m, n, &mut rx)?;
     Ok(json!({
         "notification": { "lo": note.lo, "hi": note.hi, "copied": note.copied },
         "notified_before_the_receiver_read": true,
-        "receiver_saw_after_reuse": seen(&out),
+        "receiver_saw_after_reuse": saw,
     }))
 }
 
@@ -230,7 +202,7 @@ fn zerocopy_experiment(addr: SocketAddr) -> Result<Value, String> {
 fn uring_experiment() -> Value {
     let ring = match io_uring::IoUring::new(8) {
         Ok(r) => r,
-        Err(e) => return json!({ "setup": io_text(&e) }),
+        Err(e) => return json!({ "setup": errno_text(&e) }),
     };
     let send_zc = uring::opcode_supported(&ring, io_uring::opcode::SendZc::CODE);
     let sendmsg_zc = uring::opcode_supported(&ring, io_uring::opcode::SendMsgZc::CODE);
@@ -247,8 +219,9 @@ fn uring_experiment() -> Value {
 
 fn uring_send_once() -> Result<Value, String> {
     use io_uring::{opcode, types, IoUring};
-    let (tx, mut rx) = tcp_pair("127.0.0.1:0".parse().expect("addr")).map_err(|e| io_text(&e))?;
-    let mut ring = IoUring::new(8).map_err(|e| io_text(&e))?;
+    let (tx, mut rx) =
+        tcp_pair("127.0.0.1:0".parse().expect("addr")).map_err(|e| errno_text(&e))?;
+    let mut ring = IoUring::new(8).map_err(|e| errno_text(&e))?;
     let m = Mapping::new(PAGE).map_err(|e| e.to_string())?;
     let mut report_usage = true;
     let mut cqes = Vec::new();
@@ -266,7 +239,7 @@ fn uring_send_once() -> Result<Value, String> {
         let deadline = Instant::now() + WAIT;
         cqes.clear();
         loop {
-            ring.submit_and_wait(1).map_err(|e| io_text(&e))?;
+            ring.submit_and_wait(1).map_err(|e| errno_text(&e))?;
             let got: Vec<_> = ring.completion().map(|c| (c.result(), c.flags())).collect();
             cqes.extend(got);
             let done = cqes.iter().any(|&(_, f)| io_uring::cqueue::notif(f))
@@ -365,33 +338,18 @@ fn veth_zerocopy(net: &Network, addr: SocketAddr) -> Result<Value, String> {
     let l = net
         .in_receiver(|| TcpListener::bind(addr))
         .map_err(|e| e.to_string())?
-        .map_err(|e| io_text(&e))?;
-    let to = l.local_addr().map_err(|e| io_text(&e))?;
+        .map_err(|e| errno_text(&e))?;
+    let to = l.local_addr().map_err(|e| errno_text(&e))?;
     let (tx, rx) = std::thread::scope(|s| {
         let acc = s.spawn(|| l.accept());
         let tx = net.in_sender(|| TcpStream::connect_timeout(&to, WAIT));
         (tx, acc.join())
     });
-    let tx = tx.map_err(|e| e.to_string())?.map_err(|e| io_text(&e))?;
+    let tx = tx.map_err(|e| e.to_string())?.map_err(|e| errno_text(&e))?;
     let (mut rx, _) = rx
         .map_err(|_| "accept panicked".to_string())?
-        .map_err(|e| io_text(&e))?;
-    sys::set_int_opt(tx.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ZEROCOPY, 1)
-        .map_err(|e| format!("setsockopt(SO_ZEROCOPY): {}", io_text(&e)))?;
-    let mut m = Mapping::new(PAGE).map_err(|e| e.to_string())?;
-    m.slice_mut(0, PAGE).fill(b'A');
-    // SAFETY: sends our page.
-    let n = unsafe {
-        libc::send(
-            tx.as_raw_fd(),
-            m.ptr as *const libc::c_void,
-            PAGE,
-            libc::MSG_ZEROCOPY,
-        )
-    };
-    if n < 0 {
-        return Err(io_text(&std::io::Error::last_os_error()));
-    }
+        .map_err(|e| errno_text(&e))?;
+    let (m, n) = send_zerocopy_page(&tx)?;
     let deadline = Instant::now() + WAIT;
     let note = loop {
         if let Ok(crate::errqueue::ErrqueueRead::Notification(z)) =
@@ -404,11 +362,9 @@ fn veth_zerocopy(net: &Network, addr: SocketAddr) -> Result<Value, String> {
         }
         std::thread::sleep(Duration::from_millis(1));
     };
-    m.slice_mut(0, PAGE).fill(b'B');
-    let mut out = vec![0u8; n as usize];
-    rx.read_exact(&mut out).map_err(|e| io_text(&e))?;
+    let saw = reuse_and_read(m, n, &mut rx)?;
     Ok(json!({
         "notification": note.map(|z| json!({ "lo": z.lo, "hi": z.hi, "copied": z.copied })),
-        "receiver_saw_after_reuse": seen(&out),
+        "receiver_saw_after_reuse": saw,
     }))
 }

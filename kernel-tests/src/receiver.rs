@@ -3,10 +3,12 @@
 //!
 //! Application acknowledgements (for `app-ack` senders): when enabled, after each read the
 //! receiver writes the total number of stream bytes it has consumed so far as one 8-byte
-//! little-endian word on the same connection. Counts are cumulative, so a sender may skip
-//! any but the last it read. A sender that does not read them must still shut its side
-//! down properly (read to EOF before close), or unread acks make its close send a RST.
+//! little-endian word on the same connection ([`crate::app_ack`], shared with the
+//! executor that reads them). Counts are cumulative, so a sender may skip any but the
+//! last it read. A sender that does not read them must still shut its side down properly
+//! (read to EOF before close), or unread acks make its close send a RST.
 
+use crate::app_ack::AckWriter;
 use crate::error::KernelError;
 use serde::{Deserialize, Serialize};
 use std::io::Read;
@@ -449,36 +451,6 @@ pub fn receive_on(mut sock: TcpStream, opts: &ReceiverOptions) -> Received {
         error,
         elapsed_ms: start.elapsed().as_millis() as u64,
         log,
-    }
-}
-
-/// Writes cumulative counts without ever blocking the reader: a count that does not fit
-/// is superseded by the next one.
-#[derive(Default)]
-struct AckWriter {
-    pending: Vec<u8>,
-}
-
-impl AckWriter {
-    fn send(&mut self, sock: &TcpStream, count: u64) {
-        if self.pending.is_empty() {
-            self.pending.extend_from_slice(&count.to_le_bytes());
-        }
-        while !self.pending.is_empty() {
-            // SAFETY: sends from a live buffer.
-            let r = unsafe {
-                libc::send(
-                    sock.as_raw_fd(),
-                    self.pending.as_ptr() as *const libc::c_void,
-                    self.pending.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
-            if r <= 0 {
-                return;
-            }
-            self.pending.drain(..r as usize);
-        }
     }
 }
 

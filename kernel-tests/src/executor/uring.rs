@@ -1,0 +1,67 @@
+//! io_uring: `UringSendZc` (submit one `IORING_OP_SEND_ZC`) and `UringWaitCqe` (the next
+//! completion, send or notification), over [`crate::uring::ZcRing`].
+//!
+//! Why a module: the ring is created on the first send, and a kernel without io_uring
+//! or without SEND_ZC must come out as the errno the policy contract names (so the
+//! verdict is `unsupported`), not as a backend failure.
+
+use super::{Executor, Halt, Step};
+use crate::sys;
+use crate::uring::{RingError, ZcRing};
+use zcsafe_policy::{Errno, Outcome, Region, UserData};
+
+impl Executor {
+    /// `Op::UringSendZc`.
+    pub(super) fn uring_send_zc(&mut self, buf: Region, user_data: UserData) -> Step {
+        let (off, len) = self.region(buf)?;
+        if self.ring.is_none() {
+            match ZcRing::new(self.fd()) {
+                Ok(r) => self.ring = Some(r),
+                Err(RingError::Setup(e)) => return Ok(self.err("io_uring_setup", &e)),
+                Err(RingError::NoSendZc) => {
+                    self.last_error = Some(format!(
+                        "IORING_OP_SEND_ZC is not in the io_uring probe of Linux {}",
+                        sys::kernel_release()
+                    ));
+                    return Ok(Outcome::Err(Errno::OpNotSupp));
+                }
+                Err(e) => return Err(Halt::Failed(e.to_string())),
+            }
+        }
+        let data = self.buf.slice(off, len);
+        let ring = self.ring.as_mut().expect("created above");
+        match ring.send_zc(user_data, data) {
+            Ok(()) => Ok(Outcome::Ok),
+            Err(e) => Err(Halt::Failed(e.to_string())),
+        }
+    }
+
+    /// `Op::UringWaitCqe`.
+    pub(super) fn uring_wait_cqe(&mut self) -> Step {
+        let deadline = self.deadline();
+        let secs = self.secs();
+        let Some(ring) = self.ring.as_mut() else {
+            return Err(Halt::Stuck(
+                "waited for an io_uring CQE with nothing submitted".into(),
+            ));
+        };
+        match ring.wait_cqe(deadline) {
+            Ok(Some(c)) => {
+                if c.res < 0 {
+                    let e = std::io::Error::from_raw_os_error(-c.res as i32);
+                    self.last_error = Some(format!(
+                        "io_uring SEND_ZC: {} on Linux {}",
+                        sys::errno_text(&e),
+                        sys::kernel_release()
+                    ));
+                }
+                Ok(Outcome::Cqe(c))
+            }
+            Ok(None) => Err(Halt::Stuck(format!(
+                "waited {secs:.1} s for an io_uring CQE ({} submissions unfinished)",
+                ring.inflight()
+            ))),
+            Err(e) => Err(Halt::Failed(e.to_string())),
+        }
+    }
+}
