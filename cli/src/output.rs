@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use std::time::Instant;
-use zcsafe_policy::{timing, Results, Timing};
+use zcsafe_policy::{timing, NoEvidence, Results, Timing};
 
 /// `--timings`: the one switch for wall-clock figures.
 #[derive(clap::Args, Clone, Copy, Debug)]
@@ -39,8 +39,17 @@ impl Clock {
 /// Refuses results that would print a verdict no completed run backs (exit 2 with the
 /// reason), then renders them as `--json` does: `timing` only when `args.timings`.
 pub fn json(results: &Results, timing: &Timing, args: TimingArgs) -> Result<String> {
-    results.require_evidence()?;
+    require_evidence(results)?;
     Ok(timing::to_json(results, args.timings.then_some(timing))?)
+}
+
+/// [`Results::require_evidence`], with the options that ask for runs named (the library
+/// cannot know them).
+pub fn require_evidence(results: &Results) -> Result<()> {
+    results.require_evidence().map_err(|e| match e {
+        NoEvidence::ZeroRuns { .. } => anyhow::anyhow!("{e} (e.g. --seeds 1, --repeat 1)"),
+        e => e.into(),
+    })
 }
 
 /// clap value parser of a count that must not be zero (`--seeds`, `--repeat`, …): zero

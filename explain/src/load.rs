@@ -56,7 +56,8 @@ pub enum LoadError {
         wanted: String,
         available: String,
     },
-    #[error("{path}: {count} traces ({available}); pick one with --policy and/or --transport")]
+    /// The caller says how to narrow the selection (the CLI: `--policy`, `--transport`).
+    #[error("{path}: {count} traces ({available}), and the selection leaves more than one")]
     Ambiguous {
         path: PathBuf,
         count: usize,

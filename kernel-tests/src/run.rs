@@ -78,6 +78,7 @@ pub struct Evidence {
 
 /// The verdict of a policy on one transport over all repetitions.
 #[derive(Clone, Debug, Serialize)]
+#[must_use = "a report says what was judged: print it or hand it on"]
 pub struct RunReport {
     pub policy: String,
     pub transport: String,
@@ -123,7 +124,9 @@ pub fn try_run_policy<P: Policy, E: std::fmt::Display>(
     };
     build(&opts.geometry)?;
     if opts.repeat == 0 {
-        return Err(KernelError::Usage("--repeat must be at least 1".into()));
+        return Err(KernelError::Usage(
+            "repeat must be at least 1: zero runs would judge nothing".into(),
+        ));
     }
     let mut runs = Vec::new();
     let mut best: Option<(Evidence, Trace)> = None;

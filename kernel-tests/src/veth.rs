@@ -147,7 +147,9 @@ impl Network {
         match transport {
             Transport::VethSlow { rate_kbit } => {
                 if rate_kbit == 0 {
-                    return Err(KernelError::Usage("--rate must be positive".into()));
+                    return Err(KernelError::Usage(
+                        "veth-slow's rate limit must be positive (kbit/s)".into(),
+                    ));
                 }
                 // tbf on the sender's egress (`tbf_enqueue`); the burst must hold a TSO skb.
                 let rate = format!("{rate_kbit}kbit");
@@ -161,7 +163,9 @@ impl Network {
             }
             Transport::VethLossy { loss_pct } => {
                 if loss_pct >= 100 {
-                    return Err(KernelError::Usage("--loss must be below 100".into()));
+                    return Err(KernelError::Usage(format!(
+                        "veth-lossy's drop rate must be below 100%, not {loss_pct}%"
+                    )));
                 }
                 // Dropped where the segments arrive, i.e. on the wire: a drop in the
                 // sender's own output path is reported back to TCP (NET_XMIT_DROP from

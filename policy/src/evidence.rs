@@ -17,16 +17,22 @@ pub const RUN_COUNTS: [&str; 4] = ["states", "scenarios", "repeat", "rounds"];
 /// Why results cannot be printed as verdicts.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NoEvidence {
+    /// No finding at all: an exit status 0 would claim every verdict is as expected.
     #[error("nothing was judged: the selection of policies and transports is empty")]
     Empty,
+    /// A `safe` verdict whose run count is zero: "not tested" dressed as "fine".
     #[error(
         "{policy} / {transport} ({backend}) would be `safe` with {count} = 0: it completed no \
-         run, so it has shown nothing; ask for at least one (e.g. --seeds 1, --repeat 1)"
+         run, so it has shown nothing; ask for at least one run"
     )]
     ZeroRuns {
+        /// The finding's policy, so the message says which row it refused.
         policy: String,
+        /// The finding's transport.
         transport: String,
+        /// The backend that completed nothing (it names the count the user can raise).
         backend: String,
+        /// The evidence count that is zero, one of [`RUN_COUNTS`].
         count: &'static str,
     },
 }

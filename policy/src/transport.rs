@@ -16,17 +16,32 @@ pub enum TransportClass {
 }
 
 impl TransportClass {
+    /// Both classes, in the order reports list them (`-t all`).
     pub const ALL: [TransportClass; 2] = [TransportClass::Local, TransportClass::Remote];
 
+    /// The name reports, fixtures and `-t` use (serde writes the same).
     pub fn name(self) -> &'static str {
         match self {
             TransportClass::Local => "local",
             TransportClass::Remote => "remote",
         }
     }
+}
 
-    pub fn from_name(name: &str) -> Option<TransportClass> {
-        Self::ALL.into_iter().find(|t| t.name() == name)
+/// A transport class name that is neither `local` nor `remote`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown transport class `{0}`: local or remote")]
+pub struct UnknownTransportClass(pub String);
+
+impl std::str::FromStr for TransportClass {
+    type Err = UnknownTransportClass;
+
+    /// The names [`TransportClass::name`] prints (and serde writes).
+    fn from_str(name: &str) -> Result<TransportClass, UnknownTransportClass> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| UnknownTransportClass(name.to_string()))
     }
 }
 

@@ -6,7 +6,7 @@ use zcsafe_sim::{simulate, SimOptions};
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let e = zcsafe_policies::find(&a[1]).expect("policy");
-    let t = TransportClass::from_name(&a[2]).expect("transport");
+    let t = a[2].parse::<TransportClass>().expect("transport");
     let seed: u64 = a[3].parse().unwrap();
     let o = SimOptions::new(t);
     let s = o.scenario(seed);

@@ -33,8 +33,8 @@ pub enum SimError {
     Turmoil(String),
     /// A run of zero seeds would report `safe` having simulated nothing.
     #[error(
-        "no seed to run ({seeds} seed(s) from {first}): ask for at least one (--seeds 1 or \
-         more, or --seed S)"
+        "no seed to run ({seeds} seed(s) from {first}): ask for at least one (`seeds` 1 or \
+         more, with `seed` the first)"
     )]
     NoSeeds { first: u64, seeds: u64 },
 }
@@ -251,6 +251,7 @@ impl SimOptions {
 
 /// The result of many seeds.
 #[derive(Clone, Debug, Serialize)]
+#[must_use = "a report says what was judged: print it or hand it on"]
 pub struct SimReport {
     pub policy: String,
     pub transport: TransportClass,

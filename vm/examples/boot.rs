@@ -42,9 +42,10 @@ fn main() {
         ],
         ..Default::default()
     };
-    let nic =
-        zcsafe_vm::qemu::Nic::parse(&std::env::var("NIC").unwrap_or_else(|_| "virtio".into()))
-            .unwrap();
+    let nic = std::env::var("NIC")
+        .unwrap_or_else(|_| "virtio".into())
+        .parse::<zcsafe_vm::qemu::Nic>()
+        .unwrap();
     let run = zcsafe_vm::vm::boot(
         &Default::default(),
         &k.vmlinuz,

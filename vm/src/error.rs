@@ -7,9 +7,11 @@ use thiserror::Error;
 pub enum VmError {
     #[error("kernel catalogue {path}: {message}")]
     Catalogue { path: String, message: String },
-    #[error("unknown kernel `{0}`; `zcsafe matrix --kernels` takes catalogue names or version prefixes: {1}")]
+    /// A kernel selection token that names nothing in the catalogue (the binary adds which
+    /// option took it).
+    #[error("unknown kernel `{0}` (the catalogue has {1})")]
     UnknownKernel(String, String),
-    #[error("cannot fetch {package} ({suite}): {message}\n  fix: check the network and the mirror ({mirror}); set ZCSAFE_DEBIAN_MIRROR for another mirror, or pre-fill the cache with `zcsafe matrix --kernels {kernel}` on a connected machine")]
+    #[error("cannot fetch {package} ({suite}): {message}\n  fix: check the network and the mirror ({mirror}); set ZCSAFE_DEBIAN_MIRROR for another mirror, or pre-fill the cache (ZCSAFE_CACHE_DIR) by fetching kernel {kernel} on a connected machine")]
     Fetch {
         kernel: String,
         package: String,

@@ -34,16 +34,19 @@ pub enum Nic {
     E1000,
 }
 
-impl Nic {
-    pub fn parse(s: &str) -> Result<Nic> {
-        match s {
-            "virtio" => Ok(Nic::Virtio),
-            "e1000" => Ok(Nic::E1000),
-            _ => Err(VmError::Usage(format!(
-                "--nic takes virtio or e1000, not `{s}`"
-            ))),
-        }
+impl std::str::FromStr for Nic {
+    type Err = VmError;
+
+    /// `virtio` or `e1000`, the names [`Nic::name`] prints.
+    fn from_str(s: &str) -> Result<Nic> {
+        [Nic::Virtio, Nic::E1000]
+            .into_iter()
+            .find(|n| n.name() == s)
+            .ok_or_else(|| VmError::Usage(format!("the guest NIC is virtio or e1000, not `{s}`")))
     }
+}
+
+impl Nic {
     pub fn name(self) -> &'static str {
         match self {
             Nic::Virtio => "virtio",
@@ -214,6 +217,6 @@ mod tests {
         assert!(line.contains("-machine q35"));
         assert!(line.contains("-serial file:/t/r"));
         assert!(s.kernel_cmdline().contains("panic=-1"));
-        assert!(Nic::parse("rtl8139").is_err());
+        assert!("rtl8139".parse::<Nic>().is_err());
     }
 }

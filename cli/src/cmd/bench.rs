@@ -104,6 +104,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .split(',')
         .map(|n| Transport::parse(n.trim(), args.loss, args.rate))
         .collect::<Result<_, _>>()?;
+    super::run::check_link_options(&opts.transports)?;
     opts.chunks = parse_sizes(&args.chunk)?;
     if opts.chunks.is_empty() {
         bail!("--chunk needs at least one size");
@@ -132,10 +133,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     };
     // No verdict without evidence, as for every other command (a guest's report too).
-    zcsafe_policy::Results {
+    crate::output::require_evidence(&zcsafe_policy::Results {
         results: report.results.iter().map(|r| r.finding.clone()).collect(),
-    }
-    .require_evidence()?;
+    })?;
     if let Some(path) = &args.svg {
         std::fs::write(path, render::svg(&report))?;
     }

@@ -98,7 +98,7 @@ pub fn load_profile(spec: &str) -> Result<Profile> {
 pub fn transports(spec: &str) -> Vec<TransportClass> {
     match spec {
         "all" => TransportClass::ALL.to_vec(),
-        t => TransportClass::from_name(t).into_iter().collect(),
+        t => t.parse::<TransportClass>().into_iter().collect(),
     }
 }
 
@@ -158,7 +158,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.json {
         println!("{}", output::json(&results, &timing, args.timings)?);
     } else {
-        results.require_evidence()?;
+        output::require_evidence(&results)?;
         print_human(&results, &profile, &scenario_line, states, args.quiet);
         if args.timings.timings {
             print!("{}", table::timing(&timing));

@@ -6,7 +6,8 @@
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use zcsafe_explain::{load, Selection};
+use zcsafe_explain::{load, LoadError, Selection};
+use zcsafe_policy::Trace;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,7 +30,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         policy: args.policy,
         transport: args.transport,
     };
-    let trace = load(&args.trace, &sel)?;
+    let trace = load_trace(&args.trace, &sel)?;
     match &args.svg {
         Some(p) if p.as_os_str() == "-" => {
             print!("{}", zcsafe_explain::svg::render(&trace));
@@ -46,4 +47,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!("zcsafe: wrote {}", p.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// [`load`], with the options that narrow a file of several traces named: the library
+/// says the selection is ambiguous, `explain` and `replay` say how to narrow it.
+pub(crate) fn load_trace(path: &std::path::Path, sel: &Selection) -> Result<Trace> {
+    load(path, sel).map_err(|e| match e {
+        LoadError::Ambiguous { .. } => {
+            anyhow::anyhow!("{e}: pick one with --policy and/or --transport")
+        }
+        e => e.into(),
+    })
 }

@@ -37,11 +37,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         args.backend
             .iter()
-            .map(|b| match Backend::from_name(b) {
-                Some(b) => Ok(b),
-                None => bail!("unknown backend {b:?}: use model, sim or kernel"),
-            })
-            .collect::<Result<_>>()?
+            .map(|b| b.parse::<Backend>())
+            .collect::<Result<_, _>>()?
     };
     let fixtures: Vec<_> = m
         .fixtures

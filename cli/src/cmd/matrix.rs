@@ -128,7 +128,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .filter(|t| !t.is_empty())
         .map(str::to_string)
         .collect();
-    o.nic = Nic::parse(&args.nic)?;
+    o.nic = args.nic.parse::<Nic>().context("--nic")?;
     o.loss_pct = args.loss;
     o.delay_ms = args.delay;
     if let Some(j) = args.jobs {
@@ -142,7 +142,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     o.refresh = args.refresh;
     o.machine.limits.cell = Duration::from_secs(args.cell_timeout.max(5));
     o.host_binary = std::env::current_exe().ok();
-    o.validate()?;
+    o.validate().map_err(kernels_hint)?;
     o.guest_binary = guest_binary(args.guest_binary.clone())?;
     let mut bar = ProgressBar::new("cells");
     let (progress, widths) = progress_table(&o);
@@ -242,6 +242,17 @@ fn finish(m: &matrix::Matrix, out: &std::path::Path, json: bool) -> Result<ExitC
         );
     }
     Ok(ExitCode::from(m.exit_code()))
+}
+
+/// The library says which kernel it does not know; which option took it is ours to say
+/// (`matrix` and `bench` both take `--kernels`).
+pub(crate) fn kernels_hint(e: zcsafe_vm::VmError) -> anyhow::Error {
+    match e {
+        zcsafe_vm::VmError::UnknownKernel(..) => {
+            anyhow::Error::new(e).context("--kernels takes catalogue names or version prefixes")
+        }
+        e => e.into(),
+    }
 }
 
 /// The zcsafe for the guests: `--guest-binary`, else `$ZCSAFE_GUEST_BIN`, else this very

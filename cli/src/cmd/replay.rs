@@ -5,9 +5,10 @@
 //! (unknown policy, backend not available here).
 
 use anyhow::Result;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use zcsafe_explain::{load, Selection};
+use zcsafe_explain::Selection;
 use zcsafe_fixtures::{replay, Backend};
 
 #[derive(clap::Args)]
@@ -15,8 +16,10 @@ pub struct Args {
     /// A trace JSON file (a fixture, `zcsafe check --json` output, a run report).
     trace: PathBuf,
     /// The backend to replay on.
-    #[arg(long, value_parser = ["model", "sim", "kernel"], default_value = "model")]
-    on: String,
+    #[arg(long, default_value = "model",
+          value_parser = PossibleValuesParser::new(Backend::ALL.map(Backend::name))
+              .map(|s| s.parse::<Backend>().expect("one of Backend::ALL")))]
+    on: Backend,
     /// With a results file holding several traces: the policy.
     #[arg(long, short = 'p', value_name = "NAME")]
     policy: Option<String>,
@@ -36,8 +39,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         policy: args.policy,
         transport: args.transport,
     };
-    let trace = load(&args.trace, &sel)?;
-    let backend = Backend::from_name(&args.on).expect("clap checked");
+    let trace = super::explain::load_trace(&args.trace, &sel)?;
+    let backend = args.on;
     let r = replay(&trace, backend)?;
     if args.json {
         println!(

@@ -73,6 +73,23 @@ pub struct Args {
     timings: TimingArgs,
 }
 
+/// The kernel backend refuses a link it cannot shape when it builds it, without knowing
+/// which option set it; name the option here, before anything runs.
+pub(crate) fn check_link_options(transports: &[Transport]) -> Result<()> {
+    for t in transports {
+        match *t {
+            Transport::VethSlow { rate_kbit: 0 } => {
+                bail!("invalid option: --rate must be positive")
+            }
+            Transport::VethLossy { loss_pct } if loss_pct >= 100 => {
+                bail!("invalid option: --loss must be below 100")
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn transports(args: &Args) -> Result<Vec<Transport>> {
     let mut out = Vec::new();
     for name in args.transport.split(',').map(str::trim) {
@@ -82,6 +99,7 @@ fn transports(args: &Args) -> Result<Vec<Transport>> {
             out.push(Transport::parse(name, args.loss, args.rate)?);
         }
     }
+    check_link_options(&out)?;
     for t in &out {
         if let Some(why) = veth::unavailable(t) {
             bail!("{why}; run as root, install what is missing, or use --transport loopback");
@@ -168,7 +186,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.json {
         println!("{}", output::json(&results, &timing, args.timings)?);
     } else {
-        results.require_evidence()?;
+        output::require_evidence(&results)?;
         print_human(&results, &profile, &args);
         if args.timings.timings {
             print!("{}", table::timing(&timing));

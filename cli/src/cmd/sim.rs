@@ -128,7 +128,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("{}", output::json(&results, &timing, args.timings)?);
         return Ok(ExitCode::from(results.exit_code()));
     }
-    results.require_evidence()?;
+    output::require_evidence(&results)?;
     let seeds = match args.seed {
         Some(s) => format!("seed {s}"),
         // Half-open as Rust writes ranges; the last seed there is is u64::MAX.

@@ -8,7 +8,7 @@
 
 use super::Args;
 use crate::progress::ProgressBar;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::time::Duration;
 use zcsafe_bench::{BenchError, BenchOptions, BenchReport, BenchResult, Stat};
@@ -40,14 +40,14 @@ pub fn bench(
             .map(Transport::name)
             .map(str::to_string)
             .collect();
-        o.nic = Nic::parse(&args.nic)?;
+        o.nic = args.nic.parse::<Nic>().context("--nic")?;
         // Benchmarks must not share the cores with each other.
         o.jobs = 1;
         o.command = guest_command(args);
         o.keep_output = true;
         o.machine.limits.cell = Duration::from_secs(args.cell_timeout.max(30));
         o.machine.limits.total = o.machine.limits.cell + Duration::from_secs(300);
-        o.validate()?;
+        o.validate().map_err(crate::cmd::matrix::kernels_hint)?;
         o.guest_binary = crate::cmd::matrix::guest_binary(args.guest_binary.clone())?;
         let mut bar = ProgressBar::new("guest benches");
         let m = matrix::run(&o, |p| match p {
