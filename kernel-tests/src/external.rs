@@ -70,6 +70,7 @@ pub enum ExternalOutcome {
 
 /// What happened to the external sender's stream.
 #[derive(Clone, Debug, Serialize)]
+#[must_use = "a report says what was judged: print it or hand it on"]
 pub struct ExternalReport {
     pub outcome: ExternalOutcome,
     pub detail: String,

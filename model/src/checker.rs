@@ -65,6 +65,7 @@ pub enum CheckError {
 
 /// The result of a check.
 #[derive(Clone, Debug, Serialize)]
+#[must_use = "a report says what was judged: print it or hand it on"]
 pub struct CheckReport {
     pub verdict: Verdict,
     /// Distinct states explored.

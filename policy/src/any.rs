@@ -10,6 +10,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 trait DynPolicy: Send {
+    #[must_use]
     fn dyn_poll_op(&self) -> Op;
     fn dyn_handle(&mut self, outcome: Outcome);
     fn clone_box(&self) -> Box<dyn DynPolicy>;
@@ -47,6 +48,9 @@ impl<P: Policy> DynPolicy for P {
 pub struct AnyPolicy(Box<dyn DynPolicy>);
 
 impl AnyPolicy {
+    /// Boxes `policy` so catalogue entries of different types share one type; pass the
+    /// concrete type instead where you can (no allocation per model state).
+    #[must_use]
     pub fn new<P: Policy>(policy: P) -> Self {
         AnyPolicy(Box::new(policy))
     }

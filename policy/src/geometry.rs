@@ -33,20 +33,44 @@ fn default_zc_id_bits() -> u8 {
 /// A geometry that no policy can work with.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum GeometryError {
+    /// Page references are what the kernel keeps, so every size is counted in whole pages.
     #[error("{field} is {value}, which is not a positive multiple of the page size {page}")]
     NotPageMultiple {
+        /// Which [`Geometry`] field (`chunk`, `buffer`, …).
         field: &'static str,
+        /// Its value, in bytes.
         value: u64,
+        /// The page size it must be a multiple of.
         page: u64,
     },
+    /// A send operation takes one chunk out of the buffer, so the buffer must hold one.
     #[error("the buffer ({buffer} bytes) is smaller than one chunk ({chunk} bytes)")]
-    BufferSmallerThanChunk { buffer: u64, chunk: u64 },
+    BufferSmallerThanChunk {
+        /// [`Geometry::buffer`].
+        buffer: u64,
+        /// [`Geometry::chunk`].
+        chunk: u64,
+    },
+    /// Policies cycle through the buffer slot by slot; a partial last slot has no owner.
     #[error("the buffer ({buffer} bytes) is not a whole number of chunks ({chunk} bytes)")]
-    BufferNotChunks { buffer: u64, chunk: u64 },
+    BufferNotChunks {
+        /// [`Geometry::buffer`].
+        buffer: u64,
+        /// [`Geometry::chunk`].
+        chunk: u64,
+    },
+    /// The last send would be short, and no backend models a short last chunk.
     #[error("the stream ({stream} bytes) is not a whole number of chunks ({chunk} bytes)")]
-    StreamNotChunks { stream: u64, chunk: u64 },
+    StreamNotChunks {
+        /// [`Geometry::stream`].
+        stream: u64,
+        /// [`Geometry::chunk`].
+        chunk: u64,
+    },
+    /// The receiver verifies the stream word by word (see [`crate::stream`]).
     #[error("the stream length must be a multiple of 8 bytes (one stream word), got {0}")]
     StreamNotWords(u64),
+    /// The counter lives in a `u32`, and a zero-bit counter cannot number anything.
     #[error("zc_id_bits must be between 1 and 32, got {0}")]
     ZcIdBits(u8),
 }
@@ -159,15 +183,20 @@ impl Geometry {
 /// A byte range `[offset, offset + len)` of the user buffer (or of a file).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Region {
+    /// First byte, from the start of the buffer (or file).
     pub offset: u64,
+    /// Bytes in the range; zero is an empty range (what is left of a finished op).
     pub len: u64,
 }
 
 impl Region {
+    /// `[offset, offset + len)`; `const` so catalogue tables can hold regions.
+    #[must_use]
     pub const fn new(offset: u64, len: u64) -> Self {
         Region { offset, len }
     }
 
+    /// One past the last byte, where the next region of a sequential stream starts.
     pub const fn end(&self) -> u64 {
         self.offset + self.len
     }
@@ -178,6 +207,7 @@ impl Region {
         Region::new(self.offset + n, self.len - n)
     }
 
+    /// No bytes left: a partial operation has finished.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

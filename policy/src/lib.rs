@@ -21,6 +21,9 @@
 //! To check your own policy, implement [`Policy`] (derive `Clone, PartialEq, Eq, Hash,
 //! Debug`) and hand a constructor to `zcsafe_model::check`. See `examples/external-policy`.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod any;
 pub mod evidence;
 pub mod expect;
@@ -47,7 +50,7 @@ pub use report::{Evidence, Finding, Results};
 pub use table::{Align, Table};
 pub use timing::{FindingTiming, Timing};
 pub use trace::{Actor, Holder, PageHolders, Step, Trace, TRACE_FORMAT_VERSION};
-pub use transport::TransportClass;
+pub use transport::{TransportClass, UnknownTransportClass};
 pub use verdict::Verdict;
 
 use std::fmt::Debug;
@@ -67,6 +70,7 @@ use std::hash::Hash;
 /// canonical (no timestamps, no counters that never matter again).
 pub trait Policy: Clone + Eq + Hash + Debug + Send + 'static {
     /// The next operation the sender wants performed.
+    #[must_use = "the policy asks for this operation: perform it and pass the outcome to handle()"]
     fn poll_op(&self) -> Op;
 
     /// The outcome of the operation last returned by [`poll_op`](Policy::poll_op).

@@ -21,19 +21,37 @@ pub type UserData = u32;
 pub enum Op {
     /// Write the stream bytes starting at stream offset `stream` into `buf`.
     /// This is the reuse moment: whatever still references these pages sees the new bytes.
-    Fill { buf: Region, stream: u64 },
+    Fill {
+        /// Where in the user buffer: the pages whose holders decide the verdict.
+        buf: Region,
+        /// Which stream bytes, so the receiver can tell stale bytes from fresh ones.
+        stream: u64,
+    },
     /// `send(2)`, blocking. With `zerocopy` the call uses `MSG_ZEROCOPY` (after
     /// [`Op::EnableZerocopy`]) and the pages stay referenced until the completion.
     /// Outcome: [`Outcome::Done`] with the bytes queued, or an error (`ENOBUFS`).
-    Send { buf: Region, zerocopy: bool },
+    Send {
+        /// The bytes to send, already filled.
+        buf: Region,
+        /// `MSG_ZEROCOPY`: the kernel keeps the pages instead of copying them.
+        zerocopy: bool,
+    },
     /// `setsockopt(SO_ZEROCOPY, 1)`. Outcome: `Ok` or an error if unsupported.
     EnableZerocopy,
     /// `vmsplice(2)` of `buf` into the pipe, blocking while the pipe is full; with `gift`
     /// it passes `SPLICE_F_GIFT`. Outcome: bytes moved, or an error.
-    Vmsplice { buf: Region, gift: bool },
+    Vmsplice {
+        /// The user pages the pipe will reference (or copy, per the kernel profile).
+        buf: Region,
+        /// `SPLICE_F_GIFT`: the policy promises never to write these pages again.
+        gift: bool,
+    },
     /// `splice(2)` up to `len` bytes from the pipe to the socket. Blocks while the pipe is
     /// empty or the socket's send buffer is full. Outcome: bytes moved.
-    Splice { len: u64 },
+    Splice {
+        /// At most this many bytes; the pipe may hold fewer.
+        len: u64,
+    },
     /// `ioctl(SIOCOUTQ)`: bytes written but not yet acknowledged by the peer.
     ///
     /// Polling contract: if the previous `Siocoutq` returned `v` and nothing was written
@@ -44,37 +62,68 @@ pub enum Op {
     Siocoutq,
     /// `recvmsg(MSG_ERRQUEUE)` for one zero-copy notification. With `block` the call waits
     /// (`poll(POLLERR)`) until one is queued. Outcome: [`Outcome::Zc`].
-    ReadErrqueue { block: bool },
+    ReadErrqueue {
+        /// Wait for a notification, rather than return `None` at once.
+        block: bool,
+    },
     /// Submit an io_uring `IORING_OP_SEND_ZC` of `buf`. Outcome: `Ok` once submitted;
     /// results arrive as CQEs. Two submissions in flight at once may execute in either
     /// order (a send that finds no socket space is retried later, `io_send_zc` returning
     /// `-EAGAIN` to poll); wait for the first one's send CQE to keep stream order.
-    UringSendZc { buf: Region, user_data: UserData },
+    UringSendZc {
+        /// The bytes to send; the kernel may read them until the NOTIF CQE.
+        buf: Region,
+        /// Returned in both CQEs, so the policy knows which slot they release.
+        user_data: UserData,
+    },
     /// Wait for the next io_uring CQE. Outcome: [`Outcome::Cqe`].
     UringWaitCqe,
     /// Create (or open empty) the tmpfs file `file`.
-    CreateFile { file: FileId },
+    CreateFile {
+        /// The policy's file slot.
+        file: FileId,
+    },
     /// `pwrite(2)` the stream bytes starting at `stream` into `file` at `region`.
     /// Existing page-cache pages are overwritten in place.
     WriteFile {
+        /// The policy's file slot; must exist ([`Op::CreateFile`]).
         file: FileId,
+        /// Where in the file: its page-cache pages are what skbs may reference.
         region: Region,
+        /// Which stream bytes, as in [`Op::Fill`].
         stream: u64,
     },
     /// `sendfile(2)` `region` of `file` to the socket, blocking while the send buffer is
     /// full. Outcome: bytes sent.
-    Sendfile { file: FileId, region: Region },
+    Sendfile {
+        /// The policy's file slot.
+        file: FileId,
+        /// The file range to send; its pages may stay referenced after the call.
+        region: Region,
+    },
     /// Close and unlink `file`. Its pages leave the page cache; skbs keep their own
     /// references, and nobody can write those pages any more.
-    RemoveFile { file: FileId },
+    RemoveFile {
+        /// The policy's file slot, free for [`Op::CreateFile`] again.
+        file: FileId,
+    },
     /// `munmap(2)` a region of the buffer. Pages the kernel still references stay alive,
     /// unchanged, until it lets go.
-    Munmap { buf: Region },
+    Munmap {
+        /// Whole pages of the buffer; no longer writable until [`Op::Mmap`].
+        buf: Region,
+    },
     /// `mmap(2)` fresh anonymous pages at a region of the buffer (`MAP_FIXED`).
-    Mmap { buf: Region },
+    Mmap {
+        /// Whole pages of the buffer, replaced by pages no kernel object references.
+        buf: Region,
+    },
     /// Wait until the receiver reports having consumed more than `beyond` bytes (an
     /// application-level acknowledgement on the same connection). Outcome: consumed bytes.
-    WaitAppAck { beyond: u64 },
+    WaitAppAck {
+        /// Stream bytes the receiver must have consumed past, before the call returns.
+        beyond: u64,
+    },
     /// The whole stream has been handed to the kernel. The backend shuts down the write
     /// side and lets the receiver finish. The policy must not touch its buffers any more.
     Finish,

@@ -24,7 +24,9 @@ pub enum Outcome {
 /// wrap at 2^32, or at the model's configured width) have released their pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ZcNotification {
+    /// First send released (`ee_info`).
     pub lo: u32,
+    /// Last send released, inclusive (`ee_data`); a range may wrap past the counter's top.
     pub hi: u32,
     /// `SO_EE_CODE_ZEROCOPY_COPIED`: the kernel copied the data instead.
     pub copied: bool,
@@ -33,6 +35,7 @@ pub struct ZcNotification {
 /// An io_uring completion queue entry for a `SEND_ZC`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Cqe {
+    /// The tag the policy gave the SQE, so it knows which buffer slot completed.
     pub user_data: UserData,
     /// Bytes sent, or a negative errno.
     pub res: i64,

@@ -25,6 +25,8 @@ pub struct Profile {
     /// `vmsplice` puts references to the user's pages in the pipe (`iter_to_pipe`), rather
     /// than copying them.
     pub vmsplice_maps: bool,
+    /// What `vmsplice(SPLICE_F_GIFT)` does: gifting hands the pages over for good, so
+    /// a policy that gifts must never write them again.
     pub gift: GiftSupport,
     /// `splice`/`sendfile` from a file put references to page-cache pages into the socket
     /// (`filemap_splice_read` / `shmem_file_splice_read`), rather than copies.
@@ -70,6 +72,7 @@ impl Profile {
         vec![Profile::classic(), Profile::copying_splice()]
     }
 
+    /// The built-in profile named `name` (`--profile` takes a name or a probed file).
     pub fn by_name(name: &str) -> Option<Profile> {
         Self::builtin().into_iter().find(|p| p.name == name)
     }

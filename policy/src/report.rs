@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// One verdict: a policy on a transport, judged by a backend.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
+    /// The catalogue name of the policy judged (or `external` for a sender program).
     pub policy: String,
     /// `local`/`remote` for the model and simulator; `loopback`, `veth`, … on kernels.
     pub transport: String,
@@ -16,14 +17,18 @@ pub struct Finding {
     /// `uname -r` of the kernel that ran it (kernel backends only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
+    /// What the backend observed; compared with `expected` and `predicted`.
     pub verdict: Verdict,
     /// What the literature and the kernel source lead us to expect.
     pub expected: Verdict,
+    /// The reason for `expected`, printed beside a contradiction so a reader can tell
+    /// whether the expectation or the backend is wrong.
     pub expected_why: String,
     /// The model's prediction for the same transport class and kernel profile, when a
     /// non-model backend reports (so observation and prediction sit side by side).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predicted: Option<Verdict>,
+    /// What the verdict rests on: no verdict without a run behind it.
     pub evidence: Evidence,
 }
 
@@ -49,7 +54,9 @@ pub struct Evidence {
 
 /// The top-level JSON object of every command's `--json`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[must_use = "a report says what was judged: print it or hand it on"]
 pub struct Results {
+    /// One finding per policy and transport, in the order the command judged them.
     pub results: Vec<Finding>,
 }
 
@@ -67,6 +74,7 @@ impl Results {
     /// - else **0** every verdict is as expected.
     ///
     /// (2 is the CLI's: a usage error, or nothing at all was judged.)
+    #[must_use = "a contradiction found but not reported as the exit status is lost"]
     pub fn exit_code(&self) -> u8 {
         let contradicted = self
             .results

@@ -10,6 +10,7 @@
 /// How a column's cells sit in its width.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Align {
+    /// Text (the default: names and verdicts read from the left).
     #[default]
     Left,
     /// Numbers.
@@ -30,6 +31,7 @@ pub const GAP: usize = 2;
 
 impl Table {
     /// A table with these column titles (all left-aligned until [`Table::align`]).
+    #[must_use]
     pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Table {
         let header: Vec<String> = header.into_iter().map(Into::into).collect();
         Table {

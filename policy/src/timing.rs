@@ -21,7 +21,9 @@ use std::time::Duration;
 /// How long one finding took to judge.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FindingTiming {
+    /// The finding's policy, so a timing joins its finding in `results`.
     pub policy: String,
+    /// The finding's transport (same role).
     pub transport: String,
     /// Wall-clock milliseconds the backend spent on this finding.
     pub elapsed_ms: f64,

@@ -16,6 +16,7 @@ pub const TRACE_FORMAT_VERSION: u32 = 1;
 pub struct Trace {
     /// [`TRACE_FORMAT_VERSION`] of the writer.
     pub format: u32,
+    /// The catalogue name of the policy that ran, so `replay` can build it again.
     pub policy: String,
     /// Transport class (`local`, `remote`) or concrete transport (`loopback`, `veth`, …).
     pub transport: String,
@@ -23,8 +24,11 @@ pub struct Trace {
     pub backend: String,
     /// Kernel profile name the run assumed or measured.
     pub profile: String,
+    /// The sizes the policy was built for; a replay must use the same ones.
     pub geometry: Geometry,
+    /// In the order they happened; the last one shows the verdict.
     pub steps: Vec<Step>,
+    /// What the run ended in, so a replay can say whether it ends the same way.
     pub verdict: Verdict,
     /// One sentence: what went wrong (or right) at the end.
     pub summary: String,
@@ -33,6 +37,7 @@ pub struct Trace {
 /// One step of a run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
+    /// Who acted, which picks the lane the step is drawn in.
     pub actor: Actor,
     /// What happened, e.g. `vmsplice buf[0..2) → 2`.
     pub action: String,
@@ -63,6 +68,7 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// The lane label the text and SVG timelines print.
     pub fn name(self) -> &'static str {
         match self {
             Actor::App => "app",
@@ -82,6 +88,8 @@ pub struct PageHolders {
     pub page: String,
     /// Stream offset whose bytes the page holds now (`None`: not stream bytes).
     pub content: Option<u64>,
+    /// Every kernel object that may still read the page: a write while this is
+    /// non-empty is what corrupts the stream.
     pub holders: Vec<Holder>,
 }
 
@@ -89,16 +97,24 @@ pub struct PageHolders {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Holder {
+    /// A pipe buffer (`vmsplice`, `splice`): read when the pipe is spliced on.
     Pipe,
+    /// An skb in the socket's write queue, not yet sent.
     WriteQueue,
+    /// A sent skb kept until ACKed, which a retransmission reads again.
     Retransmit,
+    /// A frame the NIC has yet to DMA (remote transports).
     DeviceRing,
+    /// Bytes between the hosts (the model's wire).
     Wire,
+    /// Local delivery: the receiving socket holds the sender's pages until read.
     PeerQueue,
+    /// An io_uring SQE the kernel has not consumed yet.
     UringSubmission,
 }
 
 impl Holder {
+    /// How timelines name the holder, in words a reader of the kernel source knows.
     pub fn name(self) -> &'static str {
         match self {
             Holder::Pipe => "pipe",

@@ -19,6 +19,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The word every table and the JSON print (serde writes the same).
     pub fn name(self) -> &'static str {
         match self {
             Verdict::Safe => "safe",
