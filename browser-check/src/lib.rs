@@ -15,6 +15,8 @@
 //! number of pages it skipped, unless `ZCSAFE_REQUIRE_BROWSER=1` (CI), where a missing
 //! browser fails the test.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -7,6 +7,8 @@
 //! finding could not be judged (`error`). Output depends only on the seed and options;
 //! wall-clock figures appear only with `--timings`.
 
+#![forbid(unsafe_code)]
+
 mod cmd;
 mod output;
 mod progress;

@@ -16,6 +16,8 @@
 //!
 //! [`Trace`]: zcsafe_policy::Trace
 
+#![forbid(unsafe_code)]
+
 pub mod lanes;
 pub mod load;
 pub mod meaning;

@@ -72,7 +72,7 @@ fn row_lines(r: &Row) -> Vec<(&'static str, String)> {
 /// Renders an already laid-out timeline.
 pub fn render_timeline(t: &Timeline) -> String {
     let lay = Layout::new(t.pages.len());
-    let rows: Vec<PlacedRow> = {
+    let rows: Vec<PlacedRow<'_>> = {
         let mut y = HEAD_H;
         t.rows
             .iter()

@@ -18,6 +18,8 @@
 //! assert_eq!(report.verdict, Verdict::Corrupt); // local delivery keeps the pages
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod checker;
 pub mod config;
 pub mod kernel;

@@ -10,6 +10,8 @@
 //! transport class and kernel profile ([`Catalogued::expect`]); a backend's verdict that
 //! contradicts it is news.
 
+#![forbid(unsafe_code)]
+
 pub mod bugs;
 /// `impl Policy` for newtypes that hand every call to the policy inside them: the bug
 /// reproducers pair a buggy and a fixed variant of one machine this way, and every

@@ -20,6 +20,9 @@
 //!
 //! [`Trace`]: zcsafe_policy::Trace
 
+// Unsafe only where loom needs it: the pool model reads and writes its UnsafeCell.
+#![deny(unsafe_code)]
+
 pub mod bench;
 pub mod faults;
 pub mod rng;
@@ -32,6 +35,7 @@ mod world;
 #[cfg(feature = "loom")]
 pub mod interleave;
 #[cfg(feature = "loom")]
+#[allow(unsafe_code)]
 pub mod pool;
 
 pub use faults::{Faults, FaultsError, Window};

@@ -84,7 +84,7 @@ pub struct FakeDeb<'a> {
 /// A flat apt repository (`deb [trusted=yes] file:… ./`) in `dir/repo`: each package built
 /// with `dpkg-deb`, the `Packages` index written here (no dpkg-dev needed). `None`, after a
 /// counted skip, when apt-get or dpkg-deb is missing.
-pub fn local_repo(test: &str, dir: &Path, debs: &[FakeDeb]) -> Option<PathBuf> {
+pub fn local_repo(test: &str, dir: &Path, debs: &[FakeDeb<'_>]) -> Option<PathBuf> {
     use sha2::{Digest, Sha256};
     for tool in ["apt-get", "apt-cache", "dpkg-deb"] {
         if which(tool).is_none() {

@@ -14,6 +14,8 @@
 //! `error` with a 16-step timeline ending in `ENOBUFS`: unread notifications use up the
 //! socket's optmem, and `MSG_ZEROCOPY` sends start failing. Hence `Phase::Discard`.
 
+#![forbid(unsafe_code)]
+
 use zcsafe_policies::steps::{unexpected, Cursor, Drain, Progress, SendAll};
 use zcsafe_policy::{Abort, Errno, Geometry, Op, Outcome, Policy};
 
