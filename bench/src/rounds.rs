@@ -53,7 +53,9 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         entries.sort_by_key(|e| e.name != BASELINE);
     }
     if opts.repeat == 0 {
-        return Err(BenchError("--repeat must be at least 1".into()));
+        return Err(BenchError(
+            "repeat must be at least 1: zero rounds would measure nothing".into(),
+        ));
     }
     for &c in &opts.chunks {
         if c == 0 || c % 4096 != 0 {

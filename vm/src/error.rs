@@ -55,6 +55,15 @@ pub enum VmError {
     Interrupted,
     #[error("invalid option: {0}")]
     Usage(String),
+    /// A [`matrix::Options`](crate::matrix::Options) field out of range. It names the
+    /// field, not a command-line flag: the binary names its own flag for it.
+    #[error("invalid option: {field} {message}")]
+    BadOption {
+        /// The `Options` field (`jobs`, `loss_pct`).
+        field: &'static str,
+        /// What is wrong with its value.
+        message: String,
+    },
     /// A file to carry into the guests (`--carry`, the `--external` program, a host tool)
     /// whose path names no file (`dir/..`): it would have no name in `/opt/zcsafe/bin`.
     #[error("invalid option: {}: not a file to carry", path.display())]

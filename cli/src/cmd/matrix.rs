@@ -134,15 +134,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(j) = args.jobs {
         o.jobs = j;
     }
-    o.accel = AccelChoice::parse(&args.accel)?;
+    o.accel = args.accel.parse::<AccelChoice>().context("--accel")?;
     o.command = args.command.clone();
     if let Some(cmd) = &args.external {
-        o.set_external(cmd, args.carry.clone())?;
+        o.set_external(cmd, args.carry.clone())
+            .context("--external")?;
     }
     o.refresh = args.refresh;
     o.machine.limits.cell = Duration::from_secs(args.cell_timeout.max(5));
     o.host_binary = std::env::current_exe().ok();
-    o.validate().map_err(kernels_hint)?;
+    o.validate().map_err(option_hints)?;
     o.guest_binary = guest_binary(args.guest_binary.clone())?;
     let mut bar = ProgressBar::new("cells");
     let (progress, widths) = progress_table(&o);
@@ -244,12 +245,19 @@ fn finish(m: &matrix::Matrix, out: &std::path::Path, json: bool) -> Result<ExitC
     Ok(ExitCode::from(m.exit_code()))
 }
 
-/// The library says which kernel it does not know; which option took it is ours to say
-/// (`matrix` and `bench` both take `--kernels`).
-pub(crate) fn kernels_hint(e: zcsafe_vm::VmError) -> anyhow::Error {
+/// The library names the kernel it does not know, or the `Options` field out of range;
+/// which flag set it is ours to say (`matrix` and `bench` share `--kernels`, `--jobs`).
+pub(crate) fn option_hints(e: zcsafe_vm::VmError) -> anyhow::Error {
     match e {
         zcsafe_vm::VmError::UnknownKernel(..) => {
             anyhow::Error::new(e).context("--kernels takes catalogue names or version prefixes")
+        }
+        zcsafe_vm::VmError::BadOption { field, message } => {
+            let flag = match field {
+                "loss_pct" => "loss",
+                f => f,
+            };
+            anyhow::anyhow!("invalid option: --{flag} {message}")
         }
         e => e.into(),
     }

@@ -60,7 +60,7 @@ pub fn external_program(
         let p = PathBuf::from(w);
         if !p.is_file() {
             return Err(VmError::Usage(format!(
-                "--external runs `{w}`, which is not a file (paths are relative to {}); pass the sender's path, or a program on PATH",
+                "the external command runs `{w}`, which is not a file (paths are relative to {}); pass the sender's path, or a program on PATH",
                 std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default()
             )));
         }

@@ -23,14 +23,17 @@ pub enum AccelChoice {
     Auto,
 }
 
-impl AccelChoice {
-    pub fn parse(s: &str) -> Result<AccelChoice> {
+impl std::str::FromStr for AccelChoice {
+    type Err = VmError;
+
+    /// `tcg`, `kvm` or `auto`.
+    fn from_str(s: &str) -> Result<AccelChoice> {
         match s {
             "tcg" => Ok(AccelChoice::Tcg),
             "kvm" => Ok(AccelChoice::Kvm),
             "auto" => Ok(AccelChoice::Auto),
             _ => Err(VmError::Usage(format!(
-                "--accel takes tcg, kvm or auto, not `{s}`"
+                "the accelerator is tcg, kvm or auto, not `{s}`"
             ))),
         }
     }
@@ -180,11 +183,17 @@ impl Options {
         }
         if let Some(l) = self.loss_pct {
             if !(0.0..=100.0).contains(&l) {
-                return Err(VmError::Usage(format!("--loss {l}: a percentage 0..100")));
+                return Err(VmError::BadOption {
+                    field: "loss_pct",
+                    message: format!("{l}: a percentage 0..100"),
+                });
             }
         }
         if self.jobs == 0 {
-            return Err(VmError::Usage("--jobs must be at least 1".into()));
+            return Err(VmError::BadOption {
+                field: "jobs",
+                message: "must be at least 1".into(),
+            });
         }
         if self.policies.is_empty() || self.transports.is_empty() {
             return Err(VmError::Usage("no policies or transports selected".into()));

@@ -47,7 +47,7 @@ pub fn bench(
         o.keep_output = true;
         o.machine.limits.cell = Duration::from_secs(args.cell_timeout.max(30));
         o.machine.limits.total = o.machine.limits.cell + Duration::from_secs(300);
-        o.validate().map_err(crate::cmd::matrix::kernels_hint)?;
+        o.validate().map_err(crate::cmd::matrix::option_hints)?;
         o.guest_binary = crate::cmd::matrix::guest_binary(args.guest_binary.clone())?;
         let mut bar = ProgressBar::new("guest benches");
         let m = matrix::run(&o, |p| match p {
