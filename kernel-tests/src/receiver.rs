@@ -49,31 +49,12 @@ pub enum ReaderSpeed {
     Custom(ReadSchedule),
 }
 
-impl ReaderSpeed {
-    pub fn schedule(&self) -> ReadSchedule {
-        let ms = Duration::from_millis;
-        match self {
-            ReaderSpeed::Fast => ReadSchedule {
-                pause: Duration::ZERO,
-                slice: 256 << 10,
-                interval: Duration::ZERO,
-            },
-            ReaderSpeed::Slow => ReadSchedule {
-                pause: ms(300),
-                slice: 16 << 10,
-                interval: ms(2),
-            },
-            ReaderSpeed::Crawl => ReadSchedule {
-                pause: ms(1000),
-                slice: 4 << 10,
-                interval: ms(5),
-            },
-            ReaderSpeed::Custom(s) => *s,
-        }
-    }
+impl std::str::FromStr for ReaderSpeed {
+    type Err = KernelError;
 
-    /// `fast`, `slow`, `crawl` or `PAUSE_MS,SLICE_BYTES,INTERVAL_MS`.
-    pub fn parse(s: &str) -> Result<ReaderSpeed, KernelError> {
+    /// `fast`, `slow`, `crawl` or `PAUSE_MS,SLICE_BYTES,INTERVAL_MS` (what
+    /// [`ReaderSpeed::label`] prints).
+    fn from_str(s: &str) -> Result<ReaderSpeed, KernelError> {
         Ok(match s {
             "fast" => ReaderSpeed::Fast,
             "slow" => ReaderSpeed::Slow,
@@ -102,6 +83,30 @@ impl ReaderSpeed {
                 })
             }
         })
+    }
+}
+
+impl ReaderSpeed {
+    pub fn schedule(&self) -> ReadSchedule {
+        let ms = Duration::from_millis;
+        match self {
+            ReaderSpeed::Fast => ReadSchedule {
+                pause: Duration::ZERO,
+                slice: 256 << 10,
+                interval: Duration::ZERO,
+            },
+            ReaderSpeed::Slow => ReadSchedule {
+                pause: ms(300),
+                slice: 16 << 10,
+                interval: ms(2),
+            },
+            ReaderSpeed::Crawl => ReadSchedule {
+                pause: ms(1000),
+                slice: 4 << 10,
+                interval: ms(5),
+            },
+            ReaderSpeed::Custom(s) => *s,
+        }
     }
 
     pub fn label(&self) -> String {
@@ -481,13 +486,13 @@ mod tests {
 
     #[test]
     fn reader_speeds_parse_and_reject_nonsense() {
-        assert_eq!(ReaderSpeed::parse("slow").unwrap(), ReaderSpeed::Slow);
-        let c = ReaderSpeed::parse("10,4096,1").unwrap();
+        assert_eq!("slow".parse::<ReaderSpeed>().unwrap(), ReaderSpeed::Slow);
+        let c = "10,4096,1".parse::<ReaderSpeed>().unwrap();
         assert_eq!(c.schedule().slice, 4096);
         assert_eq!(c.label(), "10,4096,1");
-        assert!(ReaderSpeed::parse("quick").is_err());
-        assert!(ReaderSpeed::parse("1,0,1").is_err());
-        assert!(ReaderSpeed::parse("1,2").is_err());
+        assert!("quick".parse::<ReaderSpeed>().is_err());
+        assert!("1,0,1".parse::<ReaderSpeed>().is_err());
+        assert!("1,2".parse::<ReaderSpeed>().is_err());
     }
 
     /// A sender that reads the receiver's acks and a stream that is too long.

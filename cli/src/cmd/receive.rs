@@ -35,7 +35,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let opts = ReceiverOptions {
         seed: args.seed,
         expect: args.bytes,
-        reader: ReaderSpeed::parse(&args.reader)?,
+        reader: args.reader.parse::<ReaderSpeed>()?,
         app_ack: args.app_ack,
         idle_timeout: Duration::from_secs(args.timeout),
         accept_timeout: Duration::from_secs(args.timeout),

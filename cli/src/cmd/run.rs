@@ -110,7 +110,7 @@ fn transports(args: &Args) -> Result<Vec<Transport>> {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let transports = transports(&args)?;
-    let reader = ReaderSpeed::parse(&args.reader)?;
+    let reader = args.reader.parse::<ReaderSpeed>()?;
     let timeout = Duration::from_secs(args.timeout.max(1));
     if let Some(cmd) = &args.external {
         return external(cmd, &args, &transports, reader, timeout);
