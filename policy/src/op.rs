@@ -29,7 +29,8 @@ pub enum Op {
     },
     /// `send(2)`, blocking. With `zerocopy` the call uses `MSG_ZEROCOPY` (after
     /// [`Op::EnableZerocopy`]) and the pages stay referenced until the completion.
-    /// Outcome: [`Outcome::Done`] with the bytes queued, or an error (`ENOBUFS`).
+    /// Outcome: [`Outcome::Done`](crate::Outcome::Done) with the bytes queued, or an
+    /// error (`ENOBUFS`).
     Send {
         /// The bytes to send, already filled.
         buf: Region,
@@ -61,7 +62,7 @@ pub enum Op {
     /// learns nothing, so this loses no behaviour and keeps the model finite.
     Siocoutq,
     /// `recvmsg(MSG_ERRQUEUE)` for one zero-copy notification. With `block` the call waits
-    /// (`poll(POLLERR)`) until one is queued. Outcome: [`Outcome::Zc`].
+    /// (`poll(POLLERR)`) until one is queued. Outcome: [`Outcome::Zc`](crate::Outcome::Zc).
     ReadErrqueue {
         /// Wait for a notification, rather than return `None` at once.
         block: bool,
@@ -76,7 +77,7 @@ pub enum Op {
         /// Returned in both CQEs, so the policy knows which slot they release.
         user_data: UserData,
     },
-    /// Wait for the next io_uring CQE. Outcome: [`Outcome::Cqe`].
+    /// Wait for the next io_uring CQE. Outcome: [`Outcome::Cqe`](crate::Outcome::Cqe).
     UringWaitCqe,
     /// Create (or open empty) the tmpfs file `file`.
     CreateFile {

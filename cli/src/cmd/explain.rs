@@ -49,7 +49,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// [`load`], with the options that narrow a file of several traces named: the library
+/// [`load()`], with the options that narrow a file of several traces named: the library
 /// says the selection is ambiguous, `explain` and `replay` say how to narrow it.
 pub(crate) fn load_trace(path: &std::path::Path, sel: &Selection) -> Result<Trace> {
     load(path, sel).map_err(|e| match e {
