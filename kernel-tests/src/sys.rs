@@ -64,7 +64,7 @@ pub fn kernel_release() -> String {
 
 /// Whether the process may create namespaces and interfaces.
 pub fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
+    // SAFETY: geteuid has no preconditions, touches no memory and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
 
@@ -276,7 +276,9 @@ pub(crate) struct Mapping {
     pub len: usize,
 }
 
-// SAFETY: the mapping is plain memory owned by this value.
+// SAFETY: the raw pointer is all that keeps Mapping from being Send. A mapping belongs
+// to the process, not to a thread, and this value is its only owner (no Clone, slices
+// borrow it), so moving it to another thread moves exclusive access with it.
 unsafe impl Send for Mapping {}
 
 impl Mapping {
