@@ -46,8 +46,11 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Progress)) -> Result<Matrix
 
     let total =
         (kernels.len() + usize::from(include_host)) * opts.policies.len() * transports.len();
-    let mut cells: Vec<Cell> = Vec::new();
-    let mut done = 0usize;
+    let mut finished = Finished {
+        cells: Vec::new(),
+        total,
+        progress: &mut progress,
+    };
     let mut units = Vec::new();
     for (i, img) in images.iter().enumerate() {
         for &t in &transports {
@@ -62,14 +65,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Progress)) -> Result<Matrix
                         "kernel not available: {}",
                         kernels[i].error.clone().unwrap_or_default()
                     );
-                    let c = error_cell(opts, &kernels[i], p, t, detail, None);
-                    done += 1;
-                    progress(&Progress::Cell {
-                        done,
-                        total,
-                        cell: Box::new(c.clone()),
-                    });
-                    cells.push(c);
+                    finished.record(error_cell(opts, &kernels[i], p, t, detail, None));
                 }
             }
         }
@@ -104,15 +100,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Progress)) -> Result<Matrix
         drop(tx);
         for msg in rx {
             match msg {
-                Msg::Cell(c) => {
-                    done += 1;
-                    progress(&Progress::Cell {
-                        done,
-                        total,
-                        cell: c.clone(),
-                    });
-                    cells.push(*c);
-                }
+                Msg::Cell(c) => finished.record(*c),
                 Msg::Boot(name, secs) => {
                     if let Some(k) = kernels.iter_mut().find(|k| k.name == name) {
                         k.boot_seconds.push(secs);
@@ -129,19 +117,13 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Progress)) -> Result<Matrix
         let k = host_kernel_run();
         for &t in &transports {
             for p in &opts.policies {
-                let c = run_host_cell(opts, &k, p, t);
-                done += 1;
-                progress(&Progress::Cell {
-                    done,
-                    total,
-                    cell: Box::new(c.clone()),
-                });
-                cells.push(c);
+                finished.record(run_host_cell(opts, &k, p, t));
             }
         }
         kernels.push(k);
     }
 
+    let mut cells = finished.cells;
     align_error_expectations(&mut cells);
     sort_cells(&mut cells, &kernels, &transports, &opts.policies);
     Ok(Matrix {
@@ -151,6 +133,25 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Progress)) -> Result<Matrix
         accel: machine.accel.name().into(),
         wall_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The cells that ended so far; each is reported to `progress` as it is recorded, so the
+/// count in the progress line is the number of cells kept.
+struct Finished<'p, P: FnMut(&Progress)> {
+    cells: Vec<Cell>,
+    total: usize,
+    progress: &'p mut P,
+}
+
+impl<P: FnMut(&Progress)> Finished<'_, P> {
+    fn record(&mut self, cell: Cell) {
+        (self.progress)(&Progress::Cell {
+            done: self.cells.len() + 1,
+            total: self.total,
+            cell: Box::new(cell.clone()),
+        });
+        self.cells.push(cell);
+    }
 }
 
 /// What the VM workers tell the reporting thread.
