@@ -11,6 +11,14 @@ use std::process::{Command, Output};
 use std::time::Instant;
 use zcsafe_vm::initramfs::{self, Program};
 
+/// What every test here needs, or a counted skip: QEMU and the 5.10 kernel, a static
+/// busybox, and the dynamically linked zcsafe that the guests will run.
+fn guest_ready(test: &str) -> Option<PathBuf> {
+    common::kernel(test)?;
+    common::busybox(test)?;
+    dynamic_zcsafe(test)
+}
+
 /// The zcsafe cargo built (`cargo test --workspace` builds it before any test runs; `make
 /// build` gives target/release/zcsafe): `$ZCSAFE_TEST_BIN`, else the newer of
 /// target/{debug,release}/zcsafe. Cargo links it dynamically, which is the point.
@@ -155,10 +163,7 @@ fn only_cell(v: &serde_json::Value) -> &serde_json::Value {
 #[test]
 fn the_dynamically_linked_zcsafe_cargo_builds_judges_a_policy_in_a_guest() {
     let test = "dynamic guest binary";
-    if common::kernel(test).is_none() || common::busybox(test).is_none() {
-        return;
-    }
-    let Some(zcsafe) = dynamic_zcsafe(test) else {
+    let Some(zcsafe) = guest_ready(test) else {
         return;
     };
     let t = tempfile::tempdir().unwrap();
@@ -188,10 +193,7 @@ fn the_dynamically_linked_zcsafe_cargo_builds_judges_a_policy_in_a_guest() {
 #[test]
 fn a_dynamically_linked_c_sender_is_judged_safe_or_corrupt_over_remote() {
     let test = "external C sender in a guest";
-    if common::kernel(test).is_none() || common::busybox(test).is_none() {
-        return;
-    }
-    let Some(zcsafe) = dynamic_zcsafe(test) else {
+    let Some(zcsafe) = guest_ready(test) else {
         return;
     };
     let t = tempfile::tempdir().unwrap();
@@ -238,10 +240,7 @@ fn a_dynamically_linked_c_sender_is_judged_safe_or_corrupt_over_remote() {
 #[test]
 fn a_matrix_in_which_no_cell_ran_exits_2_and_says_so() {
     let test = "no cell ran";
-    if common::kernel(test).is_none() || common::busybox(test).is_none() {
-        return;
-    }
-    let Some(zcsafe) = dynamic_zcsafe(test) else {
+    let Some(zcsafe) = guest_ready(test) else {
         return;
     };
     let t = tempfile::tempdir().unwrap();
@@ -268,10 +267,7 @@ fn a_matrix_in_which_no_cell_ran_exits_2_and_says_so() {
 #[test]
 fn a_library_from_outside_the_loaders_path_is_found_in_the_guest() {
     let test = "library off the loader's path";
-    if common::kernel(test).is_none() || common::busybox(test).is_none() {
-        return;
-    }
-    let Some(zcsafe) = dynamic_zcsafe(test) else {
+    let Some(zcsafe) = guest_ready(test) else {
         return;
     };
     let Some(cc) = cc(test) else {
