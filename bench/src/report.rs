@@ -63,21 +63,14 @@ impl BenchReport {
     /// policy expected safe corrupted data (a contradiction), else 3 when a stream could
     /// not be measured (`error`), else 0.
     pub fn exit_code(&self) -> u8 {
-        if self
-            .results
-            .iter()
-            .any(|r| r.expected_safe && r.corrupt_words > 0)
-        {
-            1
-        } else if self
-            .results
-            .iter()
-            .any(|r| r.finding.verdict == Verdict::Error)
-        {
-            3
-        } else {
-            0
-        }
+        zcsafe_policy::exit_status(
+            self.results
+                .iter()
+                .any(|r| r.expected_safe && r.corrupt_words > 0),
+            self.results
+                .iter()
+                .any(|r| r.finding.verdict == Verdict::Error),
+        )
     }
 }
 

@@ -46,7 +46,7 @@ pub use geometry::{Geometry, GeometryError, Region};
 pub use op::{Abort, FileId, Op, UserData};
 pub use outcome::{Cqe, Errno, Outcome, ZcNotification};
 pub use profile::{GiftSupport, Profile};
-pub use report::{Evidence, Finding, Results};
+pub use report::{exit_status, Evidence, Finding, Results};
 pub use table::{Align, Table};
 pub use timing::{FindingTiming, Timing};
 pub use trace::{Actor, Holder, PageHolders, Step, Trace, TRACE_FORMAT_VERSION};

@@ -76,16 +76,25 @@ impl Results {
     /// (2 is the CLI's: a usage error, or nothing at all was judged.)
     #[must_use = "a contradiction found but not reported as the exit status is lost"]
     pub fn exit_code(&self) -> u8 {
-        let contradicted = self
-            .results
-            .iter()
-            .any(|f| f.verdict != Verdict::Error && !f.agrees());
-        if contradicted {
-            1
-        } else if self.results.iter().any(|f| f.verdict == Verdict::Error) {
-            3
-        } else {
-            0
-        }
+        exit_status(
+            self.results
+                .iter()
+                .any(|f| f.verdict != Verdict::Error && !f.agrees()),
+            self.results.iter().any(|f| f.verdict == Verdict::Error),
+        )
+    }
+}
+
+/// The order of the statuses above, for reports that decide "contradicted" their own way
+/// (the bench: an expected-safe policy that corrupted): a contradiction outranks a
+/// finding that could not be judged.
+#[must_use]
+pub fn exit_status(contradicted: bool, unjudged: bool) -> u8 {
+    if contradicted {
+        1
+    } else if unjudged {
+        3
+    } else {
+        0
     }
 }
