@@ -43,9 +43,10 @@ loom-long:
 
 # The cold path, on every run (CI's machine may be new, or its cache warm): a VM boot test
 # against an empty kernel cache, which fetches Debian 5.10 from scratch; removed afterwards.
+# (--workspace: the features of `make unit`'s build, so the test binary is reused, not rebuilt.)
 vm-cold:
 	d=$$(mktemp -d -t zcsafe-cold-cache.XXXXXX) && trap 'rm -rf "$$d"' EXIT && \
-		ZCSAFE_CACHE_DIR="$$d" $(CARGO) test -p zcsafe-vm --test boot -- --test-threads=2
+		ZCSAFE_CACHE_DIR="$$d" $(CARGO) test --workspace --test boot -- --test-threads=2
 
 # Every catalogue kernel x policy x transport in QEMU (about 8 minutes on 2 cores):
 # target/matrix/matrix.{json,md,html}.
