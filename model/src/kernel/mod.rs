@@ -1,0 +1,221 @@
+//! The kernel side of a zero-copy send, as one explicit state machine.
+//!
+//! [`Kernel::perform`] executes an application operation (or says it would block);
+//! [`Kernel::fire`] executes one asynchronous kernel event. The checker decides which
+//! enabled move happens next, so every interleaving of the application, TCP's transmit
+//! path, the device, the network, ACKs, timers and the receiving application is a path.
+//! Each rule names the kernel function whose behaviour it encodes.
+//!
+//! This module holds the state and what both sides read: which events are enabled and
+//! who holds a page. The moves live next door: `ops` executes the application's
+//! operations, `events` the kernel's asynchronous events.
+
+mod events;
+mod ops;
+
+use crate::config::Scenario;
+use crate::memory::{DataRef, Fault, Memory};
+use crate::network::Network;
+use crate::peer::Peer;
+use crate::pipe::Pipe;
+use crate::socket::{Notif, Socket};
+use crate::zerocopy::Zerocopy;
+use zcsafe_policy::{Holder, Outcome, TransportClass};
+
+/// An asynchronous kernel event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// `tcp_write_xmit` sends the head of the write queue.
+    Transmit,
+    /// The device reads the head of its TX ring and completes it (remote only).
+    DeviceComplete,
+    /// The head of the wire reaches the peer's TCP.
+    Deliver,
+    /// The network drops the head of the wire.
+    Lose,
+    /// The peer's ACK reaches the sender.
+    Ack,
+    /// The retransmission timer fires for the head of the retransmit queue.
+    Retransmit,
+    /// The receiving application reads one page and checks it.
+    Read,
+    /// io_uring executes the `n`th pending `SEND_ZC`.
+    UringExec(u8),
+    /// The reading process reads one page from the pipe (`pipe_reader` only).
+    PipeRead,
+    /// The `n`th pending `SEND_ZC` fails (is cancelled) before it runs.
+    UringFail(u8),
+    /// io_uring posts the notification CQE of the oldest failed `SEND_ZC`.
+    UringNotifFlush,
+}
+
+/// What an application operation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Perform {
+    /// The call would block now.
+    Blocked,
+    /// The call returned this.
+    Done(Outcome),
+    /// The application touched memory it does not own.
+    Fault(Fault),
+}
+
+/// The receiver read bytes that are not the stream's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Corruption {
+    /// Stream page the receiver read.
+    pub offset: u64,
+    /// Stream page the bytes were written for (`None`: zeroes).
+    pub meant_for: Option<u64>,
+}
+
+/// The whole kernel state. Small and canonical: the checker hashes it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Kernel {
+    pub mem: Memory,
+    pub pipe: Pipe,
+    pub sock: Socket,
+    pub net: Network,
+    pub peer: Peer,
+    pub zc: Zerocopy,
+    /// The application called `Finish`.
+    pub finished: bool,
+}
+
+impl Kernel {
+    pub fn new(s: &Scenario) -> Kernel {
+        Kernel {
+            mem: Memory::new(s.geometry.buffer),
+            pipe: Pipe::new(s.geometry.pipe),
+            sock: Socket::new(s.config.rcvbuf),
+            net: Network::default(),
+            peer: Peer::new(s.config.rcvbuf),
+            zc: Zerocopy::default(),
+            finished: false,
+        }
+    }
+
+    fn local(s: &Scenario) -> bool {
+        s.config.transport == TransportClass::Local
+    }
+
+    /// The application finished and the receiver read the whole stream.
+    pub fn complete(&self, s: &Scenario) -> bool {
+        self.finished && self.peer.consumed as u64 == s.geometry.stream
+    }
+
+    /// The kernel events that can happen now, in a fixed order.
+    pub fn enabled(&self, s: &Scenario) -> Vec<Event> {
+        let cfg = &s.config;
+        let local = Self::local(s);
+        let mut ev = Vec::new();
+        if self.sock.can_transmit(cfg.cwnd) {
+            ev.push(Event::Transmit);
+        }
+        if !self.net.ring.is_empty() {
+            ev.push(Event::DeviceComplete);
+        }
+        if !self.net.wire.is_empty() {
+            ev.push(Event::Deliver);
+            if self.net.losses < cfg.losses {
+                ev.push(Event::Lose);
+            }
+        }
+        if self.net.ack.is_some() {
+            ev.push(Event::Ack);
+        }
+        if let Some(head) = self.sock.rtx.front() {
+            // A retransmission is needed when no copy of the head is on its way and the
+            // peer does not have it; otherwise it is spurious (the ACK is just slow),
+            // and those are bounded. Needed ones are bounded by the loss budget.
+            let needed =
+                head.seq >= self.peer.rcv_nxt && !self.net.wire.iter().any(|p| p.seq == head.seq);
+            let allowed = needed || self.sock.retransmits < cfg.spurious_rto;
+            if allowed && !self.net.holds_in_host(head.seq, local) {
+                ev.push(Event::Retransmit);
+            }
+        }
+        if !self.peer.queue.is_empty() {
+            ev.push(Event::Read);
+        }
+        for (i, sqe) in self.zc.sq.iter().enumerate() {
+            if self.sock.room(cfg.sndbuf) >= sqe.buf.len {
+                ev.push(Event::UringExec(i as u8));
+            }
+        }
+        if cfg.pipe_reader && !self.pipe.bufs.is_empty() {
+            ev.push(Event::PipeRead);
+        }
+        if self.zc.failures < cfg.uring_failures {
+            ev.extend((0..self.zc.sq.len()).map(|i| Event::UringFail(i as u8)));
+        }
+        if !self.zc.failed_notifs.is_empty() {
+            ev.push(Event::UringNotifFlush);
+        }
+        ev
+    }
+
+    /// Every zero-copy completion still referenced by some segment.
+    fn live_notifs(&self) -> Vec<Notif> {
+        let segs = self
+            .sock
+            .write_queue
+            .iter()
+            .chain(&self.sock.rtx)
+            .chain(&self.net.ring)
+            .chain(&self.net.wire);
+        segs.filter_map(|s| s.notif)
+            .chain(self.peer.queue.iter().filter_map(|q| q.2))
+            .collect()
+    }
+
+    fn sweep(&mut self, s: &Scenario) {
+        if self.zc.uargs.is_empty() && self.zc.uring_notifs.is_empty() {
+            return;
+        }
+        let live = self.live_notifs();
+        self.zc.sweep(&s.geometry, &live);
+    }
+
+    /// Which kernel objects reference the page behind `page` (for timelines).
+    pub fn holders(&self, page: DataRef) -> Vec<Holder> {
+        let mut h = Vec::new();
+        let mut add = |cond: bool, holder| {
+            if cond {
+                h.push(holder)
+            }
+        };
+        add(self.pipe.bufs.contains(&page), Holder::Pipe);
+        add(
+            self.sock.write_queue.iter().any(|s| s.data == page),
+            Holder::WriteQueue,
+        );
+        add(
+            self.sock.rtx.iter().any(|s| s.data == page),
+            Holder::Retransmit,
+        );
+        add(
+            self.net.ring.iter().any(|s| s.data == page),
+            Holder::DeviceRing,
+        );
+        add(self.net.wire.iter().any(|s| s.data == page), Holder::Wire);
+        add(
+            self.peer.queue.iter().any(|q| q.1 == page),
+            Holder::PeerQueue,
+        );
+        let in_sq = |p: u16| {
+            self.zc
+                .sq
+                .iter()
+                .any(|q| (q.buf.offset..q.buf.end()).contains(&(p as u64)))
+        };
+        add(
+            matches!(page, DataRef::User(p) if in_sq(p)),
+            Holder::UringSubmission,
+        );
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,222 @@
+//! Application operations: what a system call (or a write to memory) does to the kernel
+//! state, and when it would block. Each rule cites the kernel function it encodes.
+
+use super::{Kernel, Perform};
+use crate::config::Scenario;
+use crate::memory::{DataRef, Fault};
+use crate::zerocopy::Sqe;
+use zcsafe_policy::{Errno, GiftSupport, Op, Outcome};
+
+impl Kernel {
+    /// Executes an application operation, or reports that it blocks.
+    pub fn perform(&mut self, s: &Scenario, op: &Op) -> Perform {
+        let r = self.perform_inner(s, op);
+        self.sweep(s);
+        r
+    }
+
+    fn perform_inner(&mut self, s: &Scenario, op: &Op) -> Perform {
+        use Perform::{Blocked, Done};
+        let (g, cfg) = (&s.geometry, &s.config);
+        let ok = Done(Outcome::Ok);
+        let err = |e| Done(Outcome::Err(e));
+        match *op {
+            Op::Fill { buf, stream } => match self.mem.fill(buf, stream) {
+                Ok(()) => ok,
+                Err(f) => Perform::Fault(f),
+            },
+            Op::Send { buf, zerocopy } => {
+                let refs = match self.mem.user_refs(buf) {
+                    Ok(r) => r,
+                    Err(f) => return Perform::Fault(f),
+                };
+                // tcp_sendmsg_locked waits in sk_stream_wait_memory until it queued all.
+                if self.sock.room(cfg.sndbuf) < buf.len {
+                    return Blocked;
+                }
+                // MSG_ZEROCOPY without SO_ZEROCOPY is silently a copy (tcp_sendmsg_locked).
+                if zerocopy && self.sock.zerocopy_enabled {
+                    let tail = self.sock.write_queue.back().and_then(|s| s.notif);
+                    let notif = match self.zc.alloc_msg(g, tail, cfg.zc_optmem) {
+                        Ok(n) => n,
+                        Err(e) => return err(e),
+                    };
+                    // skb_zerocopy_iter_stream: frags point at the user's pages.
+                    for r in refs {
+                        self.sock.queue(r, Some(notif));
+                    }
+                } else {
+                    for r in refs {
+                        self.sock.queue(DataRef::Copied(self.mem.read(r)), None);
+                    }
+                }
+                Done(Outcome::Done(buf.len))
+            }
+            Op::EnableZerocopy => {
+                if cfg.profile.msg_zerocopy {
+                    self.sock.zerocopy_enabled = true;
+                    ok
+                } else {
+                    err(Errno::NoProtoOpt)
+                }
+            }
+            Op::Vmsplice { buf, gift } => {
+                if gift && cfg.profile.gift == GiftSupport::Rejected {
+                    return err(Errno::OpNotSupp);
+                }
+                let refs = match self.mem.user_refs(buf) {
+                    Ok(r) => r,
+                    Err(f) => return Perform::Fault(f),
+                };
+                // vmsplice_to_pipe: wait_for_space once, then iter_to_pipe adds what fits.
+                let n = self.pipe.room().min(buf.len);
+                if n == 0 {
+                    return Blocked;
+                }
+                for r in &refs[..n as usize] {
+                    let data = if cfg.profile.vmsplice_maps {
+                        *r
+                    } else {
+                        DataRef::Copied(self.mem.read(*r))
+                    };
+                    self.pipe.bufs.push_back(data);
+                }
+                Done(Outcome::Done(n))
+            }
+            Op::Splice { len } => {
+                // splice_to_socket moves the pipe buffers' page references into skbs.
+                let n = len
+                    .min(self.pipe.bufs.len() as u64)
+                    .min(self.sock.room(cfg.sndbuf));
+                if n == 0 {
+                    return Blocked;
+                }
+                for _ in 0..n {
+                    let data = self.pipe.bufs.pop_front().expect("counted");
+                    self.sock.queue(data, None);
+                }
+                Done(Outcome::Done(n))
+            }
+            Op::Siocoutq => {
+                // A repeated poll with nothing written since answers only on a change.
+                let now = (self.sock.write_seq, self.sock.snd_una);
+                if self.sock.last_outq == Some(now) {
+                    return Blocked;
+                }
+                self.sock.last_outq = Some(now);
+                Done(Outcome::Done(self.sock.outq() as u64))
+            }
+            Op::ReadErrqueue { block } => match self.zc.errqueue.pop_front() {
+                Some(n) => Done(Outcome::Zc(Some(n))),
+                None if block => Blocked,
+                None => Done(Outcome::Zc(None)),
+            },
+            Op::UringSendZc { buf, user_data } => {
+                if !cfg.profile.uring_send_zc {
+                    return err(Errno::Inval);
+                }
+                self.zc.sq.push(Sqe { user_data, buf });
+                ok
+            }
+            Op::UringWaitCqe => match self.zc.cq.pop_front() {
+                Some(c) => Done(Outcome::Cqe(c)),
+                None => Blocked,
+            },
+            Op::CreateFile { file } => {
+                // O_TRUNC drops the old pages from the page cache; skbs keep theirs.
+                self.freeze(|r| matches!(r, DataRef::File(f, _) if f == file));
+                self.mem.create(file);
+                ok
+            }
+            Op::WriteFile {
+                file,
+                region,
+                stream,
+            } => match self.mem.write_file(file, region, stream) {
+                Ok(()) => ok,
+                Err(f) => Perform::Fault(f),
+            },
+            Op::Sendfile { file, region } => {
+                let refs = match self.mem.file_refs(file, region) {
+                    Ok(r) => r,
+                    Err(f) => return Perform::Fault(f),
+                };
+                if self.sock.room(cfg.sndbuf) < region.len {
+                    return Blocked;
+                }
+                // do_sendfile → splice_direct_to_actor: filemap_splice_read puts
+                // page-cache pages in the internal pipe, then into skbs.
+                for r in refs {
+                    let data = if cfg.profile.file_splice_maps {
+                        r
+                    } else {
+                        DataRef::Copied(self.mem.read(r))
+                    };
+                    self.sock.queue(data, None);
+                }
+                Done(Outcome::Done(region.len))
+            }
+            Op::RemoveFile { file } => {
+                if !self.mem.exists(file) {
+                    return Perform::Fault(Fault::NoFile(file));
+                }
+                self.freeze(|r| matches!(r, DataRef::File(f, _) if f == file));
+                match self.mem.remove(file) {
+                    Ok(()) => ok,
+                    Err(f) => Perform::Fault(f),
+                }
+            }
+            Op::Munmap { buf } => {
+                if let Err(f) = self.mem.user_refs(buf) {
+                    return Perform::Fault(f);
+                }
+                // The kernel's references keep the old pages alive; nobody can write them.
+                let pages = buf.offset..buf.end();
+                self.freeze(|r| matches!(r, DataRef::User(p) if pages.contains(&(p as u64))));
+                match self.mem.unmap(buf) {
+                    Ok(()) => ok,
+                    Err(f) => Perform::Fault(f),
+                }
+            }
+            Op::Mmap { buf } => match self.mem.map(buf) {
+                Ok(()) => ok,
+                Err(f) => Perform::Fault(f),
+            },
+            Op::WaitAppAck { beyond } => {
+                if self.peer.consumed as u64 > beyond {
+                    Done(Outcome::Done(self.peer.consumed as u64))
+                } else {
+                    Blocked
+                }
+            }
+            Op::Finish => {
+                self.finished = true;
+                ok
+            }
+            Op::Abort(_) => ok,
+        }
+    }
+
+    /// Every data reference the kernel holds, mutably.
+    fn refs_mut(&mut self) -> impl Iterator<Item = &mut DataRef> {
+        self.pipe
+            .bufs
+            .iter_mut()
+            .chain(self.sock.write_queue.iter_mut().map(|s| &mut s.data))
+            .chain(self.sock.rtx.iter_mut().map(|s| &mut s.data))
+            .chain(self.net.ring.iter_mut().map(|s| &mut s.data))
+            .chain(self.net.wire.iter_mut().map(|s| &mut s.data))
+            .chain(self.peer.queue.iter_mut().map(|q| &mut q.1))
+    }
+
+    /// Turns references matching `pred` into copies of what they point at now: the
+    /// pages are about to become unreachable, so their content can never change again.
+    fn freeze(&mut self, pred: impl Fn(DataRef) -> bool) {
+        let mem = self.mem.clone();
+        for r in self.refs_mut() {
+            if pred(*r) {
+                *r = DataRef::Copied(mem.read(*r));
+            }
+        }
+    }
+}

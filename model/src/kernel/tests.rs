@@ -1,0 +1,277 @@
+//! Unit tests of the kernel state machine: single paths through operations and events
+//! that pin down who holds a page and what the receiver reads.
+
+use super::*;
+use crate::config::Scenario;
+use zcsafe_policy::{Errno, Op, Profile, Region};
+
+fn scenario(t: TransportClass) -> Scenario {
+    Scenario::standard(t, Profile::classic())
+}
+
+fn done(p: Perform) -> Outcome {
+    match p {
+        Perform::Done(o) => o,
+        other => panic!("expected Done, got {other:?}"),
+    }
+}
+
+/// Fill page 0 with stream page 0, vmsplice it and splice it to the socket.
+fn spliced(s: &Scenario) -> Kernel {
+    let mut k = Kernel::new(s);
+    done(k.perform(
+        s,
+        &Op::Fill {
+            buf: Region::new(0, 1),
+            stream: 0,
+        },
+    ));
+    assert_eq!(
+        done(k.perform(
+            s,
+            &Op::Vmsplice {
+                buf: Region::new(0, 1),
+                gift: false
+            }
+        )),
+        Outcome::Done(1)
+    );
+    assert_eq!(
+        k.perform(
+            s,
+            &Op::Vmsplice {
+                buf: Region::new(1, 1),
+                gift: false
+            }
+        ),
+        Perform::Blocked,
+        "1-page pipe is full"
+    );
+    assert_eq!(done(k.perform(s, &Op::Splice { len: 1 })), Outcome::Done(1));
+    k
+}
+
+#[test]
+fn local_delivery_keeps_spliced_pages_until_the_reader_reads() {
+    let s = scenario(TransportClass::Local);
+    let mut k = spliced(&s);
+    for ev in [Event::Transmit, Event::Deliver, Event::Ack] {
+        assert!(k.enabled(&s).contains(&ev), "{ev:?} enabled");
+        assert_eq!(k.fire(&s, ev), None);
+    }
+    assert_eq!(k.sock.outq(), 0, "acknowledged");
+    assert_eq!(k.holders(DataRef::User(0)), vec![Holder::PeerQueue]);
+    done(k.perform(
+        &s,
+        &Op::Fill {
+            buf: Region::new(0, 1),
+            stream: 7,
+        },
+    ));
+    assert_eq!(
+        k.fire(&s, Event::Read),
+        Some(Corruption {
+            offset: 0,
+            meant_for: Some(7)
+        })
+    );
+}
+
+#[test]
+fn a_remote_nic_reads_the_page_at_dma_time() {
+    let s = scenario(TransportClass::Remote);
+    let mut k = spliced(&s);
+    k.fire(&s, Event::Transmit);
+    assert_eq!(
+        k.holders(DataRef::User(0)),
+        vec![Holder::Retransmit, Holder::DeviceRing]
+    );
+    k.fire(&s, Event::DeviceComplete);
+    k.fire(&s, Event::Deliver);
+    k.fire(&s, Event::Ack);
+    assert!(
+        k.holders(DataRef::User(0)).is_empty(),
+        "ACKed and DMAed: nobody holds it"
+    );
+    done(k.perform(
+        &s,
+        &Op::Fill {
+            buf: Region::new(0, 1),
+            stream: 7,
+        },
+    ));
+    assert_eq!(k.fire(&s, Event::Read), None);
+}
+
+#[test]
+fn a_retransmission_reads_the_page_again() {
+    let s = scenario(TransportClass::Remote);
+    let mut k = spliced(&s);
+    k.fire(&s, Event::Transmit);
+    k.fire(&s, Event::DeviceComplete);
+    k.fire(&s, Event::Lose);
+    done(k.perform(
+        &s,
+        &Op::Fill {
+            buf: Region::new(0, 1),
+            stream: 9,
+        },
+    ));
+    assert!(k.enabled(&s).contains(&Event::Retransmit));
+    k.fire(&s, Event::Retransmit);
+    k.fire(&s, Event::DeviceComplete);
+    k.fire(&s, Event::Deliver);
+    assert_eq!(
+        k.fire(&s, Event::Read),
+        Some(Corruption {
+            offset: 0,
+            meant_for: Some(9)
+        })
+    );
+}
+
+#[test]
+fn zerocopy_frags_are_copied_on_local_delivery_and_notified_as_copied() {
+    let s = scenario(TransportClass::Local);
+    let mut k = Kernel::new(&s);
+    done(k.perform(&s, &Op::EnableZerocopy));
+    done(k.perform(
+        &s,
+        &Op::Fill {
+            buf: Region::new(0, 1),
+            stream: 0,
+        },
+    ));
+    done(k.perform(
+        &s,
+        &Op::Send {
+            buf: Region::new(0, 1),
+            zerocopy: true,
+        },
+    ));
+    k.fire(&s, Event::Transmit);
+    k.fire(&s, Event::Deliver);
+    assert_eq!(
+        k.holders(DataRef::User(0)),
+        vec![Holder::Retransmit],
+        "the peer holds a copy"
+    );
+    assert_eq!(
+        k.perform(&s, &Op::ReadErrqueue { block: true }),
+        Perform::Blocked,
+        "not ACKed yet"
+    );
+    k.fire(&s, Event::Ack);
+    let n = done(k.perform(&s, &Op::ReadErrqueue { block: true }));
+    assert_eq!(
+        n,
+        Outcome::Zc(Some(zcsafe_policy::ZcNotification {
+            lo: 0,
+            hi: 0,
+            copied: true
+        }))
+    );
+}
+
+#[test]
+fn siocoutq_polls_answer_only_on_change() {
+    let s = scenario(TransportClass::Remote);
+    let mut k = spliced(&s);
+    assert_eq!(done(k.perform(&s, &Op::Siocoutq)), Outcome::Done(1));
+    assert_eq!(k.perform(&s, &Op::Siocoutq), Perform::Blocked);
+    for ev in [
+        Event::Transmit,
+        Event::DeviceComplete,
+        Event::Deliver,
+        Event::Ack,
+    ] {
+        k.fire(&s, ev);
+    }
+    assert_eq!(done(k.perform(&s, &Op::Siocoutq)), Outcome::Done(0));
+}
+
+#[test]
+fn munmap_freezes_what_the_kernel_holds() {
+    let s = scenario(TransportClass::Local);
+    let mut k = spliced(&s);
+    done(k.perform(
+        &s,
+        &Op::Munmap {
+            buf: Region::new(0, 1),
+        },
+    ));
+    assert!(
+        k.holders(DataRef::User(0)).is_empty(),
+        "the kernel now holds an unreachable page"
+    );
+    done(k.perform(
+        &s,
+        &Op::Mmap {
+            buf: Region::new(0, 1),
+        },
+    ));
+    done(k.perform(
+        &s,
+        &Op::Fill {
+            buf: Region::new(0, 1),
+            stream: 4,
+        },
+    ));
+    for ev in [Event::Transmit, Event::Deliver] {
+        k.fire(&s, ev);
+    }
+    assert_eq!(
+        k.fire(&s, Event::Read),
+        None,
+        "fresh pages do not alias the old ones"
+    );
+}
+
+#[test]
+fn copying_profiles_do_not_alias() {
+    let s = Scenario::standard(TransportClass::Local, Profile::copying_splice());
+    let mut k = spliced(&s);
+    k.fire(&s, Event::Transmit);
+    k.fire(&s, Event::Deliver);
+    done(k.perform(
+        &s,
+        &Op::Fill {
+            buf: Region::new(0, 1),
+            stream: 3,
+        },
+    ));
+    assert_eq!(k.fire(&s, Event::Read), None);
+    assert_eq!(
+        done(k.perform(
+            &s,
+            &Op::Vmsplice {
+                buf: Region::new(0, 1),
+                gift: true
+            }
+        )),
+        Outcome::Err(Errno::OpNotSupp)
+    );
+}
+
+#[test]
+fn send_blocks_when_the_send_buffer_is_full() {
+    let s = scenario(TransportClass::Remote);
+    let mut k = Kernel::new(&s);
+    done(k.perform(
+        &s,
+        &Op::Send {
+            buf: Region::new(0, 2),
+            zerocopy: false,
+        },
+    ));
+    assert_eq!(
+        k.perform(
+            &s,
+            &Op::Send {
+                buf: Region::new(0, 1),
+                zerocopy: false
+            }
+        ),
+        Perform::Blocked
+    );
+}
