@@ -1,30 +1,29 @@
-//! The lanes of a timeline, and the plain sentence for every step.
+//! The lanes of a sequence diagram, and which lanes each step connects.
 //!
 //! A step is drawn as an arrow between two lanes (the syscall goes from the application
 //! into the pipe, a transmission from the write queue onto the wire, an ACK from the peer
-//! back to the write queue …) or as a mark on one lane. Beside the lanes sits one column
-//! per buffer page, saying what the page holds and which kernel objects reference it.
-//!
-//! Lanes are derived from the step's actor and the words of its action, which are the
-//! same on every backend (policies print their operations with `Op`'s `Display`), so a
-//! kernel recording gets the same picture as a model counterexample — minus the page
-//! holders, which only the model and the simulator can see.
+//! back to the write queue …) or as a mark on one lane. The lane follows from the typed
+//! event alone, so a kernel recording gets the same picture as a model counterexample.
 
-use crate::meaning;
-use std::collections::BTreeSet;
-use zcsafe_policy::{Actor, Holder, PageHolders, Step, Trace};
+use zcsafe_policy::{Actor, Event, Op};
 
 /// The fixed lanes, left to right.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Lane {
+    /// The sending application.
     App,
+    /// The pipe between `vmsplice` and `splice`.
     Pipe,
+    /// The socket's write and retransmit queues.
     WriteQueue,
+    /// The device ring and the network.
     Wire,
+    /// The receiving host: its TCP and application.
     Peer,
 }
 
 impl Lane {
+    /// Every lane, left to right.
     pub const ALL: [Lane; 5] = [
         Lane::App,
         Lane::Pipe,
@@ -55,6 +54,7 @@ impl Lane {
         }
     }
 
+    /// Position from the left.
     pub fn index(self) -> usize {
         self as usize
     }
@@ -63,7 +63,9 @@ impl Lane {
 /// Where a step happens: from one lane to another, or on one lane (`from == to`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Arrow {
+    /// Where the step starts.
     pub from: Lane,
+    /// Where it arrives.
     pub to: Lane,
 }
 
@@ -76,441 +78,105 @@ impl Arrow {
     }
 }
 
-/// How a step matters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mark {
-    Normal,
-    /// The application wrote a page the kernel still references.
-    ReuseWhileHeld,
-    /// The receiver read bytes that are not the stream's.
-    WrongBytes,
-}
-
-/// One page column in one row.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cell {
-    /// Stream offset the page holds (`None`: zeroes or not stream bytes).
-    pub content: Option<u64>,
-    pub holders: Vec<Holder>,
-}
-
-impl Cell {
-    /// `s2 wq+rtx`, `s0`, `·` for an untouched free page.
-    pub fn label(&self) -> String {
-        let c = self.content.map_or("·".to_string(), |c| format!("s{c}"));
-        if self.holders.is_empty() {
-            c
-        } else {
-            format!("{c} {}", short_holders(&self.holders))
-        }
-    }
-}
-
-/// One step, placed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Row {
-    pub number: usize,
-    pub actor: Actor,
-    pub action: String,
-    pub note: String,
-    pub arrow: Arrow,
-    pub mark: Mark,
-    /// One cell per [`Timeline::pages`] entry; empty when the backend cannot see holders.
-    pub cells: Vec<Cell>,
-    /// Who still holds the pages and why, in one plain sentence.
-    pub sentence: String,
-}
-
-/// A trace laid out on lanes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Timeline {
-    pub title: String,
-    pub subtitle: String,
-    /// Page names (`buf[0]`, `file0[1]`), in order of first appearance.
-    pub pages: Vec<String>,
-    pub rows: Vec<Row>,
-    /// Verdict and summary.
-    pub outcome: String,
-    /// The backend records page holders.
-    pub sees_holders: bool,
-}
-
-impl Timeline {
-    /// Lays out `trace`.
-    pub fn new(trace: &Trace) -> Timeline {
-        let mut pages: Vec<String> = Vec::new();
-        for s in &trace.steps {
-            for p in &s.holders {
-                if !pages.contains(&p.page) {
-                    pages.push(p.page.clone());
-                }
-            }
-        }
-        let sees_holders = !pages.is_empty();
-        let mut rows = Vec::with_capacity(trace.steps.len());
-        let mut prev: Vec<Cell> = pages
-            .iter()
-            .map(|_| Cell {
-                content: None,
-                holders: Vec::new(),
-            })
-            .collect();
-        for (i, s) in trace.steps.iter().enumerate() {
-            let cells: Vec<Cell> = if sees_holders {
-                pages
-                    .iter()
-                    .zip(&prev)
-                    .map(|(name, before)| cell(&s.holders, name, before))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let sentence = if sees_holders {
-                sentence(&pages, &prev, &cells)
-            } else {
-                blind_sentence(trace, s)
-            };
-            rows.push(Row {
-                number: i + 1,
-                actor: s.actor,
-                action: s.action.clone(),
-                note: s.note.clone(),
-                arrow: arrow(s),
-                mark: mark(s),
-                cells: cells.clone(),
-                sentence,
-            });
-            if sees_holders {
-                prev = cells;
-            }
-        }
-        let policy = if trace.policy.is_empty() {
-            "(unnamed policy)"
-        } else {
-            &trace.policy
-        };
-        let g = &trace.geometry;
-        let unit = if g.page == 1 { "pages" } else { "bytes" };
-        Timeline {
-            title: format!("{policy} on {}", trace.transport),
-            subtitle: format!(
-                "{} backend, kernel profile {}; {unit}: chunk {}, buffer {}, pipe {}, stream {}",
-                trace.backend, trace.profile, g.chunk, g.buffer, g.pipe, g.stream
-            ),
-            pages,
-            rows,
-            outcome: outcome(trace),
-            sees_holders,
-        }
-    }
-}
-
-/// Verdict and summary; for `stuck`, also the sender's last completed call, right after
-/// which it blocked (a trace records what happened, not the call that never returned).
-fn outcome(trace: &Trace) -> String {
-    let mut o = format!("{}: {}", trace.verdict, trace.summary);
-    if trace.verdict == zcsafe_policy::Verdict::Stuck {
-        if let Some(last) = trace.steps.iter().rev().find(|s| s.actor == Actor::App) {
-            o.push_str(&format!(" (its last completed call: {})", last.action));
-        }
-    }
-    o
-}
-
-/// A page's cell after a step. A step that lists no holders for a page it listed before
-/// (a recorder that only lists changed pages) keeps the previous content.
-fn cell(holders: &[PageHolders], name: &str, before: &Cell) -> Cell {
-    match holders.iter().find(|p| p.page == name) {
-        Some(p) => Cell {
-            content: p.content,
-            holders: p.holders.clone(),
-        },
-        None => before.clone(),
-    }
-}
-
-fn mark(s: &Step) -> Mark {
-    // Model and simulator say WRONG; the kernel's receiver reports a count.
-    let kernel_corrupt = s.actor == Actor::Receiver
-        && s.action.contains(" corrupt word")
-        && !s.action.contains("; 0 corrupt word");
-    if s.note.contains("WRONG") || s.action.contains("WRONG") || kernel_corrupt {
-        Mark::WrongBytes
-    } else if s.note.contains("WHILE HELD") {
-        Mark::ReuseWhileHeld
-    } else {
-        Mark::Normal
-    }
-}
-
-/// Which lanes a step connects.
-pub fn arrow(s: &Step) -> Arrow {
-    let a = without_time(&s.action);
-    let starts = |p: &str| a.starts_with(p);
-    let has = |p: &str| a.contains(p);
+/// Which lanes `event` connects.
+pub fn arrow(event: &Event) -> Arrow {
     use Lane::*;
-    match s.actor {
-        Actor::App => {
-            if starts("vmsplice") {
-                Arrow::new(App, Pipe)
-            } else if starts("splice") {
-                Arrow::new(Pipe, WriteQueue)
-            } else if starts("send") || starts("io_uring SEND_ZC") {
+    match event {
+        Event::Call { op, .. } => match op {
+            Op::Vmsplice { .. } => Arrow::new(App, Pipe),
+            Op::Splice { .. } => Arrow::new(Pipe, WriteQueue),
+            Op::Send { .. } | Op::UringSendZc { .. } | Op::Sendfile { .. } => {
                 Arrow::new(App, WriteQueue)
-            } else if starts("ioctl(SIOCOUTQ)")
-                || starts("recvmsg(MSG_ERRQUEUE)")
-                || starts("io_uring wait CQE")
-            {
+            }
+            // The kernel answers the application: a counter, a notification, a CQE.
+            Op::Siocoutq | Op::ReadErrqueue { .. } | Op::UringWaitCqe => {
                 Arrow::new(WriteQueue, App)
-            } else if starts("wait app-ack") {
-                Arrow::new(Peer, App)
-            } else {
-                Arrow::on(App)
             }
-        }
-        Actor::Tcp => {
-            if has("retransmit") || has("transmit") {
-                Arrow::new(WriteQueue, Wire)
-            } else if starts("ACK") {
-                Arrow::new(Peer, WriteQueue)
-            } else if has("io_uring runs") {
-                Arrow::new(App, WriteQueue)
-            } else if has("io_uring") {
-                // A failure or a notification: io_uring answers the application.
-                Arrow::new(WriteQueue, App)
-            } else {
-                Arrow::on(WriteQueue)
-            }
-        }
-        Actor::Device | Actor::Wire => Arrow::on(Wire),
-        Actor::Peer => Arrow::new(Wire, Peer),
-        Actor::Receiver => {
-            if has("pipe") {
-                Arrow::new(Pipe, Peer)
-            } else {
-                Arrow::on(Peer)
-            }
-        }
-    }
-}
-
-/// The action without a simulator's leading timestamp (`  12ms transmit seq 0`).
-fn without_time(action: &str) -> &str {
-    let a = action.trim_start();
-    match a.split_once(' ') {
-        Some((t, rest))
-            if t.len() > 2
-                && t.ends_with("ms")
-                && t[..t.len() - 2].chars().all(|c| c.is_ascii_digit()) =>
-        {
-            rest.trim_start()
-        }
-        _ => a,
-    }
-}
-
-/// Why a holder keeps a page, in words.
-pub fn why(h: Holder) -> &'static str {
-    match h {
-        Holder::Pipe => "vmsplice put a reference in the pipe; it leaves when splice moves it on or a reader drains the pipe",
-        Holder::WriteQueue => "queued and not yet transmitted",
-        Holder::Retransmit => "sent but not yet acknowledged, so a retransmission would read it again",
-        Holder::DeviceRing => "the NIC has not finished reading it",
-        Holder::Wire => "a clone that references it is on its way to the peer",
-        Holder::PeerQueue => "the peer socket queued the skb with its page references, until the receiving application reads it",
-        Holder::UringSubmission => "io_uring has the submission but has not run it yet",
-    }
-}
-
-/// A holder as a noun that reads well after "the".
-pub fn holder_name(h: Holder) -> &'static str {
-    match h {
-        Holder::Wire => "clone in flight",
-        h => h.name(),
-    }
-}
-
-fn short_holders(h: &[Holder]) -> String {
-    h.iter()
-        .map(|h| match h {
-            Holder::Pipe => "pipe",
-            Holder::WriteQueue => "wq",
-            Holder::Retransmit => "rtx",
-            Holder::DeviceRing => "ring",
-            Holder::Wire => "wire",
-            Holder::PeerQueue => "peer",
-            Holder::UringSubmission => "sq",
-        })
-        .collect::<Vec<_>>()
-        .join("+")
-}
-
-fn page_with(name: &str, c: &Cell) -> String {
-    match c.content {
-        Some(s) => format!("{name} (stream page {s})"),
-        None => name.to_string(),
-    }
-}
-
-/// "buf[0] (stream page 2) is held by the write queue (queued and not yet
-/// transmitted); buf[1] is free again." — holders new to a page get their reason.
-fn sentence(pages: &[String], before: &[Cell], after: &[Cell]) -> String {
-    let mut parts = Vec::new();
-    for ((name, b), a) in pages.iter().zip(before).zip(after) {
-        if a.holders.is_empty() {
-            if !b.holders.is_empty() {
-                parts.push(format!(
-                    "{name} is free again: nothing in the kernel references it"
-                ));
-            }
-            continue;
-        }
-        let old: BTreeSet<Holder> = b.holders.iter().copied().collect();
-        let held: Vec<String> = a
-            .holders
-            .iter()
-            .map(|h| {
-                if old.contains(h) {
-                    format!("the {}", holder_name(*h))
-                } else {
-                    format!("the {} ({})", holder_name(*h), why(*h))
-                }
-            })
-            .collect();
-        let still = if b.holders.is_empty() { "" } else { "still " };
-        parts.push(format!(
-            "{} is {still}held by {}",
-            page_with(name, a),
-            join_and(&held)
-        ));
-    }
-    if parts.is_empty() {
-        return "No kernel object holds any buffer page: every page may be rewritten.".into();
-    }
-    // Page names start the sentence as they are (`buf[0]`): they are identifiers.
-    let mut s = parts.join("; ");
-    s.push('.');
-    s
-}
-
-/// For backends that cannot see page references (a real kernel): what the call's answer
-/// means for the pages ([`meaning`]), and the receiver's report in its own words.
-fn blind_sentence(trace: &Trace, s: &Step) -> String {
-    let note = s.note.trim();
-    // Recordings put the answer in the note; older ones appended it to the action.
-    let returned = note
-        .strip_prefix('→')
-        .or_else(|| s.action.rsplit_once(" → ").map(|(_, r)| r))
-        .map(str::trim);
-    match (s.actor, meaning::of_action(&s.action)) {
-        (Actor::Receiver, _) if !note.is_empty() => {
-            format!("The receiver reports: {} ({note}).", s.action)
-        }
-        (Actor::Receiver, _) => format!("The receiver reports: {}.", s.action),
-        (_, Some(m)) => match returned {
-            Some(r) => format!("Returned {r}: {m}."),
-            None => format!("{}{}.", m[..1].to_uppercase(), &m[1..]),
+            Op::WaitAppAck { .. } => Arrow::new(Peer, App),
+            // Memory and file operations, finish, abort: the application alone.
+            Op::Fill { .. }
+            | Op::EnableZerocopy
+            | Op::CreateFile { .. }
+            | Op::WriteFile { .. }
+            | Op::RemoveFile { .. }
+            | Op::Munmap { .. }
+            | Op::Mmap { .. }
+            | Op::Finish
+            | Op::Abort(_) => Arrow::on(App),
         },
-        (_, None) => format!(
-            "Page holders are not visible on the {} backend; only the receiver's check shows an early reuse.",
-            trace.backend
-        ),
-    }
-}
-
-fn join_and(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        Event::Unrecorded { .. } => Arrow::on(App),
+        Event::Transmit { .. } | Event::Retransmit { .. } => Arrow::new(WriteQueue, Wire),
+        Event::Ack { .. } => Arrow::new(Peer, WriteQueue),
+        Event::ZeroWindowProbe => Arrow::on(WriteQueue),
+        Event::UringExec { .. } => Arrow::new(App, WriteQueue),
+        // A failure or a notification: io_uring answers the application.
+        Event::UringFail { .. } | Event::UringNotifFlush { .. } => Arrow::new(WriteQueue, App),
+        Event::TxComplete { .. } | Event::Lose { .. } => Arrow::on(Wire),
+        Event::Deliver { .. } => Arrow::new(Wire, Peer),
+        Event::Read {
+            from_pipe: true, ..
+        } => Arrow::new(Pipe, Peer),
+        Event::Read { .. }
+        | Event::Accepted { .. }
+        | Event::Checked { .. }
+        | Event::Ended { .. } => Arrow::on(Peer),
+        // A version-1 step has only its actor: its own lane.
+        Event::Legacy { actor, .. } => Arrow::on(match actor {
+            Actor::App => App,
+            Actor::Tcp => WriteQueue,
+            Actor::Device | Actor::Wire => Wire,
+            Actor::Peer | Actor::Receiver => Peer,
+        }),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zcsafe_policy::{Answer, Outcome, Payload, Region};
 
-    fn step(actor: Actor, action: &str) -> Step {
-        Step {
-            actor,
-            action: action.into(),
-            note: String::new(),
-            holders: vec![],
+    fn call(op: Op) -> Event {
+        Event::Call {
+            op,
+            answer: Answer::Returned(Outcome::Done(1)),
+            wrote_held: vec![],
         }
     }
 
     #[test]
     fn arrows_follow_the_data() {
-        let a = |actor, action| arrow(&step(actor, action));
+        let buf = Region::new(0, 1);
+        let payload = Payload {
+            page: None,
+            content: Some(0),
+        };
         assert_eq!(
-            a(Actor::App, "vmsplice buf[0..1) → 1"),
+            arrow(&call(Op::Vmsplice { buf, gift: false })),
             Arrow::new(Lane::App, Lane::Pipe)
         );
         assert_eq!(
-            a(Actor::App, "splice 1 pipe→socket → 1"),
+            arrow(&call(Op::Splice { len: 1 })),
             Arrow::new(Lane::Pipe, Lane::WriteQueue)
         );
         assert_eq!(
-            a(Actor::Tcp, "retransmit seq 0"),
+            arrow(&Event::Retransmit { seq: 0, payload }),
             Arrow::new(Lane::WriteQueue, Lane::Wire)
         );
         assert_eq!(
-            a(Actor::Tcp, "ACK 1 (window 2)"),
+            arrow(&Event::Ack { ack: 1, window: 2 }),
             Arrow::new(Lane::Peer, Lane::WriteQueue)
         );
-        assert_eq!(a(Actor::App, "fill buf[0..1)"), Arrow::on(Lane::App));
         assert_eq!(
-            a(Actor::App, "  12ms vmsplice buf[0..1) → 1"),
-            Arrow::new(Lane::App, Lane::Pipe),
-            "simulator timestamps are skipped"
+            arrow(&call(Op::Fill { buf, stream: 0 })),
+            Arrow::on(Lane::App)
         );
         assert_eq!(
-            a(Actor::Receiver, "read stream page 0"),
-            Arrow::on(Lane::Peer)
+            arrow(&Event::Read {
+                seq: 0,
+                payload,
+                from_pipe: true
+            }),
+            Arrow::new(Lane::Pipe, Lane::Peer)
         );
-    }
-
-    #[test]
-    fn sentences_give_reasons_for_new_holders_only() {
-        let pages = vec!["buf[0]".to_string()];
-        let free = Cell {
-            content: Some(0),
-            holders: vec![],
-        };
-        let wq = Cell {
-            content: Some(0),
-            holders: vec![Holder::WriteQueue],
-        };
-        let both = Cell {
-            content: Some(0),
-            holders: vec![Holder::WriteQueue, Holder::Retransmit],
-        };
-        let s = sentence(
-            &pages,
-            std::slice::from_ref(&free),
-            std::slice::from_ref(&wq),
-        );
-        assert_eq!(
-            s,
-            "buf[0] (stream page 0) is held by the write queue (queued and not yet transmitted)."
-        );
-        let s = sentence(
-            &pages,
-            std::slice::from_ref(&wq),
-            std::slice::from_ref(&both),
-        );
-        assert!(s.contains("still held by the write queue and the retransmit queue (sent"));
-        let s = sentence(
-            &pages,
-            std::slice::from_ref(&both),
-            std::slice::from_ref(&free),
-        );
-        assert!(s.contains("free again"));
-        let s = sentence(
-            &pages,
-            std::slice::from_ref(&free),
-            std::slice::from_ref(&free),
-        );
-        assert!(s.starts_with("No kernel object"));
     }
 }

@@ -10,9 +10,10 @@
 //! Output is plain SVG 1.1 with no scripts or external resources, and byte-for-byte
 //! deterministic, so figures can be committed and checked for staleness.
 
-use crate::lanes::{Lane, Mark, Row, Timeline};
+use crate::lanes::Lane;
+use crate::timeline::{Row, Timeline};
 use std::fmt::Write;
-use zcsafe_policy::Trace;
+use zcsafe_policy::{Flag, Trace};
 
 const MARGIN: i64 = 16;
 const NUM_W: i64 = 32;
@@ -59,7 +60,8 @@ type PlacedRow<'a> = (i64, &'a Row, Vec<(&'static str, String)>);
 
 /// The text lines of a row: action, note, sentence (wrapped).
 fn row_lines(r: &Row) -> Vec<(&'static str, String)> {
-    let mut v = vec![("act", format!("{}: {}", r.actor.name(), r.action))];
+    let when = r.time.as_ref().map_or(String::new(), |t| format!("{t} "));
+    let mut v = vec![("act", format!("{when}{}: {}", r.actor.name(), r.action))];
     for l in wrap(&r.note, WRAP) {
         v.push(("note", l));
     }
@@ -122,17 +124,17 @@ pub fn render_timeline(t: &Timeline) -> String {
     // Row backgrounds first, so lifelines and arrows stay visible on tinted rows.
     for (y, r, lines) in &rows {
         let h = 10 + LINE_H * lines.len() as i64;
-        let tint = match r.mark {
-            Mark::Normal if r.number % 2 == 0 => Some("#f6f6f6"),
-            Mark::Normal => None,
-            Mark::ReuseWhileHeld => Some("#fde2c4"),
-            Mark::WrongBytes => Some("#f6c6c6"),
+        let tint = match r.flag {
+            None if r.number % 2 == 0 => Some("#f6f6f6"),
+            None => None,
+            Some(Flag::ReuseWhileHeld) => Some("#fde2c4"),
+            Some(Flag::WrongBytes) => Some("#f6c6c6"),
         };
         if let Some(fill) = tint {
             let _ = writeln!(
                 s,
                 r#"<rect class="row {}" x="{MARGIN}" y="{y}" width="{}" height="{h}" fill="{fill}"/>"#,
-                mark_class(r.mark),
+                mark_class(r.flag),
                 w - 2 * MARGIN
             );
         }
@@ -152,7 +154,11 @@ pub fn render_timeline(t: &Timeline) -> String {
     }
     for (i, p) in t.pages.iter().enumerate() {
         let x = lay.pages_x + PAGE_W * i as i64 + PAGE_W / 2;
-        let _ = writeln!(s, r#"<text class="lane" x="{x}" y="80">{}</text>"#, esc(p));
+        let _ = writeln!(
+            s,
+            r#"<text class="lane" x="{x}" y="80">{}</text>"#,
+            esc(&p.to_string())
+        );
     }
     let _ = writeln!(
         s,
@@ -162,7 +168,7 @@ pub fn render_timeline(t: &Timeline) -> String {
     // Rows.
     for (y, r, lines) in &rows {
         let mid = y + 15;
-        let _ = writeln!(s, r#"<g class="step {}">"#, mark_class(r.mark));
+        let _ = writeln!(s, r#"<g class="step {}">"#, mark_class(r.flag));
         let _ = writeln!(
             s,
             r#"<text class="num" x="{}" y="{}">{}</text>"#,
@@ -171,8 +177,8 @@ pub fn render_timeline(t: &Timeline) -> String {
             r.number
         );
         let (x1, x2) = (lay.lane_x(r.arrow.from), lay.lane_x(r.arrow.to));
-        let color = match r.mark {
-            Mark::Normal => "#333",
+        let color = match r.flag {
+            None => "#333",
             _ => "#b00020",
         };
         if x1 == x2 {
@@ -224,11 +230,11 @@ pub fn render_timeline(t: &Timeline) -> String {
     s
 }
 
-fn mark_class(m: Mark) -> &'static str {
+fn mark_class(m: Option<Flag>) -> &'static str {
     match m {
-        Mark::Normal => "normal",
-        Mark::ReuseWhileHeld => "reuse",
-        Mark::WrongBytes => "wrong",
+        None => "normal",
+        Some(Flag::ReuseWhileHeld) => "reuse",
+        Some(Flag::WrongBytes) => "wrong",
     }
 }
 

@@ -7,8 +7,9 @@
 //!      = buf[0] (stream page 0) is held by the write queue (queued and not yet transmitted).
 //! ```
 
-use crate::lanes::{Arrow, Lane, Mark, Timeline};
-use zcsafe_policy::Trace;
+use crate::lanes::{Arrow, Lane};
+use crate::timeline::Timeline;
+use zcsafe_policy::{Flag, Trace};
 
 /// Width of one lane column.
 const LANE: usize = 5;
@@ -18,6 +19,19 @@ const CELL: usize = 12;
 /// Renders `trace` as an annotated text timeline.
 pub fn render(trace: &Trace) -> String {
     render_timeline(&Timeline::new(trace))
+}
+
+/// Renders the first `max` steps of `trace`, and says how many more there are: for
+/// reports that show a long kernel recording beside other findings.
+pub fn render_first(trace: &Trace, max: usize) -> String {
+    let mut t = Timeline::new(trace);
+    let more = t.rows.len().saturating_sub(max);
+    t.rows.truncate(max);
+    let mut out = render_timeline(&t);
+    if more > 0 {
+        out.push_str(&format!("… {more} more steps (--json has them all)\n"));
+    }
+    out
 }
 
 /// Renders an already laid-out timeline.
@@ -31,7 +45,7 @@ pub fn render_timeline(t: &Timeline) -> String {
     head.push('│');
     for p in &t.pages {
         head.push(' ');
-        head.push_str(&pad(p, CELL));
+        head.push_str(&pad(&p.to_string(), CELL));
     }
     if !t.pages.is_empty() {
         head.push('│');
@@ -39,10 +53,10 @@ pub fn render_timeline(t: &Timeline) -> String {
     out.push_str(head.trim_end());
     out.push('\n');
     for r in &t.rows {
-        let flag = match r.mark {
-            Mark::Normal => ' ',
-            Mark::ReuseWhileHeld => '!',
-            Mark::WrongBytes => '✗',
+        let flag = match r.flag {
+            None => ' ',
+            Some(Flag::ReuseWhileHeld) => '!',
+            Some(Flag::WrongBytes) => '✗',
         };
         let mut line = format!("{:>3}{flag}  {}│", r.number, lanes(r.arrow));
         for c in &r.cells {
@@ -51,6 +65,9 @@ pub fn render_timeline(t: &Timeline) -> String {
         }
         if !r.cells.is_empty() {
             line.push('│');
+        }
+        if let Some(t) = &r.time {
+            line.push_str(&format!(" {t:>10}"));
         }
         line.push_str(&format!(" {}: {}", r.actor.name(), r.action));
         out.push_str(line.trim_end());

@@ -38,7 +38,7 @@ fn every_step_gets_one_sentence_and_reuse_is_flagged() {
     let reuse = t
         .rows
         .iter()
-        .find(|r| r.note.contains("WHILE HELD"))
+        .find(|r| r.flag == Some(zcsafe_policy::Flag::ReuseWhileHeld))
         .expect("the counterexample rewrites a held page");
     assert!(
         reuse.sentence.contains("peer receive queue"),
@@ -147,4 +147,44 @@ fn missing_files_are_an_error_not_a_panic() {
     assert!(e
         .to_string()
         .starts_with("/nonexistent/t.json: cannot read"));
+}
+
+#[test]
+fn version_1_traces_load_converted_with_their_words_and_marks() {
+    use zcsafe_explain::words;
+    use zcsafe_policy::{Event, Flag, TraceTransport, TRACE_FORMAT_VERSION};
+    let old = load(&data("v1/siocoutq-drain-local.json"), &Selection::default()).unwrap();
+    let new = model_trace();
+    assert_eq!(old.format, TRACE_FORMAT_VERSION, "converted on read");
+    assert_eq!(
+        (&old.policy, old.transport, old.backend, &old.profile),
+        (&new.policy, new.transport, new.backend, &new.profile)
+    );
+    assert_eq!((old.verdict, &old.summary), (new.verdict, &new.summary));
+    assert_eq!(old.steps.len(), new.steps.len(), "the same counterexample");
+    for (i, (o, n)) in old.steps.iter().zip(&new.steps).enumerate() {
+        assert!(matches!(o.event, Event::Legacy { .. }), "step {i}");
+        assert_eq!(o.actor(), n.actor(), "step {i}");
+        assert_eq!(o.flag(), n.flag(), "step {i}: the v1 marks survive");
+        assert_eq!(o.holders, n.holders, "step {i}: page names convert");
+        assert_eq!(
+            words::action(&o.event),
+            words::action(&n.event),
+            "step {i}: version 2's words are version 1's"
+        );
+    }
+    assert!(text::render(&old).contains("=> corrupt:"));
+    roxmltree::Document::parse(&svg::render(&old)).unwrap();
+
+    let kernel = load(&data("v1/kernel-loopback.json"), &Selection::default()).unwrap();
+    assert_eq!(
+        kernel.transport,
+        TraceTransport::Host(zcsafe_policy::HostTransport::Loopback)
+    );
+    assert_eq!(kernel.backend, zcsafe_policy::Backend::Kernel);
+    assert_eq!(
+        kernel.steps.last().unwrap().flag(),
+        Some(Flag::WrongBytes),
+        "the receiver's WRONG note is a flag"
+    );
 }

@@ -16,7 +16,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use zcsafe_policy::stream;
+use zcsafe_policy::{stream, Event, Mismatch};
 
 /// How the receiver reads: after accepting, wait until no new bytes have arrived for
 /// `pause` (the sender is blocked on the window or done), then read at most `slice`
@@ -152,19 +152,7 @@ impl Default for ReceiverOptions {
     }
 }
 
-/// How a received stream ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StreamEnd {
-    /// The sender shut down its side (EOF).
-    Eof,
-    /// Connection reset or another read error.
-    Failed,
-    /// Nothing arrived for `idle_timeout`.
-    Idle,
-    /// No connection arrived.
-    NoConnection,
-}
+pub use zcsafe_policy::StreamEnd;
 
 /// What the receiver saw.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,7 +172,7 @@ pub struct Received {
     /// Notable reads (first ones, corrupt ones, the end), with their time since the
     /// connection was accepted; the trace merges them with the sender's steps.
     #[serde(skip)]
-    pub log: Vec<(Instant, String)>,
+    pub log: Vec<(Instant, Event)>,
 }
 
 impl Received {
@@ -383,12 +371,11 @@ pub fn receive_on(mut sock: TcpStream, opts: &ReceiverOptions) -> Received {
     let mut error = None;
     log.push((
         start,
-        format!(
-            "accepted; reader {} (pause {} ms, {} bytes per read)",
-            opts.reader.label(),
-            sched.pause.as_millis(),
-            sched.slice
-        ),
+        Event::Accepted {
+            reader: opts.reader.label(),
+            pause_ms: sched.pause.as_millis() as u64,
+            slice: sched.slice as u64,
+        },
     ));
     settle(&sock, sched.pause, opts.idle_timeout);
     let end = loop {
@@ -415,17 +402,22 @@ pub fn receive_on(mut sock: TcpStream, opts: &ReceiverOptions) -> Received {
         bytes += n as u64;
         reads += 1;
         if reads <= 8 || (bad > 0 && log.len() < 200) {
-            let mut line = format!("read {n} bytes at stream offset {at}");
-            if bad > 0 {
-                line += &format!(": {bad} corrupt words");
-                if let Some(m) = chk.first.filter(|m| m.offset >= at) {
-                    line += &format!(", first at {}", m.offset);
-                    if let Some(f) = m.meant_for {
-                        line += &format!(" (bytes meant for {f})");
-                    }
-                }
-            }
-            log.push((Instant::now(), line));
+            let first = chk
+                .first
+                .filter(|m| bad > 0 && m.offset >= at)
+                .map(|m| Mismatch {
+                    offset: m.offset,
+                    meant_for: m.meant_for,
+                });
+            log.push((
+                Instant::now(),
+                Event::Checked {
+                    offset: at,
+                    len: n as u64,
+                    corrupt_words: bad,
+                    first,
+                },
+            ));
         }
         if opts.app_ack {
             acks.send(&sock, bytes);
@@ -440,10 +432,12 @@ pub fn receive_on(mut sock: TcpStream, opts: &ReceiverOptions) -> Received {
     }
     log.push((
         Instant::now(),
-        format!(
-            "{:?} after {bytes} bytes in {reads} reads; {} corrupt words",
-            end, chk.corrupt
-        ),
+        Event::Ended {
+            end,
+            bytes,
+            reads,
+            corrupt_words: chk.corrupt,
+        },
     ));
     let _ = sock.shutdown(std::net::Shutdown::Write);
     Received {

@@ -9,7 +9,8 @@ use serde::Serialize;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 use zcsafe_policy::{
-    Abort, Actor, Geometry, Op, Policy, Step, Trace, Verdict, TRACE_FORMAT_VERSION,
+    Abort, Answer, Backend, Event, Geometry, Op, Policy, Step, Trace, TraceProfile, TraceTransport,
+    Verdict, TRACE_FORMAT_VERSION,
 };
 
 /// Options of a kernel run.
@@ -25,8 +26,8 @@ pub struct RunOptions {
     pub op_timeout: Duration,
     /// The longest a whole repetition may take.
     pub run_timeout: Duration,
-    /// Name of the kernel profile the trace records (e.g. `probed:6.18.44`).
-    pub profile: String,
+    /// The kernel profile the trace records: by default, measured on this kernel.
+    pub profile: TraceProfile,
 }
 
 /// Default stream: 1 MiB in 64 KiB chunks from a 128 KiB buffer, through a 64 KiB pipe.
@@ -44,7 +45,7 @@ impl Default for RunOptions {
             reader: ReaderSpeed::Slow,
             op_timeout: Duration::from_secs(10),
             run_timeout: Duration::from_secs(60),
-            profile: format!("probed:{}", crate::sys::kernel_release()),
+            profile: TraceProfile::Probed(crate::sys::kernel_release()),
         }
     }
 }
@@ -192,7 +193,7 @@ fn run_once<P: Policy>(
             }
         };
         let mut ex = Executor::new(g, seed, sock, opts.op_timeout)?;
-        let mut steps: Vec<(Instant, Step)> = Vec::new();
+        let mut steps: Vec<(Instant, Event)> = Vec::new();
         let mut omitted = 0u64;
         let mut ops = 0u64;
         let run_deadline = start + opts.run_timeout;
@@ -228,19 +229,19 @@ fn run_once<P: Policy>(
             let t = Instant::now();
             let done = ex.perform(&op);
             ops += 1;
-            let note = match &done {
-                Performed::Outcome(o) => format!("→ {o}"),
-                Performed::Stuck(w) => format!("stuck: {w}"),
-                Performed::Failed(w) => format!("failed: {w}"),
+            let answer = match &done {
+                Performed::Outcome(o) => Answer::Returned(o.clone()),
+                Performed::Stuck(w) => Answer::Stuck(w.clone()),
+                Performed::Failed(w) => Answer::Failed(w.clone()),
             };
             if steps.len() < MAX_STEPS {
                 steps.push((
                     t,
-                    Step {
-                        actor: Actor::App,
-                        action: op.to_string(),
-                        note,
-                        holders: Vec::new(),
+                    Event::Call {
+                        op: op.clone(),
+                        answer,
+                        // A real kernel does not show which pages it still holds.
+                        wrote_held: Vec::new(),
                     },
                 ));
             } else {
@@ -261,37 +262,17 @@ fn run_once<P: Policy>(
         drop(ex);
         let (verdict, detail) = judge(ending, &received);
         // Merge the receiver's log into the timeline.
-        for (t, line) in &received.log {
-            steps.push((
-                *t,
-                Step {
-                    actor: Actor::Receiver,
-                    action: line.clone(),
-                    note: String::new(),
-                    holders: Vec::new(),
-                },
-            ));
-        }
+        steps.extend(received.log.iter().cloned());
         steps.sort_by_key(|(t, _)| *t);
         let mut steps: Vec<Step> = steps
             .into_iter()
-            .map(|(t, mut s)| {
-                let ms = t.saturating_duration_since(start).as_secs_f64() * 1e3;
-                s.note = if s.note.is_empty() {
-                    format!("t={ms:.3} ms")
-                } else {
-                    format!("{} (t={ms:.3} ms)", s.note)
-                };
-                s
+            .map(|(t, event)| Step {
+                at_us: Some(t.saturating_duration_since(start).as_micros() as u64),
+                ..Step::new(event)
             })
             .collect();
         if omitted > 0 {
-            steps.push(Step {
-                actor: Actor::App,
-                action: format!("… {omitted} more sender steps not recorded"),
-                note: String::new(),
-                holders: Vec::new(),
-            });
+            steps.push(Step::new(Event::Unrecorded { calls: omitted }));
         }
         let ev = Evidence {
             verdict,
@@ -315,8 +296,8 @@ fn run_once<P: Policy>(
         let trace = Trace {
             format: TRACE_FORMAT_VERSION,
             policy: name.to_string(),
-            transport: opts.transport.name().to_string(),
-            backend: "kernel".into(),
+            transport: TraceTransport::Host(opts.transport),
+            backend: Backend::Kernel,
             profile: opts.profile.clone(),
             geometry: g,
             steps,

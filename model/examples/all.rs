@@ -1,4 +1,5 @@
-use zcsafe_model::{check, render, CheckOptions, Scenario};
+use zcsafe_explain::text::render;
+use zcsafe_model::{check, CheckOptions, Scenario};
 use zcsafe_policy::{Profile, TransportClass};
 fn main() {
     let want: Option<String> = std::env::args().nth(1);

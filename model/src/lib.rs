@@ -27,6 +27,7 @@ pub mod memory;
 pub mod network;
 pub mod peer;
 pub mod pipe;
+pub mod record;
 pub mod socket;
 pub mod split;
 pub mod timeline;
@@ -34,4 +35,3 @@ pub mod zerocopy;
 
 pub use checker::{check, CheckError, CheckOptions, CheckReport};
 pub use config::{ModelConfig, Scenario, ScenarioError};
-pub use timeline::render;

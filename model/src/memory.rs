@@ -5,7 +5,7 @@
 //! page, a page-cache page, or bytes the kernel copied. Reading a reference yields the
 //! page's content *now* — that is how early reuse turns into wrong bytes.
 
-use zcsafe_policy::{FileId, Region};
+use zcsafe_policy::{FileId, Page, Region};
 
 /// What a page holds: the stream unit written into it, or zeroes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -204,12 +204,12 @@ impl Memory {
 }
 
 impl DataRef {
-    /// `buf[3]`, `file0[1]` or `copy`.
-    pub fn label(&self) -> String {
-        match self {
-            DataRef::User(p) => format!("buf[{p}]"),
-            DataRef::File(f, p) => format!("file{f}[{p}]"),
-            DataRef::Copied(_) => "copy".into(),
+    /// The page a reference names, as traces name it; `None` for a copy.
+    pub fn page(&self) -> Option<Page> {
+        match *self {
+            DataRef::User(p) => Some(Page::Buf(p)),
+            DataRef::File(f, p) => Some(Page::File(f, p)),
+            DataRef::Copied(_) => None,
         }
     }
 }

@@ -14,8 +14,7 @@
 
 use crate::config::Scenario;
 use crate::kernel::{Corruption, Event, Kernel};
-use crate::memory::DataRef;
-use zcsafe_policy::PageHolders;
+use zcsafe_policy::Event as TraceEvent;
 
 /// An ACK as it travels back to the sender: cumulative sequence and window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -37,30 +36,38 @@ impl Kernel {
     }
 
     /// The network hands the `i`th in-flight segment to the peer's TCP (not necessarily
-    /// the oldest: networks reorder). Returns the ACK the peer sends in reply.
-    pub fn deliver_nth(&mut self, s: &Scenario, i: usize) -> Option<AckMsg> {
+    /// the oldest: networks reorder). Returns what the trace records and the ACK the
+    /// peer sends in reply.
+    pub fn deliver_nth(&mut self, s: &Scenario, i: usize) -> (TraceEvent, Option<AckMsg>) {
         let seg = self.net.wire.remove(i).expect("index in range");
         self.net.wire.push_front(seg);
+        let event = self.describe(s, Event::Deliver);
         let none = self.fire(s, Event::Deliver);
         debug_assert!(none.is_none(), "delivery never corrupts");
-        self.take_ack()
+        (event, self.take_ack())
     }
 
     /// The network loses the `i`th in-flight segment. Loss budgets are the network's
-    /// business here, so the scenario's `losses` bound does not apply.
-    pub fn lose_nth(&mut self, s: &Scenario, i: usize) {
+    /// business here, so the scenario's `losses` bound does not apply. Returns what the
+    /// trace records.
+    pub fn lose_nth(&mut self, s: &Scenario, i: usize) -> TraceEvent {
         let seg = self.net.wire.remove(i).expect("index in range");
         self.net.wire.push_front(seg);
         self.net.losses = self.net.losses.min(u8::MAX - 1);
+        let event = self.describe(s, Event::Lose);
         let none = self.fire(s, Event::Lose);
         debug_assert!(none.is_none());
+        event
     }
 
-    /// An ACK from the peer reaches the sender (`tcp_ack`).
-    pub fn receive_ack(&mut self, s: &Scenario, msg: AckMsg) {
+    /// An ACK from the peer reaches the sender (`tcp_ack`). Returns what the trace
+    /// records.
+    pub fn receive_ack(&mut self, s: &Scenario, msg: AckMsg) -> TraceEvent {
         self.net.ack = Some((msg.ack, msg.window));
+        let event = self.describe(s, Event::Ack);
         let none = self.fire(s, Event::Ack);
         debug_assert!(none.is_none());
+        event
     }
 
     /// The ACK the peer's TCP has just produced, taken off the kernel to travel as a
@@ -84,34 +91,18 @@ impl Kernel {
         }
     }
 
-    /// The receiving application reads one page ([`Event::Read`]). Returns what it saw
-    /// wrong, if anything, and the window update it made TCP send.
-    pub fn read_page(&mut self, s: &Scenario) -> (Option<Corruption>, Option<AckMsg>) {
+    /// The receiving application reads one page ([`Event::Read`]). Returns what the
+    /// trace records, what it saw wrong, if anything, and the window update it made TCP
+    /// send.
+    pub fn read_page(&mut self, s: &Scenario) -> (TraceEvent, Option<Corruption>, Option<AckMsg>) {
+        let event = self.describe(s, Event::Read);
         let c = self.fire(s, Event::Read);
-        (c, self.take_ack())
+        (event, c, self.take_ack())
     }
 
     /// Whether `ev` is enabled now.
     pub fn is_enabled(&self, s: &Scenario, ev: Event) -> bool {
         self.enabled(s).contains(&ev)
-    }
-
-    /// Who holds each page now, for traces (the same view as checker timelines).
-    pub fn page_holders(&self) -> Vec<PageHolders> {
-        self.mem
-            .pages()
-            .into_iter()
-            .map(|(r, content)| PageHolders {
-                page: r.label(),
-                content: content.and_then(|c| c.stream_unit()),
-                holders: self.holders(r),
-            })
-            .collect()
-    }
-
-    /// Whether a fill of user page `p` now would change bytes the kernel still holds.
-    pub fn user_page_held(&self, p: u16) -> bool {
-        !self.holders(DataRef::User(p)).is_empty()
     }
 }
 
@@ -152,10 +143,10 @@ mod tests {
         assert_eq!(k.in_flight(), 2);
         // Segment 1 overtakes segment 0: out of order, dropped, duplicate ACK 0.
         assert_eq!(k.in_flight_seq(1), 1);
-        let ack = k.deliver_nth(&s, 1).unwrap();
+        let ack = k.deliver_nth(&s, 1).1.unwrap();
         assert_eq!(ack.ack, 0);
         assert_eq!(k.in_flight(), 1);
-        let ack = k.deliver_nth(&s, 0).unwrap();
+        let ack = k.deliver_nth(&s, 0).1.unwrap();
         assert_eq!(ack.ack, 1);
         k.receive_ack(&s, ack);
         assert_eq!(k.sock.snd_una, 1);
@@ -173,10 +164,10 @@ mod tests {
         assert!(k.is_enabled(&s, Event::Retransmit));
         k.fire(&s, Event::Retransmit);
         k.fire(&s, Event::DeviceComplete);
-        let ack = k.deliver_nth(&s, 0).unwrap();
+        let ack = k.deliver_nth(&s, 0).1.unwrap();
         k.receive_ack(&s, ack);
         assert_eq!(k.sock.outq(), 0);
-        let (c, _) = k.read_page(&s);
+        let (_, c, _) = k.read_page(&s);
         assert_eq!(c, None);
         assert!(k.page_holders().iter().all(|p| p.holders.is_empty()));
     }

@@ -3,8 +3,9 @@
 //! fail: a model too weak misses a counterexample for an unsafe policy, a model too
 //! strong finds one for a safe policy — either breaks this test.
 
-use zcsafe_model::{check, render, CheckOptions, Scenario};
-use zcsafe_policy::{Actor, Profile, TransportClass, Verdict};
+use zcsafe_explain::text::render;
+use zcsafe_model::{check, CheckOptions, Scenario};
+use zcsafe_policy::{Actor, Flag, Profile, TransportClass, Verdict};
 
 fn each(
     mut f: impl FnMut(
@@ -60,15 +61,19 @@ fn counterexamples_end_where_the_receiver_reads_wrong_bytes() {
             .trace
             .expect("a corrupt verdict carries its counterexample");
         let last = trace.steps.last().expect("non-empty");
-        assert_eq!(last.actor, Actor::Receiver, "{} / {t}", e.name);
-        assert!(
-            last.note.contains("WRONG"),
-            "{} / {t}: {}",
+        assert_eq!(last.actor(), Actor::Receiver, "{} / {t}", e.name);
+        assert_eq!(
+            last.flag(),
+            Some(Flag::WrongBytes),
+            "{} / {t}: {:?}",
             e.name,
-            last.note
+            last.event
         );
         assert!(
-            trace.steps.iter().any(|s| s.note.contains("WHILE HELD")),
+            trace
+                .steps
+                .iter()
+                .any(|s| s.flag() == Some(Flag::ReuseWhileHeld)),
             "{} / {t}: the timeline marks the early reuse",
             e.name
         );

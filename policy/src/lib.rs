@@ -28,6 +28,7 @@ pub mod any;
 pub mod evidence;
 pub mod expect;
 pub mod geometry;
+pub mod host;
 pub mod op;
 pub mod outcome;
 pub mod profile;
@@ -43,13 +44,18 @@ pub use any::AnyPolicy;
 pub use evidence::NoEvidence;
 pub use expect::Expectation;
 pub use geometry::{Geometry, GeometryError, Region};
+pub use host::{HostTransport, UnknownHostTransport};
 pub use op::{Abort, FileId, Op, UserData};
 pub use outcome::{Cqe, Errno, Outcome, ZcNotification};
 pub use profile::{GiftSupport, Profile};
 pub use report::{exit_status, Evidence, Finding, Results};
 pub use table::{Align, Table};
 pub use timing::{FindingTiming, Timing};
-pub use trace::{Actor, Holder, PageHolders, Step, Trace, TRACE_FORMAT_VERSION};
+pub use trace::{
+    Actor, Answer, Backend, Completion, Event, Flag, HeldPage, Holder, Mismatch, Page, PageHolders,
+    Payload, Step, StreamEnd, Trace, TraceProfile, TraceTransport, UnknownBackend,
+    TRACE_FORMAT_VERSION,
+};
 pub use transport::{TransportClass, UnknownTransportClass};
 pub use verdict::Verdict;
 

@@ -12,5 +12,5 @@ fn main() {
     let s = o.scenario(seed);
     let p = e.build(&s.model.geometry).unwrap();
     let r = simulate(e.name, p, &s, seed).unwrap();
-    print!("{}", zcsafe_model::render(&r.trace));
+    print!("{}", zcsafe_explain::text::render(&r.trace));
 }

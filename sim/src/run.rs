@@ -15,7 +15,10 @@ use thiserror::Error;
 use turmoil::net::UdpSocket;
 use zcsafe_model::ScenarioError;
 use zcsafe_policies::{BuildError, Entry};
-use zcsafe_policy::{Abort, Policy, Profile, Trace, TransportClass, Verdict, TRACE_FORMAT_VERSION};
+use zcsafe_policy::{
+    Abort, Backend, Policy, Profile, Trace, TraceProfile, TraceTransport, TransportClass, Verdict,
+    TRACE_FORMAT_VERSION,
+};
 
 const PORT: u16 = 4000;
 const TICK: Duration = Duration::from_millis(1);
@@ -169,9 +172,9 @@ pub(crate) fn simulate_with<P: Policy>(
     let trace = Trace {
         format: TRACE_FORMAT_VERSION,
         policy: name.to_string(),
-        transport: scenario.transport().name().into(),
-        backend: "sim".into(),
-        profile: scenario.model.config.profile.name.clone(),
+        transport: TraceTransport::Class(scenario.transport()),
+        backend: Backend::Sim,
+        profile: TraceProfile::Named(scenario.model.config.profile.name.clone()),
         geometry: scenario.model.geometry,
         steps: world.steps,
         verdict,

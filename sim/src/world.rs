@@ -18,7 +18,7 @@ use std::time::Duration;
 use zcsafe_model::kernel::{Corruption, Event, Kernel, Perform};
 use zcsafe_model::split::AckMsg;
 use zcsafe_model::Scenario;
-use zcsafe_policy::{Abort, Actor, Op, Policy, Step};
+use zcsafe_policy::{Abort, Answer, Event as TraceEvent, Op, Policy, Step};
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,53 +90,26 @@ impl<P: Policy> World<P> {
         }
     }
 
-    fn step(&mut self, now: Duration, actor: Actor, action: String, note: String) {
+    fn step(&mut self, now: Duration, event: TraceEvent) {
         let holders = if self.holders {
             self.kernel.page_holders()
         } else {
             Vec::new()
         };
         self.steps.push(Step {
-            actor,
-            action: format!("{:>4}ms {action}", now.as_millis()),
-            note,
+            at_us: Some(now.as_micros() as u64),
+            event,
+            completions: Vec::new(),
             holders,
         });
     }
 
     fn fire(&mut self, now: Duration, ev: Event) {
-        let (actor, action, note) = self.describe(ev);
+        let event = self.kernel.describe(&self.s, ev);
         let c = self.kernel.fire(&self.s, ev);
         debug_assert!(c.is_none(), "only reads can corrupt");
-        self.step(now, actor, action, note);
+        self.step(now, event);
         self.sync_flights(now);
-    }
-
-    fn describe(&self, ev: Event) -> (Actor, String, String) {
-        let k = &self.kernel;
-        match ev {
-            Event::Transmit => (
-                Actor::Tcp,
-                format!("transmit seq {}", k.sock.write_queue[0].seq),
-                String::new(),
-            ),
-            Event::DeviceComplete => (
-                Actor::Device,
-                format!("DMA + TX completion of seq {}", k.net.ring[0].seq),
-                "the NIC has read the page; the wire carries its copy".into(),
-            ),
-            Event::Retransmit => (
-                Actor::Tcp,
-                format!("retransmit seq {} (RTO)", k.sock.rtx[0].seq),
-                "the new clone reads the page again".into(),
-            ),
-            Event::UringExec(i) => (
-                Actor::Tcp,
-                format!("io_uring runs SEND_ZC #{}", k.zc.sq[i as usize].user_data),
-                String::new(),
-            ),
-            other => (Actor::Tcp, format!("{other:?}"), String::new()),
-        }
     }
 
     /// Hands segments that newly entered the model's wire to the link.
@@ -164,13 +137,8 @@ impl<P: Policy> World<P> {
                 return; // older than one already applied
             }
             self.last_ack_id = id;
-            self.kernel.receive_ack(&self.s, ack);
-            self.step(
-                now,
-                Actor::Tcp,
-                format!("ACK {} (window {})", ack.ack, ack.window),
-                String::new(),
-            );
+            let event = self.kernel.receive_ack(&self.s, ack);
+            self.step(now, event);
         }
     }
 
@@ -202,15 +170,10 @@ impl<P: Policy> World<P> {
         let mut i = 0;
         while i < self.flights.len() {
             if self.flights[i].deadline <= now {
-                let seq = self.kernel.in_flight_seq(i);
-                self.kernel.lose_nth(&self.s, i);
+                // The link dropped it: no arrival by its deadline.
+                let event = self.kernel.lose_nth(&self.s, i);
                 self.flights.remove(i);
-                self.step(
-                    now,
-                    Actor::Wire,
-                    format!("lose seq {seq}"),
-                    "the link dropped it (no arrival by its deadline)".into(),
-                );
+                self.step(now, event);
             } else {
                 i += 1;
             }
@@ -241,7 +204,7 @@ impl<P: Policy> World<P> {
                 Some(t) if now >= t => {
                     self.outbox.push((now, Msg::Probe));
                     self.probe_due = Some(now + rto);
-                    self.step(now, Actor::Tcp, "zero-window probe".into(), String::new());
+                    self.step(now, TraceEvent::ZeroWindowProbe);
                 }
                 Some(_) => {}
             }
@@ -291,29 +254,23 @@ impl<P: Policy> World<P> {
     fn app(&mut self, now: Duration) -> bool {
         let op = self.policy.poll_op();
         if let Op::Abort(a) = &op {
-            self.step(now, Actor::App, op.to_string(), String::new());
             self.end = Some(End::Abort(a.clone()));
+            self.step(now, call(op, Answer::None, Vec::new()));
             return false;
         }
-        let mut note = String::new();
-        if let Op::Fill { buf, .. } = op {
-            let held: Vec<String> = (buf.offset..buf.end())
-                .filter(|&p| self.kernel.user_page_held(p as u16))
-                .map(|p| format!("buf[{p}]"))
-                .collect();
-            if !held.is_empty() {
-                note = format!("REUSE WHILE HELD: {}", held.join(", "));
-            }
-        }
+        let wrote_held = self.kernel.wrote_held(&op);
         match self.kernel.perform(&self.s, &op) {
             Perform::Blocked => false,
             Perform::Fault(f) => {
-                self.step(now, Actor::App, op.to_string(), f.to_string());
                 self.end = Some(End::Fault(format!("{op}: {f}")));
+                self.step(now, call(op, Answer::Fault(f.to_string()), wrote_held));
                 false
             }
             Perform::Done(outcome) => {
-                self.step(now, Actor::App, format!("{op} → {outcome}"), note);
+                self.step(
+                    now,
+                    call(op.clone(), Answer::Returned(outcome.clone()), wrote_held),
+                );
                 self.sync_flights(now);
                 if op == Op::Finish {
                     self.finished = true;
@@ -367,19 +324,9 @@ impl<P: Policy> World<P> {
             Msg::Seg { flight, seq } => {
                 let i = self.flights.iter().position(|f| f.id == flight)?;
                 self.flights.remove(i);
-                let expected = self.kernel.peer.rcv_nxt == seq;
-                let ack = self.kernel.deliver_nth(&self.s, i);
-                let verb = if expected {
-                    "queues it"
-                } else {
-                    "drops it (not the next in order)"
-                };
-                self.step(
-                    now,
-                    Actor::Peer,
-                    format!("receive seq {seq}"),
-                    format!("peer TCP {verb} and ACKs"),
-                );
+                debug_assert_eq!(self.kernel.in_flight_seq(i), seq);
+                let (event, ack) = self.kernel.deliver_nth(&self.s, i);
+                self.step(now, event);
                 ack.map(|ack| self.ack_msg(ack))
             }
             Msg::Probe => {
@@ -402,21 +349,8 @@ impl<P: Policy> World<P> {
     pub fn receiver_tick(&mut self, now: Duration) -> Vec<Msg> {
         let mut out = Vec::new();
         while self.end.is_none() && now >= self.next_read && !self.kernel.peer.queue.is_empty() {
-            let (seq, _, _) = self.kernel.peer.queue[0];
-            let (c, update) = self.kernel.read_page(&self.s);
-            let what = match c {
-                None => "correct".to_string(),
-                Some(c) => match c.meant_for {
-                    Some(m) => format!("WRONG: bytes of stream page {m}"),
-                    None => "WRONG: zeroes".into(),
-                },
-            };
-            self.step(
-                now,
-                Actor::Receiver,
-                format!("read stream page {seq}"),
-                what,
-            );
+            let (event, c, update) = self.kernel.read_page(&self.s);
+            self.step(now, event);
             if let Some(c) = c {
                 self.end = Some(End::Corrupt(c));
             }
@@ -428,5 +362,14 @@ impl<P: Policy> World<P> {
             }
         }
         out
+    }
+}
+
+/// The application's step: `op`, its answer, and the held pages it wrote.
+fn call(op: Op, answer: Answer, wrote_held: Vec<zcsafe_policy::HeldPage>) -> TraceEvent {
+    TraceEvent::Call {
+        op,
+        answer,
+        wrote_held,
     }
 }

@@ -9,7 +9,7 @@ fn trace_json(policy: &str, t: TransportClass, seed: u64, faults: Option<&str>) 
     o.faults = faults.map(|f| Faults::parse(f).unwrap());
     let s = o.scenario(seed);
     let r = simulate(e.name, e.build(&s.model.geometry).unwrap(), &s, seed).unwrap();
-    assert_eq!(r.trace.backend, "sim");
+    assert_eq!(r.trace.backend, zcsafe_policy::Backend::Sim);
     serde_json::to_string(&r.trace).unwrap()
 }
 

@@ -2,7 +2,7 @@
 //! first segment, loss forces retransmissions, a slow reader spaces reads; and a
 //! finding's seed replays to the same trace.
 
-use zcsafe_policy::{Actor, Trace, TransportClass, Verdict};
+use zcsafe_policy::{Event, Step, Trace, TransportClass, Verdict};
 use zcsafe_sim::{run_entry, simulate, Faults, SimOptions};
 
 fn trace(policy: &str, t: TransportClass, faults: &str, seed: u64) -> Trace {
@@ -15,27 +15,32 @@ fn trace(policy: &str, t: TransportClass, faults: &str, seed: u64) -> Trace {
         .trace
 }
 
-/// Simulated milliseconds of the first step by `actor` whose action contains `what`.
-fn first_ms(t: &Trace, actor: Actor, what: &str) -> u64 {
-    let step = t
-        .steps
+/// Simulated milliseconds of a step.
+fn ms(s: &Step) -> u64 {
+    s.at_us.expect("simulated steps carry their time") / 1000
+}
+
+/// Simulated milliseconds of the first step whose event `what` matches.
+fn first_ms(t: &Trace, what: impl Fn(&Event) -> bool) -> u64 {
+    ms(t.steps
         .iter()
-        .find(|s| s.actor == actor && s.action.contains(what))
-        .unwrap_or_else(|| panic!("no {what} by {actor:?}"));
-    step.action
-        .trim_start()
-        .split("ms")
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+        .find(|s| what(&s.event))
+        .unwrap_or_else(|| panic!("no such step in {:?}", t.steps)))
+}
+
+fn delivery(e: &Event) -> bool {
+    matches!(e, Event::Deliver { .. })
+}
+
+fn retransmission(e: &Event) -> bool {
+    matches!(e, Event::Retransmit { .. })
 }
 
 #[test]
 fn latency_delays_the_first_arrival() {
     let t = trace("copy", TransportClass::Remote, "latency=7ms", 1);
     assert_eq!(t.verdict, Verdict::Safe);
-    assert!(first_ms(&t, Actor::Peer, "receive seq 0") >= 7);
+    assert!(first_ms(&t, |e| matches!(e, Event::Deliver { seq: 0, .. })) >= 7);
 }
 
 #[test]
@@ -47,7 +52,7 @@ fn hold_and_partition_keep_segments_off_the_link() {
         1,
     );
     assert_eq!(held.verdict, Verdict::Safe);
-    assert!(first_ms(&held, Actor::Peer, "receive") >= 40);
+    assert!(first_ms(&held, delivery) >= 40);
     let cut = trace(
         "copy",
         TransportClass::Local,
@@ -55,8 +60,8 @@ fn hold_and_partition_keep_segments_off_the_link() {
         1,
     );
     assert_eq!(cut.verdict, Verdict::Safe);
-    assert!(first_ms(&cut, Actor::Peer, "receive") >= 30);
-    assert!(cut.steps.iter().any(|s| s.action.contains("retransmit")));
+    assert!(first_ms(&cut, delivery) >= 30);
+    assert!(cut.steps.iter().any(|s| retransmission(&s.event)));
 }
 
 #[test]
@@ -66,8 +71,8 @@ fn loss_is_repaired_by_retransmission() {
     assert!(t
         .steps
         .iter()
-        .any(|s| s.actor == Actor::Wire && s.action.contains("lose")));
-    assert!(t.steps.iter().any(|s| s.action.contains("retransmit")));
+        .any(|s| matches!(s.event, Event::Lose { .. })));
+    assert!(t.steps.iter().any(|s| retransmission(&s.event)));
 }
 
 #[test]
@@ -82,16 +87,8 @@ fn slow_reader_spaces_reads() {
     let reads: Vec<u64> = t
         .steps
         .iter()
-        .filter(|s| s.actor == Actor::Receiver)
-        .map(|s| {
-            s.action
-                .trim_start()
-                .split("ms")
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
+        .filter(|s| matches!(s.event, Event::Read { .. }))
+        .map(ms)
         .collect();
     assert!(reads.windows(2).all(|w| w[1] >= w[0] + 10), "{reads:?}");
 }

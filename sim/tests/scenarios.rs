@@ -107,7 +107,7 @@ fn policies_expected_unsafe_shrink_to_a_small_counterexample() {
                 description => describe(&minimal),
                 omit_expression => true,
             }, {
-                insta::assert_snapshot!(name.clone(), zcsafe_model::render(&run.trace));
+                insta::assert_snapshot!(name.clone(), zcsafe_explain::text::render(&run.trace));
             });
             assert!(
                 run.trace.steps.len() <= 60,

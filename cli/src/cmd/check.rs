@@ -6,7 +6,8 @@ use crate::table;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::ExitCode;
-use zcsafe_model::{check, render, CheckOptions, Scenario};
+use zcsafe_explain::text::render;
+use zcsafe_model::{check, CheckOptions, Scenario};
 use zcsafe_policy::{Evidence, Finding, Profile, Results, TransportClass, Verdict};
 
 #[derive(clap::Args)]

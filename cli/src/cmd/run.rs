@@ -13,7 +13,7 @@ use zcsafe_kernel::{
     ReaderSpeed, RunOptions, Transport,
 };
 use zcsafe_model::{check, CheckOptions, Scenario};
-use zcsafe_policy::{Align, Profile, Results, Table, Verdict};
+use zcsafe_policy::{Align, Profile, Results, Table, TraceProfile, Verdict};
 
 #[derive(clap::Args)]
 #[command(after_help = super::matrix::EXIT_STATUS_HELP)]
@@ -155,7 +155,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             reader,
             op_timeout: timeout,
             run_timeout: timeout * 6,
-            profile: profile.name.clone(),
+            profile: match &args.profile {
+                Some(_) => TraceProfile::Named(profile.name.clone()),
+                None => TraceProfile::Probed(zcsafe_kernel::kernel_release()),
+            },
         };
         for e in &entries {
             let predicted = *predictions.entry((e.name, class)).or_insert_with(|| {
@@ -233,15 +236,7 @@ fn print_human(results: &Results, profile: &Profile, args: &Args) {
             continue;
         }
         if let Some(t) = &f.evidence.trace {
-            for s in t.steps.iter().take(40) {
-                println!("   {:8} {}  {}", s.actor.name(), s.action, s.note);
-            }
-            if t.steps.len() > 40 {
-                println!(
-                    "   … {} more steps (--json has them all)",
-                    t.steps.len() - 40
-                );
-            }
+            print!("\n{}", zcsafe_explain::text::render_first(t, 40));
         }
     }
 }

@@ -6,7 +6,8 @@ use crate::output::{self, Clock, TimingArgs};
 use crate::table;
 use anyhow::{Context, Result};
 use std::process::ExitCode;
-use zcsafe_model::{check, render, CheckOptions, Scenario};
+use zcsafe_explain::text::render;
+use zcsafe_model::{check, CheckOptions, Scenario};
 use zcsafe_policy::{Evidence, Finding, Results, Verdict};
 use zcsafe_sim::{run_entry, Faults, SimError, SimOptions};
 

@@ -1,7 +1,8 @@
 //! Checking an out-of-tree policy with zcsafe's exhaustive model checker.
 
 use zcsafe_example_policy::ZcDrain;
-use zcsafe_model::{check, render, CheckOptions, Scenario};
+use zcsafe_explain::text::render;
+use zcsafe_model::{check, CheckOptions, Scenario};
 use zcsafe_policy::{Profile, TransportClass, Verdict};
 
 fn verdict(t: TransportClass, profile: Profile) -> (Verdict, String) {

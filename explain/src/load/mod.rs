@@ -4,6 +4,9 @@
 //! output of `zcsafe check --json` (many findings, some with a counterexample), one
 //! finding cut out of it, or a kernel run report (`{"trace": …}`). All of them are
 //! accepted; anything else is refused with the file name and the reason, never a panic.
+//! A trace of format version 1 is converted on read ([`v1`]), wherever it sits.
+
+mod v1;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -37,7 +40,7 @@ pub enum LoadError {
     )]
     Foreign { path: PathBuf, found: String },
     #[error(
-        "{path}: trace format version {found}, but this zcsafe reads version {supported}: \
+        "{path}: trace format version {found}, but this zcsafe reads versions 1 to {supported}: \
          regenerate the trace with this zcsafe"
     )]
     Version {
@@ -45,11 +48,13 @@ pub enum LoadError {
         found: String,
         supported: u32,
     },
-    #[error("{path}: a trace of format {TRACE_FORMAT_VERSION}, but malformed: {error}")]
+    #[error("{path}: a trace, but malformed: {error}")]
     Malformed {
         path: PathBuf,
         error: serde_json::Error,
     },
+    #[error("{path}: a version-1 trace that does not convert: unknown {what}")]
+    Upgrade { path: PathBuf, what: String },
     #[error("{path}: no counterexample matches {wanted}; the file has traces for: {available}")]
     NoMatch {
         path: PathBuf,
@@ -86,7 +91,15 @@ pub fn parse(path: &Path, text: &str, sel: &Selection) -> Result<Trace, LoadErro
         });
     };
     if obj.contains_key("results") {
-        let results: Results = serde_json::from_value(value.clone())
+        let mut value = value.clone();
+        if let Some(Value::Array(findings)) = value.get_mut("results") {
+            for f in findings {
+                if let Some(t) = f.pointer_mut("/evidence/trace").filter(|t| !t.is_null()) {
+                    *t = current(path, t)?;
+                }
+            }
+        }
+        let results: Results = serde_json::from_value(value)
             .map_err(|error| LoadError::Malformed { path: p(), error })?;
         return pick(path, &results, sel);
     }
@@ -128,27 +141,39 @@ fn kind(v: &Value) -> &'static str {
 /// One trace object: check the version first, so an old or future file gets a version
 /// error instead of a confusing "missing field".
 fn trace(path: &Path, v: &Value) -> Result<Trace, LoadError> {
-    match v.get("format") {
-        Some(Value::Number(n)) if n.as_u64() == Some(TRACE_FORMAT_VERSION as u64) => {}
-        Some(other) => {
-            return Err(LoadError::Version {
-                path: path.into(),
-                found: other.to_string(),
-                supported: TRACE_FORMAT_VERSION,
-            })
-        }
-        None => {
-            return Err(LoadError::Version {
-                path: path.into(),
-                found: "missing (no \"format\" field)".into(),
-                supported: TRACE_FORMAT_VERSION,
-            })
-        }
-    }
-    serde_json::from_value(v.clone()).map_err(|error| LoadError::Malformed {
+    serde_json::from_value(current(path, v)?).map_err(|error| LoadError::Malformed {
         path: path.into(),
         error,
     })
+}
+
+/// A trace object in the current format: as it is, or converted from version 1.
+fn current(path: &Path, v: &Value) -> Result<Value, LoadError> {
+    let malformed = |error| LoadError::Malformed {
+        path: path.into(),
+        error,
+    };
+    match v.get("format") {
+        Some(Value::Number(n)) if n.as_u64() == Some(TRACE_FORMAT_VERSION as u64) => Ok(v.clone()),
+        Some(Value::Number(n)) if n.as_u64() == Some(1) => {
+            let old: v1::TraceV1 = serde_json::from_value(v.clone()).map_err(malformed)?;
+            let new = old.upgrade().map_err(|what| LoadError::Upgrade {
+                path: path.into(),
+                what,
+            })?;
+            serde_json::to_value(new).map_err(malformed)
+        }
+        Some(other) => Err(LoadError::Version {
+            path: path.into(),
+            found: other.to_string(),
+            supported: TRACE_FORMAT_VERSION,
+        }),
+        None => Err(LoadError::Version {
+            path: path.into(),
+            found: "missing (no \"format\" field)".into(),
+            supported: TRACE_FORMAT_VERSION,
+        }),
+    }
 }
 
 fn pick(path: &Path, results: &Results, sel: &Selection) -> Result<Trace, LoadError> {
@@ -220,11 +245,12 @@ mod tests {
         assert!(err(r#"{"name":"x"}"#).contains("keys name"));
         let e = err(r#"{"format": 99, "steps": []}"#);
         assert!(
-            e.contains("format version 99") && e.contains("reads version 1"),
+            e.contains("format version 99") && e.contains("reads versions 1 to 2"),
             "{e}"
         );
         assert!(err(r#"{"steps": []}"#).contains("missing"));
         assert!(err(r#"{"format": 1, "steps": 3}"#).contains("malformed"));
+        assert!(err(r#"{"format": 2, "steps": 3}"#).contains("malformed"));
         assert!(err(r#"{"results": []}"#).contains("every verdict was safe"));
     }
 }
