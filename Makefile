@@ -28,6 +28,7 @@ test: lint unit loom vm-cold matrix-ci
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 
 unit:
 	INSTA_UPDATE=no $(CARGO) test --workspace --all-targets

@@ -5,7 +5,7 @@
 //! pictures, and every command that shows a trace (`check`, `sim`, `run`, `replay`,
 //! `explain`) goes through it:
 //!
-//! - [`load`] reads a trace file — a bare trace, a `Results` JSON (`zcsafe check --json`,
+//! - [`load`](mod@load) reads a trace file — a bare trace, a `Results` JSON (`zcsafe check --json`,
 //!   `zcsafe run --json`) with a selection, a single finding or a kernel run report —
 //!   converts a version-1 trace on the way, and says exactly what is wrong with a file
 //!   that is none of these;

@@ -54,8 +54,8 @@ pub fn holder_name(h: Holder) -> &'static str {
     }
 }
 
-/// "buf[0] (stream page 2) is held by the write queue (queued and not yet
-/// transmitted); buf[1] is free again." — holders new to a page get their reason.
+/// "`buf[0]` (stream page 2) is held by the write queue (queued and not yet
+/// transmitted); `buf[1]` is free again." — holders new to a page get their reason.
 pub fn of_holders(pages: &[Page], before: &[Cell], after: &[Cell]) -> String {
     let mut parts = Vec::new();
     for ((name, b), a) in pages.iter().zip(before).zip(after) {

@@ -4,7 +4,7 @@
 //!
 //! - [`run_policy`]: a policy × transport, `repeat` times → [`RunReport`].
 //! - [`run_external`]: any sender program that follows the stream pattern.
-//! - [`probe`]: the running kernel's [`zcsafe_policy::Profile`], measured.
+//! - [`probe`](mod@probe): the running kernel's [`zcsafe_policy::Profile`], measured.
 //! - [`receiver::receive`]: the verifying receiver alone.
 
 pub mod app_ack;

@@ -6,7 +6,7 @@
 //! profile) make the same calls, and each `unsafe` block, errno check and pointer cast
 //! should exist once, next to the man page that defines it. The wrappers are as thin as
 //! rustix's: same arguments as the C call, `io::Result` instead of `-1` and `errno`, no
-//! retries (see [`retry_eintr`]). Everything that can block takes a deadline or runs on a
+//! retries (see `retry_eintr`). Everything that can block takes a deadline or runs on a
 //! socket with `SO_SNDTIMEO`, so no run can hang.
 //!
 //! Several calls hand our pages to the kernel by reference (`send` with `MSG_ZEROCOPY`,

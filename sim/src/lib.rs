@@ -4,14 +4,14 @@
 //! This crate runs the same policy code and the same kernel rules in bigger, messier
 //! worlds, three ways:
 //!
-//! - **turmoil** ([`run`], [`simulate`]): two simulated hosts, the sender (policy and
+//! - **turmoil** ([`run`](mod@run), [`simulate`]): two simulated hosts, the sender (policy and
 //!   sender-side kernel) and the receiver (peer TCP and the reading application).
 //!   Segments and ACKs are turmoil datagrams, so latency, jitter, loss, hold/release and
 //!   partitions apply ([`Faults`]); timers run in turmoil time. A run is a pure
 //!   function of its seed: the same seed gives the byte-identical [`Trace`].
 //! - **proptest** ([`strategy`]): whole scenarios — chunk, pipe, send buffer, window,
 //!   faults, reader pace, stream length — generated and shrunk to a small reproducer.
-//! - **loom** (feature `loom`, [`interleave`] and [`pool`]): the policy and the kernel's
+//! - **loom** (feature `loom`, `interleave` and `pool`): the policy and the kernel's
 //!   asynchronous agents as threads over one `Mutex<Kernel>`, and a zero-copy buffer
 //!   pool written with atomics, explored interleaving by interleaving.
 //!

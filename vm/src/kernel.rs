@@ -49,7 +49,7 @@ const COMPLETE: &str = ".complete";
 const PARTIAL: &str = ".partial-";
 
 /// Test hook: `ZCSAFE_TEST_FETCH_PAUSE=<point>:<file>` makes a fetch stop at `<point>`
-/// (see [`pause_point`]), say so on stderr and wait (at most 2 min) until `<file>` exists,
+/// (see `pause_point`), say so on stderr and wait (at most 2 min) until `<file>` exists,
 /// so tests can kill or race a fetch at a named moment instead of sleeping and hoping.
 pub const PAUSE_ENV: &str = "ZCSAFE_TEST_FETCH_PAUSE";
 

@@ -110,7 +110,7 @@ impl Holder {
         )
     }
 
-    /// Parses what [`Holder::render`] wrote; `None` while the file is empty or torn.
+    /// Parses what `Holder::render` wrote; `None` while the file is empty or torn.
     pub fn parse(text: &str) -> Option<Holder> {
         let mut h = Holder::default();
         for line in text.lines() {

@@ -39,7 +39,7 @@ pub struct Args {
           value_parser = crate::output::at_least_one::<u64>)]
     slots: u64,
     /// More slots for small chunks, so that at least this much can be in flight: `sndbuf`
-    /// (the kernel's TCP send-buffer ceiling, tcp_wmem[2]: what the unsafe twins may keep
+    /// (the kernel's TCP send-buffer ceiling, `tcp_wmem[2]`: what the unsafe twins may keep
     /// queued), a size such as 1M, or 0 (off).
     #[arg(long, default_value = "sndbuf", value_name = "SIZE")]
     min_inflight: String,

@@ -4,7 +4,7 @@
 //! output of `zcsafe check --json` (many findings, some with a counterexample), one
 //! finding cut out of it, or a kernel run report (`{"trace": …}`). All of them are
 //! accepted; anything else is refused with the file name and the reason, never a panic.
-//! A trace of format version 1 is converted on read ([`v1`]), wherever it sits.
+//! A trace of format version 1 is converted on read (`v1`), wherever it sits.
 
 mod v1;
 

@@ -5,12 +5,12 @@
 //! `SO_SNDTIMEO`, so `send`/`splice`/`sendfile` block exactly as a real sender's would.
 //!
 //! Why a directory: one module per kernel API the operations use, each holding the
-//! state that API needs — [`buffer`] (the user buffer and its page table), [`socket`]
-//! (`send`, `SIOCOUTQ`), [`zerocopy`] (`SO_ZEROCOPY`, the error queue), [`splice`] (the
-//! pipe, `vmsplice`, `splice`), [`uring`] (`IORING_OP_SEND_ZC`), [`files`] (tmpfs files,
-//! `sendfile`) and [`app_ack`] (the receiver's consumed-byte counts). This file holds
+//! state that API needs — `buffer` (the user buffer and its page table), `socket`
+//! (`send`, `SIOCOUTQ`), `zerocopy` (`SO_ZEROCOPY`, the error queue), `splice` (the
+//! pipe, `vmsplice`, `splice`), `uring` (`IORING_OP_SEND_ZC`), `files` (tmpfs files,
+//! `sendfile`) and `app_ack` (the receiver's consumed-byte counts). This file holds
 //! what they share: the result types, the dispatch, errno reporting and the one
-//! EINTR/EAGAIN policy of blocking writes ([`Executor::blocking_write`]). The raw calls
+//! EINTR/EAGAIN policy of blocking writes (`Executor::blocking_write`). The raw calls
 //! are in [`crate::sys`], shared with the probe.
 
 mod app_ack;

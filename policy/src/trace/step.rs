@@ -1,6 +1,6 @@
 //! One step of a trace: who acted, what happened, and what it means for the pages.
 //!
-//! Every backend writes the same events — the model's [`Event`](../../zcsafe_model)
+//! Every backend writes the same events — the model's `Event`
 //! transitions resolved to the segment they moved, the simulator's (which runs the same
 //! kernel model over a simulated link), and the kernel backend's calls and receiver
 //! checks — so one renderer draws them all.

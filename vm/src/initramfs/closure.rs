@@ -104,7 +104,7 @@ pub fn closure(path: &Path, bytes: &[u8]) -> Result<Closure> {
 }
 
 /// Puts the executable `path` into `entries` as `dest` (a path without the leading `/`),
-/// with its [`Closure`] where the guest's loader finds it ([`library_dest`]). Libraries
+/// with its [`Closure`] where the guest's loader finds it (`library_dest`). Libraries
 /// already there are not added twice; two different files for one `dest` are an error.
 pub fn carry_executable(path: &Path, dest: &str, entries: &mut Vec<Entry>) -> Result<()> {
     let bytes = std::fs::read(path).at(path)?;
