@@ -1,6 +1,6 @@
 //! A matrix with the VM agent (no zcsafe CLI needed):
 //! `cargo run -p zcsafe-vm --example matrix -- KERNELS OUTDIR [AGENT]`.
-use zcsafe_vm::matrix::{self, Options, Progress};
+use zcsafe_vm::matrix::{self, GuestTransport, Options, Progress};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let agent = args.get(3).cloned().unwrap_or_else(|| {
@@ -12,7 +12,7 @@ fn main() {
     let mut o = Options::new(agent.into());
     o.kernels = args.get(1).cloned().unwrap_or_else(|| "5.10".into());
     o.policies = vec!["vm-selftest".into()];
-    o.transports = vec!["loopback".into(), "remote".into()];
+    o.transports = vec![GuestTransport::Loopback, GuestTransport::Remote];
     o.command = "zcsafe selftest {transport}".into();
     let m = matrix::run(&o, |p| match p {
         Progress::Kernel { name, message } => eprintln!("{name}: {message}"),

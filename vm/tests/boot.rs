@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use zcsafe_policy::Verdict;
 use zcsafe_vm::guest::{init_script, Job, JobCell};
 use zcsafe_vm::initramfs::{self, Inputs};
-use zcsafe_vm::matrix::{self, Options};
+use zcsafe_vm::matrix::{self, GuestTransport, Options};
 use zcsafe_vm::vm::{self, Machine};
 use zcsafe_vm::watchdog::{End, Limits};
 
@@ -38,7 +38,7 @@ fn boots_5_10_and_gets_json_back_over_loopback_and_remote() {
         return;
     };
     let mut o = options("5.10", &bb);
-    o.transports = vec!["loopback".into()];
+    o.transports = vec![GuestTransport::Loopback];
     o.command = ECHO_FINDING.into();
     let t = Instant::now();
     let m = matrix::run(&o, |_| {}).unwrap();
@@ -57,7 +57,7 @@ fn boots_5_10_and_gets_json_back_over_loopback_and_remote() {
     );
 
     // The remote transport: two NICs on one hub, one in its own namespace, with netem.
-    o.transports = vec!["remote".into()];
+    o.transports = vec![GuestTransport::Remote];
     o.command = HTTP_REMOTE.into();
     o.delay_ms = Some(2);
     let m = matrix::run(&o, |_| {}).unwrap();
@@ -127,7 +127,7 @@ fn a_hung_cell_and_a_panicking_guest_become_error_cells() {
         return;
     };
     let mut o = options("5.10", &bb);
-    o.transports = vec!["loopback".into()];
+    o.transports = vec![GuestTransport::Loopback];
     o.command = "sleep 1000".into();
     o.machine.limits.cell = Duration::from_secs(5);
     let start = Instant::now();
@@ -182,7 +182,7 @@ fn remote_cells_run_the_real_agent_when_it_is_built() {
         return;
     };
     let mut o = options("5.10", &agent);
-    o.transports = vec!["loopback".into(), "remote".into()];
+    o.transports = vec![GuestTransport::Loopback, GuestTransport::Remote];
     o.command = "zcsafe selftest {transport}".into();
     let m = matrix::run(&o, |_| {}).unwrap();
     assert_eq!(m.results.len(), 2);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use zcsafe_policy::{Align, Table, Verdict};
-use zcsafe_vm::matrix::{self, AccelChoice, Options, Progress};
+use zcsafe_vm::matrix::{self, AccelChoice, GuestTransport, Options, Progress};
 use zcsafe_vm::qemu::Nic;
 use zcsafe_vm::{initramfs, report, Catalogue};
 
@@ -121,13 +121,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .map(|e| e.name.to_string())
             .collect();
     }
-    o.transports = args
-        .transports
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect();
+    o.transports = GuestTransport::parse_list(&args.transports).context("--transports")?;
     o.nic = args.nic.parse::<Nic>().context("--nic")?;
     o.loss_pct = args.loss;
     o.delay_ms = args.delay;
@@ -196,7 +190,7 @@ fn progress_table(o: &Options) -> (Table, Vec<usize>) {
         widest(1, k.to_string());
     }
     for tr in &o.transports {
-        widest(2, tr.clone());
+        widest(2, tr.to_string());
     }
     for p in o
         .policies

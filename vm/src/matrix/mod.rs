@@ -35,7 +35,7 @@ use unit::{run_unit, Unit};
 /// Runs the matrix. `progress` is called on the calling thread as cells finish.
 pub fn run(opts: &Options, mut progress: impl FnMut(&Progress)) -> Result<Matrix> {
     opts.validate()?;
-    let transports = opts.guest_transports()?;
+    let transports = opts.transports.clone();
     crate::process::install_interrupt_handler();
     let started = Instant::now();
     let include_host = opts.kernels.split(',').any(|t| t.trim() == "host");

@@ -46,9 +46,9 @@ pub struct Options {
     /// `--kernels` list (see [`Catalogue::select`]); `host` adds the running kernel.
     pub kernels: String,
     pub policies: Vec<String>,
-    /// Guest transports by name, as the user gave them (one VM each per kernel); read
-    /// once, by [`Options::guest_transports`].
-    pub transports: Vec<String>,
+    /// Guest transports, in the order the user gave them (one VM each per kernel); the
+    /// names are parsed at the edge ([`GuestTransport::parse_list`]).
+    pub transports: Vec<GuestTransport>,
     pub nic: Nic,
     pub loss_pct: Option<f64>,
     pub delay_ms: Option<u32>,
@@ -85,13 +85,11 @@ impl Options {
                 .iter()
                 .map(|e| e.name.to_string())
                 .collect(),
-            transports: [
+            transports: vec![
                 GuestTransport::Loopback,
                 GuestTransport::Veth,
                 GuestTransport::Remote,
-            ]
-            .map(|t| t.name().to_string())
-            .to_vec(),
+            ],
             nic: Nic::Virtio,
             loss_pct: None,
             delay_ms: None,
@@ -166,14 +164,7 @@ impl Options {
             .replace("{transport}", transport.name())
     }
 
-    /// [`Options::transports`] as [`GuestTransport`]s, in order; an unknown name is an
-    /// error that lists the transports guests offer.
-    pub fn guest_transports(&self) -> Result<Vec<GuestTransport>> {
-        self.transports.iter().map(|t| t.parse()).collect()
-    }
-
     pub fn validate(&self) -> Result<()> {
-        self.guest_transports()?;
         for p in &self.policies {
             if zcsafe_policies::find(p).is_none() && p != "vm-selftest" && p != EXTERNAL {
                 return Err(VmError::Usage(format!(
@@ -249,7 +240,7 @@ mod tests {
         let mut o = Options::new("/nonexistent".into());
         o.kernels = "5.10".into();
         o.policies = vec!["zc-naive".into()];
-        o.transports = vec!["remote".into()];
+        o.transports = vec![GuestTransport::Remote];
         o.loss_pct = Some(1.5);
         o.delay_ms = Some(10);
         o.validate().unwrap();
@@ -272,13 +263,11 @@ mod tests {
         assert!(o
             .set_external("./no/such/snd {host} {port}", vec![])
             .is_err());
-        o.transports = vec!["wifi".into()];
-        let e = o.validate().unwrap_err();
+        let e = GuestTransport::parse_list("veth,wifi").unwrap_err();
         assert!(e.to_string().contains("guests offer loopback, veth"), "{e}");
         o.transports = vec![];
         assert!(o.validate().is_err());
-        o.transports = vec!["veth".into()];
-        assert_eq!(o.guest_transports().unwrap(), [GuestTransport::Veth]);
+        o.transports = vec![GuestTransport::Veth];
         o.policies = vec!["nope".into()];
         assert!(o.validate().is_err());
         o.policies = vec!["copy".into()];

@@ -297,7 +297,7 @@ mod tests {
     fn options() -> Options {
         let mut o = Options::new("/x".into());
         o.policies = vec!["copy".into(), "zc-naive".into(), "vm-selftest".into()];
-        o.transports = vec!["remote".into()];
+        o.transports = vec![GuestTransport::Remote];
         o.delay_ms = Some(5);
         o.keep_output = true;
         o

@@ -37,9 +37,9 @@ pub fn bench(
         o.transports = host_opts
             .transports
             .iter()
-            .map(Transport::name)
-            .map(str::to_string)
-            .collect();
+            .map(|t| t.name().parse())
+            .collect::<Result<_, _>>()
+            .context("a host transport the guests do not offer")?;
         o.nic = args.nic.parse::<Nic>().context("--nic")?;
         // Benchmarks must not share the cores with each other.
         o.jobs = 1;
