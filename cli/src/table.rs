@@ -99,20 +99,18 @@ mod tests {
 
     #[test]
     fn every_row_of_the_verdict_table_starts_its_columns_at_the_same_char_offsets() {
-        let results = Results {
-            results: vec![
-                finding("copy", "local", Verdict::Safe, Verdict::Safe),
-                finding("copy", "remote", Verdict::Safe, Verdict::Safe),
-                finding("zc-naive", "local", Verdict::Safe, Verdict::Corrupt),
-                finding("zc-naive", "remote", Verdict::Corrupt, Verdict::Corrupt),
-                finding(
-                    "vmsplice-gift-fresh…",
-                    "local",
-                    Verdict::Stuck,
-                    Verdict::Stuck,
-                ),
-            ],
-        };
+        let results = Results::new(vec![
+            finding("copy", "local", Verdict::Safe, Verdict::Safe),
+            finding("copy", "remote", Verdict::Safe, Verdict::Safe),
+            finding("zc-naive", "local", Verdict::Safe, Verdict::Corrupt),
+            finding("zc-naive", "remote", Verdict::Corrupt, Verdict::Corrupt),
+            finding(
+                "vmsplice-gift-fresh…",
+                "local",
+                Verdict::Stuck,
+                Verdict::Stuck,
+            ),
+        ]);
         let text = render(&results);
         let lines: Vec<Vec<char>> = text.lines().map(|l| l.chars().collect()).collect();
         let header = &lines[0];

@@ -129,10 +129,7 @@ impl ExternalReport {
     /// The exit status every command uses ([`Results::exit_code`]): 0 intact, 1 corrupted,
     /// 3 the run failed.
     pub fn exit_code(&self) -> u8 {
-        Results {
-            results: vec![self.to_finding()],
-        }
-        .exit_code()
+        Results::new(vec![self.to_finding()]).exit_code()
     }
 }
 

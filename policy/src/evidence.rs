@@ -94,20 +94,14 @@ mod tests {
     #[test]
     fn a_safe_verdict_from_zero_runs_is_refused() {
         for key in RUN_COUNTS {
-            let r = Results {
-                results: vec![finding(Verdict::Safe, key, 0)],
-            };
+            let r = Results::new(vec![finding(Verdict::Safe, key, 0)]);
             let err = r.require_evidence().unwrap_err();
             assert!(err.to_string().contains(&format!("{key} = 0")), "{err}");
-            let r = Results {
-                results: vec![finding(Verdict::Safe, key, 1)],
-            };
+            let r = Results::new(vec![finding(Verdict::Safe, key, 1)]);
             assert_eq!(r.require_evidence(), Ok(()));
         }
         // A corrupt verdict is its own evidence (the corruption was seen).
-        let r = Results {
-            results: vec![finding(Verdict::Corrupt, "scenarios", 0)],
-        };
+        let r = Results::new(vec![finding(Verdict::Corrupt, "scenarios", 0)]);
         assert_eq!(r.require_evidence(), Ok(()));
         assert_eq!(
             Results::default().require_evidence(),

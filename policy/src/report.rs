@@ -52,15 +52,40 @@ pub struct Evidence {
     pub counts: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Bumped whenever the result JSON changes incompatibly. 1: no `format` field, version-1
+/// traces; 2: typed (version-2) traces.
+pub const RESULTS_FORMAT_VERSION: u32 = 2;
+
 /// The top-level JSON object of every command's `--json`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[must_use = "a report says what was judged: print it or hand it on"]
 pub struct Results {
+    /// [`RESULTS_FORMAT_VERSION`] of the writer; a file without the field is version 1.
+    #[serde(default = "first_version")]
+    pub format: u32,
     /// One finding per policy and transport, in the order the command judged them.
     pub results: Vec<Finding>,
 }
 
+fn first_version() -> u32 {
+    1
+}
+
+impl Default for Results {
+    fn default() -> Results {
+        Results::new(Vec::new())
+    }
+}
+
 impl Results {
+    /// Findings in the current format.
+    pub fn new(results: Vec<Finding>) -> Results {
+        Results {
+            format: RESULTS_FORMAT_VERSION,
+            results,
+        }
+    }
+
     /// Findings whose verdict contradicts the expectation or the prediction.
     pub fn contradictions(&self) -> impl Iterator<Item = &Finding> {
         self.results.iter().filter(|f| !f.agrees())
@@ -96,5 +121,19 @@ pub fn exit_status(contradicted: bool, unjudged: bool) -> u8 {
         3
     } else {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_carry_their_format_and_older_files_read_as_version_1() {
+        let json = serde_json::to_string(&Results::default()).unwrap();
+        assert_eq!(json, r#"{"format":2,"results":[]}"#);
+        let old: Results = serde_json::from_str(r#"{"results":[]}"#).unwrap();
+        assert_eq!(old.format, 1);
+        assert_eq!(old.results, Results::default().results);
     }
 }

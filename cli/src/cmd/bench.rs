@@ -133,9 +133,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     };
     // No verdict without evidence, as for every other command (a guest's report too).
-    crate::output::require_evidence(&zcsafe_policy::Results {
-        results: report.results.iter().map(|r| r.finding.clone()).collect(),
-    })?;
+    crate::output::require_evidence(&zcsafe_policy::Results::new(
+        report.results.iter().map(|r| r.finding.clone()).collect(),
+    ))?;
     if let Some(path) = &args.svg {
         std::fs::write(path, render::svg(&report))?;
     }

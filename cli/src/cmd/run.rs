@@ -296,9 +296,7 @@ fn external(
         &finding.transport,
         Duration::from_millis(r.elapsed_ms),
     );
-    let results = Results {
-        results: vec![finding],
-    };
+    let results = Results::new(vec![finding]);
     if args.json {
         println!("{}", output::json(&results, &timing, args.timings)?);
     } else {

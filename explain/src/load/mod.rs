@@ -11,7 +11,7 @@ mod v1;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
-use zcsafe_policy::{Results, Trace, TRACE_FORMAT_VERSION};
+use zcsafe_policy::{Results, Trace, RESULTS_FORMAT_VERSION, TRACE_FORMAT_VERSION};
 
 /// Which trace to pick from a file that holds several (a `Results` JSON).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -91,6 +91,16 @@ pub fn parse(path: &Path, text: &str, sel: &Selection) -> Result<Trace, LoadErro
         });
     };
     if obj.contains_key("results") {
+        if let Some(found) = obj
+            .get("format")
+            .filter(|f| f.as_u64() > Some(RESULTS_FORMAT_VERSION as u64))
+        {
+            return Err(LoadError::Version {
+                path: p(),
+                found: format!("{found} (of the results file)"),
+                supported: TRACE_FORMAT_VERSION,
+            });
+        }
         let mut value = value.clone();
         if let Some(Value::Array(findings)) = value.get_mut("results") {
             for f in findings {
@@ -252,5 +262,7 @@ mod tests {
         assert!(err(r#"{"format": 1, "steps": 3}"#).contains("malformed"));
         assert!(err(r#"{"format": 2, "steps": 3}"#).contains("malformed"));
         assert!(err(r#"{"results": []}"#).contains("every verdict was safe"));
+        assert!(err(r#"{"format": 2, "results": []}"#).contains("every verdict was safe"));
+        assert!(err(r#"{"format": 9, "results": []}"#).contains("version 9 (of the results file)"));
     }
 }

@@ -59,10 +59,7 @@ fn main() {
             let code = u8::from(!finding.agrees());
             println!(
                 "{}",
-                serde_json::to_string(&Results {
-                    results: vec![finding]
-                })
-                .unwrap()
+                serde_json::to_string(&Results::new(vec![finding])).unwrap()
             );
             std::process::exit(code.into());
         }

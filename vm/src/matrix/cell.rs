@@ -84,9 +84,7 @@ impl Matrix {
     }
 
     pub fn findings(&self) -> Results {
-        Results {
-            results: self.results.iter().map(|c| c.finding.clone()).collect(),
-        }
+        Results::new(self.results.iter().map(|c| c.finding.clone()).collect())
     }
 }
 

@@ -101,10 +101,7 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].policy, "copy");
         // Pretty-printed over several lines, after some noise.
-        let pretty = serde_json::to_string_pretty(&Results {
-            results: vec![got[0].clone()],
-        })
-        .unwrap();
+        let pretty = serde_json::to_string_pretty(&Results::new(vec![got[0].clone()])).unwrap();
         let mut lines: Vec<String> = vec!["progress {".into()];
         lines.extend(pretty.lines().map(str::to_string));
         assert_eq!(parse_findings(&lines).len(), 1);
