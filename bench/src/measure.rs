@@ -192,6 +192,7 @@ pub fn measure_stream<P: Policy>(
     opts: &StreamOptions,
 ) -> Result<Sample, String> {
     let g = opts.geometry;
+    let consumed = zcsafe_kernel::Consumed::default();
     let ropts = ReceiverOptions {
         seed: opts.seed,
         expect: Some(g.stream),
@@ -199,6 +200,7 @@ pub fn measure_stream<P: Policy>(
         app_ack: opts.app_ack,
         idle_timeout: opts.op_timeout + Duration::from_secs(2),
         accept_timeout: opts.op_timeout,
+        consumed: consumed.clone(),
     };
     let host = net.host;
     let listener = net
@@ -227,7 +229,7 @@ pub fn measure_stream<P: Policy>(
                 return Err(e);
             }
         };
-        let mut ex = match Executor::new(g, opts.seed, sock, opts.op_timeout) {
+        let mut ex = match Executor::new(g, opts.seed, sock, opts.op_timeout, consumed.clone()) {
             Ok(ex) => ex,
             Err(e) => {
                 let _ = net.in_receiver(|| TcpStream::connect(addr));

@@ -63,14 +63,20 @@ impl BenchReport {
     /// policy expected safe corrupted data (a contradiction), else 3 when a stream could
     /// not be measured (`error`), else 0.
     pub fn exit_code(&self) -> u8 {
-        zcsafe_policy::exit_status(
-            self.results
+        zcsafe_policy::exit_status(zcsafe_policy::Outcomes {
+            contradicted: self
+                .results
                 .iter()
                 .any(|r| r.expected_safe && r.corrupt_words > 0),
-            self.results
+            unjudged: self
+                .results
                 .iter()
                 .any(|r| r.finding.verdict == Verdict::Error),
-        )
+            inconclusive: self
+                .results
+                .iter()
+                .any(|r| r.finding.verdict == Verdict::Inconclusive),
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 //! and the `--timings` section.
 
 use std::collections::BTreeSet;
-use zcsafe_policy::{Align, Finding, Results, Table, Timing};
+use zcsafe_policy::{Align, Finding, Results, Table, Timing, Verdict};
 
 /// Renders findings as a policy × transport table (policies in first-seen order).
 pub fn render(results: &Results) -> String {
@@ -27,6 +27,8 @@ pub fn render(results: &Results) -> String {
         {
             None => "-".into(),
             Some(f) if f.agrees() => f.verdict.to_string(),
+            // Not a contradiction: no evidence either way (see the exposure table).
+            Some(f) if f.verdict == Verdict::Inconclusive => "inconclusive ?".into(),
             Some(f) => format!("{} (expected {}) !!", f.verdict, f.expected),
         }
     };
@@ -35,6 +37,63 @@ pub fn render(results: &Results) -> String {
         table.row(std::iter::once(p.to_string()).chain(transports.iter().map(|t| cell(p, t))));
     }
     table.render()
+}
+
+/// `5 verdicts, 3 as expected, 1 contradiction(s), 1 inconclusive`.
+pub fn tally(results: &Results) -> String {
+    let n = results.results.len();
+    let bad = results.contradictions().count();
+    let unsure = results.inconclusive().count();
+    let mut s = format!(
+        "{n} verdicts, {} as expected, {bad} contradiction(s)",
+        n - bad - unsure
+    );
+    if unsure > 0 {
+        s.push_str(&format!(", {unsure} inconclusive"));
+    }
+    s
+}
+
+/// For kernel findings: how far each run exercised the hazard — the reuses made while
+/// the previous bytes were still unread, of all reuses — so that a `safe` shows what it
+/// rests on. Empty when no finding measured it (the model and the simulator see every
+/// page instead).
+pub fn exposure(results: &Results) -> String {
+    let mut table = Table::new([
+        "policy",
+        "transport",
+        "verdict",
+        "reuses",
+        "while unread",
+        "max behind",
+    ])
+    .align(3, Align::Right)
+    .align(4, Align::Right)
+    .align(5, Align::Right)
+    .indent("  ");
+    let mut any = false;
+    for f in &results.results {
+        let Some(x) = f.evidence.counts.get("exposure") else {
+            continue;
+        };
+        let n = |k: &str| x.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        any = true;
+        table.row([
+            f.policy.clone(),
+            f.transport.clone(),
+            f.verdict.to_string(),
+            n("reuses").to_string(),
+            n("reuses_while_unread").to_string(),
+            format!("{} B", n("max_unread_bytes")),
+        ]);
+    }
+    match any {
+        true => format!(
+            "\nexposure (reuses of a buffer while its previous bytes were unread):\n{}",
+            table.render()
+        ),
+        false => String::new(),
+    }
 }
 
 /// One line per contradiction, loud.

@@ -158,6 +158,7 @@ pub fn run_external(cmd: &str, opts: &ExternalOptions) -> Result<ExternalReport,
         app_ack: opts.app_ack,
         idle_timeout: opts.timeout,
         accept_timeout: opts.timeout,
+        consumed: Default::default(),
     };
     let ns_fd = net.sender_ns().map(|ns| ns.open()).transpose()?;
     let mut c = Command::new("/bin/sh");

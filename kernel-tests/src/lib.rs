@@ -11,6 +11,7 @@ pub mod app_ack;
 pub mod error;
 pub mod errqueue;
 pub mod executor;
+pub mod exposure;
 pub mod external;
 pub mod netns;
 pub mod probe;
@@ -23,6 +24,7 @@ pub mod uring;
 pub mod veth;
 
 pub use error::KernelError;
+pub use exposure::{Consumed, Exposure};
 pub use external::{run_external, ExternalOptions, ExternalOutcome, ExternalReport};
 pub use probe::{probe, ProbeReport};
 pub use receiver::{receive, ReadSchedule, ReaderSpeed, Received, ReceiverOptions};

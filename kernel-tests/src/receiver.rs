@@ -10,6 +10,7 @@
 
 use crate::app_ack::AckWriter;
 use crate::error::KernelError;
+use crate::exposure::Consumed;
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -137,6 +138,9 @@ pub struct ReceiverOptions {
     pub idle_timeout: Duration,
     /// Give up waiting for a connection after this long.
     pub accept_timeout: Duration,
+    /// Where the receiver publishes how far it may have read, for the sender's exposure
+    /// measurement ([`crate::exposure`]); nobody looks when the sender is another program.
+    pub consumed: Consumed,
 }
 
 impl Default for ReceiverOptions {
@@ -148,6 +152,7 @@ impl Default for ReceiverOptions {
             app_ack: false,
             idle_timeout: Duration::from_secs(20),
             accept_timeout: Duration::from_secs(20),
+            consumed: Consumed::default(),
         }
     }
 }
@@ -388,6 +393,7 @@ pub fn receive_on(mut sock: TcpStream, opts: &ReceiverOptions) -> Received {
                 break StreamEnd::Failed;
             }
         }
+        opts.consumed.will_read_upto(bytes + buf.len() as u64);
         let n = match sock.read(&mut buf) {
             Ok(0) => break StreamEnd::Eof,
             Ok(n) => n,

@@ -2,6 +2,7 @@
 
 use crate::error::KernelError;
 use crate::executor::{Executor, Performed};
+use crate::exposure::Exposure;
 use crate::receiver::{self, ReaderSpeed, Received, ReceiverOptions};
 use crate::transport::Transport;
 use crate::veth::Network;
@@ -75,6 +76,8 @@ pub struct Evidence {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dropped_packets: Option<u64>,
     pub kernel: String,
+    /// How far this repetition's reuses exercised the hazard.
+    pub exposure: Exposure,
 }
 
 /// The verdict of a policy on one transport over all repetitions.
@@ -100,7 +103,7 @@ fn rank(v: Verdict) -> u8 {
         Verdict::Error => 3,
         Verdict::Stuck => 2,
         Verdict::Unsupported => 1,
-        Verdict::Safe => 0,
+        Verdict::Safe | Verdict::Inconclusive => 0,
     }
 }
 
@@ -166,6 +169,7 @@ fn run_once<P: Policy>(
     let seed = opts.seed.wrapping_add(index as u64);
     let net = Network::setup(opts.transport)?;
     let start = Instant::now();
+    let consumed = crate::exposure::Consumed::default();
     let ropts = ReceiverOptions {
         seed,
         expect: Some(g.stream),
@@ -173,6 +177,7 @@ fn run_once<P: Policy>(
         app_ack: true,
         idle_timeout: opts.op_timeout + Duration::from_secs(2),
         accept_timeout: opts.op_timeout,
+        consumed: consumed.clone(),
     };
     let host = net.host;
     let listener = net.in_receiver(|| receiver::listen(SocketAddr::new(host.into(), 0)))??;
@@ -192,7 +197,7 @@ fn run_once<P: Policy>(
                 return Err(KernelError::io(format!("connecting to {addr}"), e));
             }
         };
-        let mut ex = Executor::new(g, seed, sock, opts.op_timeout)?;
+        let mut ex = Executor::new(g, seed, sock, opts.op_timeout, consumed.clone())?;
         let mut steps: Vec<(Instant, Event)> = Vec::new();
         let mut omitted = 0u64;
         let mut ops = 0u64;
@@ -259,6 +264,7 @@ fn run_once<P: Policy>(
         let received: Received = rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         ex.drain_until_eof(Instant::now() + Duration::from_secs(2));
         let dropped = net.dropped_packets();
+        let exposure = ex.exposure();
         drop(ex);
         let (verdict, detail) = judge(ending, &received);
         // Merge the receiver's log into the timeline.
@@ -291,6 +297,7 @@ fn run_once<P: Policy>(
             ops,
             elapsed_ms: start.elapsed().as_millis() as u64,
             dropped_packets: dropped,
+            exposure,
             kernel: crate::sys::kernel_release(),
         };
         let trace = Trace {
@@ -348,6 +355,53 @@ impl RunReport {
             .count()
     }
 
+    /// Every repetition's reuses together.
+    pub fn exposure(&self) -> Exposure {
+        self.runs
+            .iter()
+            .fold(Exposure::default(), |a, r| a + r.exposure)
+    }
+
+    /// The verdict with its evidence weighed: a `safe` run is `inconclusive` (with the
+    /// reason) when the policy never reused a buffer, or when the expectation or the model
+    /// says this policy corrupts here and no reuse happened while the previous bytes were
+    /// still unread — the one moment its failure needs.
+    pub fn judged(
+        &self,
+        expected: &zcsafe_policy::Expectation,
+        predicted: Option<Verdict>,
+    ) -> (Verdict, String) {
+        let x = self.exposure();
+        let detail = self.evidence.detail.clone();
+        if self.verdict != Verdict::Safe {
+            return (self.verdict, detail);
+        }
+        let fails_here =
+            expected.verdict == Verdict::Corrupt || predicted == Some(Verdict::Corrupt);
+        if x.reuses == 0 {
+            return (
+                Verdict::Inconclusive,
+                format!("{detail}; but the policy never rewrote a buffer it had sent, so nothing could be reused too early (a longer stream, --bytes, makes it reuse)"),
+            );
+        }
+        if fails_here && x.reuses_while_unread == 0 {
+            return (
+                Verdict::Inconclusive,
+                format!(
+                    "{detail}; but none of its {} reuses came while the previous bytes were still unread (the receiver was always ahead), so the window its failure needs never opened",
+                    x.reuses
+                ),
+            );
+        }
+        (
+            Verdict::Safe,
+            format!(
+                "{detail}; {} of {} reuses came while the previous bytes were still unread (up to {} bytes behind)",
+                x.reuses_while_unread, x.reuses, x.max_unread_bytes
+            ),
+        )
+    }
+
     /// This report in the shape every command's JSON uses (backend `kernel`), beside the
     /// policy's expectation and, when given, the model's prediction for the same profile.
     pub fn to_finding(
@@ -356,6 +410,7 @@ impl RunReport {
         predicted: Option<Verdict>,
     ) -> zcsafe_policy::Finding {
         let e = &self.evidence;
+        let (verdict, detail) = self.judged(expected, predicted);
         let mut counts = serde_json::Map::new();
         let mut put = |k: &str, v: serde_json::Value| {
             counts.insert(k.into(), v);
@@ -380,19 +435,23 @@ impl RunReport {
             "geometry",
             serde_json::to_value(e.geometry).unwrap_or_default(),
         );
+        put(
+            "exposure",
+            serde_json::to_value(self.exposure()).unwrap_or_default(),
+        );
         zcsafe_policy::Finding {
             policy: self.policy.clone(),
             transport: self.transport.clone(),
             backend: "kernel".into(),
             kernel: Some(e.kernel.clone()),
-            verdict: self.verdict,
+            verdict,
             expected: expected.verdict,
             expected_why: expected.why.into(),
             predicted,
             evidence: zcsafe_policy::Evidence {
-                detail: e.detail.clone(),
+                detail,
                 // A safe run's trace is long and says nothing; keep the ones that explain.
-                trace: (self.verdict != Verdict::Safe).then(|| self.trace.clone()),
+                trace: (verdict != Verdict::Safe).then(|| self.trace.clone()),
                 counts,
             },
         }

@@ -48,7 +48,7 @@ pub use host::{HostTransport, UnknownHostTransport};
 pub use op::{Abort, FileId, Op, UserData};
 pub use outcome::{Cqe, Errno, Outcome, ZcNotification};
 pub use profile::{GiftSupport, Profile};
-pub use report::{exit_status, Evidence, Finding, Results, RESULTS_FORMAT_VERSION};
+pub use report::{exit_status, Evidence, Finding, Outcomes, Results, RESULTS_FORMAT_VERSION};
 pub use table::{Align, Table};
 pub use timing::{FindingTiming, Timing};
 pub use trace::{

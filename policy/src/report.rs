@@ -37,6 +37,11 @@ impl Finding {
     pub fn agrees(&self) -> bool {
         self.verdict == self.expected && self.predicted.is_none_or(|p| p == self.verdict)
     }
+
+    /// A verdict that judged the policy, and differs from the expectation or prediction.
+    pub fn contradicts(&self) -> bool {
+        self.verdict.judges() && !self.agrees()
+    }
 }
 
 /// What backs a verdict.
@@ -86,9 +91,19 @@ impl Results {
         }
     }
 
-    /// Findings whose verdict contradicts the expectation or the prediction.
+    /// Findings that differ from the expectation or the prediction, `error`s included
+    /// (printed loudly); `inconclusive` ones are listed by [`Results::inconclusive`].
     pub fn contradictions(&self) -> impl Iterator<Item = &Finding> {
-        self.results.iter().filter(|f| !f.agrees())
+        self.results
+            .iter()
+            .filter(|f| !f.agrees() && f.verdict != Verdict::Inconclusive)
+    }
+
+    /// Findings whose run never exercised the hazard.
+    pub fn inconclusive(&self) -> impl Iterator<Item = &Finding> {
+        self.results
+            .iter()
+            .filter(|f| f.verdict == Verdict::Inconclusive)
     }
 
     /// The command's exit status, the same for every command:
@@ -96,29 +111,42 @@ impl Results {
     /// - **1** a verdict contradicts its expectation or the model's prediction;
     /// - else **3** some finding could not be judged (`error`: the infrastructure or the
     ///   environment failed, so it says nothing about the policy and is no contradiction);
+    /// - else **4** some run never exercised the hazard (`inconclusive`);
     /// - else **0** every verdict is as expected.
     ///
     /// (2 is the CLI's: a usage error, or nothing at all was judged.)
     #[must_use = "a contradiction found but not reported as the exit status is lost"]
     pub fn exit_code(&self) -> u8 {
-        exit_status(
-            self.results
-                .iter()
-                .any(|f| f.verdict != Verdict::Error && !f.agrees()),
-            self.results.iter().any(|f| f.verdict == Verdict::Error),
-        )
+        exit_status(Outcomes {
+            contradicted: self.results.iter().any(Finding::contradicts),
+            unjudged: self.results.iter().any(|f| f.verdict == Verdict::Error),
+            inconclusive: self.inconclusive().next().is_some(),
+        })
     }
+}
+
+/// What a report found, for [`exit_status`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    /// A verdict contradicts its expectation or prediction.
+    pub contradicted: bool,
+    /// A finding could not be judged (`error`).
+    pub unjudged: bool,
+    /// A run never exercised the hazard (`inconclusive`).
+    pub inconclusive: bool,
 }
 
 /// The order of the statuses above, for reports that decide "contradicted" their own way
 /// (the bench: an expected-safe policy that corrupted): a contradiction outranks a
-/// finding that could not be judged.
+/// finding that could not be judged, which outranks one without evidence either way.
 #[must_use]
-pub fn exit_status(contradicted: bool, unjudged: bool) -> u8 {
-    if contradicted {
+pub fn exit_status(o: Outcomes) -> u8 {
+    if o.contradicted {
         1
-    } else if unjudged {
+    } else if o.unjudged {
         3
+    } else if o.inconclusive {
+        4
     } else {
         0
     }

@@ -16,6 +16,10 @@ pub enum Verdict {
     Unsupported,
     /// The run itself failed (policy bug, environment problem).
     Error,
+    /// Nothing went wrong, but the run never exercised the hazard it tests (the buffer
+    /// was never rewritten while its previous bytes were still in flight): no evidence
+    /// either way. Not a contradiction, and not a success (exit status 4).
+    Inconclusive,
 }
 
 impl Verdict {
@@ -27,7 +31,14 @@ impl Verdict {
             Verdict::Stuck => "stuck",
             Verdict::Unsupported => "unsupported",
             Verdict::Error => "error",
+            Verdict::Inconclusive => "inconclusive",
         }
+    }
+
+    /// Whether the verdict judges the policy: `error` (the run failed) and `inconclusive`
+    /// (the hazard never opened) say nothing about it, so they never contradict.
+    pub fn judges(self) -> bool {
+        !matches!(self, Verdict::Error | Verdict::Inconclusive)
     }
 }
 

@@ -139,10 +139,41 @@ fn index(m: &Matrix) -> BTreeMap<(String, String, String), usize> {
 
 fn cell_text(c: &Cell) -> String {
     let f = &c.finding;
+    match mark(f) {
+        "✓" => format!("{} ✓", f.verdict),
+        m => format!("**{} {m}** (expected {})", f.verdict, f.expected),
+    }
+}
+
+/// ✓ as expected, ? inconclusive, ✗ a contradiction or an error.
+fn mark(f: &zcsafe_policy::Finding) -> &'static str {
     if f.agrees() {
-        format!("{} ✓", f.verdict)
+        "✓"
+    } else if f.verdict == zcsafe_policy::Verdict::Inconclusive {
+        "?"
     } else {
-        format!("**{} ✗** (expected {})", f.verdict, f.expected)
+        "✗"
+    }
+}
+
+/// `N contradicting the expectation` and, when there are any, `, M inconclusive`: cells
+/// whose run never exercised the hazard are neither as expected nor a contradiction.
+fn tally(m: &Matrix) -> String {
+    let bad = m
+        .results
+        .iter()
+        .filter(|c| {
+            !c.finding.agrees() && c.finding.verdict != zcsafe_policy::Verdict::Inconclusive
+        })
+        .count();
+    let unsure = m
+        .results
+        .iter()
+        .filter(|c| c.finding.verdict == zcsafe_policy::Verdict::Inconclusive)
+        .count();
+    match unsure {
+        0 => format!("{bad} contradicting the expectation"),
+        n => format!("{bad} contradicting the expectation, {n} inconclusive"),
     }
 }
 
@@ -166,14 +197,13 @@ fn median(v: &[f64]) -> Option<f64> {
 pub fn markdown(m: &Matrix) -> String {
     let (transports, policies, kernels) = axes(m);
     let idx = index(m);
-    let bad = m.results.iter().filter(|c| !c.finding.agrees()).count();
     let mut s = String::new();
     let _ = writeln!(s, "# zcsafe kernel matrix\n");
     let _ = writeln!(
         s,
-        "{} cells, {} contradicting the expectation; {} kernels; accelerator {}; wall time {:.0} s.\n",
+        "{} cells, {}; {} kernels; accelerator {}; wall time {:.0} s.\n",
         m.results.len(),
-        bad,
+        tally(m),
         m.kernels.len(),
         m.accel,
         m.wall_seconds
@@ -221,7 +251,7 @@ pub fn markdown(m: &Matrix) -> String {
     }
     let failing: Vec<&Cell> = m.results.iter().filter(|c| !c.finding.agrees()).collect();
     if !failing.is_empty() {
-        let _ = writeln!(s, "\n## Contradictions and errors\n");
+        let _ = writeln!(s, "\n## Contradictions, errors and inconclusive cells\n");
         for c in failing {
             let _ = writeln!(
                 s,
@@ -258,7 +288,7 @@ table{border-collapse:collapse;margin:.5em 0 1.5em}
 th,td{border:1px solid #bbb;padding:4px 8px;text-align:center}
 th{background:#f0f0f0}
 td.v{cursor:pointer;min-width:6em}
-td.safe{background:#c8efc8}td.corrupt{background:#f6b8b8}td.stuck{background:#f8d9a0}
+td.safe{background:#c8efc8}td.inconclusive{background:#e4e4f4}td.corrupt{background:#f6b8b8}td.stuck{background:#f8d9a0}
 td.unsupported{background:#ddd}td.error{background:#d8c4f0}
 td.bad{outline:3px solid #c00;outline-offset:-3px;font-weight:bold}
 td.sel{box-shadow:inset 0 0 0 2px #000}
@@ -267,12 +297,11 @@ pre{white-space:pre-wrap;background:#fff;border:1px solid #ddd;padding:.5em;font
 code{background:#eee;padding:1px 4px}
 </style></head><body><h1>zcsafe kernel matrix</h1>
 "#;
-    let bad = m.results.iter().filter(|c| !c.finding.agrees()).count();
     let _ = writeln!(
         s,
-        "<p>{} cells, <b>{}</b> contradicting the expectation; accelerator {}; wall time {:.0} s. ✓ = as expected, ✗ = contradiction (outlined). Click a cell.</p>",
+        "<p>{} cells, <b>{}</b>; accelerator {}; wall time {:.0} s. ✓ = as expected, ✗ = contradiction (outlined), ? = inconclusive (the run never exercised the hazard). Click a cell.</p>",
         m.results.len(),
-        bad,
+        esc(&tally(m)),
         esc(&m.accel),
         m.wall_seconds
     );
@@ -320,7 +349,7 @@ code{background:#eee;padding:1px 4px}
                             if ok { "" } else { " bad" },
                             c.finding.expected,
                             c.finding.verdict,
-                            if ok { "✓" } else { "✗" }
+                            mark(&c.finding)
                         );
                     }
                     None => s += "<td></td>",

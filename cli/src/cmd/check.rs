@@ -183,12 +183,7 @@ fn print_human(results: &Results, profile: &Profile, scenario: &str, states: usi
     );
     println!("scenario: {scenario}\n");
     print!("{}", table::render(results));
-    let n = results.results.len();
-    let bad = results.contradictions().count();
-    println!(
-        "\n{n} verdicts, {} as expected, {bad} contradiction(s); {states} states explored",
-        n - bad
-    );
+    println!("\n{}; {states} states explored", table::tally(results));
     let loud = table::contradictions(results);
     if !loud.is_empty() {
         println!("\n{loud}");

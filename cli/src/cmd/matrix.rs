@@ -18,7 +18,9 @@ Exit status:
   1  a verdict contradicts its expectation (or the model's prediction)
   2  usage error, or nothing was judged at all (no verdict without evidence)
   3  no contradiction, but some cell could not be judged (`error`: the
-     infrastructure or the environment failed; its evidence says why)";
+     infrastructure or the environment failed; its evidence says why)
+  4  no contradiction, no error, but some run never exercised the hazard it
+     tests (`inconclusive`: nothing was reused while still in flight)";
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true, after_help = EXIT_STATUS_HELP)]

@@ -39,6 +39,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         app_ack: args.app_ack,
         idle_timeout: Duration::from_secs(args.timeout),
         accept_timeout: Duration::from_secs(args.timeout),
+        consumed: Default::default(),
     };
     let l = receiver::listen(args.listen).context("the receiver cannot listen")?;
     eprintln!(

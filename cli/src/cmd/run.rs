@@ -174,15 +174,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let t0 = Instant::now();
             let report = try_run_policy(|g| e.build(g), e.name, &opts)
                 .with_context(|| format!("running {} over {}", e.name, t.label()))?;
+            let finding = report.to_finding(&e.expect_for(class, &profile, &geometry), predicted);
             if !args.json {
                 let secs = format!("{:.2} s", t0.elapsed().as_secs_f64());
-                let cells = [e.name, &t.label(), report.verdict.name(), &secs];
+                let cells = [e.name, &t.label(), finding.verdict.name(), &secs];
                 eprintln!("{}", progress.line(&widths, &cells));
             }
             clock.timing.findings.push(report.timing());
-            results
-                .results
-                .push(report.to_finding(&e.expect_for(class, &profile, &geometry), predicted));
+            results.results.push(finding);
         }
     }
     let timing = clock.finish();
@@ -208,11 +207,10 @@ fn print_human(results: &Results, profile: &Profile, args: &Args) {
         args.seed
     );
     print!("{}", table::render(results));
-    let n = results.results.len();
-    let bad = results.contradictions().count();
+    print!("{}", table::exposure(results));
     println!(
-        "\n{n} verdicts, {} as expected, {bad} contradiction(s) (expectation or model prediction)",
-        n - bad
+        "\n{} (expectation or model prediction)",
+        table::tally(results)
     );
     let loud = table::contradictions(results);
     if !loud.is_empty() {

@@ -32,6 +32,7 @@ impl Executor {
                 "policy filled buf{buf}, but page {p} is unmapped"
             )));
         }
+        self.reuses.fill(buf, at);
         fill(self.buf.slice_mut(off, len), at, self.seed);
         Ok(Outcome::Ok)
     }
@@ -46,6 +47,7 @@ impl Executor {
             return Ok(self.err("munmap", &e));
         }
         self.set_mapped(buf, false);
+        self.reuses.forget_buf(buf);
         Ok(Outcome::Ok)
     }
 
@@ -57,6 +59,7 @@ impl Executor {
             return Ok(self.err("mmap(MAP_FIXED)", &e));
         }
         self.set_mapped(buf, true);
+        self.reuses.forget_buf(buf);
         Ok(Outcome::Ok)
     }
 

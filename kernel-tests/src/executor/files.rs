@@ -67,7 +67,12 @@ impl Executor {
         let mut data = vec![0u8; region.len as usize];
         fill(&mut data, at, self.seed);
         match f.write_all_at(&data, region.offset) {
-            Ok(()) => Ok(Outcome::Ok),
+            Ok(()) => {
+                // Measured just after the write: the receiver only gets further, so this
+                // never counts a reuse as exposed that was not.
+                self.reuses.write_file(file, region, at);
+                Ok(Outcome::Ok)
+            }
             Err(e) => Ok(self.err("pwrite", &e)),
         }
     }
@@ -90,6 +95,7 @@ impl Executor {
         };
         drop(f);
         let _ = std::fs::remove_file(path);
+        self.reuses.forget_file(file);
         Ok(Outcome::Ok)
     }
 }

@@ -22,6 +22,7 @@ mod uring;
 mod zerocopy;
 
 use crate::app_ack::AckDecoder;
+use crate::exposure::{Consumed, Exposure, Tracker};
 use crate::sys::{self, Mapping};
 use crate::uring::ZcRing;
 use std::net::TcpStream;
@@ -69,6 +70,8 @@ pub struct Executor {
     outq: socket::OutqWatch,
     acks: AckDecoder,
     ack_eof: bool,
+    /// Every reuse, measured against the receiver's progress.
+    reuses: Tracker,
     /// The last failed system call, with errno, for `unsupported` verdicts.
     pub last_error: Option<String>,
 }
@@ -79,6 +82,7 @@ impl Executor {
         seed: u64,
         sock: TcpStream,
         op_timeout: Duration,
+        consumed: Consumed,
     ) -> Result<Executor, crate::KernelError> {
         let buf = Mapping::new(g.buffer as usize)?;
         sys::set_timeout_opt(sock.as_raw_fd(), libc::SO_SNDTIMEO, op_timeout)
@@ -96,8 +100,14 @@ impl Executor {
             outq: socket::OutqWatch::default(),
             acks: AckDecoder::default(),
             ack_eof: false,
+            reuses: Tracker::new(consumed, g.page),
             last_error: None,
         })
+    }
+
+    /// How far the policy's reuses exercised the hazard so far.
+    pub fn exposure(&self) -> Exposure {
+        self.reuses.exposure()
     }
 
     fn fd(&self) -> RawFd {

@@ -1,0 +1,192 @@
+//! How far a kernel run exercised the hazard it tests.
+//!
+//! A real kernel does not show who holds a page, so "no corruption seen" is evidence only
+//! if the application rewrote a buffer (or a file page) while the stream bytes it held
+//! before had not yet reached the receiving application: somewhere in a pipe, a socket
+//! queue, a device ring or the peer's receive queue, where a zero-copy path still reads
+//! the page. Every rewrite is a *reuse*; one whose previous bytes were still unread is a
+//! *reuse while unread* — the moment an early reuse corrupts the stream. A `safe` run with
+//! none of those says nothing about the reuse rule it was meant to test.
+//!
+//! The receiver publishes an upper bound of the bytes it has consumed ([`Consumed`]),
+//! raised *before* each read: a sample taken by the sender may count a reuse as not
+//! exposed when it was, never the other way round.
+
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use zcsafe_policy::{FileId, Region};
+
+/// The receiver's consumed-bytes bound, shared with the sender's executor.
+#[derive(Clone, Debug, Default)]
+pub struct Consumed(Arc<AtomicU64>);
+
+impl Consumed {
+    /// The receiver is about to read up to `bound` bytes of the stream in all.
+    pub fn will_read_upto(&self, bound: u64) {
+        self.0.fetch_max(bound, Ordering::SeqCst);
+    }
+
+    /// At most this many stream bytes have left the kernel for the receiving application.
+    pub fn upper(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A page whose stream content the tracker follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum PageKey {
+    Buf(u64),
+    File(FileId, u64),
+}
+
+/// What a run's reuses showed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Exposure {
+    /// Writes into pages that held stream bytes before (`fill`, `pwrite`).
+    pub reuses: u64,
+    /// Of those, the writes made while some of the previous bytes were not yet read by
+    /// the receiving application: the hazard, exercised.
+    pub reuses_while_unread: u64,
+    /// The most stream bytes the receiver was behind the end of a rewritten page's
+    /// previous content, at one reuse.
+    pub max_unread_bytes: u64,
+}
+
+/// Several repetitions together: counts add up, the depth is the deepest.
+impl std::ops::Add for Exposure {
+    type Output = Exposure;
+
+    fn add(self, o: Exposure) -> Exposure {
+        Exposure {
+            reuses: self.reuses + o.reuses,
+            reuses_while_unread: self.reuses_while_unread + o.reuses_while_unread,
+            max_unread_bytes: self.max_unread_bytes.max(o.max_unread_bytes),
+        }
+    }
+}
+
+/// Follows which stream bytes each buffer and file page holds, and measures every reuse
+/// against the receiver's progress.
+#[derive(Debug)]
+pub struct Tracker {
+    consumed: Consumed,
+    page: u64,
+    /// The end (exclusive) of the stream bytes each written page holds.
+    ends: HashMap<PageKey, u64>,
+    seen: Exposure,
+}
+
+impl Tracker {
+    /// A tracker for pages of `page` bytes, against the receiver's `consumed`.
+    pub fn new(consumed: Consumed, page: u64) -> Tracker {
+        Tracker {
+            consumed,
+            page: page.max(1),
+            ends: HashMap::new(),
+            seen: Exposure::default(),
+        }
+    }
+
+    /// `Op::Fill` of `buf` with the stream from `at`, about to happen.
+    pub fn fill(&mut self, buf: Region, at: u64) {
+        self.write(buf, at, PageKey::Buf);
+    }
+
+    /// `Op::WriteFile` of `file` at `region` with the stream from `at`, about to happen.
+    pub fn write_file(&mut self, file: FileId, region: Region, at: u64) {
+        self.write(region, at, |p| PageKey::File(file, p));
+    }
+
+    /// `munmap`/`mmap`: fresh pages, whose first write reuses nothing.
+    pub fn forget_buf(&mut self, buf: Region) {
+        for p in self.pages(buf) {
+            self.ends.remove(&PageKey::Buf(p));
+        }
+    }
+
+    /// `unlink`: the file's pages are gone (a new file of that slot starts fresh).
+    pub fn forget_file(&mut self, file: FileId) {
+        self.ends
+            .retain(|k, _| !matches!(k, PageKey::File(f, _) if *f == file));
+    }
+
+    /// What the run showed so far.
+    pub fn exposure(&self) -> Exposure {
+        self.seen
+    }
+
+    fn pages(&self, r: Region) -> std::ops::Range<u64> {
+        r.offset / self.page..r.end().div_ceil(self.page)
+    }
+
+    fn write(&mut self, r: Region, at: u64, key: impl Fn(u64) -> PageKey) {
+        let mut previous_end = None;
+        for p in self.pages(r) {
+            // The stream byte that lands at the end of this page (or of the region).
+            let page_end = ((p + 1) * self.page).min(r.end());
+            let end = at + (page_end - r.offset);
+            if let Some(old) = self.ends.insert(key(p), end) {
+                previous_end = previous_end.max(Some(old));
+            }
+        }
+        let Some(old_end) = previous_end else {
+            return;
+        };
+        self.seen.reuses += 1;
+        let unread = old_end.saturating_sub(self.consumed.upper());
+        if unread > 0 {
+            self.seen.reuses_while_unread += 1;
+            self.seen.max_unread_bytes = self.seen.max_unread_bytes.max(unread);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rewrite_counts_as_exposed_only_while_its_old_bytes_are_unread() {
+        let consumed = Consumed::default();
+        let mut t = Tracker::new(consumed.clone(), 4096);
+        let slot = Region::new(0, 8192);
+        t.fill(slot, 0);
+        assert_eq!(
+            t.exposure(),
+            Exposure::default(),
+            "a first write reuses nothing"
+        );
+        // The receiver has read nothing: the old bytes [0, 8192) are all unread.
+        t.fill(slot, 16384);
+        assert_eq!(
+            t.exposure(),
+            Exposure {
+                reuses: 1,
+                reuses_while_unread: 1,
+                max_unread_bytes: 8192
+            }
+        );
+        // It read past the new content's end: the next rewrite is harmless.
+        consumed.will_read_upto(16384 + 8192);
+        t.fill(slot, 32768);
+        assert_eq!(t.exposure().reuses, 2);
+        assert_eq!(t.exposure().reuses_while_unread, 1);
+    }
+
+    #[test]
+    fn fresh_pages_and_removed_files_start_over() {
+        let mut t = Tracker::new(Consumed::default(), 4096);
+        let slot = Region::new(4096, 4096);
+        t.fill(slot, 0);
+        t.forget_buf(slot);
+        t.fill(slot, 4096);
+        t.write_file(1, Region::new(0, 4096), 0);
+        t.forget_file(1);
+        t.write_file(1, Region::new(0, 4096), 4096);
+        assert_eq!(t.exposure().reuses, 0);
+        t.write_file(1, Region::new(0, 4096), 8192);
+        assert_eq!(t.exposure().reuses_while_unread, 1);
+    }
+}
