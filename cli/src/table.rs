@@ -82,14 +82,14 @@ pub fn exposure(results: &Results) -> String {
             f.policy.clone(),
             f.transport.clone(),
             f.verdict.to_string(),
-            n("reuses").to_string(),
-            n("reuses_while_unread").to_string(),
+            (n("reuses") + n("releases")).to_string(),
+            (n("reuses_while_unread") + n("releases_while_unread")).to_string(),
             format!("{} B", n("max_unread_bytes")),
         ]);
     }
     match any {
         true => format!(
-            "\nexposure (reuses of a buffer while its previous bytes were unread):\n{}",
+            "\nexposure (pages rewritten or given back after sending, and how many while their bytes were unread):\n{}",
             table.render()
         ),
         false => String::new(),

@@ -196,7 +196,7 @@ fn a_run_that_never_reuses_is_inconclusive_and_every_run_reports_its_exposure() 
     assert_eq!(f["evidence"]["counts"]["exposure"]["reuses"], 0);
     assert!(f["evidence"]["detail"]
         .as_str()
-        .is_some_and(|d| d.contains("never rewrote a buffer")));
+        .is_some_and(|d| d.contains("never rewrote or gave back a page")));
 
     // The slow reader pauses 300 ms before its first read: a copying sender rewrites its
     // buffer long before, with the old bytes unread — exercised, and safe.
@@ -217,5 +217,9 @@ fn a_run_that_never_reuses_is_inconclusive_and_every_run_reports_its_exposure() 
     assert!(x["reuses_while_unread"].as_u64() > Some(0), "{x}");
     let text = zcsafe(&["run", "-p", "copy", "-t", "loopback", "--repeat", "1"]);
     let stdout = String::from_utf8_lossy(&text.stdout);
-    assert!(stdout.contains("exposure (reuses of a buffer"), "{stdout}");
+    assert!(stdout.contains("exposure (pages rewritten"), "{stdout}");
+
+    let bad = zcsafe(&["run", "-p", "copy", "--rcvbuf", "huge"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not auto, kernel or a positive number"));
 }

@@ -52,6 +52,24 @@ pub struct Exposure {
     /// The most stream bytes the receiver was behind the end of a rewritten page's
     /// previous content, at one reuse.
     pub max_unread_bytes: u64,
+    /// Pages that held stream bytes and were given back instead of rewritten: `munmap`,
+    /// `mmap` over them, `unlink`, a file truncated by re-creating it — the policies that
+    /// never rewrite a page rely on the kernel keeping its own reference.
+    pub releases: u64,
+    /// Of those, the ones made while some of their bytes were not yet read.
+    pub releases_while_unread: u64,
+}
+
+impl Exposure {
+    /// Rewrites and releases: every moment the application let go of a sent page.
+    pub fn moments(&self) -> u64 {
+        self.reuses + self.releases
+    }
+
+    /// Of those, the ones that came while the page's bytes were still unread.
+    pub fn moments_while_unread(&self) -> u64 {
+        self.reuses_while_unread + self.releases_while_unread
+    }
 }
 
 /// Several repetitions together: counts add up, the depth is the deepest.
@@ -63,6 +81,8 @@ impl std::ops::Add for Exposure {
             reuses: self.reuses + o.reuses,
             reuses_while_unread: self.reuses_while_unread + o.reuses_while_unread,
             max_unread_bytes: self.max_unread_bytes.max(o.max_unread_bytes),
+            releases: self.releases + o.releases,
+            releases_while_unread: self.releases_while_unread + o.releases_while_unread,
         }
     }
 }
@@ -99,17 +119,38 @@ impl Tracker {
         self.write(region, at, |p| PageKey::File(file, p));
     }
 
-    /// `munmap`/`mmap`: fresh pages, whose first write reuses nothing.
-    pub fn forget_buf(&mut self, buf: Region) {
-        for p in self.pages(buf) {
-            self.ends.remove(&PageKey::Buf(p));
-        }
+    /// `munmap`/`mmap`: the pages are given back; fresh ones follow, whose first write
+    /// reuses nothing.
+    pub fn release_buf(&mut self, buf: Region) {
+        let end = self
+            .pages(buf)
+            .filter_map(|p| self.ends.remove(&PageKey::Buf(p)))
+            .max();
+        self.released(end);
     }
 
-    /// `unlink`: the file's pages are gone (a new file of that slot starts fresh).
-    pub fn forget_file(&mut self, file: FileId) {
-        self.ends
-            .retain(|k, _| !matches!(k, PageKey::File(f, _) if *f == file));
+    /// `unlink`, or a re-created (truncated) file: its pages leave the page cache; a new
+    /// file of that slot starts fresh.
+    pub fn release_file(&mut self, file: FileId) {
+        let mut end = None;
+        self.ends.retain(|k, e| match k {
+            PageKey::File(f, _) if *f == file => {
+                end = end.max(Some(*e));
+                false
+            }
+            _ => true,
+        });
+        self.released(end);
+    }
+
+    fn released(&mut self, previous_end: Option<u64>) {
+        let Some(old_end) = previous_end else {
+            return;
+        };
+        self.seen.releases += 1;
+        if old_end > self.consumed.upper() {
+            self.seen.releases_while_unread += 1;
+        }
     }
 
     /// What the run showed so far.
@@ -165,7 +206,8 @@ mod tests {
             Exposure {
                 reuses: 1,
                 reuses_while_unread: 1,
-                max_unread_bytes: 8192
+                max_unread_bytes: 8192,
+                ..Exposure::default()
             }
         );
         // It read past the new content's end: the next rewrite is harmless.
@@ -180,12 +222,17 @@ mod tests {
         let mut t = Tracker::new(Consumed::default(), 4096);
         let slot = Region::new(4096, 4096);
         t.fill(slot, 0);
-        t.forget_buf(slot);
+        t.release_buf(slot);
         t.fill(slot, 4096);
         t.write_file(1, Region::new(0, 4096), 0);
-        t.forget_file(1);
+        t.release_file(1);
         t.write_file(1, Region::new(0, 4096), 4096);
         assert_eq!(t.exposure().reuses, 0);
+        assert_eq!(
+            (t.exposure().releases, t.exposure().releases_while_unread),
+            (2, 2),
+            "both given back with their bytes unread"
+        );
         t.write_file(1, Region::new(0, 4096), 8192);
         assert_eq!(t.exposure().reuses_while_unread, 1);
     }

@@ -290,6 +290,19 @@ pub fn listen(addr: SocketAddr) -> Result<TcpListener, KernelError> {
     TcpListener::bind(addr).map_err(|e| KernelError::io(format!("listening on {addr}"), e))
 }
 
+/// `setsockopt(SO_RCVBUF)` on the listening socket, before any connection arrives: the
+/// accepted socket inherits it (`sk_clone_lock`), the window scale of the SYN-ACK is
+/// chosen from it (`tcp_openreq_init_rwin`), and a locked buffer turns receive
+/// autotuning off (`tcp_rcv_space_adjust` checks `SOCK_RCVBUF_LOCK`) — see [socket(7)].
+///
+/// [socket(7)]: https://man7.org/linux/man-pages/man7/socket.7.html
+pub fn set_rcvbuf(listener: &TcpListener, bytes: u32) -> Result<(), KernelError> {
+    let v = i32::try_from(bytes)
+        .map_err(|_| KernelError::Usage(format!("SO_RCVBUF {bytes} is too large")))?;
+    crate::sys::set_int_opt(listener.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, v)
+        .map_err(|e| KernelError::io("setsockopt(SO_RCVBUF)", e))
+}
+
 /// Accepts one connection and verifies the stream on it.
 pub fn serve_one(listener: &TcpListener, opts: &ReceiverOptions) -> Received {
     serve_one_until(listener, opts, &AtomicBool::new(false))

@@ -10,8 +10,8 @@ use serde::Serialize;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 use zcsafe_policy::{
-    Abort, Answer, Backend, Event, Geometry, Op, Policy, Step, Trace, TraceProfile, TraceTransport,
-    Verdict, TRACE_FORMAT_VERSION,
+    Abort, Answer, Backend, Event, Geometry, Op, Policy, ReceiveWindow, Step, Trace, TraceProfile,
+    TraceTransport, Verdict, TRACE_FORMAT_VERSION,
 };
 
 /// Options of a kernel run.
@@ -23,6 +23,9 @@ pub struct RunOptions {
     pub seed: u64,
     pub repeat: u32,
     pub reader: ReaderSpeed,
+    /// `SO_RCVBUF` of the receiving socket, set before the connection arrives (the
+    /// policy's [`ReceiveWindow`]); `None` leaves the kernel's default and autotuning.
+    pub rcvbuf: Option<u32>,
     /// The longest any single blocking operation may wait.
     pub op_timeout: Duration,
     /// The longest a whole repetition may take.
@@ -44,6 +47,7 @@ impl Default for RunOptions {
             seed: 0,
             repeat: 3,
             reader: ReaderSpeed::Slow,
+            rcvbuf: ReceiveWindow::Wide.rcvbuf(),
             op_timeout: Duration::from_secs(10),
             run_timeout: Duration::from_secs(60),
             profile: TraceProfile::Probed(crate::sys::kernel_release()),
@@ -181,6 +185,9 @@ fn run_once<P: Policy>(
     };
     let host = net.host;
     let listener = net.in_receiver(|| receiver::listen(SocketAddr::new(host.into(), 0)))??;
+    if let Some(bytes) = opts.rcvbuf {
+        receiver::set_rcvbuf(&listener, bytes)?;
+    }
     let addr = listener
         .local_addr()
         .map_err(|e| KernelError::io("getsockname", e))?;
@@ -378,18 +385,18 @@ impl RunReport {
         }
         let fails_here =
             expected.verdict == Verdict::Corrupt || predicted == Some(Verdict::Corrupt);
-        if x.reuses == 0 {
+        if x.moments() == 0 {
             return (
                 Verdict::Inconclusive,
-                format!("{detail}; but the policy never rewrote a buffer it had sent, so nothing could be reused too early (a longer stream, --bytes, makes it reuse)"),
+                format!("{detail}; but the policy never rewrote or gave back a page it had sent, so nothing could be reused too early (a longer stream, --bytes, makes it reuse)"),
             );
         }
-        if fails_here && x.reuses_while_unread == 0 {
+        if fails_here && x.moments_while_unread() == 0 {
             return (
                 Verdict::Inconclusive,
                 format!(
                     "{detail}; but none of its {} reuses came while the previous bytes were still unread (the receiver was always ahead), so the window its failure needs never opened",
-                    x.reuses
+                    x.moments()
                 ),
             );
         }
@@ -397,7 +404,9 @@ impl RunReport {
             Verdict::Safe,
             format!(
                 "{detail}; {} of {} reuses came while the previous bytes were still unread (up to {} bytes behind)",
-                x.reuses_while_unread, x.reuses, x.max_unread_bytes
+                x.moments_while_unread(),
+                x.moments(),
+                x.max_unread_bytes
             ),
         )
     }

@@ -17,6 +17,7 @@ fn run(policy: &str, transport: Transport, seed: u64) -> RunReport {
         transport,
         seed,
         repeat: 1,
+        rcvbuf: e.window.rcvbuf(),
         ..RunOptions::default()
     };
     try_run_policy(|g| e.build(g), e.name, &opts)

@@ -53,7 +53,7 @@ pub mod zc_naive;
 
 use thiserror::Error;
 use zcsafe_policy::{
-    AnyPolicy, Expectation, Geometry, GeometryError, Policy, Profile, TransportClass,
+    AnyPolicy, Expectation, Geometry, GeometryError, Policy, Profile, ReceiveWindow, TransportClass,
 };
 
 /// A kernel feature a policy cannot run without. The catalogue answers "this kernel lacks
@@ -130,6 +130,9 @@ pub trait Catalogued: Policy + Sized {
     /// The receiver must write back how many bytes its application consumed
     /// ([`Op::WaitAppAck`](zcsafe_policy::Op::WaitAppAck)).
     const NEEDS_APP_ACK: bool = false;
+    /// The receive window under which a kernel run exposes the policy's failure (or,
+    /// for a safe policy, the hazard it claims to handle).
+    const WINDOW: ReceiveWindow = ReceiveWindow::Wide;
 
     /// Builds the policy for a geometry, or says why it cannot work with it.
     fn new(geometry: &Geometry) -> Result<Self, BuildError>;
@@ -175,6 +178,8 @@ pub struct Entry {
     pub layout: Layout,
     /// [`Catalogued::NEEDS_APP_ACK`].
     pub needs_app_ack: bool,
+    /// [`Catalogued::WINDOW`].
+    pub window: ReceiveWindow,
     build: fn(&Geometry) -> Result<AnyPolicy, BuildError>,
     expect: fn(TransportClass, &Profile, &Geometry) -> Expectation,
 }
@@ -190,6 +195,7 @@ impl Entry {
             twin: P::TWIN,
             layout: P::LAYOUT,
             needs_app_ack: P::NEEDS_APP_ACK,
+            window: P::WINDOW,
             build: |g| {
                 g.validate()?;
                 P::new(g).map(AnyPolicy::new)

@@ -22,6 +22,9 @@ impl Catalogued for UringZcNaive {
     const SUMMARY: &'static str = "io_uring SEND_ZC, buffer reused after the send CQE (F_MORE)";
     const ORIGIN: &'static str = "io_uring_prep_send_zc(3), ignoring the notification CQE";
     const NEEDS: &'static [Feature] = &[Feature::UringSendZc];
+    // Local delivery copies zero-copy frags on arrival: the pages are at risk only
+    // while unsent, which takes a window that fills.
+    const WINDOW: zcsafe_policy::ReceiveWindow = zcsafe_policy::ReceiveWindow::Kernel;
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self::scripted(g))

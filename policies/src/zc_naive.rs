@@ -23,6 +23,9 @@ impl Catalogued for ZcNaive {
     const ORIGIN: &'static str =
         "Documentation/networking/msg_zerocopy.rst, ignoring its notifications";
     const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
+    // Local delivery copies zero-copy frags on arrival: the pages are at risk only
+    // while unsent, which takes a window that fills.
+    const WINDOW: zcsafe_policy::ReceiveWindow = zcsafe_policy::ReceiveWindow::Kernel;
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ok(Self::scripted(g))

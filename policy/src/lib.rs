@@ -39,6 +39,7 @@ pub mod timing;
 pub mod trace;
 pub mod transport;
 pub mod verdict;
+pub mod window;
 
 pub use any::AnyPolicy;
 pub use evidence::NoEvidence;
@@ -58,6 +59,7 @@ pub use trace::{
 };
 pub use transport::{TransportClass, UnknownTransportClass};
 pub use verdict::Verdict;
+pub use window::{ReceiveWindow, WIDE_RCVBUF};
 
 use std::fmt::Debug;
 use std::hash::Hash;

@@ -47,6 +47,13 @@ pub struct Args {
     /// PAUSE_MS,SLICE_BYTES,INTERVAL_MS.
     #[arg(long, default_value = "slow")]
     reader: String,
+    /// The verifying receiver's SO_RCVBUF: `auto` (default) gives each policy the window
+    /// that exposes its failure — wide (524288 bytes, fixed) where the peer's queue holds
+    /// the pages, the kernel's own where zero-copy pages wait unsent; `kernel` leaves the
+    /// kernel's default and its autotuning; or a size in bytes.
+    #[arg(long, default_value = "auto", value_name = "auto|kernel|BYTES",
+          value_parser = parse_rcvbuf)]
+    rcvbuf: Rcvbuf,
     /// Kernel profile for the expectations and the model's prediction: measured now
     /// (default), a built-in name, or a JSON file from `zcsafe probe --json`.
     #[arg(long, value_name = "NAME|FILE")]
@@ -153,6 +160,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             seed: args.seed,
             repeat: args.repeat,
             reader,
+            rcvbuf: None,
             op_timeout: timeout,
             run_timeout: timeout * 6,
             profile: match &args.profile {
@@ -161,6 +169,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             },
         };
         for e in &entries {
+            let opts = RunOptions {
+                rcvbuf: args.rcvbuf.for_window(e.window),
+                ..opts.clone()
+            };
             let predicted = *predictions.entry((e.name, class)).or_insert_with(|| {
                 let mut scenario = Scenario::standard(class, profile.clone());
                 // Predict for what the kernel run can reach: its 32-bit zerocopy counter
@@ -252,6 +264,11 @@ fn rerun(f: &zcsafe_policy::Finding, args: &Args) -> String {
     if let Some(b) = args.bytes {
         cmd += &format!(" --bytes {b}");
     }
+    match args.rcvbuf {
+        Rcvbuf::Auto => {}
+        Rcvbuf::Kernel => cmd += " --rcvbuf kernel",
+        Rcvbuf::Bytes(b) => cmd += &format!(" --rcvbuf {b}"),
+    }
     match transport {
         "veth-lossy" => cmd += &format!(" --loss {}", args.loss),
         "veth-slow" => cmd += &format!(" --rate {}", args.rate),
@@ -325,4 +342,38 @@ fn external(
         }
     }
     Ok(ExitCode::from(results.exit_code()))
+}
+
+/// `--rcvbuf`: the receiver's window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rcvbuf {
+    /// The policy's own [`ReceiveWindow`](zcsafe_policy::ReceiveWindow).
+    Auto,
+    /// The kernel's default and autotuning.
+    Kernel,
+    /// This `SO_RCVBUF`.
+    Bytes(u32),
+}
+
+impl Rcvbuf {
+    fn for_window(self, w: zcsafe_policy::ReceiveWindow) -> Option<u32> {
+        match self {
+            Rcvbuf::Auto => w.rcvbuf(),
+            Rcvbuf::Kernel => None,
+            Rcvbuf::Bytes(b) => Some(b),
+        }
+    }
+}
+
+fn parse_rcvbuf(s: &str) -> Result<Rcvbuf, String> {
+    match s {
+        "auto" => Ok(Rcvbuf::Auto),
+        "kernel" => Ok(Rcvbuf::Kernel),
+        n => match n.parse::<u32>() {
+            Ok(b) if b > 0 => Ok(Rcvbuf::Bytes(b)),
+            _ => Err(format!(
+                "`{n}` is not auto, kernel or a positive number of bytes"
+            )),
+        },
+    }
 }

@@ -47,7 +47,7 @@ impl Executor {
             return Ok(self.err("munmap", &e));
         }
         self.set_mapped(buf, false);
-        self.reuses.forget_buf(buf);
+        self.reuses.release_buf(buf);
         Ok(Outcome::Ok)
     }
 
@@ -59,7 +59,7 @@ impl Executor {
             return Ok(self.err("mmap(MAP_FIXED)", &e));
         }
         self.set_mapped(buf, true);
-        self.reuses.forget_buf(buf);
+        self.reuses.release_buf(buf);
         Ok(Outcome::Ok)
     }
 

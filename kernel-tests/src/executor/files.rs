@@ -57,6 +57,8 @@ impl Executor {
             .truncate(true)
             .open(&path)
             .map_err(|e| Halt::Failed(format!("create {}: {e}", path.display())))?;
+        // Re-creating truncates: the old pages leave the page cache.
+        self.reuses.release_file(file);
         self.files.open.insert(file, (path, f));
         Ok(Outcome::Ok)
     }
@@ -95,7 +97,7 @@ impl Executor {
         };
         drop(f);
         let _ = std::fs::remove_file(path);
-        self.reuses.forget_file(file);
+        self.reuses.release_file(file);
         Ok(Outcome::Ok)
     }
 }
