@@ -10,6 +10,10 @@
  *   zc-naive  send(MSG_ZEROCOPY), reuse at once: the kernel may still read the pages.
  *   zc-wait   send(MSG_ZEROCOPY), reuse after the errqueue notifications cover every
  *             send of the chunk (SO_EE_ORIGIN_ZEROCOPY, [ee_info, ee_data]).
+ *   interleave  send() copies from two buffers, but the second half of every even chunk
+ *             goes out after the next chunk: the wire order of two in-flight sends when
+ *             the first came back short and was retried late. No buffer is reused early;
+ *             the stream is still wrong (the receiver calls it interleaved).
  *
  * usage: zc_sender HOST PORT [--mode M] [--bytes N] [--chunk N] [--seed S]
  * (HOST/PORT may also come from ZCSAFE_HOST/ZCSAFE_PORT, seed from ZCSAFE_SEED)
@@ -54,6 +58,25 @@ static void fill(unsigned char *buf, size_t len, uint64_t off, uint64_t seed) {
     }
 }
 
+/* Zero-copy sends made and completed so far. */
+static uint64_t sends, completed;
+
+static void wait_completions(int fd, uint64_t *completed, uint64_t want);
+
+/* Sends all of buf[0..len), retrying short sends. */
+static void send_all(int fd, const unsigned char *buf, uint64_t len, int zc) {
+    for (uint64_t done = 0; done < len;) {
+        ssize_t n = send(fd, buf + done, len - done, zc ? MSG_ZEROCOPY : 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == ENOBUFS && zc) { wait_completions(fd, &completed, completed + 1); continue; }
+            die("send");
+        }
+        done += (uint64_t)n;
+        sends++;
+    }
+}
+
 /* Reads zero-copy notifications until `completed` reaches `want`. */
 static void wait_completions(int fd, uint64_t *completed, uint64_t want) {
     while (*completed < want) {
@@ -95,10 +118,12 @@ int main(int argc, char **argv) {
         else if (pos == 1) { port = argv[i]; pos++; }
         else { fprintf(stderr, "zc_sender: unexpected argument %s\n", argv[i]); return 2; }
     }
-    int zc = strcmp(mode, "copy") != 0, wait = !strcmp(mode, "zc-wait");
-    if (!host || !port || chunk == 0 || chunk % 8 || bytes % chunk ||
-        (strcmp(mode, "copy") && strcmp(mode, "zc-naive") && strcmp(mode, "zc-wait"))) {
-        fprintf(stderr, "usage: zc_sender HOST PORT [--mode copy|zc-naive|zc-wait] "
+    int interleave = !strcmp(mode, "interleave");
+    int zc = strcmp(mode, "copy") && !interleave, wait = !strcmp(mode, "zc-wait");
+    if (!host || !port || chunk == 0 || chunk % (interleave ? 16 : 8) || bytes % chunk ||
+        (strcmp(mode, "copy") && strcmp(mode, "zc-naive") && strcmp(mode, "zc-wait") &&
+         !interleave)) {
+        fprintf(stderr, "usage: zc_sender HOST PORT [--mode copy|zc-naive|zc-wait|interleave] "
                         "[--bytes N] [--chunk N] [--seed S]\n");
         return 2;
     }
@@ -111,21 +136,21 @@ int main(int argc, char **argv) {
     int one = 1;
     if (zc && setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)) < 0) die("SO_ZEROCOPY");
 
-    unsigned char *buf = mmap(0, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *buf = mmap(0, 2 * chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (buf == MAP_FAILED) die("mmap");
-    uint64_t sends = 0, completed = 0;
     for (uint64_t off = 0; off < bytes; off += chunk) {
-        fill(buf, chunk, off, seed); /* the reuse moment */
-        for (uint64_t done = 0; done < chunk;) {
-            ssize_t n = send(fd, buf + done, chunk - done, zc ? MSG_ZEROCOPY : 0);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                if (errno == ENOBUFS && zc) { wait_completions(fd, &completed, completed + 1); continue; }
-                die("send");
-            }
-            done += (uint64_t)n;
-            sends++;
+        if (interleave && off + chunk < bytes) {
+            /* chunk `off` sent short, the next chunk, then the retried rest */
+            uint64_t half = chunk / 2;
+            fill(buf, 2 * chunk, off, seed);
+            send_all(fd, buf, half, 0);
+            send_all(fd, buf + chunk, chunk, 0);
+            send_all(fd, buf + half, chunk - half, 0);
+            off += chunk;
+            continue;
         }
+        fill(buf, chunk, off, seed); /* the reuse moment */
+        send_all(fd, buf, chunk, zc);
         if (wait) wait_completions(fd, &completed, sends);
     }
     if (shutdown(fd, SHUT_WR) < 0) die("shutdown");

@@ -77,7 +77,8 @@ pub struct ExternalReport {
     pub command: String,
     pub transport: String,
     pub received: Received,
-    /// `reused_early_by` of the first wrong word, if any.
+    /// How early the buffer was reused, when the receiver's diagnosis is an overwrite
+    /// ([`Received::reused_early_by`]); the diagnosis itself is in `received`.
     pub reused_early_by: Option<u64>,
     pub sender_exit: Option<i32>,
     pub sender_timed_out: bool,

@@ -7,10 +7,16 @@
 //! executor that reads them). Counts are cumulative, so a sender may skip any but the
 //! last it read. A sender that does not read them must still shut its side down properly
 //! (read to EOF before close), or unread acks make its close send a RST.
+//!
+//! A corrupt stream is diagnosed, not only counted: [`diagnosis`] tells buffer reuse from
+//! interleaved, lost or repeated bytes by where the displaced words reappear.
+
+pub mod diagnosis;
 
 use crate::app_ack::AckWriter;
 use crate::error::KernelError;
 use crate::exposure::Consumed;
+pub use diagnosis::{Cause, Diagnosis};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -169,6 +175,9 @@ pub struct Received {
     pub first_corrupt: Option<u64>,
     /// The stream offset the first wrong word's bytes were written for.
     pub meant_for: Option<u64>,
+    /// What went wrong, when a word was wrong (absent from results older than it).
+    #[serde(default)]
+    pub diagnosis: Option<Diagnosis>,
     pub end: StreamEnd,
     /// Error text for `Failed` ends.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -181,13 +190,11 @@ pub struct Received {
 }
 
 impl Received {
-    /// `Some(n)`: the first wrong bytes were meant for a stream offset `n` bytes later, so
-    /// the sender reused its buffer `n` bytes of stream too early.
+    /// `Some(n)`: the first wrong bytes overwrote the bytes meant for their place with those
+    /// of a stream offset `n` bytes later, so the sender reused its buffer `n` bytes of
+    /// stream too early ([`Diagnosis::reused_early_by`]; interleaved bytes are not reuse).
     pub fn reused_early_by(&self) -> Option<u64> {
-        match (self.first_corrupt, self.meant_for) {
-            (Some(at), Some(meant)) if meant > at => Some(meant - at),
-            _ => None,
-        }
+        self.diagnosis.as_ref().and_then(Diagnosis::reused_early_by)
     }
 
     pub fn is_corrupt(&self) -> bool {
@@ -222,14 +229,8 @@ impl Received {
                 self.corrupt_words,
                 self.first_corrupt.unwrap_or(0)
             );
-            match (self.meant_for, self.reused_early_by()) {
-                (Some(m), Some(n)) => {
-                    s += &format!(
-                        " carrying the bytes meant for {m} (buffer reused {n} bytes too early)"
-                    )
-                }
-                (Some(m), None) => s += &format!(" carrying the bytes meant for {m}"),
-                _ => s += " (not stream bytes)",
+            if let Some(d) = &self.diagnosis {
+                s += &format!(" {d}");
             }
         } else {
             s += ", all words intact";
@@ -252,35 +253,74 @@ impl Received {
 /// Incremental checker: words may be split across reads.
 struct Checker {
     seed: u64,
+    /// Stream bytes checked so far.
     offset: u64,
     carry: Vec<u8>,
     corrupt: u64,
     first: Option<stream::Mismatch>,
+    runs: diagnosis::Runs,
 }
 
 impl Checker {
-    fn feed(&mut self, data: &[u8]) -> u64 {
-        self.carry.extend_from_slice(data);
-        let whole = self.carry.len() / 8 * 8;
-        let (bad, first) = stream::verify(&self.carry[..whole], self.offset, self.seed);
-        self.offset += whole as u64;
-        self.carry.drain(..whole);
-        self.note(bad, first);
-        bad
-    }
-
-    fn finish(&mut self) {
-        if !self.carry.is_empty() {
-            let (bad, first) = stream::verify(&self.carry, self.offset, self.seed);
-            self.note(bad, first);
-            self.carry.clear();
+    fn new(seed: u64) -> Checker {
+        Checker {
+            seed,
+            offset: 0,
+            carry: Vec::new(),
+            corrupt: 0,
+            first: None,
+            runs: diagnosis::Runs::default(),
         }
     }
 
-    fn note(&mut self, bad: u64, first: Option<stream::Mismatch>) {
+    /// Checks the whole words of what has arrived; returns how many were wrong.
+    fn feed(&mut self, data: &[u8]) -> u64 {
+        let mut carry = std::mem::take(&mut self.carry);
+        carry.extend_from_slice(data);
+        let whole = carry.len() / 8 * 8;
+        let bad = self.check(&carry[..whole]);
+        carry.drain(..whole);
+        self.carry = carry;
+        bad
+    }
+
+    /// Checks the trailing partial word, at the end of the stream.
+    fn finish(&mut self) {
+        let rest = std::mem::take(&mut self.carry);
+        self.check(&rest);
+    }
+
+    fn check(&mut self, data: &[u8]) -> u64 {
+        let mut bad = 0;
+        for m in stream::mismatches(data, self.offset, self.seed) {
+            bad += 1;
+            self.first.get_or_insert(m);
+            self.runs.note(m);
+        }
+        self.offset += data.len() as u64;
         self.corrupt += bad;
-        if self.first.is_none() {
-            self.first = first;
+        bad
+    }
+
+    /// What the receiver saw, once the stream ended (after [`Checker::finish`]); the
+    /// caller adds the time and the log.
+    fn into_received(
+        self,
+        expected: Option<u64>,
+        end: StreamEnd,
+        error: Option<String>,
+    ) -> Received {
+        Received {
+            bytes: self.offset,
+            expected,
+            corrupt_words: self.corrupt,
+            first_corrupt: self.first.map(|m| m.offset),
+            meant_for: self.first.and_then(|m| m.meant_for),
+            diagnosis: self.runs.diagnose(self.offset, expected),
+            end,
+            error,
+            elapsed_ms: 0,
+            log: Vec::new(),
         }
     }
 }
@@ -318,15 +358,8 @@ pub fn serve_one_until(
     let start = Instant::now();
     let deadline = start + opts.accept_timeout;
     let nothing = |end, error: Option<String>| Received {
-        bytes: 0,
-        expected: opts.expect,
-        corrupt_words: 0,
-        first_corrupt: None,
-        meant_for: None,
-        end,
-        error,
         elapsed_ms: start.elapsed().as_millis() as u64,
-        log: Vec::new(),
+        ..Checker::new(opts.seed).into_received(opts.expect, end, error)
     };
     loop {
         let slice = deadline.min(Instant::now() + Duration::from_millis(50));
@@ -375,13 +408,7 @@ pub fn receive_on(mut sock: TcpStream, opts: &ReceiverOptions) -> Received {
     let start = Instant::now();
     let sched = opts.reader.schedule();
     let mut log = Vec::new();
-    let mut chk = Checker {
-        seed: opts.seed,
-        offset: 0,
-        carry: Vec::new(),
-        corrupt: 0,
-        first: None,
-    };
+    let mut chk = Checker::new(opts.seed);
     let mut buf = vec![0u8; sched.slice];
     let mut bytes = 0u64;
     let mut acks = AckWriter::default();
@@ -460,15 +487,9 @@ pub fn receive_on(mut sock: TcpStream, opts: &ReceiverOptions) -> Received {
     ));
     let _ = sock.shutdown(std::net::Shutdown::Write);
     Received {
-        bytes,
-        expected: opts.expect,
-        corrupt_words: chk.corrupt,
-        first_corrupt: chk.first.map(|m| m.offset),
-        meant_for: chk.first.and_then(|m| m.meant_for),
-        end,
-        error,
         elapsed_ms: start.elapsed().as_millis() as u64,
         log,
+        ..chk.into_received(opts.expect, end, error)
     }
 }
 
@@ -482,19 +503,162 @@ mod tests {
         let mut data = vec![0u8; 100];
         stream::fill(&mut data, 0, 7);
         data[50] ^= 1; // word 6 (bytes 48..56)
-        let mut c = Checker {
-            seed: 7,
-            offset: 0,
-            carry: Vec::new(),
-            corrupt: 0,
-            first: None,
-        };
+        let mut c = Checker::new(7);
         for piece in data.chunks(13) {
             c.feed(piece);
         }
         c.finish();
         assert_eq!(c.corrupt, 1);
         assert_eq!(c.first.unwrap().offset, 48);
+    }
+
+    const SEED: u64 = 11;
+    /// The sender's 64 KiB chunks of a 256 KiB stream.
+    const CHUNK: u64 = 64 << 10;
+    const STREAM: u64 = 4 * CHUNK;
+
+    /// The stream bytes of `pieces`, in the order they arrived.
+    fn arrived(pieces: &[std::ops::Range<u64>]) -> Vec<u8> {
+        let mut data = Vec::new();
+        for r in pieces {
+            let mut p = vec![0u8; (r.end - r.start) as usize];
+            stream::fill(&mut p, r.start, SEED);
+            data.extend_from_slice(&p);
+        }
+        data
+    }
+
+    /// The whole stream, as sent.
+    fn intact() -> Vec<u8> {
+        arrived(std::slice::from_ref(&(0..STREAM)))
+    }
+
+    /// What the receiver makes of `data`, read 1000 bytes at a time (words split across
+    /// reads), from a sender that meant to send [`STREAM`] bytes.
+    fn received(data: &[u8]) -> Received {
+        let mut c = Checker::new(SEED);
+        for read in data.chunks(1000) {
+            c.feed(read);
+        }
+        c.finish();
+        c.into_received(Some(STREAM), StreamEnd::Eof, None)
+    }
+
+    fn assert_diagnosed(data: &[u8], cause: Option<Cause>, summary: &str) -> Received {
+        let r = received(data);
+        assert_eq!(r.diagnosis.map(|d| d.cause), cause, "{}", r.summary());
+        assert_eq!(r.summary(), summary);
+        r
+    }
+
+    /// The io_uring case of issue 13: four SEND_ZC in flight, chunk 1's send comes back
+    /// short at 108976 and its rest is retried after chunk 2 went out. No buffer was
+    /// reused; the bytes meant for 108976 arrive one chunk later.
+    #[test]
+    fn two_in_flight_sends_whose_bytes_interleave_are_not_called_reuse() {
+        let short = 108976;
+        let data = arrived(&[
+            0..short,
+            2 * CHUNK..3 * CHUNK,
+            short..2 * CHUNK,
+            3 * CHUNK..STREAM,
+        ]);
+        let r = assert_diagnosed(
+            &data,
+            Some(Cause::Interleaved {
+                at: short,
+                carries: 2 * CHUNK,
+                arrives_at: short + CHUNK,
+            }),
+            "received 262144 bytes, 10954 corrupt words, first at stream offset 108976 \
+             carrying the bytes meant for 131072 (interleaved, not reused: the bytes meant \
+             for 108976 arrived later, at stream offset 174512)",
+        );
+        assert_eq!(r.reused_early_by(), None);
+        assert!(r.is_corrupt(), "the stream is still wrong");
+    }
+
+    #[test]
+    fn skipped_bytes_are_lost() {
+        let data = arrived(&[0..CHUNK, CHUNK + 8192..STREAM]);
+        assert_diagnosed(
+            &data,
+            Some(Cause::Lost {
+                at: CHUNK,
+                carries: CHUNK + 8192,
+            }),
+            "received 253952 bytes, 23552 corrupt words, first at stream offset 65536 \
+             carrying the bytes meant for 73728 (lost: the 8192 bytes meant for \
+             65536..73728 never arrived and nothing stands in their place); \
+             short stream: 253952 of 262144 bytes arrived",
+        );
+    }
+
+    #[test]
+    fn repeated_bytes_are_duplicated() {
+        let data = arrived(&[0..2 * CHUNK, 2 * CHUNK - 32768..STREAM]);
+        assert_diagnosed(
+            &data,
+            Some(Cause::Duplicated {
+                at: 2 * CHUNK,
+                carries: 2 * CHUNK - 32768,
+                bytes: 32768,
+            }),
+            "received 294912 bytes, 20480 corrupt words, first at stream offset 131072 \
+             carrying the bytes meant for 98304 (duplicated: the 32768 bytes from stream \
+             offset 98304 arrived twice); over-long stream: 294912 bytes, 262144 expected",
+        );
+    }
+
+    /// Chunk 3 filled into chunk 1's buffer before chunk 1 went out: chunk 1's bytes never
+    /// arrive, chunk 3's arrive twice.
+    #[test]
+    fn a_later_chunk_in_place_of_one_that_never_arrives_is_reuse() {
+        let data = arrived(&[0..CHUNK, 3 * CHUNK..STREAM, 2 * CHUNK..STREAM]);
+        let r = assert_diagnosed(
+            &data,
+            Some(Cause::Overwritten {
+                at: CHUNK,
+                carries: 3 * CHUNK,
+            }),
+            "received 262144 bytes, 8192 corrupt words, first at stream offset 65536 \
+             carrying the bytes meant for 196608 (buffer reused 131072 bytes too early)",
+        );
+        assert_eq!(r.reused_early_by(), Some(2 * CHUNK));
+    }
+
+    /// One buffer reused at once, as `zc_sender --mode zc-naive` does: chunk 1's place
+    /// carries chunk 2, chunk 2's chunk 3, and chunk 3 arrives twice. Near offset 65536
+    /// this looks like 65536 skipped bytes, but the stream has its full length.
+    #[test]
+    fn a_buffer_refilled_for_each_next_chunk_is_reuse_not_loss() {
+        let data = arrived(&[0..CHUNK, 2 * CHUNK..STREAM, 3 * CHUNK..STREAM]);
+        assert_diagnosed(
+            &data,
+            Some(Cause::Overwritten {
+                at: CHUNK,
+                carries: 2 * CHUNK,
+            }),
+            "received 262144 bytes, 16384 corrupt words, first at stream offset 65536 \
+             carrying the bytes meant for 131072 (buffer reused 65536 bytes too early)",
+        );
+    }
+
+    #[test]
+    fn zeroes_are_not_stream_bytes() {
+        let mut data = intact();
+        data[CHUNK as usize..2 * CHUNK as usize].fill(0);
+        assert_diagnosed(
+            &data,
+            Some(Cause::Foreign { at: CHUNK }),
+            "received 262144 bytes, 8192 corrupt words, first at stream offset 65536 \
+             (not stream bytes)",
+        );
+    }
+
+    #[test]
+    fn an_intact_stream_has_no_diagnosis() {
+        assert_diagnosed(&intact(), None, "received 262144 bytes, all words intact");
     }
 
     #[test]

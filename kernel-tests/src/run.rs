@@ -3,7 +3,7 @@
 use crate::error::KernelError;
 use crate::executor::{Executor, Performed};
 use crate::exposure::Exposure;
-use crate::receiver::{self, ReaderSpeed, Received, ReceiverOptions};
+use crate::receiver::{self, Diagnosis, ReaderSpeed, Received, ReceiverOptions};
 use crate::transport::Transport;
 use crate::veth::Network;
 use serde::Serialize;
@@ -67,8 +67,11 @@ pub struct Evidence {
     pub first_corrupt_offset: Option<u64>,
     /// The stream offset the first wrong bytes were written for.
     pub meant_for: Option<u64>,
-    /// `meant_for − first_corrupt_offset`: how early the buffer was reused.
+    /// `meant_for − first_corrupt_offset` when the wrong bytes overwrote the right ones:
+    /// how early the buffer was reused.
     pub reused_early_by: Option<u64>,
+    /// What went wrong: reuse, interleaved, lost or repeated bytes.
+    pub diagnosis: Option<Diagnosis>,
     pub transport: String,
     pub reader: String,
     pub seed: u64,
@@ -296,6 +299,7 @@ fn run_once<P: Policy>(
             first_corrupt_offset: received.first_corrupt,
             meant_for: received.meant_for,
             reused_early_by: received.reused_early_by(),
+            diagnosis: received.diagnosis,
             transport: opts.transport.label(),
             reader: opts.reader.label(),
             seed,
@@ -430,6 +434,10 @@ impl RunReport {
         put("first_corrupt_offset", e.first_corrupt_offset.into());
         put("meant_for", e.meant_for.into());
         put("reused_early_by", e.reused_early_by.into());
+        put(
+            "diagnosis",
+            serde_json::to_value(e.diagnosis).unwrap_or_default(),
+        );
         put("seed", e.seed.into());
         put("repeat_index", e.repeat_index.into());
         put("repeat", (self.runs.len() as u64).into());

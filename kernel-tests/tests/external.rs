@@ -5,6 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 use std::time::Duration;
+use zcsafe_kernel::receiver::Cause;
 use zcsafe_kernel::{run_external, ExternalOptions, ExternalOutcome, ExternalReport, Transport};
 
 /// Builds the C sender once per test binary; `None` (with a counted SKIP) without gcc.
@@ -108,6 +109,34 @@ fn c_sender_copy_is_intact_over_loopback_without_root() {
         return;
     };
     assert_eq!(r.outcome, ExternalOutcome::Intact, "{}", r.detail);
+}
+
+/// Sends that interleave on the wire (the second half of chunk 0 after chunk 1) corrupt the
+/// stream without any early reuse: the receiver must say so, and not "reused too early".
+#[test]
+fn c_sender_interleaving_sends_is_called_interleaved_over_loopback() {
+    let _g = common::serial();
+    let Some(r) = run("interleave", Transport::Loopback, 25) else {
+        return;
+    };
+    assert_eq!(r.outcome, ExternalOutcome::Corrupted, "{}", r.detail);
+    let half = 32 << 10;
+    assert_eq!(
+        r.received.diagnosis.map(|d| d.cause),
+        Some(Cause::Interleaved {
+            at: half,
+            carries: 2 * half,
+            arrives_at: 3 * half
+        }),
+        "{}",
+        r.detail
+    );
+    assert_eq!(r.reused_early_by, None, "{}", r.detail);
+    assert!(
+        r.detail.contains("interleaved, not reused") && !r.detail.contains("too early"),
+        "{}",
+        r.detail
+    );
 }
 
 #[test]

@@ -55,42 +55,50 @@ pub struct Mismatch {
     pub meant_for: Option<u64>,
 }
 
-/// Checks `data`, which must start at the word-aligned stream offset `offset`; returns the
-/// number of wrong words and the first mismatch. A trailing partial word is compared
-/// byte-wise.
-pub fn verify(data: &[u8], offset: u64, seed: u64) -> (u64, Option<Mismatch>) {
-    debug_assert_eq!(offset % 8, 0, "verify needs word-aligned offsets");
-    let mut bad = 0;
-    let mut first = None;
-    let mut chunks = data.chunks_exact(8);
-    for (i, w) in chunks.by_ref().enumerate() {
-        let k = offset / 8 + i as u64;
-        let got = u64::from_le_bytes(w.try_into().expect("chunks_exact(8)"));
-        if got != word(k, seed) {
-            bad += 1;
-            if first.is_none() {
-                let j = word_index(got, seed);
-                first = Some(Mismatch {
-                    offset: k * 8,
-                    // Zero pages and garbage decode to absurd offsets: only report
-                    // plausible ones (within 2^40 bytes of the stream start).
-                    meant_for: (j < 1 << 37).then(|| j * 8),
-                });
-            }
-        }
+/// The byte offset a word that is not the expected one was written for, if it is a stream
+/// word at all. Zero pages and garbage decode to absurd offsets: only plausible ones
+/// (within 2^40 bytes of the stream start) count.
+pub const fn carried_offset(value: u64, seed: u64) -> Option<u64> {
+    let j = word_index(value, seed);
+    if j < 1 << 37 {
+        Some(j * 8)
+    } else {
+        None
     }
+}
+
+/// Every wrong word of `data`, which must start at the word-aligned stream offset `offset`,
+/// in stream order. A trailing partial word is compared byte-wise and never attributed.
+///
+/// The one definition of a wrong word: [`verify`] counts these, and a receiver that wants
+/// to know where displaced words went (not only the first) walks them.
+pub fn mismatches(data: &[u8], offset: u64, seed: u64) -> impl Iterator<Item = Mismatch> + '_ {
+    debug_assert_eq!(offset % 8, 0, "mismatches needs word-aligned offsets");
+    let first = offset / 8;
+    let chunks = data.chunks_exact(8);
     let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let k = offset / 8 + (data.len() / 8) as u64;
-        if rest != &word(k, seed).to_le_bytes()[..rest.len()] {
-            bad += 1;
-            first.get_or_insert(Mismatch {
-                offset: k * 8,
-                meant_for: None,
-            });
-        }
-    }
-    (bad, first)
+    let whole = chunks.enumerate().filter_map(move |(i, w)| {
+        let k = first + i as u64;
+        let got = u64::from_le_bytes(w.try_into().expect("chunks_exact(8)"));
+        (got != word(k, seed)).then(|| Mismatch {
+            offset: k * 8,
+            meant_for: carried_offset(got, seed),
+        })
+    });
+    let k = first + (data.len() / 8) as u64;
+    let tail = (!rest.is_empty() && rest != &word(k, seed).to_le_bytes()[..rest.len()]).then_some(
+        Mismatch {
+            offset: k * 8,
+            meant_for: None,
+        },
+    );
+    whole.chain(tail)
+}
+
+/// Checks `data`, which must start at the word-aligned stream offset `offset`; returns the
+/// number of wrong words and the first mismatch ([`mismatches`]).
+pub fn verify(data: &[u8], offset: u64, seed: u64) -> (u64, Option<Mismatch>) {
+    mismatches(data, offset, seed).fold((0, None), |(bad, first), m| (bad + 1, first.or(Some(m))))
 }
 
 #[cfg(test)]
