@@ -39,6 +39,8 @@ pub struct Sample {
     pub ops: u64,
     /// Words the receiver found wrong (an unsafe policy may corrupt even here).
     pub corrupt_words: u64,
+    /// How far the policy's reuses exercised the hazard.
+    pub exposure: zcsafe_kernel::Exposure,
     /// Why the stream did not complete, if it did not.
     pub failure: Option<Failure>,
 }
@@ -283,6 +285,7 @@ pub fn measure_stream<P: Policy>(
         }
         let (got, end, receiver_cpu) = rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         ex.drain_until_eof(Instant::now() + Duration::from_secs(2));
+        let exposure = ex.exposure();
         drop(ex);
         let failure = failure.or_else(|| {
             (!got.is_intact() && !got.is_corrupt()).then(|| Failure::Failed(got.summary()))
@@ -298,6 +301,7 @@ pub fn measure_stream<P: Policy>(
             peak_pinned: pinned.peak().map(|p| p.min(g.buffer)),
             ops,
             corrupt_words: got.corrupt_words,
+            exposure,
             failure,
         })
     })

@@ -86,6 +86,14 @@ pub fn table(report: &BenchReport) -> String {
             if let Some(t) = &r.twin {
                 notes.push(format!("twin {t}"));
             }
+            if r.rounds > 0 {
+                let x = r.exposure;
+                notes.push(format!(
+                    "exposed {}/{}",
+                    x.moments_while_unread(),
+                    x.moments()
+                ));
+            }
             table.row([
                 r.finding.policy.clone(),
                 if r.expected_safe { "safe" } else { "unsafe" }.to_string(),

@@ -42,6 +42,9 @@ pub struct BenchResult {
     /// Largest number of user-buffer bytes the kernel held at once (max over rounds);
     /// `None` when the policy's operations do not tell (sendfile: page-cache pages).
     pub peak_pinned_bytes: Option<u64>,
+    /// The measured rounds' reuses together: how far they exercised the hazard.
+    #[serde(default)]
+    pub exposure: zcsafe_kernel::Exposure,
     /// Stream length of the measured rounds.
     pub stream_bytes: u64,
     pub rounds: u32,
@@ -109,6 +112,9 @@ pub(crate) fn summarise(
             let twin_cell = twin_name.and_then(|n| cells.iter().find(|c| c.entry.name == n));
             let ratio_to_twin = ratio_to(cell, twin_cell, &|s| s.throughput()).map(|s| s.median);
             let corrupt: u64 = ok.iter().map(|s| s.corrupt_words).sum();
+            let exposure = ok
+                .iter()
+                .fold(zcsafe_kernel::Exposure::default(), |a, s| a + s.exposure);
             let peak = ok
                 .iter()
                 .map(|s| s.peak_pinned)
@@ -194,6 +200,7 @@ pub(crate) fn summarise(
                 receiver_cpu_s_per_gib: rx_cpu.median,
                 buffer_bytes: cell.buffer,
                 peak_pinned_bytes: peak,
+                exposure,
                 stream_bytes: cell.stream,
                 rounds: ok.len() as u32,
                 corrupt_words: corrupt,

@@ -87,6 +87,7 @@ pub(crate) mod tests {
             peak_pinned: Some(0),
             ops: 1,
             corrupt_words: 0,
+            exposure: Default::default(),
             failure: None,
         })
     }

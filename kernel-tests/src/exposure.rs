@@ -12,7 +12,7 @@
 //! raised *before* each read: a sample taken by the sender may count a reuse as not
 //! exposed when it was, never the other way round.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,7 +42,7 @@ enum PageKey {
 }
 
 /// What a run's reuses showed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exposure {
     /// Writes into pages that held stream bytes before (`fill`, `pwrite`).
     pub reuses: u64,

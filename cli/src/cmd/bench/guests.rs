@@ -152,6 +152,7 @@ fn failed(cell: &Cell) -> BenchResult {
         receiver_cpu_s_per_gib: 0.0,
         buffer_bytes: 0,
         peak_pinned_bytes: None,
+        exposure: Default::default(),
         stream_bytes: 0,
         rounds: 0,
         corrupt_words: 0,
