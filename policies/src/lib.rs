@@ -3,7 +3,7 @@
 //! Each module is one policy, readable top to bottom: where the scheme comes from, what it
 //! assumes, and the state machine. Pieces several policies share (send a region until it
 //! is all queued, vmsplice + splice a chunk, wait for `SIOCOUTQ`, the `MSG_ZEROCOPY`
-//! ledger, the io_uring `SEND_ZC` phases and notification counts) live in [`steps`],
+//! ledger, what holds an io_uring `SEND_ZC` buffer slot) live in [`steps`],
 //! [`ledger`] and [`uring`] under their own names.
 //!
 //! Every policy declares what the literature and the kernel source lead us to expect per

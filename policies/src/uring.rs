@@ -1,74 +1,65 @@
-//! The io_uring `SEND_ZC` pieces several policies share: the phases of a sender that
-//! submits one chunk per `SEND_ZC`, the notifications each buffer slot still waits for,
-//! and what a send CQE says.
+//! The io_uring `SEND_ZC` pieces several policies share: what still holds each buffer
+//! slot, and what a send CQE says.
 //!
 //! A `SEND_ZC` posts a send CQE (bytes sent, or `-errno`); with `IORING_CQE_F_MORE` set,
 //! a notification CQE (`IORING_CQE_F_NOTIF`) follows once the kernel dropped the pages
-//! (`io_notif_tw_complete`). The policies differ in what they count and when they
-//! submit — `uring-zc-notif`, `bugs::netty_15599`, `bugs::tokio_io_uring_249` — and share
-//! the rest from here.
+//! (`io_notif_tw_complete`). The pipeline built on these is `uring-zc-notif`; the bug
+//! reproducers `bugs::netty_15599` and `bugs::tokio_io_uring_249` are settings of its
+//! knobs.
 
-use crate::steps::{feature_failed, Cursor};
-use zcsafe_policy::{Abort, Cqe, Errno, Geometry, Op, UserData};
+use crate::steps::feature_failed;
+use zcsafe_policy::{Abort, Cqe, Errno, Geometry, UserData};
 
-/// Where a `SEND_ZC` sender stands.
+/// What holds each buffer slot: `SEND_ZC`s whose send CQE has not come, and the
+/// notifications send CQEs promised.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Phase {
-    /// Reap CQEs until the current slot may be written.
-    Reclaim,
-    Fill,
-    Submit,
-    /// Reap CQEs until the current chunk's send CQE.
-    AwaitSend,
-    Done,
-    Failed(Abort),
+pub struct Holds {
+    sends: Vec<u8>,
+    notifs: Vec<u8>,
 }
 
-impl Phase {
-    /// The operation of this phase for the chunk at `at`, its `SEND_ZC` tagged `user_data`.
-    pub fn op(&self, g: &Geometry, at: &Cursor, user_data: UserData) -> Op {
-        match self {
-            Phase::Reclaim | Phase::AwaitSend => Op::UringWaitCqe,
-            Phase::Fill => at.fill(g),
-            Phase::Submit => Op::UringSendZc {
-                buf: at.slot(g),
-                user_data,
-            },
-            Phase::Done => Op::Finish,
-            Phase::Failed(a) => Op::Abort(a.clone()),
-        }
-    }
-}
-
-/// Notification CQEs still to come, per buffer slot.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Notifs(Vec<u8>);
-
-impl Notifs {
+impl Holds {
     pub fn new(g: &Geometry) -> Self {
-        Notifs(vec![0; g.slots() as usize])
+        let slots = vec![0; g.slots() as usize];
+        Holds {
+            sends: slots.clone(),
+            notifs: slots,
+        }
     }
 
     /// The slot a CQE's `user_data` names: a chunk index or a slot index, either way
     /// modulo the slots.
     pub fn slot_of(&self, user_data: UserData) -> usize {
-        user_data as usize % self.0.len()
+        user_data as usize % self.sends.len()
     }
 
-    /// One more notification to come for `slot`.
-    pub fn expect(&mut self, slot: usize) {
-        self.0[slot] += 1;
+    /// A `SEND_ZC` from `slot` went in.
+    pub fn submitted(&mut self, slot: usize) {
+        self.sends[slot] += 1;
     }
 
-    /// A notification for `slot` came (or will not come). Never below zero: a
-    /// notification nobody counted frees nothing.
-    pub fn arrived(&mut self, slot: usize) {
-        self.0[slot] = self.0[slot].saturating_sub(1);
+    /// Its send CQE came; `notif`: the sender takes it to promise a notification.
+    pub fn completed(&mut self, slot: usize, notif: bool) {
+        self.sends[slot] = self.sends[slot].saturating_sub(1);
+        if notif {
+            self.notifs[slot] += 1;
+        }
     }
 
-    /// Whether `slot` still waits for a notification.
+    /// A notification for `slot` came. Never below zero: a notification nobody counted
+    /// frees nothing.
+    pub fn notified(&mut self, slot: usize) {
+        self.notifs[slot] = self.notifs[slot].saturating_sub(1);
+    }
+
+    /// Whether `slot` may not be written yet.
     pub fn pins(&self, slot: usize) -> bool {
-        self.0[slot] > 0
+        self.sends[slot] > 0 || self.notifs[slot] > 0
+    }
+
+    /// Whether some `SEND_ZC` still waits for its send CQE.
+    pub fn sending(&self) -> bool {
+        self.sends.iter().any(|&n| n > 0)
     }
 }
 

@@ -2,45 +2,184 @@
 //! CQE (`IORING_CQE_F_NOTIF`).
 //!
 //! The documented contract of `io_uring_prep_send_zc(3)`. Pipelined over the buffer's
-//! slots; to keep the stream in order it submits the next send only after the previous
-//! one's send CQE (two unlinked `SEND_ZC`s in flight may run in either order,
-//! tokio-rs/io-uring#249). A send CQE without `F_MORE` means no notification follows
-//! (a failed send), so the slot is free at once.
+//! slots: a `SEND_ZC` holds its slot until its send CQE, and a send CQE with
+//! `IORING_CQE_F_MORE` hands the hold on to the notification it promises (without
+//! `F_MORE`, a failed send, none follows and the slot is free at once). To keep the
+//! stream in order it submits the next send only after the previous one's send CQE (two
+//! unlinked `SEND_ZC`s in flight may run in either order, tokio-rs/io-uring#249).
+//!
+//! The bugs shipped with this scheme are a `Knobs` setting away from it
+//! (`bugs::netty_15599`, `bugs::tokio_io_uring_249`).
 
 use crate::steps::{feature_failed, unexpected, Cursor};
-use crate::uring::{self, NotSent, Notifs, Phase};
+use crate::uring::{self, Holds, NotSent};
 use crate::{BuildError, Catalogued, Feature};
 use zcsafe_policy::{
-    Abort, Cqe, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
+    Abort, Cqe, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass, UserData,
 };
+
+/// Where the reproducers of shipped bugs differ from the documented scheme: each one
+/// sets a few knobs, and everything else is this file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Knobs {
+    pub tag: Tag,
+    pub submit: Submit,
+    pub promise: Promise,
+    pub on_failure: OnFailure,
+    pub close: Close,
+    pub submit_error: SubmitError,
+}
+
+impl Knobs {
+    /// `io_uring_prep_send_zc(3)`, done right.
+    pub const DOCUMENTED: Knobs = Knobs {
+        tag: Tag::Chunk,
+        submit: Submit::AfterSendCqe,
+        promise: Promise::EveryMore,
+        on_failure: OnFailure::Abort,
+        close: Close::AfterSendCqes,
+        submit_error: SubmitError::Unsupported,
+    };
+}
+
+/// What a `SEND_ZC`'s `user_data` names; both of its CQEs carry it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Tag {
+    /// The chunk's index in the stream.
+    Chunk,
+    /// The buffer slot, as a pooled-buffer id would.
+    Slot,
+}
+
+/// When the next `SEND_ZC` goes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Submit {
+    /// After the previous one's send CQE, so that the stream stays in order.
+    AfterSendCqe,
+    /// As soon as its slot is free, earlier ones still in flight (tokio-rs/io-uring#249).
+    AtOnce,
+}
+
+/// Which send CQEs the sender takes to promise a notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Promise {
+    /// Every one with `IORING_CQE_F_MORE`, failed or not: the kernel's rule
+    /// (`io_sendrecv_fail` sets it on a failed send that owns a notification).
+    EveryMore,
+    /// Only a successful send's: a failed send is assumed to post none (netty#15599).
+    SentOnly,
+}
+
+/// What the sender does after a failed send CQE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum OnFailure {
+    /// Give up: `unsupported` when the kernel refused `SEND_ZC` itself.
+    Abort,
+    /// Send the chunk again, if it is the one whose send CQE the sender awaits; a
+    /// sender that went on (`Submit::AtOnce`) gives up.
+    Retry,
+}
+
+/// When the sender is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Close {
+    /// Once every send CQE has come, so that no failed send goes unnoticed.
+    AfterSendCqes,
+    /// Once the last chunk is submitted, without reaping its send CQE.
+    AfterLastSubmit,
+}
+
+/// What an error from the submission itself means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum SubmitError {
+    /// The kernel refused `SEND_ZC`: `unsupported` for the errnos that say so.
+    Unsupported,
+    /// An outcome the sender does not handle (`error`), as the netty#15599 reproducers
+    /// were first written: a kernel without `SEND_ZC` reads as `error` there.
+    Unexpected,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct UringZcNotif {
     g: Geometry,
+    knobs: Knobs,
     at: Cursor,
-    /// Notifications still to come, per slot.
-    pinned: Notifs,
+    holds: Holds,
     phase: Phase,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Phase {
+    /// Reap CQEs until the current slot is free (or, every chunk submitted, until the
+    /// sender may finish).
+    Reclaim,
+    Fill,
+    Submit,
+    /// Reap CQEs until the current chunk's send CQE.
+    AwaitSend,
+    Done,
+    Failed(Abort),
+}
+
 impl UringZcNotif {
-    fn begin_chunk(&self) -> Phase {
-        if self.pinned.pins(self.at.slot_index(&self.g) as usize) {
-            Phase::Reclaim
-        } else {
-            Phase::Fill
+    pub(crate) fn with(g: &Geometry, knobs: Knobs) -> Self {
+        UringZcNotif {
+            g: *g,
+            knobs,
+            at: Cursor::default(),
+            holds: Holds::new(g),
+            phase: Phase::Fill,
         }
     }
 
-    /// Books a CQE; returns an error for a failed send.
-    fn reap(&mut self, c: &Cqe) -> Result<(), Abort> {
-        if c.notif || !c.more {
-            self.pinned.arrived(self.pinned.slot_of(c.user_data));
+    fn slot(&self) -> usize {
+        self.at.slot_index(&self.g) as usize
+    }
+
+    fn tag(&self) -> UserData {
+        match self.knobs.tag {
+            Tag::Chunk => self.at.chunk as UserData,
+            Tag::Slot => self.slot() as UserData,
         }
-        if c.notif {
-            return Ok(());
+    }
+
+    /// Whether the sender waits for the send CQE of the chunk it just submitted: before
+    /// the next submission, or before it finishes.
+    fn awaits_send(&self) -> bool {
+        let last = self.at.chunk + 1 == self.g.chunks();
+        self.knobs.submit == Submit::AfterSendCqe
+            && !(last && self.knobs.close == Close::AfterLastSubmit)
+    }
+
+    fn advance(&mut self) -> Phase {
+        self.at.advance(&self.g);
+        self.ready()
+    }
+
+    /// Fill the current slot once it is free; finish once every chunk is submitted (and,
+    /// if the sender waits for them, every send CQE has come).
+    fn ready(&self) -> Phase {
+        if self.at.chunk < self.g.chunks() {
+            if self.holds.pins(self.slot()) {
+                Phase::Reclaim
+            } else {
+                Phase::Fill
+            }
+        } else if self.knobs.close == Close::AfterSendCqes && self.holds.sending() {
+            Phase::Reclaim
+        } else {
+            Phase::Done
         }
-        uring::sent(c, &self.g).map_err(NotSent::abort)
+    }
+
+    /// Books a send CQE: the send no longer holds its slot; the notification it
+    /// promises does.
+    fn send_cqe(&mut self, c: &Cqe) -> Result<(), NotSent> {
+        let result = uring::sent(c, &self.g);
+        let promised = c.more && (result.is_ok() || self.knobs.promise == Promise::EveryMore);
+        let slot = self.holds.slot_of(c.user_data);
+        self.holds.completed(slot, promised);
+        result
     }
 }
 
@@ -52,12 +191,7 @@ impl Catalogued for UringZcNotif {
     const TWIN: Option<&'static str> = Some(crate::uring_zc_naive::UringZcNaive::NAME);
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
-        Ok(UringZcNotif {
-            g: *g,
-            at: Cursor::default(),
-            pinned: Notifs::new(g),
-            phase: Phase::Fill,
-        })
+        Ok(Self::with(g, Knobs::DOCUMENTED))
     }
 
     fn expect(_: TransportClass, _: &Profile) -> Expectation {
@@ -67,7 +201,16 @@ impl Catalogued for UringZcNotif {
 
 impl Policy for UringZcNotif {
     fn poll_op(&self) -> Op {
-        self.phase.op(&self.g, &self.at, self.at.chunk as u32)
+        match &self.phase {
+            Phase::Reclaim | Phase::AwaitSend => Op::UringWaitCqe,
+            Phase::Fill => self.at.fill(&self.g),
+            Phase::Submit => Op::UringSendZc {
+                buf: self.at.slot(&self.g),
+                user_data: self.tag(),
+            },
+            Phase::Done => Op::Finish,
+            Phase::Failed(a) => Op::Abort(a.clone()),
+        }
     }
 
     fn handle(&mut self, outcome: Outcome) {
@@ -75,27 +218,37 @@ impl Policy for UringZcNotif {
         self.phase = match (std::mem::replace(&mut self.phase, Phase::Done), &outcome) {
             (Phase::Fill, Outcome::Ok) => Phase::Submit,
             (Phase::Submit, Outcome::Ok) => {
-                self.pinned.expect(self.at.slot_index(&self.g) as usize);
-                Phase::AwaitSend
-            }
-            (Phase::Submit, Outcome::Err(e)) => {
-                Phase::Failed(feature_failed("io_uring SEND_ZC", *e))
-            }
-            (phase @ (Phase::Reclaim | Phase::AwaitSend), Outcome::Cqe(c)) => match self.reap(c) {
-                Err(abort) => Phase::Failed(abort),
-                Ok(())
-                    if phase == Phase::AwaitSend
-                        && !c.notif
-                        && c.user_data == self.at.chunk as u32 =>
-                {
-                    if self.at.advance(&self.g) {
-                        self.begin_chunk()
-                    } else {
-                        Phase::Done
-                    }
+                self.holds.submitted(self.slot());
+                if self.awaits_send() {
+                    Phase::AwaitSend
+                } else {
+                    self.advance()
                 }
-                Ok(()) if phase == Phase::Reclaim => self.begin_chunk(),
-                Ok(()) => phase,
+            }
+            (Phase::Submit, Outcome::Err(e)) => Phase::Failed(match self.knobs.submit_error {
+                SubmitError::Unsupported => feature_failed("io_uring SEND_ZC", *e),
+                SubmitError::Unexpected => unexpected(&op, &outcome),
+            }),
+            (phase @ (Phase::Reclaim | Phase::AwaitSend), Outcome::Cqe(c)) if c.notif => {
+                self.holds.notified(self.holds.slot_of(c.user_data));
+                if phase == Phase::Reclaim {
+                    self.ready()
+                } else {
+                    phase
+                }
+            }
+            (Phase::AwaitSend, Outcome::Cqe(c)) => match self.send_cqe(c) {
+                Ok(()) => self.advance(),
+                // The data did not go out: send the same chunk again.
+                Err(NotSent::Failed(_)) if self.knobs.on_failure == OnFailure::Retry => {
+                    Phase::Submit
+                }
+                Err(not_sent) => Phase::Failed(not_sent.abort()),
+            },
+            // An earlier chunk's send CQE (`Submit::AtOnce`).
+            (Phase::Reclaim, Outcome::Cqe(c)) => match self.send_cqe(c) {
+                Ok(()) => self.ready(),
+                Err(not_sent) => Phase::Failed(not_sent.abort()),
             },
             (Phase::Done, _) => Phase::Done,
             (Phase::Failed(a), _) => Phase::Failed(a),

@@ -10,109 +10,31 @@
 //! liburing report asks the same question from the API side (a notification after an
 //! error). The fix: count a notification for every CQE with `F_MORE`, failed or not.
 //!
-//! Both policies tag each `SEND_ZC` with its buffer slot (as a pooled-buffer id would
-//! be), wait for the send CQE before the next submission, retry a failed send, and reuse
-//! a slot when the notifications they expect for it have arrived. The model lets one
-//! `SEND_ZC` fail (`uring_failures = 1`).
+//! Both policies are `uring-zc-notif` tagging each `SEND_ZC` with its buffer slot (as a
+//! pooled-buffer id would be) and sending a failed chunk again; they differ in which
+//! CQEs promise a notification (`Promise`). The model lets one `SEND_ZC` fail
+//! (`uring_failures = 1`).
 
 use super::{Bug, Tuning};
-use crate::steps::{unexpected, Cursor};
-use crate::uring::{self, NotSent, Notifs, Phase};
+use crate::uring_zc_notif::{Knobs, OnFailure, Promise, SubmitError, Tag, UringZcNotif};
 use crate::{BuildError, Catalogued, Entry, Feature};
-use zcsafe_policy::{Cqe, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass};
+use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct SendZcRetry {
-    g: Geometry,
-    /// A failed send's `F_MORE` counts as a notification to come (the fix).
-    counts_failed_notif: bool,
-    at: Cursor,
-    /// Notifications still expected, per slot.
-    expected: Notifs,
-    phase: Phase,
-}
-
-impl SendZcRetry {
-    fn new(g: &Geometry, counts_failed_notif: bool) -> Self {
-        SendZcRetry {
-            g: *g,
-            counts_failed_notif,
-            at: Cursor::default(),
-            expected: Notifs::new(g),
-            phase: Phase::Fill,
-        }
-    }
-
-    fn slot(&self) -> usize {
-        self.at.slot_index(&self.g) as usize
-    }
-
-    fn begin_chunk(&self) -> Phase {
-        if self.expected.pins(self.slot()) {
-            Phase::Reclaim
-        } else {
-            Phase::Fill
-        }
-    }
-
-    /// A CQE while waiting for the current send's CQE.
-    fn send_cqe(&mut self, c: &Cqe) -> Phase {
-        let slot = self.slot();
-        match uring::sent(c, &self.g) {
-            Err(NotSent::Failed(_)) => {
-                if self.counts_failed_notif && c.more {
-                    self.expected.expect(slot);
-                }
-                // The data did not go out: send the same slot again.
-                return Phase::Submit;
-            }
-            Err(short) => return Phase::Failed(short.abort()),
-            Ok(()) => {}
-        }
-        if c.more {
-            self.expected.expect(slot);
-        }
-        if self.at.advance(&self.g) {
-            self.begin_chunk()
-        } else {
-            Phase::Done
-        }
-    }
-}
-
-impl Policy for SendZcRetry {
-    fn poll_op(&self) -> Op {
-        self.phase.op(&self.g, &self.at, self.slot() as u32)
-    }
-
-    fn handle(&mut self, outcome: Outcome) {
-        let op = self.poll_op();
-        self.phase = match (std::mem::replace(&mut self.phase, Phase::Done), &outcome) {
-            (Phase::Fill, Outcome::Ok) => Phase::Submit,
-            (Phase::Submit, Outcome::Ok) => Phase::AwaitSend,
-            (phase @ (Phase::Reclaim | Phase::AwaitSend), Outcome::Cqe(c)) if c.notif => {
-                self.expected.arrived(self.expected.slot_of(c.user_data));
-                if phase == Phase::Reclaim {
-                    self.begin_chunk()
-                } else {
-                    phase
-                }
-            }
-            (Phase::AwaitSend, Outcome::Cqe(c)) => self.send_cqe(c),
-            (Phase::Done, _) => Phase::Done,
-            (Phase::Failed(a), _) => Phase::Failed(a),
-            _ => Phase::Failed(unexpected(&op, &outcome)),
-        };
-    }
-}
+/// Netty's sender, shipped and fixed: slot tags, a failed send sent again.
+const NETTY: Knobs = Knobs {
+    tag: Tag::Slot,
+    on_failure: OnFailure::Retry,
+    submit_error: SubmitError::Unexpected,
+    ..Knobs::DOCUMENTED
+};
 
 /// The shipped code: a failed send's notification is not expected.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct NettySendzcFailNoNotif(SendZcRetry);
+pub struct NettySendzcFailNoNotif(UringZcNotif);
 
 /// The fix: every `F_MORE` promises a notification.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct NettySendzcFailFixed(SendZcRetry);
+pub struct NettySendzcFailFixed(UringZcNotif);
 
 impl Catalogued for NettySendzcFailNoNotif {
     const NAME: &'static str = "netty-sendzc-fail-no-notif";
@@ -122,7 +44,13 @@ impl Catalogued for NettySendzcFailNoNotif {
     const NEEDS: &'static [Feature] = &[Feature::UringSendZc];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
-        Ok(Self(SendZcRetry::new(g, false)))
+        Ok(Self(UringZcNotif::with(
+            g,
+            Knobs {
+                promise: Promise::SentOnly,
+                ..NETTY
+            },
+        )))
     }
 
     fn expect(_: TransportClass, _: &Profile) -> Expectation {
@@ -141,7 +69,7 @@ impl Catalogued for NettySendzcFailFixed {
     const NEEDS: &'static [Feature] = &[Feature::UringSendZc];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
-        Ok(Self(SendZcRetry::new(g, true)))
+        Ok(Self(UringZcNotif::with(g, NETTY)))
     }
 
     fn expect(_: TransportClass, _: &Profile) -> Expectation {

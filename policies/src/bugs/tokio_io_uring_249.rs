@@ -8,106 +8,28 @@
 //! `F_NOTIF`), yet the receiver gets chunk 1 before chunk 0. Fix: submit the next send
 //! only after the previous one's send CQE (what the catalogue's `uring-zc-notif` does),
 //! or link them with `IOSQE_IO_LINK`.
+//!
+//! Both policies are `uring-zc-notif` finishing as soon as the last chunk is submitted
+//! (`Close`); they differ in when the next `SEND_ZC` goes in (`Submit`).
 
 use super::{Bug, Tuning};
-use crate::steps::{feature_failed, unexpected, Cursor};
-use crate::uring::{self, NotSent, Notifs, Phase};
+use crate::uring_zc_notif::{Close, Knobs, Submit, UringZcNotif};
 use crate::{BuildError, Catalogued, Entry, Feature};
-use zcsafe_policy::{
-    Abort, Cqe, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
+use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
+
+/// The reproducers' sender, shipped and fixed: it never reaps the last send CQE.
+const PIPELINE: Knobs = Knobs {
+    close: Close::AfterLastSubmit,
+    ..Knobs::DOCUMENTED
 };
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct UringPipeline {
-    g: Geometry,
-    /// Wait for each send CQE before the next submission (the fix).
-    serialises: bool,
-    at: Cursor,
-    /// Notifications still to come, per slot.
-    pinned: Notifs,
-    /// Send CQEs still to come.
-    sends: u8,
-    /// It moves to the next chunk as soon as a `SEND_ZC` is submitted (never
-    /// [`Phase::AwaitSend`]); [`Phase::Reclaim`] reaps until the current slot is free
-    /// and, serialised, the last send is done.
-    phase: Phase,
-}
-
-impl UringPipeline {
-    fn new(g: &Geometry, serialises: bool) -> Self {
-        UringPipeline {
-            g: *g,
-            serialises,
-            at: Cursor::default(),
-            pinned: Notifs::new(g),
-            sends: 0,
-            phase: Phase::Fill,
-        }
-    }
-
-    fn ready(&self) -> Phase {
-        let busy = self.pinned.pins(self.at.slot_index(&self.g) as usize)
-            || (self.serialises && self.sends > 0);
-        if busy {
-            Phase::Reclaim
-        } else {
-            Phase::Fill
-        }
-    }
-
-    fn reap(&mut self, c: &Cqe) -> Result<(), Abort> {
-        let slot = self.pinned.slot_of(c.user_data);
-        if c.notif {
-            self.pinned.arrived(slot);
-            return Ok(());
-        }
-        self.sends = self.sends.saturating_sub(1);
-        if !c.more {
-            self.pinned.arrived(slot);
-        }
-        uring::sent(c, &self.g).map_err(NotSent::abort)
-    }
-}
-
-impl Policy for UringPipeline {
-    fn poll_op(&self) -> Op {
-        self.phase.op(&self.g, &self.at, self.at.chunk as u32)
-    }
-
-    fn handle(&mut self, outcome: Outcome) {
-        let op = self.poll_op();
-        self.phase = match (std::mem::replace(&mut self.phase, Phase::Done), &outcome) {
-            (Phase::Fill, Outcome::Ok) => Phase::Submit,
-            (Phase::Submit, Outcome::Ok) => {
-                self.pinned.expect(self.at.slot_index(&self.g) as usize);
-                self.sends += 1;
-                if self.at.advance(&self.g) {
-                    self.ready()
-                } else {
-                    Phase::Done
-                }
-            }
-            (Phase::Submit, Outcome::Err(e)) => {
-                Phase::Failed(feature_failed("io_uring SEND_ZC", *e))
-            }
-            (Phase::Reclaim, Outcome::Cqe(c)) => match self.reap(c) {
-                Ok(()) => self.ready(),
-                Err(a) => Phase::Failed(a),
-            },
-            (Phase::Done, _) => Phase::Done,
-            (Phase::Failed(a), _) => Phase::Failed(a),
-            _ => Phase::Failed(unexpected(&op, &outcome)),
-        };
-    }
-}
 
 /// Submits a `SEND_ZC` per slot without waiting for the previous send CQE.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct UringZcUnorderedInflight(UringPipeline);
+pub struct UringZcUnorderedInflight(UringZcNotif);
 
 /// Submits the next `SEND_ZC` only after the previous one's send CQE.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct UringZcUnorderedFixed(UringPipeline);
+pub struct UringZcUnorderedFixed(UringZcNotif);
 
 impl Catalogued for UringZcUnorderedInflight {
     const NAME: &'static str = "uring-zc-unordered-inflight";
@@ -117,7 +39,13 @@ impl Catalogued for UringZcUnorderedInflight {
     const NEEDS: &'static [Feature] = &[Feature::UringSendZc];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
-        Ok(Self(UringPipeline::new(g, false)))
+        Ok(Self(UringZcNotif::with(
+            g,
+            Knobs {
+                submit: Submit::AtOnce,
+                ..PIPELINE
+            },
+        )))
     }
 
     fn expect(_: TransportClass, _: &Profile) -> Expectation {
@@ -135,7 +63,7 @@ impl Catalogued for UringZcUnorderedFixed {
     const NEEDS: &'static [Feature] = &[Feature::UringSendZc];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
-        Ok(Self(UringPipeline::new(g, true)))
+        Ok(Self(UringZcNotif::with(g, PIPELINE)))
     }
 
     fn expect(_: TransportClass, _: &Profile) -> Expectation {
