@@ -27,7 +27,6 @@ pub(crate) struct Knobs {
     pub promise: Promise,
     pub on_failure: OnFailure,
     pub close: Close,
-    pub submit_error: SubmitError,
 }
 
 impl Knobs {
@@ -38,7 +37,6 @@ impl Knobs {
         promise: Promise::EveryMore,
         on_failure: OnFailure::Abort,
         close: Close::AfterSendCqes,
-        submit_error: SubmitError::Unsupported,
     };
 }
 
@@ -87,16 +85,6 @@ pub(crate) enum Close {
     AfterSendCqes,
     /// Once the last chunk is submitted, without reaping its send CQE.
     AfterLastSubmit,
-}
-
-/// What an error from the submission itself means.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum SubmitError {
-    /// The kernel refused `SEND_ZC`: `unsupported` for the errnos that say so.
-    Unsupported,
-    /// An outcome the sender does not handle (`error`), as the netty#15599 reproducers
-    /// were first written: a kernel without `SEND_ZC` reads as `error` there.
-    Unexpected,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -225,10 +213,10 @@ impl Policy for UringZcNotif {
                     self.advance()
                 }
             }
-            (Phase::Submit, Outcome::Err(e)) => Phase::Failed(match self.knobs.submit_error {
-                SubmitError::Unsupported => feature_failed("io_uring SEND_ZC", *e),
-                SubmitError::Unexpected => unexpected(&op, &outcome),
-            }),
+            // The kernel refused `SEND_ZC`: `unsupported` for the errnos that say so.
+            (Phase::Submit, Outcome::Err(e)) => {
+                Phase::Failed(feature_failed("io_uring SEND_ZC", *e))
+            }
             (phase @ (Phase::Reclaim | Phase::AwaitSend), Outcome::Cqe(c)) if c.notif => {
                 self.holds.notified(self.holds.slot_of(c.user_data));
                 if phase == Phase::Reclaim {

@@ -16,7 +16,7 @@
 //! (`uring_failures = 1`).
 
 use super::{Bug, Tuning};
-use crate::uring_zc_notif::{Knobs, OnFailure, Promise, SubmitError, Tag, UringZcNotif};
+use crate::uring_zc_notif::{Knobs, OnFailure, Promise, Tag, UringZcNotif};
 use crate::{BuildError, Catalogued, Entry, Feature};
 use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
 
@@ -24,7 +24,6 @@ use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
 const NETTY: Knobs = Knobs {
     tag: Tag::Slot,
     on_failure: OnFailure::Retry,
-    submit_error: SubmitError::Unexpected,
     ..Knobs::DOCUMENTED
 };
 
