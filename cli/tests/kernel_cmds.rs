@@ -176,21 +176,29 @@ fn receive_judges_a_stream_from_another_program() {
     assert_eq!(v["first_corrupt"], 96);
 }
 
+/// `zcsafe run ARGS --json`, which must exit with `status`; its JSON.
+fn judged(args: &[&str], status: i32) -> serde_json::Value {
+    let out = zcsafe(&[&["run"], args, &["--json"]].concat());
+    assert_eq!(
+        out.status.code(),
+        Some(status),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json(&out)
+}
+
 /// A run that never reuses a buffer cannot show a reuse bug: `inconclusive`, exit 4,
 /// never `safe` — and a run that does reuse carries how far it exercised the hazard.
 #[test]
 fn a_run_that_never_reuses_is_inconclusive_and_every_run_reports_its_exposure() {
     // One 64 KiB chunk from a 128 KiB buffer: no page is ever written twice.
-    let out = zcsafe(&[
-        "run", "-p", "zc-naive", "-t", "loopback", "--repeat", "1", "--bytes", "65536", "--json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = judged(
+        &[
+            "-p", "zc-naive", "-t", "loopback", "--repeat", "1", "--bytes", "65536",
+        ],
+        4,
     );
-    let v = json(&out);
     let f = &v["results"][0];
     assert_eq!(f["verdict"], "inconclusive", "{f}");
     assert_eq!(f["evidence"]["counts"]["exposure"]["reuses"], 0);
@@ -200,16 +208,7 @@ fn a_run_that_never_reuses_is_inconclusive_and_every_run_reports_its_exposure() 
 
     // The slow reader pauses 300 ms before its first read: a copying sender rewrites its
     // buffer long before, with the old bytes unread — exercised, and safe.
-    let out = zcsafe(&[
-        "run", "-p", "copy", "-t", "loopback", "--repeat", "1", "--json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = json(&out);
+    let v = judged(&["-p", "copy", "-t", "loopback", "--repeat", "1"], 0);
     let f = &v["results"][0];
     assert_eq!(f["verdict"], "safe", "{f}");
     let x = &f["evidence"]["counts"]["exposure"];
