@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod cmd;
+mod junit;
 mod output;
 mod progress;
 mod table;

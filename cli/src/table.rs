@@ -4,7 +4,7 @@
 //! and the `--timings` section.
 
 use std::collections::BTreeSet;
-use zcsafe_policy::{Align, Finding, Results, Table, Timing, Verdict};
+use zcsafe_policy::{Align, Results, Table, Timing, Verdict};
 
 /// Renders findings as a policy × transport table (policies in first-seen order).
 pub fn render(results: &Results) -> String {
@@ -100,21 +100,10 @@ pub fn exposure(results: &Results) -> String {
 pub fn contradictions(results: &Results) -> String {
     let mut out = String::new();
     for f in results.contradictions() {
-        out.push_str(&contradiction(f));
+        out.push_str(&f.contradiction_line());
         out.push('\n');
     }
     out
-}
-
-fn contradiction(f: &Finding) -> String {
-    let mut s = format!(
-        "CONTRADICTION {} / {} ({}): verdict {}, expected {} because {}",
-        f.policy, f.transport, f.backend, f.verdict, f.expected, f.expected_why
-    );
-    if let Some(p) = f.predicted {
-        s.push_str(&format!("; the model predicts {p}"));
-    }
-    s
 }
 
 /// The `--timings` section of a text report: the wall clock, apart from the verdicts
@@ -140,7 +129,7 @@ pub fn timing(timing: &Timing) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zcsafe_policy::{Evidence, Verdict};
+    use zcsafe_policy::{Evidence, Finding, Verdict};
 
     fn finding(policy: &str, transport: &str, verdict: Verdict, expected: Verdict) -> Finding {
         Finding {

@@ -29,6 +29,7 @@ pub mod evidence;
 pub mod expect;
 pub mod geometry;
 pub mod host;
+pub mod junit;
 pub mod op;
 pub mod outcome;
 pub mod profile;

@@ -42,6 +42,25 @@ impl Finding {
     pub fn contradicts(&self) -> bool {
         self.verdict.judges() && !self.agrees()
     }
+
+    /// The one line that says a finding contradicts, and why it was expected otherwise:
+    /// the text reports print it and JUnit reports use it as the failure's message, so a
+    /// CI log and a terminal say the same words.
+    pub fn contradiction_line(&self) -> String {
+        let mut s = format!(
+            "CONTRADICTION {} / {} ({}): verdict {}, expected {} because {}",
+            self.policy,
+            self.transport,
+            self.backend,
+            self.verdict,
+            self.expected,
+            self.expected_why
+        );
+        if let Some(p) = self.predicted {
+            s.push_str(&format!("; the model predicts {p}"));
+        }
+        s
+    }
 }
 
 /// What backs a verdict.

@@ -7,6 +7,7 @@ use crate::matrix::{Cell, KernelRun, Matrix, MATRIX_FORMAT};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use zcsafe_policy::junit;
 
 /// Writes the three files into `dir` (created if needed); returns their paths.
 pub fn write_all(m: &Matrix, dir: &Path) -> Result<Vec<PathBuf>> {
@@ -26,6 +27,23 @@ pub fn write_all(m: &Matrix, dir: &Path) -> Result<Vec<PathBuf>> {
         out.push(p);
     }
     Ok(out)
+}
+
+/// The matrix as a JUnit XML report: one test case per cell, named
+/// `KERNEL/TRANSPORT/POLICY` after the cell's catalogue kernel name (`6.1`, `host`), with
+/// its time and, in a failure, its rerun command (see [`zcsafe_policy::junit`]).
+pub fn junit(m: &Matrix) -> String {
+    let cases: Vec<junit::Case<'_>> = m
+        .results
+        .iter()
+        .map(|c| junit::Case {
+            kernel: &c.kernel_name,
+            rerun: Some(&c.rerun),
+            seconds: Some(c.seconds),
+            ..junit::Case::of(&c.finding)
+        })
+        .collect();
+    junit::write("zcsafe matrix", &cases)
 }
 
 /// Reads a `matrix.json`.
@@ -398,4 +416,54 @@ document.querySelectorAll('td.v').forEach(td => td.addEventListener('click', () 
 </script></body></html>
 "#;
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::testing::{cell, matrix};
+    use crate::matrix::GuestTransport::{Loopback, Remote};
+    use zcsafe_policy::Verdict::{Corrupt, Error, Safe, Unsupported};
+
+    #[test]
+    fn junit_has_a_case_per_cell_named_by_kernel_with_the_rerun_of_failures() {
+        let mut slow = cell("5.10", "copy", Loopback, Safe, Safe);
+        slow.seconds = 2.5;
+        let m = matrix(vec![
+            slow,
+            cell("5.10", "zc-naive", Loopback, Safe, Corrupt),
+            cell("6.1", "copy", Remote, Unsupported, Unsupported),
+            cell("6.1", "zc-naive", Remote, Error, Corrupt),
+        ]);
+        let xml = junit(&m);
+        let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+        let suites: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testsuite"))
+            .map(|n| ["name", "tests", "failures", "skipped"].map(|a| n.attribute(a).unwrap()))
+            .collect();
+        assert_eq!(suites, [["5.10", "2", "1", "0"], ["6.1", "2", "0", "2"]]);
+        let cases: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .collect();
+        let names: Vec<_> = cases.iter().map(|c| c.attribute("name").unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "5.10/loopback/copy",
+                "5.10/loopback/zc-naive",
+                "6.1/remote/copy",
+                "6.1/remote/zc-naive"
+            ]
+        );
+        assert_eq!(cases[0].attribute("time"), Some("2.500"));
+        assert_eq!(cases[0].attribute("classname"), Some("zcsafe.vm"));
+        let failure = cases[1].first_element_child().unwrap();
+        assert_eq!(failure.tag_name().name(), "failure");
+        assert!(failure
+            .text()
+            .unwrap()
+            .ends_with(&format!("rerun: {}", m.results[1].rerun)));
+    }
 }

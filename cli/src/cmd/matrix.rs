@@ -1,6 +1,7 @@
 //! `zcsafe matrix`: Debian kernels in QEMU × policies × guest transports, one report.
 //! `zcsafe matrix merge`: joins per-kernel `matrix.json` files (one CI job per kernel).
 
+use crate::junit::JunitArgs;
 use crate::progress::ProgressBar;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -86,6 +87,8 @@ pub struct Args {
     /// Seconds one cell may run in the guest.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     cell_timeout: u64,
+    #[command(flatten)]
+    junit: JunitArgs,
 }
 
 #[derive(clap::Subcommand)]
@@ -98,17 +101,25 @@ enum Sub {
         out: PathBuf,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        junit: JunitArgs,
     },
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    if let Some(Sub::Merge { files, out, json }) = args.merge {
+    if let Some(Sub::Merge {
+        files,
+        out,
+        json,
+        junit,
+    }) = args.merge
+    {
         let parts = files
             .iter()
             .map(|f| report::read(f))
             .collect::<Result<Vec<_>, _>>()?;
         let m = report::merge(&parts);
-        return finish(&m, &out, json);
+        return finish(&m, &out, json, &junit);
     }
     let catalogue = match &args.catalogue {
         Some(f) => Catalogue::load(f)?,
@@ -165,7 +176,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ),
     })?;
     drop(bar);
-    finish(&m, &args.out, args.json)
+    finish(&m, &args.out, args.json, &args.junit)
 }
 
 /// The progress lines' table, and its widths from every value a cell can show (lines are
@@ -210,8 +221,14 @@ fn progress_table(o: &Options) -> (Table, Vec<usize>) {
     (t, widths)
 }
 
-fn finish(m: &matrix::Matrix, out: &std::path::Path, json: bool) -> Result<ExitCode> {
+fn finish(
+    m: &matrix::Matrix,
+    out: &std::path::Path,
+    json: bool,
+    junit: &JunitArgs,
+) -> Result<ExitCode> {
     let files = report::write_all(m, out)?;
+    junit.write(|| report::junit(m))?;
     if json {
         println!("{}", serde_json::to_string_pretty(m)?);
     } else {

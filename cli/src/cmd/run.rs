@@ -3,6 +3,7 @@
 //! expectation and the model's prediction for the measured kernel profile.
 //! `--external CMD` judges any sender program that sends the stream pattern instead.
 
+use crate::junit::JunitArgs;
 use crate::output::{self, Clock, TimingArgs};
 use crate::table;
 use anyhow::{bail, Context, Result};
@@ -13,7 +14,7 @@ use zcsafe_kernel::{
     ReaderSpeed, RunOptions, Transport,
 };
 use zcsafe_model::{check, CheckOptions, Scenario};
-use zcsafe_policy::{Align, Profile, Results, Table, TraceProfile, Verdict};
+use zcsafe_policy::{junit, Align, Profile, Results, Table, TraceProfile, Verdict};
 
 #[derive(clap::Args)]
 #[command(after_help = super::matrix::EXIT_STATUS_HELP)]
@@ -78,6 +79,8 @@ pub struct Args {
     quiet: bool,
     #[command(flatten)]
     timings: TimingArgs,
+    #[command(flatten)]
+    junit: JunitArgs,
 }
 
 /// The kernel backend refuses a link it cannot shape when it builds it, without knowing
@@ -206,7 +209,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
             print!("{}", table::timing(&timing));
         }
     }
+    write_junit(&results, &args)?;
     Ok(ExitCode::from(results.exit_code()))
+}
+
+/// `--junit`: each finding with the command that reruns its deciding run.
+fn write_junit(results: &Results, args: &Args) -> Result<()> {
+    args.junit.write(|| {
+        let reruns: Vec<String> = results.results.iter().map(|f| rerun(f, args)).collect();
+        let cases: Vec<junit::Case<'_>> = results
+            .results
+            .iter()
+            .zip(&reruns)
+            .map(|(f, r)| junit::Case {
+                rerun: Some(r),
+                ..junit::Case::of(f)
+            })
+            .collect();
+        junit::write("zcsafe run", &cases)
+    })
 }
 
 fn print_human(results: &Results, profile: &Profile, args: &Args) {
@@ -341,6 +362,8 @@ fn external(
             print!("{}", table::timing(&timing));
         }
     }
+    args.junit
+        .write(|| junit::write("zcsafe run", &junit::cases(&results)))?;
     Ok(ExitCode::from(results.exit_code()))
 }
 

@@ -148,6 +148,42 @@ pub(super) fn kept(opts: &Options, lines: &[String]) -> Vec<String> {
     }
 }
 
+/// Cells and matrices for tests of what is made of them (reports, known differences,
+/// retries), without a VM.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::matrix::host::host_kernel_run;
+
+    /// A cell of `kernel_name` that saw `verdict` where `expected` was expected.
+    pub(crate) fn cell(
+        kernel_name: &str,
+        policy: &str,
+        transport: GuestTransport,
+        verdict: Verdict,
+        expected: Verdict,
+    ) -> Cell {
+        let o = Options::new("/x".into());
+        let mut k = host_kernel_run();
+        k.name = kernel_name.into();
+        let mut c = error_cell(&o, &k, policy, transport, "ran".into(), None);
+        c.finding.verdict = verdict;
+        c.finding.expected = expected;
+        c
+    }
+
+    /// A matrix of `results`.
+    pub(crate) fn matrix(results: Vec<Cell>) -> Matrix {
+        Matrix {
+            format: MATRIX_FORMAT,
+            results,
+            kernels: vec![],
+            accel: "tcg".into(),
+            wall_seconds: 0.0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
