@@ -11,6 +11,7 @@
 
 mod cmd;
 mod junit;
+mod known;
 mod output;
 mod progress;
 mod table;

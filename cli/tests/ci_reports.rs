@@ -102,3 +102,50 @@ fn an_unwritable_junit_file_is_an_error_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn run_known_reports_a_stale_entry_and_refuses_a_bad_file_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("known.toml");
+    std::fs::write(
+        &file,
+        "[[known]]\npolicy = \"copy\"\ntransport = \"loopback\"\nverdict = \"corrupt\"\nreason = \"once\"\n",
+    )
+    .unwrap();
+    let args = |f: &Path| {
+        [
+            "run",
+            "--policy",
+            "copy",
+            "--transport",
+            "loopback",
+            "--repeat",
+            "1",
+            "--json",
+            "--known",
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain([f.display().to_string()])
+        .collect::<Vec<_>>()
+    };
+    let run = |f: &Path| {
+        let a = args(f);
+        zcsafe(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let out = run(&file);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["known"]["stale"][0]["line"], 1, "{v}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("STALE known difference"), "{err}");
+
+    std::fs::write(&file, "[[known]]\npolicy = \"copy\"\nkernal = \"6.1\"\n").unwrap();
+    let out = run(&file);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:3: unknown field `kernal`", file.display())),
+        "{err}"
+    );
+}

@@ -6,6 +6,8 @@
 //!
 //! - a contradiction is a `<failure>` (message: [`Finding::contradiction_line`]; body: the
 //!   evidence and the command that reruns it) — the one outcome that fails the test;
+//! - a contradiction a `--known` file accepts is `<skipped message="known difference: …">`
+//!   (as pytest reports an expected failure);
 //! - `unsupported`, `inconclusive` and `error` are `<skipped message="…">`: none of them
 //!   judged the policy, and JUnit consumers (Jenkins, GitLab, GitHub test reporters)
 //!   count `skipped` as "not a pass, not a test failure", whereas most count `<error>`
@@ -15,6 +17,7 @@
 //! `classname` is `zcsafe.BACKEND` (`zcsafe.model`, `zcsafe.kernel`, `zcsafe.vm`): it
 //! depends on neither results nor kernel release, so a CI's test history stays joined.
 
+use crate::known::KnownDifference;
 use crate::report::{Finding, Results};
 use crate::verdict::Verdict;
 use std::fmt::Write as _;
@@ -31,6 +34,8 @@ pub struct Case<'a> {
     pub rerun: Option<&'a str>,
     /// Seconds the case took, where the command measures it per case (`time`).
     pub seconds: Option<f64>,
+    /// The `--known` entry that accepts this (contradicting) finding.
+    pub known: Option<&'a KnownDifference>,
 }
 
 impl<'a> Case<'a> {
@@ -42,6 +47,7 @@ impl<'a> Case<'a> {
             kernel: finding.kernel.as_deref().unwrap_or(&finding.backend),
             rerun: None,
             seconds: None,
+            known: None,
         }
     }
 
@@ -54,6 +60,12 @@ impl<'a> Case<'a> {
     /// What JUnit shows for this case.
     pub fn outcome(&self) -> Outcome {
         let f = self.finding;
+        if let (true, Some(k)) = (f.contradicts(), self.known) {
+            return Outcome::Skipped(format!(
+                "known difference: {} (verdict {}, expected {}; line {} of the known file)",
+                k.reason, f.verdict, f.expected, k.line
+            ));
+        }
         if f.contradicts() {
             return Outcome::Failure;
         }
@@ -78,9 +90,16 @@ pub enum Outcome {
     Skipped(String),
 }
 
-/// The cases of `results`, each named by [`Case::of`].
+/// The cases of `results`, each named by [`Case::of`], with its known difference.
 pub fn cases(results: &Results) -> Vec<Case<'_>> {
-    results.results.iter().map(Case::of).collect()
+    results
+        .results
+        .iter()
+        .map(|f| Case {
+            known: results.excuse(f),
+            ..Case::of(f)
+        })
+        .collect()
 }
 
 /// The JUnit XML document of `cases`; `name` names the whole run (`zcsafe check`).

@@ -40,6 +40,7 @@ pub fn junit(m: &Matrix) -> String {
             kernel: &c.kernel_name,
             rerun: Some(&c.rerun),
             seconds: Some(c.seconds),
+            known: m.excuse(c),
             ..junit::Case::of(&c.finding)
         })
         .collect();
@@ -112,6 +113,9 @@ pub fn merge(parts: &[Matrix]) -> Matrix {
         kernels,
         accel: accel.join("+"),
         wall_seconds: wall,
+        // Known differences were matched per part; the merged cells are matched again
+        // (`matrix merge --known`), since a later part may have replaced an excused cell.
+        known: Default::default(),
     }
 }
 
@@ -155,18 +159,22 @@ fn index(m: &Matrix) -> BTreeMap<(String, String, String), usize> {
         .collect()
 }
 
-fn cell_text(c: &Cell) -> String {
+fn cell_text(m: &Matrix, c: &Cell) -> String {
     let f = &c.finding;
-    match mark(f) {
+    match mark(m, c) {
         "✓" => format!("{} ✓", f.verdict),
         m => format!("**{} {m}** (expected {})", f.verdict, f.expected),
     }
 }
 
-/// ✓ as expected, ? inconclusive, ✗ a contradiction or an error.
-fn mark(f: &zcsafe_policy::Finding) -> &'static str {
+/// ✓ as expected, ? inconclusive, ≈ a known difference (`--known`), ✗ a contradiction
+/// or an error.
+fn mark(m: &Matrix, c: &Cell) -> &'static str {
+    let f = &c.finding;
     if f.agrees() {
         "✓"
+    } else if m.excuse(c).is_some() {
+        "≈"
     } else if f.verdict == zcsafe_policy::Verdict::Inconclusive {
         "?"
     } else {
@@ -181,18 +189,25 @@ fn tally(m: &Matrix) -> String {
         .results
         .iter()
         .filter(|c| {
-            !c.finding.agrees() && c.finding.verdict != zcsafe_policy::Verdict::Inconclusive
+            !c.finding.agrees()
+                && c.finding.verdict != zcsafe_policy::Verdict::Inconclusive
+                && m.excuse(c).is_none()
         })
         .count();
+    let known = m.known.excused.len();
     let unsure = m
         .results
         .iter()
         .filter(|c| c.finding.verdict == zcsafe_policy::Verdict::Inconclusive)
         .count();
-    match unsure {
-        0 => format!("{bad} contradicting the expectation"),
-        n => format!("{bad} contradicting the expectation, {n} inconclusive"),
+    let mut s = format!("{bad} contradicting the expectation");
+    if known > 0 {
+        let _ = write!(s, ", {known} known difference(s)");
     }
+    if unsure > 0 {
+        let _ = write!(s, ", {unsure} inconclusive");
+    }
+    s
 }
 
 fn release_of<'a>(m: &'a Matrix, name: &str) -> &'a str {
@@ -260,7 +275,7 @@ pub fn markdown(m: &Matrix) -> String {
             for k in &kernels {
                 let text = idx
                     .get(&(t.clone(), p.clone(), k.clone()))
-                    .map(|&i| cell_text(&m.results[i]))
+                    .map(|&i| cell_text(m, &m.results[i]))
                     .unwrap_or_default();
                 let _ = write!(s, " {text} |");
             }
@@ -284,6 +299,16 @@ pub fn markdown(m: &Matrix) -> String {
                 c.finding.evidence.detail.replace('\n', " "),
                 c.rerun
             );
+            if let Some(k) = m.excuse(c) {
+                let _ = writeln!(s, "  known difference ({}): {}", m.known.at(k), k.reason);
+            }
+        }
+    }
+    let stale = m.known.stale_lines();
+    if !stale.is_empty() {
+        let _ = writeln!(s, "\n## Stale known differences\n");
+        for line in stale {
+            let _ = writeln!(s, "- {line}");
         }
     }
     s
@@ -359,7 +384,7 @@ code{background:#eee;padding:1px 4px}
                 match idx.get(&(t.clone(), p.clone(), k.clone())) {
                     Some(&i) => {
                         let c = &m.results[i];
-                        let ok = c.finding.agrees();
+                        let ok = c.finding.agrees() || m.excuse(c).is_some();
                         let _ = write!(
                             s,
                             "<td class=\"v {}{}\" data-i=\"{i}\" title=\"expected {}\">{} {}</td>",
@@ -367,7 +392,7 @@ code{background:#eee;padding:1px 4px}
                             if ok { "" } else { " bad" },
                             c.finding.expected,
                             c.finding.verdict,
-                            mark(&c.finding)
+                            mark(m, c)
                         );
                     }
                     None => s += "<td></td>",
@@ -465,5 +490,60 @@ mod tests {
             .text()
             .unwrap()
             .ends_with(&format!("rerun: {}", m.results[1].rerun)));
+    }
+
+    #[test]
+    fn a_known_difference_is_reported_with_its_reason_and_a_stale_entry_is_listed() {
+        let mut m = matrix(vec![
+            cell("6.1", "zc-naive", Loopback, Safe, Corrupt),
+            cell("5.10", "zc-naive", Loopback, Safe, Corrupt),
+        ]);
+        assert_eq!(m.exit_code(), 1);
+        let file = zcsafe_policy::KnownFile::parse(
+            Path::new("known.toml"),
+            r#"
+[[known]]
+kernel = "6.1"
+policy = "zc-naive"
+transport = "loopback"
+verdict = "safe"
+reason = "6.1 copies small sends"
+
+[[known]]
+kernel = "5.10"
+policy = "copy"
+transport = "loopback"
+verdict = "corrupt"
+reason = "was flaky"
+"#,
+        )
+        .unwrap();
+        m.apply_known(&file);
+        assert_eq!(m.exit_code(), 1, "5.10 is not excused");
+        m.results.pop();
+        m.apply_known(&file);
+        assert_eq!(m.exit_code(), 0, "the one contradiction left is known");
+        let md = markdown(&m);
+        assert!(
+            md.contains("1 cells, 0 contradicting the expectation, 1 known difference(s)"),
+            "{md}"
+        );
+        assert!(md.contains("**safe ≈** (expected corrupt)"), "{md}");
+        assert!(
+            md.contains("known difference (known.toml:2): 6.1 copies small sends"),
+            "{md}"
+        );
+        assert!(md.contains("## Stale known differences\n\n- STALE known difference known.toml:9: copy / loopback on 5.10"), "{md}");
+        let doc = junit(&m);
+        assert!(doc.contains("skipped=\"1\""), "{doc}");
+        assert!(
+            doc.contains("known difference: 6.1 copies small sends"),
+            "{doc}"
+        );
+        // The JSON keeps both, and reads back.
+        let json = serde_json::to_string(&m).unwrap();
+        let back: Matrix = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.known, m.known);
+        assert_eq!(back.exit_code(), 0);
     }
 }

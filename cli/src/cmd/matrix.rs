@@ -2,6 +2,7 @@
 //! `zcsafe matrix merge`: joins per-kernel `matrix.json` files (one CI job per kernel).
 
 use crate::junit::JunitArgs;
+use crate::known::{warn_stale, KnownArgs};
 use crate::progress::ProgressBar;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -89,6 +90,8 @@ pub struct Args {
     cell_timeout: u64,
     #[command(flatten)]
     junit: JunitArgs,
+    #[command(flatten)]
+    known: KnownArgs,
 }
 
 #[derive(clap::Subcommand)]
@@ -103,6 +106,10 @@ enum Sub {
         json: bool,
         #[command(flatten)]
         junit: JunitArgs,
+        /// Match the merged cells against this known-differences file (as `matrix
+        /// --known`; what the parts matched is not kept, a later part may replace a cell).
+        #[arg(long, value_name = "FILE")]
+        known: Option<PathBuf>,
     },
 }
 
@@ -112,15 +119,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         out,
         json,
         junit,
+        known,
     }) = args.merge
     {
+        let known = KnownArgs { known }.load()?;
         let parts = files
             .iter()
             .map(|f| report::read(f))
             .collect::<Result<Vec<_>, _>>()?;
-        let m = report::merge(&parts);
+        let mut m = report::merge(&parts);
+        if let Some(k) = &known {
+            m.apply_known(k);
+        }
         return finish(&m, &out, json, &junit);
     }
+    let known = args.known.load()?;
     let catalogue = match &args.catalogue {
         Some(f) => Catalogue::load(f)?,
         None => Catalogue::builtin(),
@@ -176,6 +189,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ),
     })?;
     drop(bar);
+    let mut m = m;
+    if let Some(k) = &known {
+        m.apply_known(k);
+    }
     finish(&m, &args.out, args.json, &args.junit)
 }
 
@@ -231,6 +248,7 @@ fn finish(
     junit.write(|| report::junit(m))?;
     if json {
         println!("{}", serde_json::to_string_pretty(m)?);
+        warn_stale(&m.known);
     } else {
         print!("{}", report::markdown(m));
     }

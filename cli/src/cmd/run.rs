@@ -4,6 +4,7 @@
 //! `--external CMD` judges any sender program that sends the stream pattern instead.
 
 use crate::junit::JunitArgs;
+use crate::known::{warn_stale, KnownArgs};
 use crate::output::{self, Clock, TimingArgs};
 use crate::table;
 use anyhow::{bail, Context, Result};
@@ -81,6 +82,8 @@ pub struct Args {
     timings: TimingArgs,
     #[command(flatten)]
     junit: JunitArgs,
+    #[command(flatten)]
+    known: KnownArgs,
 }
 
 /// The kernel backend refuses a link it cannot shape when it builds it, without knowing
@@ -119,11 +122,12 @@ fn transports(args: &Args) -> Result<Vec<Transport>> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    let known = args.known.load()?;
     let transports = transports(&args)?;
     let reader = args.reader.parse::<ReaderSpeed>()?;
     let timeout = Duration::from_secs(args.timeout.max(1));
     if let Some(cmd) = &args.external {
-        return external(cmd, &args, &transports, reader, timeout);
+        return external(cmd, &args, &transports, reader, timeout, known);
     }
     let entries = args.select.entries()?;
     let profile = match &args.profile {
@@ -200,8 +204,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     let timing = clock.finish();
+    if let Some(k) = &known {
+        results.apply_known(k);
+    }
     if args.json {
         println!("{}", output::json(&results, &timing, args.timings)?);
+        warn_stale(&results.known);
     } else {
         output::require_evidence(&results)?;
         print_human(&results, &profile, &args);
@@ -304,6 +312,7 @@ fn external(
     transports: &[Transport],
     reader: ReaderSpeed,
     timeout: Duration,
+    known: Option<zcsafe_policy::KnownFile>,
 ) -> Result<ExitCode> {
     let [transport] = transports else {
         bail!(
@@ -332,9 +341,13 @@ fn external(
         &finding.transport,
         Duration::from_millis(r.elapsed_ms),
     );
-    let results = Results::new(vec![finding]);
+    let mut results = Results::new(vec![finding]);
+    if let Some(k) = &known {
+        results.apply_known(k);
+    }
     if args.json {
         println!("{}", output::json(&results, &timing, args.timings)?);
+        warn_stale(&results.known);
     } else {
         let word = match r.outcome {
             ExternalOutcome::Intact => "INTACT",
@@ -344,6 +357,7 @@ fn external(
         println!("zcsafe run --external over {}: {word}", r.transport);
         println!("  command: {}", r.command);
         println!("  {}", r.detail);
+        print!("{}", table::contradictions(&results));
         if r.outcome != ExternalOutcome::Intact && !r.sender_stderr_tail.trim().is_empty() {
             println!("  sender stderr (tail):");
             for line in r

@@ -134,6 +134,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Progress)) -> Result<Matrix
         kernels,
         accel: machine.accel.name().into(),
         wall_seconds: started.elapsed().as_secs_f64(),
+        known: Default::default(),
     })
 }
 
