@@ -10,6 +10,8 @@
 #![forbid(unsafe_code)]
 
 mod cmd;
+mod junit;
+mod known;
 mod output;
 mod progress;
 mod table;

@@ -4,7 +4,7 @@
 //! and the `--timings` section.
 
 use std::collections::BTreeSet;
-use zcsafe_policy::{Align, Finding, Results, Table, Timing, Verdict};
+use zcsafe_policy::{Align, Results, Table, Timing, Verdict};
 
 /// Renders findings as a policy × transport table (policies in first-seen order).
 pub fn render(results: &Results) -> String {
@@ -29,6 +29,9 @@ pub fn render(results: &Results) -> String {
             Some(f) if f.agrees() => f.verdict.to_string(),
             // Not a contradiction: no evidence either way (see the exposure table).
             Some(f) if f.verdict == Verdict::Inconclusive => "inconclusive ?".into(),
+            Some(f) if results.excuse(f).is_some() => {
+                format!("{} (expected {}, known)", f.verdict, f.expected)
+            }
             Some(f) => format!("{} (expected {}) !!", f.verdict, f.expected),
         }
     };
@@ -44,10 +47,14 @@ pub fn tally(results: &Results) -> String {
     let n = results.results.len();
     let bad = results.contradictions().count();
     let unsure = results.inconclusive().count();
+    let known = results.excused().count();
     let mut s = format!(
         "{n} verdicts, {} as expected, {bad} contradiction(s)",
-        n - bad - unsure
+        n - bad - unsure - known
     );
+    if known > 0 {
+        s.push_str(&format!(", {known} known difference(s)"));
+    }
     if unsure > 0 {
         s.push_str(&format!(", {unsure} inconclusive"));
     }
@@ -96,25 +103,30 @@ pub fn exposure(results: &Results) -> String {
     }
 }
 
-/// One line per contradiction, loud.
+/// One line per contradiction, loud; then one per known difference (`--known`), with
+/// its reason, and one per stale entry of the known file.
 pub fn contradictions(results: &Results) -> String {
     let mut out = String::new();
     for f in results.contradictions() {
-        out.push_str(&contradiction(f));
+        out.push_str(&f.contradiction_line());
+        out.push('\n');
+    }
+    for (f, k) in results.excused() {
+        out.push_str(&format!(
+            "KNOWN DIFFERENCE {} / {}: verdict {}, expected {}; accepted by {}: {}\n",
+            f.policy,
+            f.transport,
+            f.verdict,
+            f.expected,
+            results.known.at(k),
+            k.reason
+        ));
+    }
+    for line in results.known.stale_lines() {
+        out.push_str(&line);
         out.push('\n');
     }
     out
-}
-
-fn contradiction(f: &Finding) -> String {
-    let mut s = format!(
-        "CONTRADICTION {} / {} ({}): verdict {}, expected {} because {}",
-        f.policy, f.transport, f.backend, f.verdict, f.expected, f.expected_why
-    );
-    if let Some(p) = f.predicted {
-        s.push_str(&format!("; the model predicts {p}"));
-    }
-    s
 }
 
 /// The `--timings` section of a text report: the wall clock, apart from the verdicts
@@ -140,7 +152,7 @@ pub fn timing(timing: &Timing) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zcsafe_policy::{Evidence, Verdict};
+    use zcsafe_policy::{Evidence, Finding, Verdict};
 
     fn finding(policy: &str, transport: &str, verdict: Verdict, expected: Verdict) -> Finding {
         Finding {

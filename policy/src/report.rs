@@ -1,6 +1,7 @@
 //! The result rows every backend reports in: one JSON shape for `check`, `sim`, `run`
 //! and `matrix`, so tools can merge and compare them.
 
+use crate::known::Known;
 use crate::trace::Trace;
 use crate::verdict::Verdict;
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,25 @@ impl Finding {
     pub fn contradicts(&self) -> bool {
         self.verdict.judges() && !self.agrees()
     }
+
+    /// The one line that says a finding contradicts, and why it was expected otherwise:
+    /// the text reports print it and JUnit reports use it as the failure's message, so a
+    /// CI log and a terminal say the same words.
+    pub fn contradiction_line(&self) -> String {
+        let mut s = format!(
+            "CONTRADICTION {} / {} ({}): verdict {}, expected {} because {}",
+            self.policy,
+            self.transport,
+            self.backend,
+            self.verdict,
+            self.expected,
+            self.expected_why
+        );
+        if let Some(p) = self.predicted {
+            s.push_str(&format!("; the model predicts {p}"));
+        }
+        s
+    }
 }
 
 /// What backs a verdict.
@@ -70,6 +90,9 @@ pub struct Results {
     pub format: u32,
     /// One finding per policy and transport, in the order the command judged them.
     pub results: Vec<Finding>,
+    /// What a `--known` file excused and which of its entries are stale.
+    #[serde(default, skip_serializing_if = "Known::is_empty")]
+    pub known: Known,
 }
 
 fn first_version() -> u32 {
@@ -88,15 +111,34 @@ impl Results {
         Results {
             format: RESULTS_FORMAT_VERSION,
             results,
+            known: Known::default(),
         }
     }
 
     /// Findings that differ from the expectation or the prediction, `error`s included
-    /// (printed loudly); `inconclusive` ones are listed by [`Results::inconclusive`].
+    /// (printed loudly); `inconclusive` ones are listed by [`Results::inconclusive`], known
+    /// differences by [`Results::excused`].
     pub fn contradictions(&self) -> impl Iterator<Item = &Finding> {
+        self.results.iter().filter(|f| {
+            !f.agrees() && f.verdict != Verdict::Inconclusive && self.excuse(f).is_none()
+        })
+    }
+
+    /// Contradicting findings a `--known` file accepts, each with its entry.
+    pub fn excused(&self) -> impl Iterator<Item = (&Finding, &crate::KnownDifference)> {
         self.results
             .iter()
-            .filter(|f| !f.agrees() && f.verdict != Verdict::Inconclusive)
+            .filter_map(|f| self.excuse(f).map(|e| (f, e)))
+    }
+
+    /// Applies a known-differences file, matching each finding on its `uname -r`.
+    pub fn apply_known(&mut self, file: &crate::KnownFile) {
+        self.known = file.review(self.results.iter().map(|f| (f.kernel.as_deref(), f)));
+    }
+
+    /// The known difference that accepts `f` (matched on the finding's `uname -r`).
+    pub fn excuse(&self, f: &Finding) -> Option<&crate::KnownDifference> {
+        self.known.excuse(f.kernel.as_deref(), f)
     }
 
     /// Findings whose run never exercised the hazard.
@@ -108,7 +150,8 @@ impl Results {
 
     /// The command's exit status, the same for every command:
     ///
-    /// - **1** a verdict contradicts its expectation or the model's prediction;
+    /// - **1** a verdict contradicts its expectation or the model's prediction (and no
+    ///   `--known` entry accepts it);
     /// - else **3** some finding could not be judged (`error`: the infrastructure or the
     ///   environment failed, so it says nothing about the policy and is no contradiction);
     /// - else **4** some run never exercised the hazard (`inconclusive`);
@@ -117,11 +160,19 @@ impl Results {
     /// (2 is the CLI's: a usage error, or nothing at all was judged.)
     #[must_use = "a contradiction found but not reported as the exit status is lost"]
     pub fn exit_code(&self) -> u8 {
-        exit_status(Outcomes {
-            contradicted: self.results.iter().any(Finding::contradicts),
+        exit_status(self.outcomes())
+    }
+
+    /// What [`Results::exit_code`] is decided by.
+    pub fn outcomes(&self) -> Outcomes {
+        Outcomes {
+            contradicted: self
+                .results
+                .iter()
+                .any(|f| f.contradicts() && self.excuse(f).is_none()),
             unjudged: self.results.iter().any(|f| f.verdict == Verdict::Error),
             inconclusive: self.inconclusive().next().is_some(),
-        })
+        }
     }
 }
 
@@ -163,5 +214,37 @@ mod tests {
         let old: Results = serde_json::from_str(r#"{"results":[]}"#).unwrap();
         assert_eq!(old.format, 1);
         assert_eq!(old.results, Results::default().results);
+    }
+
+    #[test]
+    fn a_known_difference_is_no_contradiction() {
+        let f = Finding {
+            policy: "zc-naive".into(),
+            transport: "loopback".into(),
+            backend: "kernel".into(),
+            kernel: Some("6.1.0-13-amd64".into()),
+            verdict: Verdict::Safe,
+            expected: Verdict::Corrupt,
+            expected_why: String::new(),
+            predicted: None,
+            evidence: Evidence::default(),
+        };
+        let mut r = Results::new(vec![f]);
+        assert_eq!(r.exit_code(), 1);
+        let file = crate::KnownFile::parse(
+            std::path::Path::new("k.toml"),
+            "[[known]]\npolicy = \"zc-naive\"\ntransport = \"loopback\"\nverdict = \"safe\"\nreason = \"r\"\n",
+        )
+        .unwrap();
+        r.apply_known(&file);
+        assert_eq!(r.exit_code(), 0);
+        assert_eq!(r.contradictions().count(), 0);
+        assert_eq!(r.excused().count(), 1);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            json.contains(r#""excused":[{"line":1,"kernel":"6.1.0-13-amd64""#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Results>(&json).unwrap(), r);
     }
 }

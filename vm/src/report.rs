@@ -7,6 +7,7 @@ use crate::matrix::{Cell, KernelRun, Matrix, MATRIX_FORMAT};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use zcsafe_policy::junit;
 
 /// Writes the three files into `dir` (created if needed); returns their paths.
 pub fn write_all(m: &Matrix, dir: &Path) -> Result<Vec<PathBuf>> {
@@ -26,6 +27,24 @@ pub fn write_all(m: &Matrix, dir: &Path) -> Result<Vec<PathBuf>> {
         out.push(p);
     }
     Ok(out)
+}
+
+/// The matrix as a JUnit XML report: one test case per cell, named
+/// `KERNEL/TRANSPORT/POLICY` after the cell's catalogue kernel name (`6.1`, `host`), with
+/// its time and, in a failure, its rerun command (see [`zcsafe_policy::junit`]).
+pub fn junit(m: &Matrix) -> String {
+    let cases: Vec<junit::Case<'_>> = m
+        .results
+        .iter()
+        .map(|c| junit::Case {
+            kernel: &c.kernel_name,
+            rerun: Some(&c.rerun),
+            seconds: Some(c.seconds),
+            known: m.excuse(c),
+            ..junit::Case::of(&c.finding)
+        })
+        .collect();
+    junit::write("zcsafe matrix", &cases)
 }
 
 /// Reads a `matrix.json`.
@@ -94,6 +113,9 @@ pub fn merge(parts: &[Matrix]) -> Matrix {
         kernels,
         accel: accel.join("+"),
         wall_seconds: wall,
+        // Known differences were matched per part; the merged cells are matched again
+        // (`matrix merge --known`), since a later part may have replaced an excused cell.
+        known: Default::default(),
     }
 }
 
@@ -137,18 +159,22 @@ fn index(m: &Matrix) -> BTreeMap<(String, String, String), usize> {
         .collect()
 }
 
-fn cell_text(c: &Cell) -> String {
+fn cell_text(m: &Matrix, c: &Cell) -> String {
     let f = &c.finding;
-    match mark(f) {
+    match mark(m, c) {
         "✓" => format!("{} ✓", f.verdict),
         m => format!("**{} {m}** (expected {})", f.verdict, f.expected),
     }
 }
 
-/// ✓ as expected, ? inconclusive, ✗ a contradiction or an error.
-fn mark(f: &zcsafe_policy::Finding) -> &'static str {
+/// ✓ as expected, ? inconclusive, ≈ a known difference (`--known`), ✗ a contradiction
+/// or an error.
+fn mark(m: &Matrix, c: &Cell) -> &'static str {
+    let f = &c.finding;
     if f.agrees() {
         "✓"
+    } else if m.excuse(c).is_some() {
+        "≈"
     } else if f.verdict == zcsafe_policy::Verdict::Inconclusive {
         "?"
     } else {
@@ -163,18 +189,25 @@ fn tally(m: &Matrix) -> String {
         .results
         .iter()
         .filter(|c| {
-            !c.finding.agrees() && c.finding.verdict != zcsafe_policy::Verdict::Inconclusive
+            !c.finding.agrees()
+                && c.finding.verdict != zcsafe_policy::Verdict::Inconclusive
+                && m.excuse(c).is_none()
         })
         .count();
+    let known = m.known.excused.len();
     let unsure = m
         .results
         .iter()
         .filter(|c| c.finding.verdict == zcsafe_policy::Verdict::Inconclusive)
         .count();
-    match unsure {
-        0 => format!("{bad} contradicting the expectation"),
-        n => format!("{bad} contradicting the expectation, {n} inconclusive"),
+    let mut s = format!("{bad} contradicting the expectation");
+    if known > 0 {
+        let _ = write!(s, ", {known} known difference(s)");
     }
+    if unsure > 0 {
+        let _ = write!(s, ", {unsure} inconclusive");
+    }
+    s
 }
 
 fn release_of<'a>(m: &'a Matrix, name: &str) -> &'a str {
@@ -242,7 +275,7 @@ pub fn markdown(m: &Matrix) -> String {
             for k in &kernels {
                 let text = idx
                     .get(&(t.clone(), p.clone(), k.clone()))
-                    .map(|&i| cell_text(&m.results[i]))
+                    .map(|&i| cell_text(m, &m.results[i]))
                     .unwrap_or_default();
                 let _ = write!(s, " {text} |");
             }
@@ -266,6 +299,16 @@ pub fn markdown(m: &Matrix) -> String {
                 c.finding.evidence.detail.replace('\n', " "),
                 c.rerun
             );
+            if let Some(k) = m.excuse(c) {
+                let _ = writeln!(s, "  known difference ({}): {}", m.known.at(k), k.reason);
+            }
+        }
+    }
+    let stale = m.known.stale_lines();
+    if !stale.is_empty() {
+        let _ = writeln!(s, "\n## Stale known differences\n");
+        for line in stale {
+            let _ = writeln!(s, "- {line}");
         }
     }
     s
@@ -341,7 +384,7 @@ code{background:#eee;padding:1px 4px}
                 match idx.get(&(t.clone(), p.clone(), k.clone())) {
                     Some(&i) => {
                         let c = &m.results[i];
-                        let ok = c.finding.agrees();
+                        let ok = c.finding.agrees() || m.excuse(c).is_some();
                         let _ = write!(
                             s,
                             "<td class=\"v {}{}\" data-i=\"{i}\" title=\"expected {}\">{} {}</td>",
@@ -349,7 +392,7 @@ code{background:#eee;padding:1px 4px}
                             if ok { "" } else { " bad" },
                             c.finding.expected,
                             c.finding.verdict,
-                            mark(&c.finding)
+                            mark(m, c)
                         );
                     }
                     None => s += "<td></td>",
@@ -398,4 +441,109 @@ document.querySelectorAll('td.v').forEach(td => td.addEventListener('click', () 
 </script></body></html>
 "#;
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::testing::{cell, matrix};
+    use crate::matrix::GuestTransport::{Loopback, Remote};
+    use zcsafe_policy::Verdict::{Corrupt, Error, Safe, Unsupported};
+
+    #[test]
+    fn junit_has_a_case_per_cell_named_by_kernel_with_the_rerun_of_failures() {
+        let mut slow = cell("5.10", "copy", Loopback, Safe, Safe);
+        slow.seconds = 2.5;
+        let m = matrix(vec![
+            slow,
+            cell("5.10", "zc-naive", Loopback, Safe, Corrupt),
+            cell("6.1", "copy", Remote, Unsupported, Unsupported),
+            cell("6.1", "zc-naive", Remote, Error, Corrupt),
+        ]);
+        let xml = junit(&m);
+        let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+        let suites: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testsuite"))
+            .map(|n| ["name", "tests", "failures", "skipped"].map(|a| n.attribute(a).unwrap()))
+            .collect();
+        assert_eq!(suites, [["5.10", "2", "1", "0"], ["6.1", "2", "0", "2"]]);
+        let cases: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .collect();
+        let names: Vec<_> = cases.iter().map(|c| c.attribute("name").unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "5.10/loopback/copy",
+                "5.10/loopback/zc-naive",
+                "6.1/remote/copy",
+                "6.1/remote/zc-naive"
+            ]
+        );
+        assert_eq!(cases[0].attribute("time"), Some("2.500"));
+        assert_eq!(cases[0].attribute("classname"), Some("zcsafe.vm"));
+        let failure = cases[1].first_element_child().unwrap();
+        assert_eq!(failure.tag_name().name(), "failure");
+        assert!(failure
+            .text()
+            .unwrap()
+            .ends_with(&format!("rerun: {}", m.results[1].rerun)));
+    }
+
+    #[test]
+    fn a_known_difference_is_reported_with_its_reason_and_a_stale_entry_is_listed() {
+        let mut m = matrix(vec![
+            cell("6.1", "zc-naive", Loopback, Safe, Corrupt),
+            cell("5.10", "zc-naive", Loopback, Safe, Corrupt),
+        ]);
+        assert_eq!(m.exit_code(), 1);
+        let file = zcsafe_policy::KnownFile::parse(
+            Path::new("known.toml"),
+            r#"
+[[known]]
+kernel = "6.1"
+policy = "zc-naive"
+transport = "loopback"
+verdict = "safe"
+reason = "6.1 copies small sends"
+
+[[known]]
+kernel = "5.10"
+policy = "copy"
+transport = "loopback"
+verdict = "corrupt"
+reason = "was flaky"
+"#,
+        )
+        .unwrap();
+        m.apply_known(&file);
+        assert_eq!(m.exit_code(), 1, "5.10 is not excused");
+        m.results.pop();
+        m.apply_known(&file);
+        assert_eq!(m.exit_code(), 0, "the one contradiction left is known");
+        let md = markdown(&m);
+        assert!(
+            md.contains("1 cells, 0 contradicting the expectation, 1 known difference(s)"),
+            "{md}"
+        );
+        assert!(md.contains("**safe ≈** (expected corrupt)"), "{md}");
+        assert!(
+            md.contains("known difference (known.toml:2): 6.1 copies small sends"),
+            "{md}"
+        );
+        assert!(md.contains("## Stale known differences\n\n- STALE known difference known.toml:9: copy / loopback on 5.10"), "{md}");
+        let doc = junit(&m);
+        assert!(doc.contains("skipped=\"1\""), "{doc}");
+        assert!(
+            doc.contains("known difference: 6.1 copies small sends"),
+            "{doc}"
+        );
+        // The JSON keeps both, and reads back.
+        let json = serde_json::to_string(&m).unwrap();
+        let back: Matrix = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.known, m.known);
+        assert_eq!(back.exit_code(), 0);
+    }
 }

@@ -48,6 +48,7 @@ fn matrix(kernel: &str, cells: Vec<Cell>, wall: f64) -> Matrix {
         }],
         accel: "tcg".into(),
         wall_seconds: wall,
+        known: Default::default(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `zcsafe check`: every selected policy × transport class, judged by an exhaustive
 //! check of the kernel model, with the shortest counterexample under each unsafe verdict.
 
+use crate::junit::JunitArgs;
 use crate::output::{self, Clock, TimingArgs};
 use crate::table;
 use anyhow::{bail, Context, Result};
@@ -30,6 +31,8 @@ pub struct Args {
     quiet: bool,
     #[command(flatten)]
     timings: TimingArgs,
+    #[command(flatten)]
+    junit: JunitArgs,
     #[command(flatten)]
     scenario: ScenarioArgs,
 }
@@ -165,6 +168,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             print!("{}", table::timing(&timing));
         }
     }
+    args.junit.write(|| {
+        zcsafe_policy::junit::write("zcsafe check", &zcsafe_policy::junit::cases(&results))
+    })?;
     Ok(ExitCode::from(results.exit_code()))
 }
 

@@ -1,6 +1,8 @@
 //! `zcsafe matrix`: Debian kernels in QEMU × policies × guest transports, one report.
 //! `zcsafe matrix merge`: joins per-kernel `matrix.json` files (one CI job per kernel).
 
+use crate::junit::JunitArgs;
+use crate::known::{warn_stale, KnownArgs};
 use crate::progress::ProgressBar;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -86,6 +88,10 @@ pub struct Args {
     /// Seconds one cell may run in the guest.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     cell_timeout: u64,
+    #[command(flatten)]
+    junit: JunitArgs,
+    #[command(flatten)]
+    known: KnownArgs,
 }
 
 #[derive(clap::Subcommand)]
@@ -98,18 +104,36 @@ enum Sub {
         out: PathBuf,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        junit: JunitArgs,
+        /// Match the merged cells against this known-differences file (as `matrix
+        /// --known`; what the parts matched is not kept, a later part may replace a cell).
+        #[arg(long, value_name = "FILE")]
+        known: Option<PathBuf>,
     },
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    if let Some(Sub::Merge { files, out, json }) = args.merge {
+    if let Some(Sub::Merge {
+        files,
+        out,
+        json,
+        junit,
+        known,
+    }) = args.merge
+    {
+        let known = KnownArgs { known }.load()?;
         let parts = files
             .iter()
             .map(|f| report::read(f))
             .collect::<Result<Vec<_>, _>>()?;
-        let m = report::merge(&parts);
-        return finish(&m, &out, json);
+        let mut m = report::merge(&parts);
+        if let Some(k) = &known {
+            m.apply_known(k);
+        }
+        return finish(&m, &out, json, &junit);
     }
+    let known = args.known.load()?;
     let catalogue = match &args.catalogue {
         Some(f) => Catalogue::load(f)?,
         None => Catalogue::builtin(),
@@ -165,7 +189,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ),
     })?;
     drop(bar);
-    finish(&m, &args.out, args.json)
+    let mut m = m;
+    if let Some(k) = &known {
+        m.apply_known(k);
+    }
+    finish(&m, &args.out, args.json, &args.junit)
 }
 
 /// The progress lines' table, and its widths from every value a cell can show (lines are
@@ -210,10 +238,17 @@ fn progress_table(o: &Options) -> (Table, Vec<usize>) {
     (t, widths)
 }
 
-fn finish(m: &matrix::Matrix, out: &std::path::Path, json: bool) -> Result<ExitCode> {
+fn finish(
+    m: &matrix::Matrix,
+    out: &std::path::Path,
+    json: bool,
+    junit: &JunitArgs,
+) -> Result<ExitCode> {
     let files = report::write_all(m, out)?;
+    junit.write(|| report::junit(m))?;
     if json {
         println!("{}", serde_json::to_string_pretty(m)?);
+        warn_stale(&m.known);
     } else {
         print!("{}", report::markdown(m));
     }

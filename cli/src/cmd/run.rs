@@ -3,6 +3,8 @@
 //! expectation and the model's prediction for the measured kernel profile.
 //! `--external CMD` judges any sender program that sends the stream pattern instead.
 
+use crate::junit::JunitArgs;
+use crate::known::{warn_stale, KnownArgs};
 use crate::output::{self, Clock, TimingArgs};
 use crate::table;
 use anyhow::{bail, Context, Result};
@@ -13,7 +15,7 @@ use zcsafe_kernel::{
     ReaderSpeed, RunOptions, Transport,
 };
 use zcsafe_model::{check, CheckOptions, Scenario};
-use zcsafe_policy::{Align, Profile, Results, Table, TraceProfile, Verdict};
+use zcsafe_policy::{junit, Align, Profile, Results, Table, TraceProfile, Verdict};
 
 #[derive(clap::Args)]
 #[command(after_help = super::matrix::EXIT_STATUS_HELP)]
@@ -78,6 +80,10 @@ pub struct Args {
     quiet: bool,
     #[command(flatten)]
     timings: TimingArgs,
+    #[command(flatten)]
+    junit: JunitArgs,
+    #[command(flatten)]
+    known: KnownArgs,
 }
 
 /// The kernel backend refuses a link it cannot shape when it builds it, without knowing
@@ -116,11 +122,12 @@ fn transports(args: &Args) -> Result<Vec<Transport>> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    let known = args.known.load()?;
     let transports = transports(&args)?;
     let reader = args.reader.parse::<ReaderSpeed>()?;
     let timeout = Duration::from_secs(args.timeout.max(1));
     if let Some(cmd) = &args.external {
-        return external(cmd, &args, &transports, reader, timeout);
+        return external(cmd, &args, &transports, reader, timeout, known);
     }
     let entries = args.select.entries()?;
     let profile = match &args.profile {
@@ -197,8 +204,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     let timing = clock.finish();
+    if let Some(k) = &known {
+        results.apply_known(k);
+    }
     if args.json {
         println!("{}", output::json(&results, &timing, args.timings)?);
+        warn_stale(&results.known);
     } else {
         output::require_evidence(&results)?;
         print_human(&results, &profile, &args);
@@ -206,7 +217,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
             print!("{}", table::timing(&timing));
         }
     }
+    write_junit(&results, &args)?;
     Ok(ExitCode::from(results.exit_code()))
+}
+
+/// `--junit`: each finding with the command that reruns its deciding run.
+fn write_junit(results: &Results, args: &Args) -> Result<()> {
+    args.junit.write(|| {
+        let reruns: Vec<String> = results.results.iter().map(|f| rerun(f, args)).collect();
+        let cases: Vec<junit::Case<'_>> = results
+            .results
+            .iter()
+            .zip(&reruns)
+            .map(|(f, r)| junit::Case {
+                rerun: Some(r),
+                ..junit::Case::of(f)
+            })
+            .collect();
+        junit::write("zcsafe run", &cases)
+    })
 }
 
 fn print_human(results: &Results, profile: &Profile, args: &Args) {
@@ -283,6 +312,7 @@ fn external(
     transports: &[Transport],
     reader: ReaderSpeed,
     timeout: Duration,
+    known: Option<zcsafe_policy::KnownFile>,
 ) -> Result<ExitCode> {
     let [transport] = transports else {
         bail!(
@@ -311,9 +341,13 @@ fn external(
         &finding.transport,
         Duration::from_millis(r.elapsed_ms),
     );
-    let results = Results::new(vec![finding]);
+    let mut results = Results::new(vec![finding]);
+    if let Some(k) = &known {
+        results.apply_known(k);
+    }
     if args.json {
         println!("{}", output::json(&results, &timing, args.timings)?);
+        warn_stale(&results.known);
     } else {
         let word = match r.outcome {
             ExternalOutcome::Intact => "INTACT",
@@ -323,6 +357,7 @@ fn external(
         println!("zcsafe run --external over {}: {word}", r.transport);
         println!("  command: {}", r.command);
         println!("  {}", r.detail);
+        print!("{}", table::contradictions(&results));
         if r.outcome != ExternalOutcome::Intact && !r.sender_stderr_tail.trim().is_empty() {
             println!("  sender stderr (tail):");
             for line in r
@@ -341,6 +376,8 @@ fn external(
             print!("{}", table::timing(&timing));
         }
     }
+    args.junit
+        .write(|| junit::write("zcsafe run", &junit::cases(&results)))?;
     Ok(ExitCode::from(results.exit_code()))
 }
 

@@ -6,7 +6,9 @@ use super::findings::expectation;
 use super::options::Options;
 use super::transport::GuestTransport;
 use serde::{Deserialize, Serialize};
-use zcsafe_policy::{Evidence, Finding, Results, Verdict};
+use zcsafe_policy::{
+    exit_status, Evidence, Finding, Known, KnownDifference, KnownFile, Outcomes, Results, Verdict,
+};
 
 /// Bumped when `matrix.json` changes incompatibly.
 pub const MATRIX_FORMAT: u32 = 1;
@@ -61,6 +63,10 @@ pub struct Matrix {
     pub kernels: Vec<KernelRun>,
     pub accel: String,
     pub wall_seconds: f64,
+    /// What a `--known` file excused (matched on the cells' catalogue kernel names) and
+    /// which of its entries are stale.
+    #[serde(default, skip_serializing_if = "Known::is_empty")]
+    pub known: Known,
 }
 
 impl Matrix {
@@ -69,10 +75,31 @@ impl Matrix {
     /// expectation, 3 some cell could not be judged (`error`), 0 all as expected.
     pub fn exit_code(&self) -> u8 {
         if self.judged() == 0 {
-            2
-        } else {
-            self.findings().exit_code()
+            return 2;
         }
+        exit_status(Outcomes {
+            contradicted: self.results.iter().any(|c| self.contradicts(c)),
+            ..self.findings().outcomes()
+        })
+    }
+
+    /// The `--known` entry that accepts cell `c`, if any.
+    pub fn excuse(&self, c: &Cell) -> Option<&KnownDifference> {
+        self.known.excuse(Some(&c.kernel_name), &c.finding)
+    }
+
+    /// A contradiction no `--known` entry accepts.
+    pub fn contradicts(&self, c: &Cell) -> bool {
+        c.finding.contradicts() && self.excuse(c).is_none()
+    }
+
+    /// Applies a known-differences file to the cells, by their catalogue kernel names.
+    pub fn apply_known(&mut self, file: &KnownFile) {
+        self.known = file.review(
+            self.results
+                .iter()
+                .map(|c| (Some(c.kernel_name.as_str()), &c.finding)),
+        );
     }
 
     /// Cells with a verdict: every cell that is not an `error`.
@@ -148,6 +175,43 @@ pub(super) fn kept(opts: &Options, lines: &[String]) -> Vec<String> {
     }
 }
 
+/// Cells and matrices for tests of what is made of them (reports, known differences,
+/// retries), without a VM.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::matrix::host::host_kernel_run;
+
+    /// A cell of `kernel_name` that saw `verdict` where `expected` was expected.
+    pub(crate) fn cell(
+        kernel_name: &str,
+        policy: &str,
+        transport: GuestTransport,
+        verdict: Verdict,
+        expected: Verdict,
+    ) -> Cell {
+        let o = Options::new("/x".into());
+        let mut k = host_kernel_run();
+        k.name = kernel_name.into();
+        let mut c = error_cell(&o, &k, policy, transport, "ran".into(), None);
+        c.finding.verdict = verdict;
+        c.finding.expected = expected;
+        c
+    }
+
+    /// A matrix of `results`.
+    pub(crate) fn matrix(results: Vec<Cell>) -> Matrix {
+        Matrix {
+            format: MATRIX_FORMAT,
+            results,
+            kernels: vec![],
+            accel: "tcg".into(),
+            wall_seconds: 0.0,
+            known: Known::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,13 +227,7 @@ mod tests {
             c.finding.expected = Verdict::Safe;
             c
         };
-        let matrix = |results: Vec<Cell>| Matrix {
-            format: MATRIX_FORMAT,
-            results,
-            kernels: vec![],
-            accel: "tcg".into(),
-            wall_seconds: 0.0,
-        };
+        let matrix = testing::matrix;
         let error = || judged(Verdict::Error);
         assert_eq!(matrix(vec![judged(Verdict::Safe)]).exit_code(), 0);
         // An error cell is no contradiction: 3, beside verdicts as expected.

@@ -16,6 +16,8 @@ mod prepare;
 mod transport;
 mod unit;
 
+#[cfg(test)]
+pub(crate) use cell::testing;
 pub use cell::{Cell, KernelRun, Matrix, Progress, MATRIX_FORMAT};
 pub use external::{external_command, external_program, guest_commands, EXTERNAL, GUEST_BIN_DIR};
 pub use findings::parse_findings;
@@ -132,6 +134,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Progress)) -> Result<Matrix
         kernels,
         accel: machine.accel.name().into(),
         wall_seconds: started.elapsed().as_secs_f64(),
+        known: Default::default(),
     })
 }
 
