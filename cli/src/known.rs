@@ -8,7 +8,7 @@ use zcsafe_policy::{Known, KnownFile};
 /// The `--known` flag, shared by `run` and `matrix`.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct KnownArgs {
-    /// TOML file of accepted differences, one [[known]] table each: kernel (optional;
+    /// TOML file of accepted differences, one `[[known]]` table each: kernel (optional;
     /// the catalogue name for `matrix`, `uname -r` for `run`), policy, transport,
     /// verdict (the one observed) and reason. A contradicting finding an entry matches is
     /// reported as a known difference with its reason and does not make the exit status
