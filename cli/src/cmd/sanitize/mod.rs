@@ -171,7 +171,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             );
         }
         label = "own".into();
-        (run_own(&sender, timeout)?, None)
+        (run_own(&sender, timeout, args.json)?, None)
     };
     let events = read_log(&report.0)?;
     if !events.iter().any(|e| matches!(e, Event::Start(_))) {
@@ -206,13 +206,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::from(results.exit_code()))
 }
 
-/// Runs the program with its own stdio (it talks to its own peers).
-fn run_own(sender: &Sender, timeout: Duration) -> Result<findings::Ending> {
+/// Runs the program with its own stdio (it talks to its own peers); with `--json` its
+/// stdout goes to stderr, so that stdout is the one JSON object.
+fn run_own(sender: &Sender, timeout: Duration, json: bool) -> Result<findings::Ending> {
     let mut c = Command::new(&sender.argv[0]);
     c.args(&sender.argv[1..])
         .envs(sender.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .process_group(0);
+    if json {
+        c.stdout(Stdio::from(std::io::stderr()));
+    }
     use std::os::unix::process::CommandExt;
     let mut child = c
         .spawn()
