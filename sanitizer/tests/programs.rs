@@ -159,7 +159,7 @@ fn a_sender_that_reuses_before_the_notification_is_flagged_on_every_run() {
             let Writer::Instruction { module, .. } = &p.writer else {
                 panic!("a store of the program: {p:?}");
             };
-            assert_eq!(module.as_deref(), Some(p_path(&s)).as_deref());
+            assert_eq!(module.as_deref(), Some(p_path(&s)));
         }
         assert!(s.summary().premature_writes >= 60);
     }
