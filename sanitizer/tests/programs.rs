@@ -216,3 +216,25 @@ fn the_programs_own_signal_handlers_keep_working() {
     );
     assert!(s.writes().is_empty());
 }
+
+#[test]
+fn a_read_into_held_bytes_succeeds_and_is_reported_as_the_kernels_write() {
+    let p = build("read_into.c");
+    let s = run(&p, &[], true, false);
+    assert!(
+        s.out.status.success(),
+        "the program saw an error: {:?}",
+        s.out
+    );
+    assert_eq!(s.stdout(), "read returned 11: overwritten\n");
+    let w = s.writes();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(
+        w[0].writer,
+        Writer::Syscall {
+            call: "read".into()
+        }
+    );
+    assert_eq!(w[0].addr - w[0].range_start, 1000);
+    assert_eq!((w[0].range_len, w[0].submission.zc_id), (4096, 0));
+}
