@@ -61,6 +61,9 @@ enum Command {
     /// The cost of each safe policy against plain send(): throughput, sender CPU per GiB
     /// and the ratio to copy, across chunk sizes and transports, in the same run.
     Bench(cmd::bench::Args),
+    /// Run an unmodified program with the zero-copy sanitizer preloaded: every write to
+    /// bytes an in-flight MSG_ZEROCOPY send still holds is reported where it happens.
+    Sanitize(cmd::sanitize::Args),
 }
 
 /// `zcsafe … | head` closes our stdout early. Rust ignores SIGPIPE (sockets need that:
@@ -118,6 +121,7 @@ pub fn main_with(policies: Vec<zcsafe_policies::Entry>) -> ExitCode {
         Command::Fixtures(args) => cmd::fixtures::run(args),
         Command::Matrix(args) => cmd::matrix::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Sanitize(args) => cmd::sanitize::run(args),
     };
     match result {
         Ok(code) => code,
