@@ -8,14 +8,13 @@ use crate::transport::Transport;
 use crate::tun::device::TunDevice;
 use crate::tun::PeerStats;
 use crate::veth::Network;
-use std::sync::atomic::{AtomicBool, Ordering};
 use serde::Serialize;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use zcsafe_policy::{
     Abort, Answer, Backend, Event, Geometry, Op, PeerScript, Policy, ReceiveWindow, Step, Trace,
-    TraceProfile,
-    TraceTransport, Verdict, TRACE_FORMAT_VERSION,
+    TraceProfile, TraceTransport, Verdict, TRACE_FORMAT_VERSION,
 };
 
 /// Options of a kernel run.

@@ -59,9 +59,9 @@ pub fn unavailable(transport: &Transport) -> Option<String> {
         Transport::VethSlow { .. } if find_tool("tc").is_none() => {
             Some("veth-slow needs `tc` (Debian package iproute2)".into())
         }
-        Transport::Tun(_) if !std::path::Path::new("/dev/net/tun").exists() => Some(
-            "tun needs /dev/net/tun (the kernel's CONFIG_TUN; `modprobe tun`)".into(),
-        ),
+        Transport::Tun(_) if !std::path::Path::new("/dev/net/tun").exists() => {
+            Some("tun needs /dev/net/tun (the kernel's CONFIG_TUN; `modprobe tun`)".into())
+        }
         _ => None,
     }
 }
@@ -210,13 +210,21 @@ impl Network {
         let s = Netns::create("tun")?;
         let dev = s.run(TunDevice::open)??;
         let sn = s.name().to_string();
-        let (local, peer, mtu) = (SENDER_ADDR.to_string(), PEER_ADDR.to_string(), MTU.to_string());
+        let (local, peer, mtu) = (
+            SENDER_ADDR.to_string(),
+            PEER_ADDR.to_string(),
+            MTU.to_string(),
+        );
         run_cmd(
-            &["ip", "-n", &sn, "addr", "add", &local, "peer", &peer, "dev", TUN_DEVICE],
+            &[
+                "ip", "-n", &sn, "addr", "add", &local, "peer", &peer, "dev", TUN_DEVICE,
+            ],
             None,
         )?;
         run_cmd(
-            &["ip", "-n", &sn, "link", "set", TUN_DEVICE, "mtu", &mtu, "up"],
+            &[
+                "ip", "-n", &sn, "link", "set", TUN_DEVICE, "mtu", &mtu, "up",
+            ],
             None,
         )?;
         Ok(Network {

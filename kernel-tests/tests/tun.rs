@@ -49,7 +49,10 @@ fn expect(policy: &str, transport: Transport, seed: u64, want: Verdict) -> Optio
         transport.label(),
         r.evidence.detail
     );
-    assert!(peer.data_segments >= r.evidence.bytes_expected / 4096, "{peer:?}");
+    assert!(
+        peer.data_segments >= r.evidence.bytes_expected / 4096,
+        "{peer:?}"
+    );
     common::assert_no_namespaces_of_this_process();
     Some(r)
 }
@@ -75,7 +78,11 @@ fn zc_naive_corrupts_because_the_device_reads_a_reused_page() {
     let Some(r) = expect("zc-naive", tun(""), 402, Verdict::Corrupt) else {
         return;
     };
-    assert!(r.evidence.reused_early_by.is_some(), "{}", r.evidence.detail);
+    assert!(
+        r.evidence.reused_early_by.is_some(),
+        "{}",
+        r.evidence.detail
+    );
 }
 
 /// Local delivery corrupts it (the receiver's queue keeps the pages after the ACK); a
@@ -98,7 +105,10 @@ fn a_lost_segment_is_retransmitted_from_the_pages() {
         peer.retransmitted >= 1,
         "the kernel must send segment 3 again: {peer:?}"
     );
-    assert!(peer.out_of_order >= 1, "segment 4 arrives beyond the gap: {peer:?}");
+    assert!(
+        peer.out_of_order >= 1,
+        "segment 4 arrives beyond the gap: {peer:?}"
+    );
     assert_eq!(r.evidence.bytes_received, r.evidence.bytes_expected);
 }
 
@@ -176,7 +186,10 @@ fn two_processes_at_once_and_sigkill_leave_nothing_behind() {
     assert!(netns::list().contains(&theirs), "SIGKILL cannot clean up");
     assert!(!has_device(&theirs), "the TUN device outlived its process");
     let net = Network::setup(tun("")).expect("the next run");
-    assert!(!netns::list().contains(&theirs), "the next run did not sweep {theirs}");
+    assert!(
+        !netns::list().contains(&theirs),
+        "the next run did not sweep {theirs}"
+    );
     drop(net);
     common::assert_no_namespaces_of_this_process();
 }

@@ -111,7 +111,8 @@ impl PeerScript {
             let a = splitmix64(s);
             let b = splitmix64(a);
             p.drop.get_or_insert(1 + (a % 32) as u32);
-            p.window.get_or_insert([16 << 10, 32 << 10, 64 << 10][(b % 3) as usize]);
+            p.window
+                .get_or_insert([16 << 10, 32 << 10, 64 << 10][(b % 3) as usize]);
         }
         Ok(p)
     }

@@ -330,6 +330,15 @@ fn rerun(f: &zcsafe_policy::Finding, args: &Args) -> String {
         "veth-slow" => cmd += &format!(" --rate {}", args.rate),
         _ => {}
     }
+    // The label `tun(SCRIPT)` carries the peer's script in the form --peer reads.
+    let script = f
+        .transport
+        .strip_prefix("tun(")
+        .and_then(|s| s.strip_suffix(')'))
+        .and_then(|s| PeerScript::parse(s).ok());
+    if let Some(p) = script {
+        cmd += &format!(" --peer {}", p.script());
+    }
     cmd
 }
 

@@ -516,7 +516,10 @@ mod tests {
         // Segment 1 is lost, segment 2 is kept beyond the gap and ACKed for 0.
         let a = c.on_segment(&Segment::parse(&seg(0, 1)).unwrap(), now);
         assert!(a.accepted.is_empty());
-        assert!(c.poll_transmit(now).is_none(), "a lost segment is not ACKed");
+        assert!(
+            c.poll_transmit(now).is_none(),
+            "a lost segment is not ACKed"
+        );
         let a = c.on_segment(&Segment::parse(&seg(10, 2)).unwrap(), now);
         assert!(a.accepted.is_empty());
         assert_eq!(acked(&mut c, now), IRS + 1, "a duplicate ACK for the gap");

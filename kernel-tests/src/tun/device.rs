@@ -106,9 +106,8 @@ impl TunDevice {
     pub fn send(&self, packet: &[u8]) -> Result<(), KernelError> {
         loop {
             // SAFETY: writes `packet`, which outlives the call.
-            let n = unsafe {
-                libc::write(self.fd.as_raw_fd(), packet.as_ptr().cast(), packet.len())
-            };
+            let n =
+                unsafe { libc::write(self.fd.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
             if n == packet.len() as isize {
                 return Ok(());
             }

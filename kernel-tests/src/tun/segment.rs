@@ -354,7 +354,10 @@ pub(crate) mod tests {
         for i in 0..raw.len() {
             let mut bad = raw.clone();
             bad[i] ^= 0x40;
-            assert!(Segment::parse(&bad).is_err(), "flipped byte {i} went unnoticed");
+            assert!(
+                Segment::parse(&bad).is_err(),
+                "flipped byte {i} went unnoticed"
+            );
         }
         assert!(matches!(
             Segment::parse(&raw[..30]),
