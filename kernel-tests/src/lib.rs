@@ -1,6 +1,6 @@
 //! The real-kernel backend: drives a [`zcsafe_policy::Policy`] with real system calls over
 //! loopback and veth pairs between network namespaces, and checks every byte at a
-//! verifying receiver.
+//! verifying receiver — or, over `tun`, at zcsafe's own TCP peer behind a TUN device.
 //!
 //! - [`run_policy`]: a policy × transport, `repeat` times → [`RunReport`].
 //! - [`run_external`]: any sender program that follows the stream pattern.
@@ -20,6 +20,7 @@ pub mod run;
 pub mod skip;
 pub mod sys;
 pub mod transport;
+pub mod tun;
 pub mod uring;
 pub mod veth;
 

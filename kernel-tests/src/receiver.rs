@@ -250,8 +250,9 @@ impl Received {
     }
 }
 
-/// Incremental checker: words may be split across reads.
-struct Checker {
+/// Incremental checker: words may be split across reads. Shared with the `tun`
+/// transport's peer ([`crate::tun`]), which checks what it accepts in stream order.
+pub(crate) struct Checker {
     seed: u64,
     /// Stream bytes checked so far.
     offset: u64,
@@ -262,7 +263,7 @@ struct Checker {
 }
 
 impl Checker {
-    fn new(seed: u64) -> Checker {
+    pub(crate) fn new(seed: u64) -> Checker {
         Checker {
             seed,
             offset: 0,
@@ -284,8 +285,44 @@ impl Checker {
         bad
     }
 
+    /// Checks `data`, the next bytes of the stream, and logs the check in `log` for the
+    /// trace when it is one of the first `reads` or found wrong words.
+    pub(crate) fn feed_logged(
+        &mut self,
+        data: &[u8],
+        reads: u64,
+        log: &mut Vec<(Instant, Event)>,
+    ) -> u64 {
+        let at = self.offset + self.carry.len() as u64;
+        let bad = self.feed(data);
+        if reads <= 8 || (bad > 0 && log.len() < 200) {
+            let first = self
+                .first
+                .filter(|m| bad > 0 && m.offset >= at)
+                .map(|m| Mismatch {
+                    offset: m.offset,
+                    meant_for: m.meant_for,
+                });
+            log.push((
+                Instant::now(),
+                Event::Checked {
+                    offset: at,
+                    len: data.len() as u64,
+                    corrupt_words: bad,
+                    first,
+                },
+            ));
+        }
+        bad
+    }
+
+    /// Wrong words so far.
+    pub(crate) fn corrupt(&self) -> u64 {
+        self.corrupt
+    }
+
     /// Checks the trailing partial word, at the end of the stream.
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         let rest = std::mem::take(&mut self.carry);
         self.check(&rest);
     }
@@ -304,7 +341,7 @@ impl Checker {
 
     /// What the receiver saw, once the stream ended (after [`Checker::finish`]); the
     /// caller adds the time and the log.
-    fn into_received(
+    pub(crate) fn into_received(
         self,
         expected: Option<u64>,
         end: StreamEnd,
@@ -443,28 +480,9 @@ pub fn receive_on(mut sock: TcpStream, opts: &ReceiverOptions) -> Received {
                 break StreamEnd::Failed;
             }
         };
-        let at = bytes;
-        let bad = chk.feed(&buf[..n]);
         bytes += n as u64;
         reads += 1;
-        if reads <= 8 || (bad > 0 && log.len() < 200) {
-            let first = chk
-                .first
-                .filter(|m| bad > 0 && m.offset >= at)
-                .map(|m| Mismatch {
-                    offset: m.offset,
-                    meant_for: m.meant_for,
-                });
-            log.push((
-                Instant::now(),
-                Event::Checked {
-                    offset: at,
-                    len: n as u64,
-                    corrupt_words: bad,
-                    first,
-                },
-            ));
-        }
+        chk.feed_logged(&buf[..n], reads, &mut log);
         if opts.app_ack {
             acks.send(&sock, bytes);
         }

@@ -5,13 +5,16 @@ use crate::executor::{Executor, Performed};
 use crate::exposure::Exposure;
 use crate::receiver::{self, Diagnosis, ReaderSpeed, Received, ReceiverOptions};
 use crate::transport::Transport;
+use crate::tun::device::TunDevice;
+use crate::tun::PeerStats;
 use crate::veth::Network;
 use serde::Serialize;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use zcsafe_policy::{
-    Abort, Answer, Backend, Event, Geometry, Op, Policy, ReceiveWindow, Step, Trace, TraceProfile,
-    TraceTransport, Verdict, TRACE_FORMAT_VERSION,
+    Abort, Answer, Backend, Event, Geometry, Op, PeerScript, Policy, ReceiveWindow, Step, Trace,
+    TraceProfile, TraceTransport, Verdict, TRACE_FORMAT_VERSION,
 };
 
 /// Options of a kernel run.
@@ -82,6 +85,9 @@ pub struct Evidence {
     /// Segments the lossy transport dropped in this repetition.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dropped_packets: Option<u64>,
+    /// What the `tun` transport's peer counted: segments, retransmissions, losses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<PeerStats>,
     pub kernel: String,
     /// How far this repetition's reuses exercised the hazard.
     pub exposure: Exposure,
@@ -163,6 +169,33 @@ pub fn try_run_policy<P: Policy, E: std::fmt::Display>(
     })
 }
 
+/// Who takes the stream: the verifying receiver's socket, or the `tun` peer.
+enum FarEnd {
+    Listener(std::net::TcpListener),
+    Peer(TunDevice, PeerScript),
+}
+
+impl FarEnd {
+    /// Receives one connection's stream (consumes the device: one connection per run).
+    fn serve(
+        self,
+        addr: SocketAddr,
+        ropts: &ReceiverOptions,
+        cancel: &AtomicBool,
+    ) -> (Received, Option<PeerStats>) {
+        match self {
+            FarEnd::Listener(l) => (receiver::serve_one_until(&l, ropts, cancel), None),
+            FarEnd::Peer(mut dev, script) => {
+                let SocketAddr::V4(me) = addr else {
+                    unreachable!("the peer's address is IPv4")
+                };
+                let r = crate::tun::peer::serve(&mut dev, me, script, ropts, cancel);
+                (r.received, Some(r.stats))
+            }
+        }
+    }
+}
+
 /// Largest number of sender steps kept in a trace.
 const MAX_STEPS: usize = 4000;
 
@@ -174,7 +207,7 @@ fn run_once<P: Policy>(
 ) -> Result<(Evidence, Trace), KernelError> {
     let g = opts.geometry;
     let seed = opts.seed.wrapping_add(index as u64);
-    let net = Network::setup(opts.transport)?;
+    let mut net = Network::setup(opts.transport)?;
     let start = Instant::now();
     let consumed = crate::exposure::Consumed::default();
     let ropts = ReceiverOptions {
@@ -187,22 +220,36 @@ fn run_once<P: Policy>(
         consumed: consumed.clone(),
     };
     let host = net.host;
-    let listener = net.in_receiver(|| receiver::listen(SocketAddr::new(host.into(), 0)))??;
-    if let Some(bytes) = opts.rcvbuf {
-        receiver::set_rcvbuf(&listener, bytes)?;
-    }
-    let addr = listener
-        .local_addr()
-        .map_err(|e| KernelError::io("getsockname", e))?;
+    let far = match (net.tun.take(), opts.transport) {
+        (Some(dev), Transport::Tun(script)) => FarEnd::Peer(dev, script),
+        _ => {
+            let listener =
+                net.in_receiver(|| receiver::listen(SocketAddr::new(host.into(), 0)))??;
+            if let Some(bytes) = opts.rcvbuf {
+                receiver::set_rcvbuf(&listener, bytes)?;
+            }
+            FarEnd::Listener(listener)
+        }
+    };
+    let addr = match &far {
+        FarEnd::Listener(l) => l
+            .local_addr()
+            .map_err(|e| KernelError::io("getsockname", e))?,
+        FarEnd::Peer(..) => SocketAddr::new(host.into(), crate::tun::PEER_PORT),
+    };
+    let cancel = AtomicBool::new(false);
     let timeout = opts.op_timeout;
     std::thread::scope(|s| -> Result<(Evidence, Trace), KernelError> {
-        let rx = s.spawn(|| receiver::serve_one(&listener, &ropts));
+        let rx = s.spawn(|| far.serve(addr, &ropts, &cancel));
         let sock = net.in_sender(|| TcpStream::connect_timeout(&addr, timeout))?;
         let sock = match sock {
             Ok(s) => s,
             Err(e) => {
                 // Wake the receiver's accept: connect to it ourselves and hang up.
-                let _ = net.in_receiver(|| TcpStream::connect(addr));
+                cancel.store(true, Ordering::Relaxed);
+                if !matches!(opts.transport, Transport::Tun(_)) {
+                    let _ = net.in_receiver(|| TcpStream::connect(addr));
+                }
                 let _ = rx.join();
                 return Err(KernelError::io(format!("connecting to {addr}"), e));
             }
@@ -271,7 +318,8 @@ fn run_once<P: Policy>(
         if ending.is_some() {
             ex.abort_connection();
         }
-        let received: Received = rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let (received, peer): (Received, Option<PeerStats>) =
+            rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         ex.drain_until_eof(Instant::now() + Duration::from_secs(2));
         let dropped = net.dropped_packets();
         let exposure = ex.exposure();
@@ -308,6 +356,7 @@ fn run_once<P: Policy>(
             ops,
             elapsed_ms: start.elapsed().as_millis() as u64,
             dropped_packets: dropped,
+            peer,
             exposure,
             kernel: crate::sys::kernel_release(),
         };
@@ -447,6 +496,9 @@ impl RunReport {
         // The wall clock is not evidence that repeats: it goes in `timing()`.
         if let Some(d) = e.dropped_packets {
             put("dropped_packets", d.into());
+        }
+        if let Some(p) = &e.peer {
+            put("peer", serde_json::to_value(p).unwrap_or_default());
         }
         put(
             "geometry",

@@ -1,9 +1,11 @@
 //! The network between sender and receiver: loopback, or two namespaces and a veth pair,
-//! optionally with random loss (nftables) or a rate limit (tbf).
+//! optionally with random loss (nftables) or a rate limit (tbf), or one namespace whose
+//! TUN device leads to zcsafe's own TCP peer ([`crate::tun`]).
 
 use crate::error::KernelError;
 use crate::netns::{find_tool, run_cmd, Netns};
 use crate::transport::Transport;
+use crate::tun::device::{TunDevice, DEVICE as TUN_DEVICE};
 use std::net::Ipv4Addr;
 
 /// Sender side address on the veth pair (inside our own namespaces only).
@@ -25,6 +27,9 @@ pub struct Network {
     pub foreign_receiver: Option<std::path::PathBuf>,
     /// The address the sender connects to.
     pub host: Ipv4Addr,
+    /// The `tun` transport's device, for its peer (declared last: dropped after the
+    /// namespace is unmounted, which is harmless either way — the device dies with the fd).
+    pub tun: Option<TunDevice>,
 }
 
 /// Why a transport cannot be set up on this machine (counted as a skip, not a failure).
@@ -53,6 +58,9 @@ pub fn unavailable(transport: &Transport) -> Option<String> {
         ),
         Transport::VethSlow { .. } if find_tool("tc").is_none() => {
             Some("veth-slow needs `tc` (Debian package iproute2)".into())
+        }
+        Transport::Tun(_) if !std::path::Path::new("/dev/net/tun").exists() => {
+            Some("tun needs /dev/net/tun (the kernel's CONFIG_TUN; `modprobe tun`)".into())
         }
         _ => None,
     }
@@ -100,6 +108,7 @@ impl Network {
                 receiver: None,
                 foreign_receiver: Some(ns),
                 host,
+                tun: None,
             });
         }
         if !transport.needs_namespaces() {
@@ -109,7 +118,11 @@ impl Network {
                 receiver: None,
                 foreign_receiver: None,
                 host: Ipv4Addr::LOCALHOST,
+                tun: None,
             });
+        }
+        if let Transport::Tun(_) = transport {
+            return Network::tun(transport);
         }
         let s = Netns::create("snd")?;
         let r = Netns::create("rcv")?;
@@ -186,6 +199,41 @@ impl Network {
             receiver: Some(r),
             foreign_receiver: None,
             host: RECEIVER_ADDR,
+            tun: None,
+        })
+    }
+
+    /// One namespace with the TUN device; the sender connects to the peer's address,
+    /// which the point-to-point route sends into the device.
+    fn tun(transport: Transport) -> Result<Network, KernelError> {
+        use crate::tun::{MTU, PEER_ADDR, SENDER_ADDR};
+        let s = Netns::create("tun")?;
+        let dev = s.run(TunDevice::open)??;
+        let sn = s.name().to_string();
+        let (local, peer, mtu) = (
+            SENDER_ADDR.to_string(),
+            PEER_ADDR.to_string(),
+            MTU.to_string(),
+        );
+        run_cmd(
+            &[
+                "ip", "-n", &sn, "addr", "add", &local, "peer", &peer, "dev", TUN_DEVICE,
+            ],
+            None,
+        )?;
+        run_cmd(
+            &[
+                "ip", "-n", &sn, "link", "set", TUN_DEVICE, "mtu", &mtu, "up",
+            ],
+            None,
+        )?;
+        Ok(Network {
+            transport,
+            sender: Some(s),
+            receiver: None,
+            foreign_receiver: None,
+            host: PEER_ADDR,
+            tun: Some(dev),
         })
     }
 

@@ -4,6 +4,7 @@
 //! ([`TraceTransport::Host`](crate::TraceTransport::Host)) and every reader of traces
 //! (explain, replay) must understand it without linking the kernel backend.
 
+use crate::peer::PeerScript;
 use crate::transport::TransportClass;
 use serde::{Deserialize, Serialize};
 
@@ -30,11 +31,15 @@ pub enum HostTransport {
     /// one moved into a namespace): the sender stays in the caller's namespace, the
     /// receiver enters `ZCSAFE_PEER_NETNS` and listens on `ZCSAFE_PEER_ADDR`.
     Remote,
+    /// A TUN device in a fresh namespace, with zcsafe's own user-space TCP peer behind
+    /// it: the device reads the pages as a NIC would and the peer keeps its own copy, so
+    /// the class is remote; the script decides its window, losses and ACK delays.
+    Tun(PeerScript),
 }
 
 /// A transport name that is none of [`HostTransport`]'s.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown transport {0:?}: use loopback, veth, veth-lossy, veth-slow, remote or all")]
+#[error("unknown transport {0:?}: use loopback, veth, veth-lossy, veth-slow, remote, tun or all")]
 pub struct UnknownHostTransport(pub String);
 
 impl HostTransport {
@@ -46,14 +51,16 @@ impl HostTransport {
             HostTransport::VethLossy { .. } => "veth-lossy",
             HostTransport::VethSlow { .. } => "veth-slow",
             HostTransport::Remote => "remote",
+            HostTransport::Tun(_) => "tun",
         }
     }
 
     /// Loopback and veth deliver locally: the receiving socket gets the sender's page
-    /// references (`veth_xmit` → `veth_forward_skb`, no copy). `remote` crosses a NIC.
+    /// references (`veth_xmit` → `veth_forward_skb`, no copy). `remote` crosses a NIC;
+    /// `tun` a device that copies the pages out (`tun_net_xmit`, `tun_put_user`).
     pub fn class(&self) -> TransportClass {
         match self {
-            HostTransport::Remote => TransportClass::Remote,
+            HostTransport::Remote | HostTransport::Tun(_) => TransportClass::Remote,
             _ => TransportClass::Local,
         }
     }
@@ -63,8 +70,9 @@ impl HostTransport {
         !matches!(self, HostTransport::Loopback | HostTransport::Remote)
     }
 
-    /// Parses `loopback`, `veth`, `veth-lossy`, `veth-slow`, `remote`; loss and rate fill
-    /// the parameters of `veth-lossy` and `veth-slow`.
+    /// Parses `loopback`, `veth`, `veth-lossy`, `veth-slow`, `remote`, `tun`; loss and
+    /// rate fill the parameters of `veth-lossy` and `veth-slow`; `tun` gets the plain
+    /// peer (see [`HostTransport::with_peer`]).
     pub fn parse(
         name: &str,
         loss_pct: u8,
@@ -76,12 +84,22 @@ impl HostTransport {
             "veth-lossy" => HostTransport::VethLossy { loss_pct },
             "veth-slow" => HostTransport::VethSlow { rate_kbit },
             "remote" => HostTransport::Remote,
+            "tun" => HostTransport::Tun(PeerScript::default()),
             other => return Err(UnknownHostTransport(other.to_string())),
         })
     }
 
+    /// `tun` with the peer following `script`; other transports have no peer to script.
+    pub fn with_peer(self, script: PeerScript) -> HostTransport {
+        match self {
+            HostTransport::Tun(_) => HostTransport::Tun(script),
+            t => t,
+        }
+    }
+
     /// Every transport this host can make by itself, in the order reports list them
-    /// (`remote` needs a peer set up from outside).
+    /// (`remote` needs a peer set up from outside; `tun`, the remote class, is asked for
+    /// by name).
     pub fn all(loss_pct: u8, rate_kbit: u64) -> Vec<HostTransport> {
         vec![
             HostTransport::Loopback,
@@ -96,6 +114,7 @@ impl HostTransport {
         match self {
             HostTransport::VethLossy { loss_pct } => format!("veth-lossy({loss_pct}%)"),
             HostTransport::VethSlow { rate_kbit } => format!("veth-slow({rate_kbit}kbit)"),
+            HostTransport::Tun(p) if !p.is_plain() => format!("tun({})", p.script()),
             t => t.name().to_string(),
         }
     }
@@ -124,6 +143,23 @@ mod tests {
         assert_eq!(
             HostTransport::VethSlow { rate_kbit: 9 }.label(),
             "veth-slow(9kbit)"
+        );
+    }
+
+    #[test]
+    fn tun_is_remote_and_its_label_shows_the_script() {
+        let t = HostTransport::parse("tun", 0, 0).unwrap();
+        assert_eq!(t.class(), TransportClass::Remote);
+        assert!(t.needs_namespaces());
+        assert_eq!(t.label(), "tun");
+        let script = PeerScript::parse("drop=3").unwrap();
+        assert_eq!(t.with_peer(script).label(), "tun(drop=3)");
+        assert_eq!(HostTransport::Veth.with_peer(script), HostTransport::Veth);
+        let json = serde_json::to_string(&t.with_peer(script)).unwrap();
+        assert_eq!(json, r#"{"tun":{"drop":3}}"#);
+        assert_eq!(
+            serde_json::from_str::<HostTransport>(&json).unwrap(),
+            t.with_peer(script)
         );
     }
 }

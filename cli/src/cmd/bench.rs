@@ -105,6 +105,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .map(|n| Transport::parse(n.trim(), args.loss, args.rate))
         .collect::<Result<_, _>>()?;
     super::run::check_link_options(&opts.transports)?;
+    if opts
+        .transports
+        .iter()
+        .any(|t| matches!(t, Transport::Tun(_)))
+    {
+        // Its peer reads, checks and ACKs one segment at a time in user space: a cost
+        // measurement over it would measure the peer. (`run -t tun` judges the remote class.)
+        bail!("invalid option: bench does not measure over tun yet; use `zcsafe run -t tun` for its verdicts");
+    }
     opts.chunks = parse_sizes(&args.chunk)?;
     if opts.chunks.is_empty() {
         bail!("--chunk needs at least one size");

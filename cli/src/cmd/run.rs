@@ -15,19 +15,28 @@ use zcsafe_kernel::{
     ReaderSpeed, RunOptions, Transport,
 };
 use zcsafe_model::{check, CheckOptions, Scenario};
-use zcsafe_policy::{junit, Align, Profile, Results, Table, TraceProfile, Verdict};
+use zcsafe_policy::{junit, Align, PeerScript, Profile, Results, Table, TraceProfile, Verdict};
 
 #[derive(clap::Args)]
 #[command(after_help = super::matrix::EXIT_STATUS_HELP)]
 pub struct Args {
     #[command(flatten)]
     select: super::Selection,
-    /// loopback, veth, veth-lossy, veth-slow, remote (comma-separated) or all (the
-    /// first four). veth* need root; veth-lossy needs `nft` (Debian package nftables);
-    /// remote needs a peer behind a real NIC in ZCSAFE_PEER_NETNS / ZCSAFE_PEER_ADDR
-    /// (the VM guests set it up).
+    /// loopback, veth, veth-lossy, veth-slow, remote, tun (comma-separated) or all (the
+    /// first four). veth* and tun need root; veth-lossy needs `nft` (Debian package
+    /// nftables); remote needs a peer behind a real NIC in ZCSAFE_PEER_NETNS /
+    /// ZCSAFE_PEER_ADDR (the VM guests set it up); tun is the remote class on this host:
+    /// a TUN device and zcsafe's own TCP peer (see --peer).
     #[arg(long, short = 't', default_value = "loopback")]
     transport: String,
+    /// What the tun transport's peer does, comma-separated: window=BYTES (advertised
+    /// receive window, default 65536), drop=K (lose the first transmission of the K-th
+    /// data segment: the kernel reads the page again to retransmit it), hold-acks[=MS]
+    /// (send every ACK MS late, default 300: past the minimum RTO, so the retransmit
+    /// queue keeps the pages and retransmits), seed=N (draw drop and window from N).
+    /// Repeat --peer to run several variants, e.g. `--peer hold-acks --peer drop=3`.
+    #[arg(long, value_name = "SCRIPT", value_parser = parse_peer)]
+    peer: Vec<PeerScript>,
     /// Percent of the sender's data segments veth-lossy drops.
     #[arg(long, default_value_t = zcsafe_kernel::transport::DEFAULT_LOSS_PCT, value_name = "PCT")]
     loss: u8,
@@ -103,6 +112,10 @@ pub(crate) fn check_link_options(transports: &[Transport]) -> Result<()> {
     Ok(())
 }
 
+fn parse_peer(s: &str) -> Result<PeerScript, String> {
+    PeerScript::parse(s).map_err(|e| e.to_string())
+}
+
 fn transports(args: &Args) -> Result<Vec<Transport>> {
     let mut out = Vec::new();
     for name in args.transport.split(',').map(str::trim) {
@@ -111,6 +124,20 @@ fn transports(args: &Args) -> Result<Vec<Transport>> {
         } else {
             out.push(Transport::parse(name, args.loss, args.rate)?);
         }
+    }
+    if !args.peer.is_empty() {
+        if !out.iter().any(|t| matches!(t, Transport::Tun(_))) {
+            bail!("invalid option: --peer scripts the tun transport's peer; add -t tun");
+        }
+        // Each script is a variant of every tun transport asked for.
+        out = out
+            .into_iter()
+            .flat_map(|t| match t {
+                Transport::Tun(_) => args.peer.iter().map(|p| t.with_peer(*p)).collect(),
+                t => vec![t],
+            })
+            .collect();
+        out.dedup();
     }
     check_link_options(&out)?;
     for t in &out {
@@ -302,6 +329,15 @@ fn rerun(f: &zcsafe_policy::Finding, args: &Args) -> String {
         "veth-lossy" => cmd += &format!(" --loss {}", args.loss),
         "veth-slow" => cmd += &format!(" --rate {}", args.rate),
         _ => {}
+    }
+    // The label `tun(SCRIPT)` carries the peer's script in the form --peer reads.
+    let script = f
+        .transport
+        .strip_prefix("tun(")
+        .and_then(|s| s.strip_suffix(')'))
+        .and_then(|s| PeerScript::parse(s).ok());
+    if let Some(p) = script {
+        cmd += &format!(" --peer {}", p.script());
     }
     cmd
 }
