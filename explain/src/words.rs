@@ -35,6 +35,7 @@ pub fn action(e: &Event) -> String {
         Event::TxComplete { seq, .. } => format!("DMA + TX completion of seq {seq}"),
         Event::Lose { seq } => format!("drop seq {seq}"),
         Event::Deliver { seq, .. } => format!("receive seq {seq}"),
+        Event::RcvbufGrow { window } => format!("autotuning grows the window to {window}"),
         Event::Read { seq, from_pipe, .. } => match from_pipe {
             true => format!("read stream page {seq} from the pipe"),
             false => format!("read stream page {seq}"),
@@ -108,7 +109,7 @@ pub fn note(step: &Step, class: TransportClass) -> String {
             "tcp_send_probe0: the peer advertised a closed window; ask whether it opened".into()
         }
         Event::UringExec { .. } => {
-            "io_send_zc queues the pages and posts the send CQE (F_MORE)".into()
+            "io_send_zc queues what it can and posts the send CQE (F_MORE, even on error)".into()
         }
         Event::UringFail { .. } => {
             "io_sendrecv_fail posts the CQE with F_MORE: its notification will still follow".into()
@@ -120,6 +121,9 @@ pub fn note(step: &Step, class: TransportClass) -> String {
             format!("the NIC reads {} and frees its clone", carried(payload))
         }
         Event::Lose { .. } => "the network loses the segment".into(),
+        Event::RcvbufGrow { .. } => {
+            "tcp_rcv_space_adjust grows sk_rcvbuf after a read; the wider window opens room for unread bytes".into()
+        }
         Event::Deliver {
             payload,
             in_order,
