@@ -109,7 +109,7 @@ pub fn note(step: &Step, class: TransportClass) -> String {
             "tcp_send_probe0: the peer advertised a closed window; ask whether it opened".into()
         }
         Event::UringExec { .. } => {
-            "io_send_zc queues what it can and posts the send CQE (F_MORE, even on error)".into()
+            "io_send_zc queues the pages and posts the send CQE (F_MORE)".into()
         }
         Event::UringFail { .. } => {
             "io_sendrecv_fail posts the CQE with F_MORE: its notification will still follow".into()
