@@ -53,7 +53,7 @@ pub use known::{Known, KnownDifference, KnownError, KnownFile};
 pub use op::{Abort, FileId, Op, UserData};
 pub use outcome::{Cqe, Errno, Outcome, ZcNotification};
 pub use peer::{PeerScript, PeerScriptError};
-pub use profile::{GiftSupport, Profile};
+pub use profile::{GiftSupport, Profile, WindowRule};
 pub use report::{exit_status, Evidence, Finding, Outcomes, Results, RESULTS_FORMAT_VERSION};
 pub use table::{Align, Table};
 pub use timing::{FindingTiming, Timing};
