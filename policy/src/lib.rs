@@ -35,6 +35,7 @@ pub mod op;
 pub mod outcome;
 pub mod profile;
 pub mod report;
+pub mod retry;
 pub mod stream;
 pub mod table;
 pub mod timing;
@@ -53,6 +54,7 @@ pub use op::{Abort, FileId, Op, UserData};
 pub use outcome::{Cqe, Errno, Outcome, ZcNotification};
 pub use profile::{GiftSupport, Profile};
 pub use report::{exit_status, Evidence, Finding, Outcomes, Results, RESULTS_FORMAT_VERSION};
+pub use retry::{settle, RetryBudget};
 pub use table::{Align, Table};
 pub use timing::{FindingTiming, Timing};
 pub use trace::{
