@@ -40,7 +40,9 @@ impl RetryBudget {
 /// docs). `None` for no attempts.
 pub fn settle(attempts: &[Finding]) -> Option<(usize, Finding)> {
     let first = attempts.first()?;
-    if attempts.len() == 1 {
+    // Only a contradiction is retried: whatever ran after a first attempt that did not
+    // contradict is no retry of it.
+    if attempts.len() == 1 || !first.contradicts() {
         return Some((0, first.clone()));
     }
     let stands = attempts.iter().position(Finding::agrees).unwrap_or(0);
@@ -120,6 +122,9 @@ mod tests {
         assert_eq!(f, attempt(Verdict::Safe));
         assert!(!f.flaky() && f.contradicts());
         assert!(settle(&[]).is_none());
+        // Attempts after one that did not contradict were no retries of it.
+        let (i, f) = settled(&[Verdict::Corrupt, Verdict::Safe]);
+        assert_eq!((i, f), (0, attempt(Verdict::Corrupt)));
     }
 
     #[test]
