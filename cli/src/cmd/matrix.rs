@@ -17,10 +17,13 @@ use zcsafe_vm::{initramfs, report, Catalogue};
 pub(crate) const EXIT_STATUS_HELP: &str = "\
 Exit status:
   0  every verdict is as expected
-  1  a verdict contradicts its expectation (or the model's prediction)
-  2  usage error, or nothing was judged at all (no verdict without evidence)
+  1  a verdict contradicts its expectation (or the model's prediction), and
+     no --known entry accepts it (with `matrix --retries`: on every rerun)
+  2  usage error (a bad option or path), or nothing was judged at all (no
+     verdict without evidence)
   3  no contradiction, but some cell could not be judged (`error`: the
-     infrastructure or the environment failed; its evidence says why)
+     infrastructure failed, e.g. a guest panicked or a cell or VM outlived its
+     timeout; its evidence and console tail say why)
   4  no contradiction, no error, but some run never exercised the hazard it
      tests (`inconclusive`: nothing was reused while still in flight)";
 

@@ -38,7 +38,7 @@ pub(super) fn prepare(
         .user_kernel
         .iter()
         .map(|u| Wanted::User(&u.kernel))
-        .chain(entries.iter().map(|e| Wanted::Catalogue(e)))
+        .chain(entries.iter().copied().map(Wanted::Catalogue))
         .collect();
 
     // Fetch kernels and build images first: network and disk, one at a time.
