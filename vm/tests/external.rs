@@ -353,30 +353,28 @@ fn cell<'a>(v: &'a serde_json::Value, policy: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no {policy} cell: {v:#}"))
 }
 
-/// Exit status 3, infrastructure, for real: in one 5.10 guest a cell that outlives its
-/// timeout (the guest stops it) and a cell that panics the kernel (sysrq `c`: QEMU ends,
-/// `panic=-1 -no-reboot`), beside a cell that judged its policy. Each error says why.
+/// Exit status 3, infrastructure, for real: in a 5.10 guest a cell that panics the kernel
+/// (sysrq `c`: QEMU ends at once, `panic=-1 -no-reboot`) after a cell that judged its
+/// policy. The error says why, in the kernel's words. (A cell past its timeout is the same
+/// kind of `error`: vm/tests/boot.rs.)
 #[test]
-fn a_cell_past_its_timeout_and_a_kernel_panic_exit_3_saying_why() {
-    let test = "exit 3: timeout and panic";
+fn a_kernel_panic_beside_a_judged_cell_exits_3_saying_why() {
+    let test = "exit 3: kernel panic";
     let Some(zcsafe) = guest_ready(test) else {
         return;
     };
     let t = tempfile::tempdir().unwrap();
     let command = "case {policy} in \
-        zc-naive) sleep 60 ;; \
-        zc-completion) echo c > /proc/sysrq-trigger; sleep 30 ;; \
+        zc-naive) echo c > /proc/sysrq-trigger; sleep 30 ;; \
         *) zcsafe run --policy {policy} --transport {transport} --json ;; esac";
     let start = Instant::now();
     let (o, v) = matrix(
         &zcsafe,
         &[
             "--policies",
-            "copy,zc-naive,zc-completion",
+            "copy,zc-naive",
             "--transports",
             "veth",
-            "--cell-timeout",
-            "5",
             "--command",
             command,
         ],
@@ -385,21 +383,12 @@ fn a_cell_past_its_timeout_and_a_kernel_panic_exit_3_saying_why() {
     );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(cell(&v, "copy")["verdict"], "safe", "{v:#}\n{err}");
-    let slow = cell(&v, "zc-naive");
-    assert_eq!(slow["verdict"], "error");
-    assert!(
-        slow["evidence"]["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("the cell ran longer than 5 s and was stopped in the guest"),
-        "{slow:#}"
-    );
-    let panicked = cell(&v, "zc-completion");
+    let panicked = cell(&v, "zc-naive");
     assert_eq!(panicked["verdict"], "error");
     let detail = panicked["evidence"]["detail"].as_str().unwrap();
     assert!(
         detail.contains("before the guest finished")
-            && detail.contains("kernel died: Kernel panic - not syncing"),
+            && detail.contains("kernel died: Kernel panic - not syncing: sysrq triggered crash"),
         "{panicked:#}"
     );
     assert!(
@@ -408,7 +397,7 @@ fn a_cell_past_its_timeout_and_a_kernel_panic_exit_3_saying_why() {
     );
     assert_eq!(o.status.code(), Some(3), "{err}");
     eprintln!(
-        "timeout + panic on 5.10: exit 3 in {:.1} s",
+        "kernel panic beside a judged cell on 5.10: exit 3 in {:.1} s",
         start.elapsed().as_secs_f64()
     );
 }
