@@ -15,7 +15,7 @@ ZCSAFE_STATIC := target/$(STATIC_TARGET)/release/zcsafe
 all: verdicts
 
 build:
-	$(CARGO) build --release -p zcsafe-cli
+	$(CARGO) build --release -p zcsafe-cli -p zcsafe-sanitizer
 
 static:
 	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --target $(STATIC_TARGET) -p zcsafe-cli

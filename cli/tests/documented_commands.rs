@@ -1,7 +1,7 @@
 //! Every `$ zcsafe …` command shown in the README and the tutorial parses: a renamed
 //! flag or subcommand breaks this test, not a reader's first try.
 //!
-//! Each command is run with `--help` appended, so clap rejects unknown subcommands and
+//! Each command is run with `--help` appended (before a `--`), so clap rejects unknown subcommands and
 //! flags but nothing is executed (values such as policy names are checked elsewhere).
 
 use std::path::{Path, PathBuf};
@@ -91,10 +91,12 @@ fn every_documented_command_parses() {
             let Some(cmd) = line.trim_start().strip_prefix("$ zcsafe ") else {
                 continue;
             };
-            let args = words(cmd);
+            let mut args = words(cmd);
+            // before `--`: what follows is a program's own arguments (`zcsafe sanitize`)
+            let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
+            args.insert(at, "--help".into());
             let out = Command::new(env!("CARGO_BIN_EXE_zcsafe"))
                 .args(&args)
-                .arg("--help")
                 .output()
                 .unwrap();
             checked += 1;

@@ -189,9 +189,12 @@ pub fn ending(end: StreamEnd) -> &'static str {
     }
 }
 
-/// The holders as a list after "the": `write queue and retransmit queue`.
+/// The holders as a list after "the": `write queue and the clone in flight`.
 pub fn holders(h: &[Holder]) -> String {
-    h.iter().map(|h| h.name()).collect::<Vec<_>>().join(" and ")
+    h.iter()
+        .map(|&h| crate::sentence::holder_name(h))
+        .collect::<Vec<_>>()
+        .join(" and the ")
 }
 
 fn held(pages: &[HeldPage]) -> String {
@@ -251,6 +254,14 @@ mod tests {
         assert_eq!(
             note(&step, TransportClass::Local),
             "REUSE WHILE HELD: buf[0] is still held by the peer receive queue"
+        );
+        let two = HeldPage {
+            page: Page::Buf(1),
+            by: vec![Holder::Retransmit, Holder::Wire],
+        };
+        assert_eq!(
+            held(&[two]),
+            "buf[1] is still held by the retransmit queue and the clone in flight"
         );
     }
 

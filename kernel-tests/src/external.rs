@@ -137,11 +137,77 @@ impl ExternalReport {
 
 const TAIL: usize = 4096;
 
+/// A sender program: its argument vector and extra environment, in which `{host}` and
+/// `{port}` are replaced by the receiver's address once it listens.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sender {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Set in its environment besides `ZCSAFE_HOST`, `ZCSAFE_PORT`, `ZCSAFE_SEED`.
+    pub env: Vec<(String, String)>,
+}
+
+impl Sender {
+    /// A shell command line, run through `/bin/sh -c`.
+    pub fn shell(cmd: &str) -> Sender {
+        Sender {
+            argv: vec!["/bin/sh".into(), "-c".into(), cmd.into()],
+            env: Vec::new(),
+        }
+    }
+
+    /// Whether an argument asks for the receiver's address.
+    pub fn wants_receiver(&self) -> bool {
+        self.argv
+            .iter()
+            .any(|a| a.contains("{host}") || a.contains("{port}"))
+    }
+
+    /// The command as a user reads it: the shell line, or the arguments joined.
+    fn display(argv: &[String]) -> String {
+        match argv {
+            [sh, c, cmd] if sh == "/bin/sh" && c == "-c" => cmd.clone(),
+            _ => argv.join(" "),
+        }
+    }
+}
+
+/// Waits for `child` until `deadline`; past it, kills its process group (the child was
+/// started as a group leader). Returns the status (None if it could not be had) and
+/// whether the deadline passed.
+pub fn wait_until(
+    child: &mut std::process::Child,
+    deadline: Instant,
+) -> (Option<std::process::ExitStatus>, bool) {
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return (Some(st), false),
+            Ok(None) if Instant::now() >= deadline => {
+                // SAFETY: kill touches no memory. The group id is our child's pid, and
+                // the child is not reaped yet (try_wait said so), so the id cannot have
+                // been reused by an unrelated process group.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                return (child.wait().ok(), true);
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => return (None, false),
+        }
+    }
+}
+
 /// Runs `cmd` as the sender over `opts.transport` and judges what it sent.
 pub fn run_external(cmd: &str, opts: &ExternalOptions) -> Result<ExternalReport, KernelError> {
     if cmd.trim().is_empty() {
         return Err(KernelError::Usage("the external command is empty".into()));
     }
+    run_sender(&Sender::shell(cmd), opts)
+}
+
+/// Runs `sender` over `opts.transport` and judges what it sent (as [`run_external`]).
+pub fn run_sender(sender: &Sender, opts: &ExternalOptions) -> Result<ExternalReport, KernelError> {
+    let Some((program, args)) = sender.argv.split_first() else {
+        return Err(KernelError::Usage("the sender command is empty".into()));
+    };
     let start = Instant::now();
     let net = Network::setup(opts.transport)?;
     let host = net.host;
@@ -150,9 +216,15 @@ pub fn run_external(cmd: &str, opts: &ExternalOptions) -> Result<ExternalReport,
         .local_addr()
         .map_err(|e| KernelError::io("getsockname", e))?
         .port();
-    let command = cmd
-        .replace("{host}", &host.to_string())
-        .replace("{port}", &port.to_string());
+    let fill = |s: &str| {
+        s.replace("{host}", &host.to_string())
+            .replace("{port}", &port.to_string())
+    };
+    let argv: Vec<String> = std::iter::once(program)
+        .chain(args)
+        .map(|a| fill(a))
+        .collect();
+    let command = Sender::display(&argv);
     let ropts = ReceiverOptions {
         seed: opts.seed,
         expect: opts.expect,
@@ -163,9 +235,9 @@ pub fn run_external(cmd: &str, opts: &ExternalOptions) -> Result<ExternalReport,
         consumed: Default::default(),
     };
     let ns_fd = net.sender_ns().map(|ns| ns.open()).transpose()?;
-    let mut c = Command::new("/bin/sh");
-    c.arg("-c")
-        .arg(&command)
+    let mut c = Command::new(&argv[0]);
+    c.args(&argv[1..])
+        .envs(sender.env.iter().map(|(k, v)| (k, fill(v))))
         .env("ZCSAFE_HOST", host.to_string())
         .env("ZCSAFE_PORT", port.to_string())
         .env("ZCSAFE_SEED", opts.seed.to_string())
@@ -213,23 +285,7 @@ pub fn run_external(cmd: &str, opts: &ExternalOptions) -> Result<ExternalReport,
                 t.drain(..excess);
             }
         });
-        let deadline = start + opts.timeout;
-        let mut timed_out = false;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(st)) => break Some(st),
-                Ok(None) if Instant::now() >= deadline => {
-                    timed_out = true;
-                    // SAFETY: kill touches no memory. The group id is our child's pid, and
-                    // the child is not reaped yet (try_wait said so), so the id cannot have
-                    // been reused by an unrelated process group.
-                    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-                    break child.wait().ok();
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(_) => break None,
-            }
-        };
+        let (status, timed_out) = wait_until(&mut child, start + opts.timeout);
         cancel.store(true, Ordering::Relaxed);
         let received = rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         let _ = reader.join();

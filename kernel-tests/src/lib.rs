@@ -25,7 +25,9 @@ pub mod veth;
 
 pub use error::KernelError;
 pub use exposure::{Consumed, Exposure};
-pub use external::{run_external, ExternalOptions, ExternalOutcome, ExternalReport};
+pub use external::{
+    run_external, run_sender, ExternalOptions, ExternalOutcome, ExternalReport, Sender,
+};
 pub use probe::{probe, ProbeReport};
 pub use receiver::{receive, ReadSchedule, ReaderSpeed, Received, ReceiverOptions};
 pub use run::{default_geometry, run_policy, try_run_policy, Evidence, RunOptions, RunReport};

@@ -82,6 +82,17 @@ pub struct CheckReport {
     pub detail: String,
 }
 
+impl CheckReport {
+    /// The report with its counterexample labelled as `policy`'s: [`check`] runs a bare
+    /// [`Policy`], which has no name, and a trace without one cannot be replayed by name.
+    pub fn named(mut self, policy: &str) -> CheckReport {
+        if let Some(trace) = &mut self.trace {
+            trace.policy = policy.into();
+        }
+        self
+    }
+}
+
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1000.0)
 }

@@ -32,6 +32,7 @@ macro_rules! delegate_policy {
 }
 
 pub mod ledger;
+pub mod registry;
 pub mod script;
 pub mod steps;
 pub mod uring;
@@ -112,7 +113,9 @@ impl Layout {
 }
 
 /// A policy that belongs to the catalogue: it has a fixed name, a provenance and an
-/// expectation. Implement it for your own policy to list it beside the built-in ones.
+/// expectation. Implement it for your own policy and [register](registry::register) its
+/// [`Entry::of`] (a binary built on `zcsafe_cli::main_with` does) to judge it with every
+/// command beside the built-in ones.
 pub trait Catalogued: Policy + Sized {
     /// The fixed name the CLI and reports use.
     const NAME: &'static str;
@@ -239,8 +242,16 @@ impl std::fmt::Debug for Entry {
     }
 }
 
-/// Every built-in policy, in the order reports list them.
+/// Every policy this process knows: the built-in ones, in the order reports list them,
+/// then those a binary [registered](registry::register) from outside.
 pub fn catalogue() -> Vec<Entry> {
+    let mut all = builtin();
+    all.extend_from_slice(registry::registered());
+    all
+}
+
+/// The built-in policies, in the order reports list them.
+pub fn builtin() -> Vec<Entry> {
     vec![
         Entry::of::<copy::Copy>(),
         Entry::of::<vmsplice_double_buffer::VmspliceDoubleBuffer>(),
@@ -293,7 +304,7 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_kebab_case() {
-        let cat = catalogue();
+        let cat = builtin();
         assert_eq!(cat.len(), 14);
         let mut names: Vec<_> = cat.iter().map(|e| e.name).collect();
         names.sort();

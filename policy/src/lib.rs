@@ -87,5 +87,10 @@ pub trait Policy: Clone + Eq + Hash + Debug + Send + 'static {
     fn poll_op(&self) -> Op;
 
     /// The outcome of the operation last returned by [`poll_op`](Policy::poll_op).
+    ///
+    /// The operation it answers is not passed in: it is `self.poll_op()`, which is pure
+    /// and cheap, so call it first when the answer's meaning depends on it (every
+    /// catalogue policy does: `let op = self.poll_op();` to name the operation in an
+    /// [`Abort`]), and keep in your state only what `poll_op` cannot recompute.
     fn handle(&mut self, outcome: Outcome);
 }

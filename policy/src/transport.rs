@@ -46,7 +46,19 @@ impl std::str::FromStr for TransportClass {
 }
 
 impl std::fmt::Display for TransportClass {
+    /// Pads like `str` does, so `{:<8}` lines up a table.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_pads_like_a_str_so_tables_line_up() {
+        assert_eq!(format!("[{:<8}]", TransportClass::Local), "[local   ]");
+        assert_eq!(format!("[{:>7}]", TransportClass::Remote), "[ remote]");
     }
 }

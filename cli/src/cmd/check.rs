@@ -140,14 +140,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 Err(err) => finding.evidence.detail = format!("cannot build the policy: {err}"),
                 Ok(policy) => {
                     let report = check(policy, &scenario, &opts)
-                        .with_context(|| format!("checking {} / {t}", e.name))?;
+                        .with_context(|| format!("checking {} / {t}", e.name))?
+                        .named(e.name);
                     states += report.states;
                     finding.verdict = report.verdict;
                     finding.evidence.detail = report.detail;
-                    finding.evidence.trace = report.trace.map(|mut tr| {
-                        tr.policy = e.name.into();
-                        tr
-                    });
+                    finding.evidence.trace = report.trace;
                     let c = &mut finding.evidence.counts;
                     c.insert("states".into(), report.states.into());
                     c.insert("transitions".into(), report.transitions.into());

@@ -19,8 +19,8 @@ pub struct Args {
     /// With a results file: the transport (class) to explain.
     #[arg(long, short = 't', value_name = "TRANSPORT")]
     transport: Option<String>,
-    /// Also write the timeline as an SVG sequence diagram to FILE (`-` for stdout,
-    /// which then replaces the text).
+    /// Write the timeline as an SVG sequence diagram to FILE instead of printing the text
+    /// (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
 }
@@ -32,19 +32,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let trace = load_trace(&args.trace, &sel)?;
     match &args.svg {
-        Some(p) if p.as_os_str() == "-" => {
-            print!("{}", zcsafe_explain::svg::render(&trace));
-            return Ok(ExitCode::SUCCESS);
-        }
+        None => print!("{}", zcsafe_explain::text::render(&trace)),
+        Some(p) if p.as_os_str() == "-" => print!("{}", zcsafe_explain::svg::render(&trace)),
         Some(p) => {
             std::fs::write(p, zcsafe_explain::svg::render(&trace))
                 .with_context(|| format!("writing {}", p.display()))?;
+            println!(
+                "wrote {}: the timeline of {} over {}, {} steps",
+                p.display(),
+                trace.policy,
+                trace.transport,
+                trace.steps.len()
+            );
         }
-        None => {}
-    }
-    print!("{}", zcsafe_explain::text::render(&trace));
-    if let Some(p) = &args.svg {
-        eprintln!("zcsafe: wrote {}", p.display());
     }
     Ok(ExitCode::SUCCESS)
 }

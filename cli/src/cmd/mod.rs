@@ -10,6 +10,7 @@ pub mod probe;
 pub mod receive;
 pub mod replay;
 pub mod run;
+pub mod sanitize;
 pub mod sim;
 
 use anyhow::{bail, Result};

@@ -9,7 +9,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use zcsafe_explain::Selection;
-use zcsafe_fixtures::{replay, Backend};
+use zcsafe_fixtures::{replay_with, Backend};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,6 +26,10 @@ pub struct Args {
     /// With a results file: the transport.
     #[arg(long, short = 't', value_name = "TRANSPORT")]
     transport: Option<String>,
+    /// The kernel profile to replay under, when the trace was made with `--profile FILE`
+    /// (a trace keeps only the profile's name): a built-in name or the same file.
+    #[arg(long, value_name = "NAME|FILE")]
+    profile: Option<String>,
     /// Print the replay's own timeline too.
     #[arg(long, short = 'v')]
     verbose: bool,
@@ -41,7 +45,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let trace = super::explain::load_trace(&args.trace, &sel)?;
     let backend = args.on;
-    let r = replay(&trace, backend)?;
+    let profile = args
+        .profile
+        .as_deref()
+        .map(super::check::load_profile)
+        .transpose()?;
+    let r = replay_with(&trace, backend, profile.as_ref())?;
     if args.json {
         println!(
             "{}",

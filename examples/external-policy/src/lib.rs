@@ -9,6 +9,9 @@
 //!
 //! The policy is a sans-IO state machine built from zcsafe's public steps: it never does
 //! I/O, so the model checker, the simulator and the real-kernel backend all drive it.
+//! Its [`Catalogued`] entry gives it a name and an expectation, and `src/main.rs` — five
+//! lines — is a `zcsafe` binary that knows it: `cargo run -- check -p zc-drain`,
+//! `… run -p zc-drain -t loopback`, `… replay TRACE`, `… matrix -p zc-drain`.
 //!
 //! The first version of this example never read the error queue. The checker answered
 //! `error` with a 16-step timeline ending in `ENOBUFS`: unread notifications use up the
@@ -17,7 +20,10 @@
 #![forbid(unsafe_code)]
 
 use zcsafe_policies::steps::{unexpected, Cursor, Drain, Progress, SendAll};
-use zcsafe_policy::{Abort, Errno, Geometry, Op, Outcome, Policy};
+use zcsafe_policies::{BuildError, Catalogued, Feature};
+use zcsafe_policy::{
+    Abort, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
+};
 
 /// `MSG_ZEROCOPY`, then wait for `SIOCOUTQ == 0` before refilling the buffer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -45,6 +51,29 @@ impl ZcDrain {
             g: *g,
             at: Cursor::default(),
             phase: Phase::Enable,
+        }
+    }
+}
+
+impl Catalogued for ZcDrain {
+    const NAME: &'static str = "zc-drain";
+    const SUMMARY: &'static str = "MSG_ZEROCOPY; reuse once SIOCOUTQ reads 0 (errqueue discarded)";
+    const ORIGIN: &'static str = "examples/external-policy: an outside crate's own policy";
+    const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
+
+    fn new(g: &Geometry) -> Result<Self, BuildError> {
+        Ok(ZcDrain::new(g))
+    }
+
+    fn expect(transport: TransportClass, profile: &Profile) -> Expectation {
+        match transport {
+            TransportClass::Local if !profile.zerocopy_local_copies => Expectation::corrupt(
+                "every byte is acknowledged once it sits in the peer's queue, which keeps the pages \
+                 when local delivery does not copy zero-copy frags",
+            ),
+            _ => Expectation::safe(
+                "acknowledged means the device read the pages, or local delivery copied them",
+            ),
         }
     }
 }

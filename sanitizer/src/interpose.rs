@@ -1,0 +1,435 @@
+//! The libc functions the runtime interposes (exported by the cdylib, found first
+//! through `LD_PRELOAD`). Each calls the next definition and tells the runtime what it
+//! learned; the program sees the same results and `errno`.
+
+use crate::real;
+use crate::runtime::{self, ACTIVE};
+use crate::signals;
+use crate::tracker::Range;
+use libc::{
+    c_int, c_uint, c_void, iovec, mmsghdr, msghdr, off_t, sigset_t, size_t, sockaddr, socklen_t,
+    ssize_t,
+};
+use std::sync::atomic::Ordering;
+use zcsafe_sanitizer_events::SendCall;
+
+fn range(p: *const c_void, len: usize) -> Range {
+    Range {
+        start: p as u64,
+        len: len as u64,
+    }
+}
+
+/// The buffers of an iovec array.
+///
+/// # Safety
+/// `iov` points to `n` iovecs (or is null with `n` 0).
+unsafe fn iovs(iov: *const iovec, n: usize) -> Vec<Range> {
+    if iov.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: the caller's contract.
+    unsafe { std::slice::from_raw_parts(iov, n) }
+        .iter()
+        .map(|v| range(v.iov_base, v.iov_len))
+        .collect()
+}
+
+/// The first `n` bytes of `bufs`.
+fn prefix(bufs: &[Range], n: i64) -> Vec<Range> {
+    let mut left = n.max(0) as u64;
+    let mut out = Vec::new();
+    for b in bufs {
+        if left == 0 {
+            break;
+        }
+        let k = b.len.min(left);
+        out.push(Range {
+            start: b.start,
+            len: k,
+        });
+        left -= k;
+    }
+    out
+}
+
+fn preserving_errno(f: impl FnOnce()) {
+    // SAFETY: this thread's errno.
+    let e = unsafe { *libc::__errno_location() };
+    f();
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = e };
+}
+
+fn zerocopy(flags: c_int) -> bool {
+    flags & libc::MSG_ZEROCOPY != 0 && ACTIVE.load(Ordering::Relaxed)
+}
+
+/// `send(2)`.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
+    // SAFETY: passed through.
+    let r = unsafe { real::send(fd, buf, len, flags) };
+    if zerocopy(flags) && r > 0 {
+        preserving_errno(|| runtime::sent(fd, SendCall::Send, &[range(buf, len)], r as i64));
+    }
+    r
+}
+
+/// `sendto(2)`.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+    to: *const sockaddr,
+    tolen: socklen_t,
+) -> ssize_t {
+    // SAFETY: passed through.
+    let r = unsafe { real::sendto(fd, buf, len, flags, to, tolen) };
+    if zerocopy(flags) && r > 0 {
+        preserving_errno(|| runtime::sent(fd, SendCall::Sendto, &[range(buf, len)], r as i64));
+    }
+    r
+}
+
+/// `sendmsg(2)`.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    // SAFETY: passed through.
+    let r = unsafe { real::sendmsg(fd, msg, flags) };
+    if zerocopy(flags) && r > 0 && !msg.is_null() {
+        // SAFETY: the kernel just read this msghdr and its iovecs.
+        let bufs = unsafe { iovs((*msg).msg_iov, (*msg).msg_iovlen) };
+        preserving_errno(|| runtime::sent(fd, SendCall::Sendmsg, &bufs, r as i64));
+    }
+    r
+}
+
+/// `sendmmsg(2)`: each message is one `tcp_sendmsg` call, one id if it sent bytes.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn sendmmsg(fd: c_int, msgs: *mut mmsghdr, n: c_uint, flags: c_int) -> c_int {
+    // SAFETY: passed through.
+    let r = unsafe { real::sendmmsg(fd, msgs, n, flags) };
+    if zerocopy(flags) && r > 0 {
+        preserving_errno(|| {
+            for i in 0..r as usize {
+                // SAFETY: the kernel filled msg_len of the first r messages.
+                let (hdr, sent) = unsafe { ((*msgs.add(i)).msg_hdr, (*msgs.add(i)).msg_len) };
+                // SAFETY: as above.
+                let bufs = unsafe { iovs(hdr.msg_iov, hdr.msg_iovlen) };
+                runtime::sent(fd, SendCall::Sendmmsg, &bufs, sent as i64);
+            }
+        });
+    }
+    r
+}
+
+/// `recv(2)`.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
+    let bufs = [range(buf, len)];
+    // SAFETY: passed through.
+    runtime::lifted(
+        "recv",
+        &bufs,
+        || unsafe { real::recv(fd, buf, len, flags) },
+        |r| prefix(&bufs, r as i64),
+    )
+}
+
+/// `recvfrom(2)`.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    flags: c_int,
+    from: *mut sockaddr,
+    fromlen: *mut socklen_t,
+) -> ssize_t {
+    let mut bufs = vec![range(buf, len)];
+    if !from.is_null() && !fromlen.is_null() {
+        // SAFETY: the caller passes a valid length for `from`.
+        bufs.push(range(from.cast(), unsafe { *fromlen } as usize));
+        bufs.push(range(fromlen.cast(), std::mem::size_of::<socklen_t>()));
+    }
+    runtime::lifted(
+        "recvfrom",
+        &bufs,
+        // SAFETY: passed through.
+        || unsafe { real::recvfrom(fd, buf, len, flags, from, fromlen) },
+        |r| prefix(&bufs[..1], r as i64),
+    )
+}
+
+/// `recvmsg(2)`; with `MSG_ERRQUEUE`, its zero-copy notifications release submissions.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
+    if msg.is_null() {
+        // SAFETY: passed through (the kernel answers EFAULT).
+        return unsafe { real::recvmsg(fd, msg, flags) };
+    }
+    // SAFETY: the caller's msghdr, read before the kernel writes it.
+    let (data, mut bufs) = unsafe {
+        let m = &*msg;
+        let data = iovs(m.msg_iov, m.msg_iovlen);
+        let mut all = data.clone();
+        all.push(range(msg.cast(), std::mem::size_of::<msghdr>()));
+        all.push(range(m.msg_name, m.msg_namelen as usize));
+        all.push(range(m.msg_control, m.msg_controllen));
+        (data, all)
+    };
+    bufs.retain(|b| b.start != 0);
+    let r = runtime::lifted(
+        "recvmsg",
+        &bufs,
+        // SAFETY: passed through.
+        || unsafe { real::recvmsg(fd, msg, flags) },
+        |r| prefix(&data, r as i64),
+    );
+    if r >= 0 && flags & libc::MSG_ERRQUEUE != 0 && ACTIVE.load(Ordering::Relaxed) {
+        // SAFETY: recvmsg returned ≥ 0: the kernel filled msg.
+        preserving_errno(|| unsafe { runtime::errqueue(fd, msg) });
+    }
+    r
+}
+
+/// `read(2)`.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t {
+    let bufs = [range(buf, len)];
+    // SAFETY: passed through.
+    runtime::lifted(
+        "read",
+        &bufs,
+        || unsafe { real::read(fd, buf, len) },
+        |r| prefix(&bufs, r as i64),
+    )
+}
+
+/// `readv(2)`.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
+    // SAFETY: the caller's iovecs.
+    let bufs = unsafe { iovs(iov, n.max(0) as usize) };
+    // SAFETY: passed through.
+    runtime::lifted(
+        "readv",
+        &bufs,
+        || unsafe { real::readv(fd, iov, n) },
+        |r| prefix(&bufs, r as i64),
+    )
+}
+
+/// `pread(2)`.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, len: size_t, off: off_t) -> ssize_t {
+    let bufs = [range(buf, len)];
+    // SAFETY: passed through.
+    runtime::lifted(
+        "pread",
+        &bufs,
+        || unsafe { real::pread(fd, buf, len, off) },
+        |r| prefix(&bufs, r as i64),
+    )
+}
+
+/// `pread64(2)` (the same call on x86-64).
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, len: size_t, off: off_t) -> ssize_t {
+    let bufs = [range(buf, len)];
+    // SAFETY: passed through.
+    runtime::lifted(
+        "pread64",
+        &bufs,
+        || unsafe { real::pread64(fd, buf, len, off) },
+        |r| prefix(&bufs, r as i64),
+    )
+}
+
+/// `close(2)`: a socket's submissions are released (their notifications are gone); the
+/// report file stays open.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    if crate::report::is_report_fd(fd) {
+        return 0;
+    }
+    // SAFETY: passed through.
+    let r = unsafe { real::close(fd) };
+    if r == 0 {
+        preserving_errno(|| runtime::closed(fd));
+    }
+    r
+}
+
+/// `sigaction(2)`: SIGSEGV and SIGTRAP are recorded as the program's, the runtime's
+/// handlers stay installed and pass on what is not theirs.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
+    // SAFETY: the caller's pointers, each null or valid.
+    unsafe {
+        if let Some(prev) = signals::program_sigaction(sig, act.as_ref()) {
+            if !old.is_null() {
+                *old = prev;
+            }
+            return 0;
+        }
+        real::sigaction(sig, act, old)
+    }
+}
+
+/// `signal(2)`, as glibc's (BSD semantics), on top of the interposed `sigaction`.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    // SAFETY: plain data, then sigaction with our own structs.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = handler;
+        act.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaddset(&mut act.sa_mask, sig);
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if sigaction(sig, &act, &mut old) < 0 {
+            return libc::SIG_ERR;
+        }
+        old.sa_sigaction
+    }
+}
+
+/// A signal mask without SIGSEGV and SIGTRAP: blocked, a fault would kill the program.
+///
+/// # Safety
+/// `set` is null or valid.
+unsafe fn deliverable(how: c_int, set: *const sigset_t) -> Option<sigset_t> {
+    if set.is_null() || how == libc::SIG_UNBLOCK || !signals::must_stay_unblocked(libc::SIGSEGV) {
+        return None;
+    }
+    // SAFETY: copies the caller's set and edits the copy.
+    unsafe {
+        let mut s = *set;
+        libc::sigdelset(&mut s, libc::SIGSEGV);
+        libc::sigdelset(&mut s, libc::SIGTRAP);
+        Some(s)
+    }
+}
+
+/// `sigprocmask(2)`, keeping SIGSEGV and SIGTRAP deliverable.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn sigprocmask(
+    how: c_int,
+    set: *const sigset_t,
+    old: *mut sigset_t,
+) -> c_int {
+    // SAFETY: passed through, with the edited copy.
+    unsafe {
+        match deliverable(how, set) {
+            Some(s) => real::sigprocmask(how, &s, old),
+            None => real::sigprocmask(how, set, old),
+        }
+    }
+}
+
+/// `pthread_sigmask(3)`, keeping SIGSEGV and SIGTRAP deliverable.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_sigmask(
+    how: c_int,
+    set: *const sigset_t,
+    old: *mut sigset_t,
+) -> c_int {
+    // SAFETY: passed through, with the edited copy.
+    unsafe {
+        match deliverable(how, set) {
+            Some(s) => real::pthread_sigmask(how, &s, old),
+            None => real::pthread_sigmask(how, set, old),
+        }
+    }
+}
+
+/// `_exit(2)`: the summary first (`exit` writes it from `atexit`).
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn _exit(status: c_int) -> ! {
+    runtime::summary();
+    // SAFETY: passed through.
+    unsafe { real::_exit(status) };
+    unreachable_exit(status)
+}
+
+/// `_Exit(3)`: as `_exit`.
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
+    runtime::summary();
+    // SAFETY: passed through.
+    unsafe { real::_Exit(status) };
+    unreachable_exit(status)
+}
+
+fn unreachable_exit(status: c_int) -> ! {
+    // SAFETY: exit_group does not return.
+    unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    loop {
+        std::hint::spin_loop();
+    }
+}
+
+/// Silences "unused" for the offset type on targets where pread64 aliases pread.
+pub type Offset = off_t;

@@ -1,0 +1,306 @@
+//! The process-wide state: the tracker behind one lock, the operating system's side of
+//! [`Protect`], and what each interposed call does with what it learned.
+
+use crate::lock::SpinLock;
+use crate::maps::{self, Mapping};
+use crate::pages::{page_of, Protect};
+use crate::report;
+use crate::tracker::{Holder, Range, Tracker};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use zcsafe_sanitizer_events::{Event, PrematureWrite, SendCall, Start, Writer};
+
+/// Everything the runtime follows.
+pub struct Runtime {
+    /// Sockets, submissions, pages.
+    pub tracker: Tracker,
+    /// Premature writes already reported: (submission seq, instruction or call).
+    seen: HashSet<(u64, u64)>,
+}
+
+/// The runtime's state; `None` until the constructor ran with a report file.
+pub static STATE: SpinLock<Option<Runtime>> = SpinLock::new(None);
+
+/// Whether the runtime reports (the program was started by `zcsafe sanitize`).
+pub static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Whether the first premature write stops the program.
+pub static ABORT: AtomicBool = AtomicBool::new(false);
+
+/// Whether some page is tracked (the interposed reads skip the lock otherwise).
+pub static BUSY: AtomicBool = AtomicBool::new(false);
+
+/// How many pages a lifted system call marks eagerly (see [`crate::pages::Pages::lift`]).
+const EAGER_LIFT_PAGES: u64 = 256;
+
+/// A page this far around the calling thread's stack pointer is never protected: its
+/// own calls would fault, and the kernel could not write a signal frame there.
+const STACK_GUARD: u64 = 1 << 20;
+
+/// `mprotect` and the original protections from `/proc/self/maps`, read once per call.
+pub struct Os {
+    maps: Option<Vec<Mapping>>,
+    sp: u64,
+}
+
+impl Os {
+    /// For one operation of the calling thread.
+    pub fn new() -> Os {
+        let here = 0u8;
+        Os {
+            maps: None,
+            sp: &here as *const u8 as u64,
+        }
+    }
+}
+
+impl Default for Os {
+    fn default() -> Self {
+        Os::new()
+    }
+}
+
+impl Protect for Os {
+    fn protect(&mut self, page: u64, prot: i32) -> bool {
+        // SAFETY: changes the protection of one page of this process that the tracker
+        // knows is mapped; never of the runtime's own memory.
+        unsafe { libc::mprotect(page as *mut libc::c_void, crate::pages::PAGE as usize, prot) == 0 }
+    }
+
+    fn original(&mut self, page: u64) -> Option<i32> {
+        if page.abs_diff(page_of(self.sp)) < STACK_GUARD {
+            return None;
+        }
+        let maps = self.maps.get_or_insert_with(maps::read);
+        let m = maps::find(maps, page)?;
+        (m.path != "[stack]" && !m.path.starts_with("[vdso") && !m.path.starts_with("[vvar"))
+            .then_some(m.prot)
+    }
+}
+
+/// Sets the runtime up (the constructor): `report` is the file to write to.
+pub fn start(report_path: &std::ffi::OsStr, abort: bool) {
+    if !report::open(report_path) {
+        return;
+    }
+    ABORT.store(abort, Ordering::Relaxed);
+    *STATE.lock() = Some(Runtime {
+        tracker: Tracker::default(),
+        seen: HashSet::new(),
+    });
+    ACTIVE.store(true, Ordering::Release);
+    let exe = std::fs::read_link("/proc/self/exe")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    report::emit(&Event::Start(Start {
+        version: zcsafe_sanitizer_events::CHANNEL_VERSION,
+        pid: std::process::id() as i32,
+        exe: exe.into(),
+    }));
+}
+
+/// Runs `f` on the state, if the runtime is active.
+pub fn with<R>(f: impl FnOnce(&mut Runtime) -> R) -> Option<R> {
+    if !ACTIVE.load(Ordering::Acquire) {
+        return None;
+    }
+    let mut g = STATE.lock();
+    let rt = g.as_mut()?;
+    let r = f(rt);
+    BUSY.store(!rt.tracker.pages.is_empty(), Ordering::Relaxed);
+    Some(r)
+}
+
+fn sockopt(fd: i32, level: i32, name: i32) -> Option<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `v`, a local.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(v)
+}
+
+/// What a `MSG_ZEROCOPY` call on `fd` does to the notification counter.
+enum Kind {
+    /// TCP with `SO_ZEROCOPY`: tracked.
+    Tcp,
+    /// Zero-copy enabled on another kind of socket (UDP, …): not tracked, counted.
+    Other,
+    /// `SO_ZEROCOPY` off (or not a socket): the kernel copies, no id.
+    Copy,
+}
+
+fn kind(fd: i32) -> Kind {
+    if sockopt(fd, libc::SOL_SOCKET, libc::SO_ZEROCOPY) != Some(1) {
+        return Kind::Copy;
+    }
+    let tcp = sockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE) == Some(libc::SOCK_STREAM)
+        && sockopt(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL) == Some(libc::IPPROTO_TCP);
+    if tcp {
+        Kind::Tcp
+    } else {
+        Kind::Other
+    }
+}
+
+/// A `MSG_ZEROCOPY` call returned `ret` (the caller checked the flag).
+pub fn sent(fd: i32, call: SendCall, bufs: &[Range], ret: i64) {
+    if !ACTIVE.load(Ordering::Acquire) || ret <= 0 {
+        return;
+    }
+    let k = kind(fd);
+    with(|rt| match k {
+        Kind::Tcp => {
+            rt.tracker.sent(fd, call, bufs, ret, &mut Os::new());
+            rt.tracker.summary.protect_failures = rt.tracker.pages.failures;
+        }
+        Kind::Other => rt.tracker.summary.untracked += 1,
+        Kind::Copy => {}
+    });
+}
+
+/// The program read its error queue: each zero-copy notification releases its ids.
+///
+/// # Safety
+/// `msg` is the `msghdr` the kernel just filled (`recvmsg` returned ≥ 0).
+pub unsafe fn errqueue(fd: i32, msg: *const libc::msghdr) {
+    let mut notes = Vec::new();
+    // SAFETY: the kernel wrote a valid control buffer of msg_controllen bytes.
+    unsafe {
+        let mut cm = libc::CMSG_FIRSTHDR(msg);
+        while !cm.is_null() {
+            let (level, ty) = ((*cm).cmsg_level, (*cm).cmsg_type);
+            let recverr = (level == libc::SOL_IP && ty == libc::IP_RECVERR)
+                || (level == libc::SOL_IPV6 && ty == libc::IPV6_RECVERR);
+            if recverr {
+                let ee = libc::CMSG_DATA(cm) as *const libc::sock_extended_err;
+                let ee = std::ptr::read_unaligned(ee);
+                if ee.ee_origin == SO_EE_ORIGIN_ZEROCOPY && ee.ee_errno == 0 {
+                    notes.push((ee.ee_info, ee.ee_data));
+                }
+            }
+            cm = libc::CMSG_NXTHDR(msg, cm);
+        }
+    }
+    if notes.is_empty() {
+        return;
+    }
+    with(|rt| {
+        for (lo, hi) in notes {
+            rt.tracker.notified(fd, lo, hi, &mut Os::new());
+        }
+    });
+}
+
+/// The program closed `fd`.
+pub fn closed(fd: i32) {
+    with(|rt| rt.tracker.closed(fd, &mut Os::new()));
+}
+
+impl Runtime {
+    /// Counts a premature write and says whether it is the first of its kind (to be
+    /// reported).
+    pub fn premature(&mut self, h: &Holder, key: u64) -> bool {
+        self.tracker.summary.premature_writes += 1;
+        self.seen.insert((h.sub.seq, key))
+    }
+}
+
+/// The event of a premature write.
+pub fn premature_event<'a>(h: &Holder, writer: Writer<'a>) -> Event<'a> {
+    Event::PrematureWrite(PrematureWrite {
+        pid: std::process::id() as i32,
+        tid: crate::lock::tid(),
+        writer,
+        addr: h.addr,
+        submission: h.sub,
+        range_start: h.range.start,
+        range_len: h.range.len,
+        notified_through: h.notified_through,
+        notifications_read: h.notifications_read,
+        abort: ABORT.load(Ordering::Relaxed),
+    })
+}
+
+/// Runs a system call that writes `bufs`, with their pages writable for its duration;
+/// `written` says which bytes it wrote (from its result), and a write into an in-flight
+/// range is reported as the kernel's, on behalf of `call`.
+pub fn lifted<R: Copy>(
+    call: &'static str,
+    bufs: &[Range],
+    f: impl FnOnce() -> R,
+    written: impl FnOnce(R) -> Vec<Range>,
+) -> R {
+    if !BUSY.load(Ordering::Relaxed) {
+        return f();
+    }
+    let bufs: Vec<Range> = bufs.iter().copied().filter(|b| b.len > 0).collect();
+    with(|rt| {
+        for b in &bufs {
+            rt.tracker
+                .pages
+                .lift(b.start, b.len, EAGER_LIFT_PAGES, &mut Os::new());
+        }
+        rt.tracker.summary.syscall_lifts += 1;
+    });
+    let r = f();
+    // SAFETY: __errno_location is the calling thread's errno.
+    let errno = unsafe { *libc::__errno_location() };
+    let wrote = written(r);
+    let mut abort = false;
+    with(|rt| {
+        for b in &bufs {
+            rt.tracker
+                .pages
+                .unlift(b.start, b.len, EAGER_LIFT_PAGES, &mut Os::new());
+        }
+        for w in &wrote {
+            if let Some(h) = rt.tracker.holder(*w) {
+                let key = u64::MAX - call.len() as u64 - call.as_bytes()[0] as u64;
+                if rt.premature(&h, key) {
+                    report::emit(&premature_event(&h, Writer::Syscall { call: call.into() }));
+                }
+                abort |= ABORT.load(Ordering::Relaxed);
+            }
+        }
+    });
+    if abort {
+        std::process::abort();
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+    r
+}
+
+/// The summary line (at exit).
+pub fn summary() {
+    let s = with(|rt| {
+        let mut s = rt.tracker.summary;
+        s.pid = std::process::id() as i32;
+        s.in_flight_at_exit = rt.tracker.in_flight();
+        s.protect_failures = rt.tracker.pages.failures;
+        s
+    });
+    if let Some(s) = s {
+        report::emit(&Event::Summary(s));
+    }
+}
+
+/// In a forked child: forget what the parent had in flight and make its pages writable.
+pub fn forked_child() {
+    if let Some(rt) = STATE.lock().as_mut() {
+        rt.tracker.forget_all(&mut Os::new());
+        rt.seen.clear();
+    }
+    BUSY.store(false, Ordering::Relaxed);
+}
+
+/// `SO_EE_ORIGIN_ZEROCOPY` (include/uapi/linux/errqueue.h).
+const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
