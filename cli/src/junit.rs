@@ -4,13 +4,14 @@
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
-/// The `--junit` flag, shared by `check`, `run` and `matrix`.
+/// The `--junit` flag, shared by `check`, `run`, `matrix` and `sanitize`.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct JunitArgs {
     /// Also write a JUnit XML report to FILE, for a CI's test view: one `<testcase>` per
     /// finding, named KERNEL/TRANSPORT/POLICY, where KERNEL is the catalogue kernel name
-    /// for `matrix` (6.1, host), the kernel's `uname -r` for `run`, and the backend
-    /// `model` for `check`; classname zcsafe.BACKEND. A contradiction is a `<failure>`
+    /// for `matrix` (6.1, host), the kernel's `uname -r` for `run` and `sanitize`, and the
+    /// backend `model` for `check`; classname zcsafe.BACKEND. For `sanitize`, every
+    /// premature write is a case that fails (a program is expected to have none). A contradiction is a `<failure>`
     /// (with the rerun command, where there is one); unsupported, inconclusive and error
     /// are `<skipped message=REASON>` — not a pass, not a test failure (an error still
     /// makes the exit status 3).

@@ -157,6 +157,34 @@ fn a_premature_write_is_reported_at_its_line_and_exits_1() {
         "{t}"
     );
     assert!(t.contains("… and 50 more premature writes"), "{t}");
+
+    // The same run for a CI's test view: every premature write is a failing case.
+    let dir = std::env::temp_dir().join(format!("zcsafe-sanitize-junit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junit = dir.join("j.xml");
+    let out = sanitize(&[
+        "--junit",
+        junit.to_str().unwrap(),
+        "--",
+        p.to_str().unwrap(),
+        "--mode",
+        "early",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 60, "{xml}");
+    assert!(
+        cases
+            .iter()
+            .all(|c| c.children().any(|n| n.has_tag_name("failure"))),
+        "{xml}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Over zcsafe's receiver on loopback, where local delivery copies MSG_ZEROCOPY data and a

@@ -58,6 +58,8 @@ pub struct Args {
     timeout: u64,
     #[command(flatten)]
     timings: TimingArgs,
+    #[command(flatten)]
+    junit: crate::junit::JunitArgs,
     /// The program and its arguments (after `--`).
     #[arg(
         required = true,
@@ -203,6 +205,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             print!("{}", crate::table::timing(&timing));
         }
     }
+    args.junit.write(|| {
+        zcsafe_policy::junit::write("zcsafe sanitize", &zcsafe_policy::junit::cases(&results))
+    })?;
     Ok(ExitCode::from(results.exit_code()))
 }
 
