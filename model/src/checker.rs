@@ -1,11 +1,11 @@
 //! The exhaustive checker: breadth-first search over policy × kernel states.
 //!
 //! Breadth-first, so the first counterexample found is a shortest one. Each state
-//! (policy and kernel) is remembered only by its 64-bit [`visited`] fingerprint, so each
+//! (policy and kernel) is remembered only by its 64-bit fingerprint (`visited`), so each
 //! is expanded once; whole states are kept only for the level being expanded and the
 //! next one. A parent index and the move per state rebuild the counterexample's path
 //! from the root, which is then replayed to produce a readable [`Trace`]. Memory is
-//! therefore fingerprints + 8 bytes a state + two BFS levels (docs/design.md).
+//! therefore fingerprints + 6 bytes a state + two BFS levels (docs/design.md §9).
 //!
 //! Properties:
 //! - **safety**: every page the receiving application reads holds the stream bytes for

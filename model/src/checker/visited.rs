@@ -1,6 +1,6 @@
 //! The set of states already reached, kept as 64-bit fingerprints rather than whole
-//! states: about 10–20 bytes a state instead of hundreds (docs/design.md §"The checker's
-//! memory" gives the collision bound and why it is acceptable).
+//! states: about 10–20 bytes a state instead of hundreds (docs/design.md §9 gives the
+//! collision bound and why it is acceptable).
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
