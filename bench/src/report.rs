@@ -185,6 +185,7 @@ pub(crate) fn summarise(
                         detail,
                         trace: None,
                         counts,
+                        attempts: Vec::new(),
                     },
                 },
                 chunk_bytes: chunk,

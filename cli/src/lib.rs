@@ -57,7 +57,8 @@ enum Command {
     Fixtures(cmd::fixtures::Args),
     /// Debian kernels in QEMU × policies × guest transports (loopback, veth, two NICs),
     /// one report; `matrix merge` joins per-kernel results.
-    Matrix(cmd::matrix::Args),
+    // Boxed: its many flags make it the largest variant by far.
+    Matrix(Box<cmd::matrix::Args>),
     /// The cost of each safe policy against plain send(): throughput, sender CPU per GiB
     /// and the ratio to copy, across chunk sizes and transports, in the same run.
     Bench(cmd::bench::Args),
@@ -119,7 +120,7 @@ pub fn main_with(policies: Vec<zcsafe_policies::Entry>) -> ExitCode {
         Command::Explain(args) => cmd::explain::run(args),
         Command::Replay(args) => cmd::replay::run(args),
         Command::Fixtures(args) => cmd::fixtures::run(args),
-        Command::Matrix(args) => cmd::matrix::run(args),
+        Command::Matrix(args) => cmd::matrix::run(*args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Sanitize(args) => cmd::sanitize::run(args),
     };

@@ -149,3 +149,68 @@ fn run_known_reports_a_stale_entry_and_refuses_a_bad_file_by_line() {
         "{err}"
     );
 }
+
+/// `matrix --kernel-image` refuses what is not a kernel before anything is fetched or
+/// booted, with exit 2 and what to give instead; `--modules` needs an image.
+#[test]
+fn matrix_refuses_a_kernel_image_that_is_not_one_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("vmlinuz");
+    std::fs::write(&text, "#!/bin/sh\necho not a kernel\n").unwrap();
+    let deb = dir.path().join("linux-image.deb");
+    std::fs::write(&deb, "junk").unwrap();
+    let missing = dir.path().join("nope/bzImage");
+    let p = |p: &Path| p.display().to_string();
+    let cases: [(Vec<String>, String); 5] = [
+        (
+            vec!["--kernel-image".into(), p(&missing)],
+            format!("--kernel-image: kernel image {}: No such file", p(&missing)),
+        ),
+        (
+            vec!["--kernel-image".into(), p(&text)],
+            "not an x86 Linux kernel image".into(),
+        ),
+        (
+            vec!["--kernel-image".into(), p(&deb)],
+            "not a Debian package (no `!<arch>` header)".into(),
+        ),
+        (
+            vec!["--kernel-image".into(), p(dir.path())],
+            "neither a kernel build tree (no arch/x86/boot/bzImage".into(),
+        ),
+        (
+            vec!["--modules".into(), p(dir.path())],
+            "--kernel-image <PATH>".into(),
+        ),
+    ];
+    for (args, want) in cases {
+        let mut a = vec!["matrix", "--out"];
+        let out_dir = dir.path().join("out");
+        let out_s = p(&out_dir);
+        a.push(&out_s);
+        a.extend(args.iter().map(String::as_str));
+        let out = zcsafe(&a);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&want), "{args:?}: want `{want}` in: {err}");
+        assert!(!out_dir.exists(), "{args:?}: nothing was run");
+    }
+}
+
+/// The exit statuses are documented where a CI author looks: `matrix --help`.
+#[test]
+fn matrix_help_documents_every_exit_status() {
+    let out = zcsafe(&["matrix", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "0  every verdict is as expected",
+        "1  a verdict contradicts",
+        "2  usage error",
+        "3  no contradiction, but some cell could not be judged",
+        "4  no contradiction, no error",
+        "--retries <N>",
+        "--kernel-image <PATH>",
+    ] {
+        assert!(help.contains(line), "`{line}` missing from:\n{help}");
+    }
+}

@@ -113,6 +113,7 @@ pub fn arrow(event: &Event) -> Arrow {
         Event::UringFail { .. } | Event::UringNotifFlush { .. } => Arrow::new(WriteQueue, App),
         Event::TxComplete { .. } | Event::Lose { .. } => Arrow::on(Wire),
         Event::Deliver { .. } => Arrow::new(Wire, Peer),
+        Event::RcvbufGrow { .. } => Arrow::new(Peer, WriteQueue),
         Event::Read {
             from_pipe: true, ..
         } => Arrow::new(Pipe, Peer),

@@ -35,6 +35,7 @@ pub fn action(e: &Event) -> String {
         Event::TxComplete { seq, .. } => format!("DMA + TX completion of seq {seq}"),
         Event::Lose { seq } => format!("drop seq {seq}"),
         Event::Deliver { seq, .. } => format!("receive seq {seq}"),
+        Event::RcvbufGrow { window } => format!("autotuning grows the window to {window}"),
         Event::Read { seq, from_pipe, .. } => match from_pipe {
             true => format!("read stream page {seq} from the pipe"),
             false => format!("read stream page {seq}"),
@@ -120,6 +121,9 @@ pub fn note(step: &Step, class: TransportClass) -> String {
             format!("the NIC reads {} and frees its clone", carried(payload))
         }
         Event::Lose { .. } => "the network loses the segment".into(),
+        Event::RcvbufGrow { .. } => {
+            "tcp_rcv_space_adjust grows sk_rcvbuf after a read; the wider window opens room for unread bytes".into()
+        }
         Event::Deliver {
             payload,
             in_order,

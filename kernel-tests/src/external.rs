@@ -123,6 +123,7 @@ impl ExternalReport {
                 detail: self.detail.clone(),
                 trace: None,
                 counts,
+                attempts: Vec::new(),
             },
         }
     }

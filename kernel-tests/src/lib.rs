@@ -15,6 +15,7 @@ pub mod exposure;
 pub mod external;
 pub mod netns;
 pub mod probe;
+pub mod rcvwindow;
 pub mod receiver;
 pub mod run;
 pub mod skip;

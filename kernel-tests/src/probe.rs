@@ -20,7 +20,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
-use zcsafe_policy::{GiftSupport, Profile};
+use zcsafe_policy::{GiftSupport, Profile, WindowRule};
 
 const PAGE: usize = 4096;
 const WAIT: Duration = Duration::from_secs(3);
@@ -293,6 +293,7 @@ pub fn probe() -> ProbeReport {
             json!({ "skipped": "needs root and ip" })
         };
     let uring = uring_experiment();
+    let window = crate::rcvwindow::measure();
     let res = |r: &Result<&'static str, String>| match r {
         Ok(s) => json!(s),
         Err(e) => json!({ "error": e }),
@@ -316,6 +317,15 @@ pub fn probe() -> ProbeReport {
         msg_zerocopy: zc_ok,
         zerocopy_local_copies: zc_copies,
         uring_send_zc: uring["send"]["send_res"].as_i64().is_some_and(|r| r >= 0),
+        // Unmeasurable: the ≤ 6.5 halving with the sysctl in effect, as a kernel that
+        // cannot say otherwise is read (WindowRule::default).
+        window: window.as_ref().map_or_else(
+            |_| WindowRule::AdvWinScale {
+                scale: crate::rcvwindow::adv_win_scale()
+                    .unwrap_or(WindowRule::DEFAULT_ADV_WIN_SCALE),
+            },
+            |w| w.rule,
+        ),
     };
     let details = json!({
         "kernel": kernel,
@@ -326,6 +336,10 @@ pub fn probe() -> ProbeReport {
         "msg_zerocopy_loopback": match zc_lo { Ok(v) => v, Err(e) => json!({ "error": e }) },
         "msg_zerocopy_veth": zc_veth,
         "io_uring": uring,
+        "receive_window_loopback": match &window {
+            Ok(w) => serde_json::to_value(w).unwrap_or_default(),
+            Err(e) => json!({ "error": e }),
+        },
     });
     ProbeReport {
         kernel,

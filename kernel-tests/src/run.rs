@@ -522,6 +522,7 @@ impl RunReport {
                 // A safe run's trace is long and says nothing; keep the ones that explain.
                 trace: (verdict != Verdict::Safe).then(|| self.trace.clone()),
                 counts,
+                attempts: Vec::new(),
             },
         }
     }

@@ -189,6 +189,58 @@ pub(crate) fn siocoutq(fd: RawFd) -> io::Result<u64> {
     Ok(n as u64)
 }
 
+/// `ioctl(fd, SIOCOUTQNSD, &n)`: bytes written but not yet sent (`tcp_ioctl`:
+/// write_seq − snd_nxt) — [tcp(7)].
+///
+/// [tcp(7)]: https://man7.org/linux/man-pages/man7/tcp.7.html
+pub(crate) fn siocoutqnsd(fd: RawFd) -> io::Result<u64> {
+    const SIOCOUTQNSD: libc::c_ulong = 0x894B;
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQNSD writes one int.
+    if unsafe { libc::ioctl(fd, SIOCOUTQNSD, &mut n) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as u64)
+}
+
+/// `getsockopt(fd, level, name, &int, ..)` — [getsockopt(2)].
+///
+/// [getsockopt(2)]: https://man7.org/linux/man-pages/man2/getsockopt.2.html
+pub(crate) fn get_int_opt(fd: RawFd, level: i32, name: i32) -> io::Result<i32> {
+    let mut v: i32 = 0;
+    let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+    // SAFETY: passes a live i32 and its size; the kernel writes at most `len` bytes.
+    let r = unsafe { libc::getsockopt(fd, level, name, (&mut v as *mut i32).cast(), &mut len) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(v)
+}
+
+/// `getsockopt(fd, IPPROTO_TCP, TCP_INFO)`'s `tcpi_rcv_ssthresh`: the window the receiver
+/// is willing to advertise now (`tcp_get_info`) — [tcp(7)].
+///
+/// [tcp(7)]: https://man7.org/linux/man-pages/man7/tcp.7.html
+pub(crate) fn tcp_rcv_ssthresh(fd: RawFd) -> io::Result<u32> {
+    // SAFETY: tcp_info is plain data; all-zero is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: passes a live tcp_info and its size; the kernel writes at most `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info.tcpi_rcv_ssthresh)
+}
+
 /// `send(fd, buf, len, flags)` — [send(2)]. With `MSG_ZEROCOPY` the kernel keeps
 /// referencing `buf`'s pages until the error-queue notification ([`crate::errqueue`]).
 ///

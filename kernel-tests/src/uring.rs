@@ -1,8 +1,10 @@
 //! io_uring `IORING_OP_SEND_ZC` (Linux 6.0): a send CQE (`IORING_CQE_F_MORE` when a
 //! notification follows), then a separate `IORING_CQE_F_NOTIF` CQE once the kernel has
-//! released the pages (`io_notif_complete_tw_ext` in io_uring/notif.c). With
-//! `IORING_SEND_ZC_REPORT_USAGE` (6.2) the notification's `res` has
-//! `IORING_NOTIF_USAGE_ZC_COPIED` when the data was copied instead.
+//! released the pages (`io_notif_tw_complete` in 6.12's io_uring/notif.c,
+//! `__io_notif_complete_tw` in 6.1's). With `IORING_SEND_ZC_REPORT_USAGE` (6.2, and
+//! Debian's 6.1.176: `io_send_zc_prep` accepts it) the notification's `res` has
+//! `IORING_NOTIF_USAGE_ZC_COPIED` when the data was copied instead — or when nothing was
+//! sent with zero copy at all (`zc_copied || !zc_used`, docs/design.md §9).
 
 use io_uring::{cqueue, opcode, types, IoUring, Probe};
 use std::collections::HashMap;
@@ -23,7 +25,7 @@ struct Submission {
 pub struct ZcRing {
     ring: IoUring,
     fd: RawFd,
-    /// Cleared after the kernel refused `REPORT_USAGE` (6.0, 6.1).
+    /// Cleared after the kernel refused `REPORT_USAGE` (6.0, 6.1 before the backport).
     report_usage: bool,
     /// No SEND_ZC has succeeded yet, so an `EINVAL` may be the flag's fault.
     none_succeeded: bool,

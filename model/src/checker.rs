@@ -5,7 +5,7 @@
 //! is expanded once; whole states are kept only for the level being expanded and the
 //! next one. A parent index and the move per state rebuild the counterexample's path
 //! from the root, which is then replayed to produce a readable [`Trace`]. Memory is
-//! therefore fingerprints + 6 bytes a state + two BFS levels (docs/design.md §9).
+//! therefore fingerprints + 6 bytes a state + two BFS levels (docs/design.md §11).
 //!
 //! Properties:
 //! - **safety**: every page the receiving application reads holds the stream bytes for

@@ -13,8 +13,15 @@ pub struct ModelConfig {
     pub sndbuf: u64,
     /// Congestion window, in segments.
     pub cwnd: u64,
-    /// Receive buffer of the peer socket, in pages; it also bounds the advertised window.
+    /// The peer's receive window, in pages: what its receive buffer advertises
+    /// (`tcp_win_from_space`), and so how many pages may sit unread in its queue.
+    /// [`crate::window`] derives it from the kernel profile and the receiver's setup.
     pub rcvbuf: u64,
+    /// Receive autotuning (`tcp_rcv_space_adjust`) may grow the window to this many pages
+    /// after the application read something; `None` when `SO_RCVBUF` locked the buffer
+    /// (`SOCK_RCVBUF_LOCK`). A nondeterministic event: the checker tries both.
+    #[serde(default)]
+    pub autotune: Option<u64>,
     /// Segments the network may drop.
     pub losses: u8,
     /// Retransmission timeouts that may fire although nothing was lost (the ACK was
@@ -37,6 +44,20 @@ pub struct ModelConfig {
     /// work, so other CQEs can overtake it.
     #[serde(default)]
     pub uring_failures: u8,
+    /// Pages one `MSG_ZEROCOPY` notification range may cover before the next send starts
+    /// a new one: `msg_zerocopy_realloc` extends the tail's `ubuf_info` only while its
+    /// `bytelen` stays within `byte_limit` (512 KiB, "a few TSO") — 8 chunks of 64 KiB.
+    #[serde(default = "crate::window::zc_uarg_pages")]
+    pub zc_uarg_pages: u8,
+    /// io_uring `SEND_ZC`s carry `MSG_WAITALL`, as the kernel executor submits them: the
+    /// send CQE comes when every byte is queued (`io_net_retry`). Without it a send
+    /// that fills the socket completes short (`res < len`).
+    #[serde(default = "yes")]
+    pub uring_waitall: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A geometry and a kernel configuration: one bounded world to explore.
@@ -65,6 +86,9 @@ impl Scenario {
                 zc_optmem: 2,
                 pipe_reader: false,
                 uring_failures: 0,
+                autotune: None,
+                zc_uarg_pages: crate::window::ZC_UARG_PAGES,
+                uring_waitall: true,
             },
         }
     }
@@ -88,6 +112,17 @@ impl Scenario {
         if self.config.cwnd == 0 || self.config.rcvbuf == 0 {
             return Err(ScenarioError::ZeroWindow);
         }
+        if let Some(grown) = self.config.autotune {
+            if grown < self.config.rcvbuf || grown > 16 {
+                return Err(ScenarioError::Autotune {
+                    rcvbuf: self.config.rcvbuf,
+                    grown,
+                });
+            }
+        }
+        if self.config.zc_uarg_pages == 0 {
+            return Err(ScenarioError::ZcUargPages);
+        }
         Ok(())
     }
 }
@@ -105,4 +140,8 @@ pub enum ScenarioError {
     ChunkOverSndbuf { chunk: u64, sndbuf: u64 },
     #[error("cwnd and rcvbuf must be at least one page")]
     ZeroWindow,
+    #[error("autotune grows the window from rcvbuf ({rcvbuf} pages) to {grown}: it must lie between rcvbuf and 16")]
+    Autotune { rcvbuf: u64, grown: u64 },
+    #[error("zc_uarg_pages must be at least one page (a notification covers one send)")]
+    ZcUargPages,
 }

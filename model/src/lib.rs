@@ -31,6 +31,7 @@ pub mod record;
 pub mod socket;
 pub mod split;
 pub mod timeline;
+pub mod window;
 pub mod zerocopy;
 
 pub use checker::{check, CheckError, CheckOptions, CheckReport};

@@ -16,6 +16,9 @@ pub struct Peer {
     pub consumed: u16,
     /// The window advertised in the last ACK, to know when a read must reopen it.
     pub last_wnd: u16,
+    /// The receive window the buffer allows now, in pages (`tcp_full_space`); receive
+    /// autotuning grows it.
+    pub rcvbuf: u16,
 }
 
 impl Peer {
@@ -25,11 +28,12 @@ impl Peer {
             queue: VecDeque::new(),
             consumed: 0,
             last_wnd: rcvbuf as u16,
+            rcvbuf: rcvbuf as u16,
         }
     }
 
-    /// The window to advertise: free receive buffer.
-    pub fn window(&self, rcvbuf: u64) -> u16 {
-        (rcvbuf as u16).saturating_sub(self.queue.len() as u16)
+    /// The window to advertise: free receive buffer (`tcp_space`).
+    pub fn window(&self) -> u16 {
+        self.rcvbuf.saturating_sub(self.queue.len() as u16)
     }
 }

@@ -82,6 +82,13 @@ impl Kernel {
             Event::UringNotifFlush => Step::UringNotifFlush {
                 user_data: self.zc.failed_notifs[0],
             },
+            Event::Autotune => Step::RcvbufGrow {
+                window: s
+                    .config
+                    .autotune
+                    .map_or(0, |g| g.saturating_sub(self.peer.queue.len() as u64))
+                    as u32,
+            },
         }
     }
 

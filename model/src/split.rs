@@ -82,8 +82,8 @@ impl Kernel {
     /// The peer answers a zero-window probe (`tcp_send_probe0` → `tcp_send_ack`): its
     /// current cumulative ACK and window. The model has no persist timer because its
     /// ACKs are never lost; a simulated network loses them.
-    pub fn probe_reply(&mut self, s: &Scenario) -> AckMsg {
-        let window = self.peer.window(s.config.rcvbuf);
+    pub fn probe_reply(&mut self, _s: &Scenario) -> AckMsg {
+        let window = self.peer.window();
         self.peer.last_wnd = window;
         AckMsg {
             ack: self.peer.rcv_nxt,

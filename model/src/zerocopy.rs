@@ -11,6 +11,8 @@ pub struct Uarg {
     pub key: u16,
     pub lo: u32,
     pub len: u32,
+    /// Pages the range covers (`uarg->bytelen`).
+    pub pages: u16,
     /// Some frag was copied instead (`skb_copy_ubufs` clears `uarg->zerocopy`).
     pub copied: bool,
 }
@@ -49,15 +51,22 @@ pub struct Zerocopy {
 }
 
 impl Zerocopy {
-    /// The completion for one `send(MSG_ZEROCOPY)` (`msg_zerocopy_realloc`): extend the
-    /// write-queue tail's `ubuf_info` if it is the latest one (so consecutive sends share
-    /// one notification range), else allocate a new one — which fails with `ENOBUFS`
-    /// once optmem is used up by live completions and queued notifications.
+    /// The completion for one `send(MSG_ZEROCOPY)` of `pages` pages
+    /// (`msg_zerocopy_realloc`): extend the write-queue tail's `ubuf_info` if it is the
+    /// latest one (`id + len == sk_zckey`) and stays within `byte_limit` (`uarg_pages`;
+    /// 512 KiB in the kernel), so consecutive sends share one notification range; else
+    /// allocate a new one (`msg_zerocopy_alloc`) — which fails with `ENOBUFS` once
+    /// `sock_omalloc` finds optmem (`sk_omem_alloc` against `optmem_max`) used up by live
+    /// completions and queued notifications. The other `ENOBUFS`,
+    /// `mm_account_pinned_pages` against `RLIMIT_MEMLOCK`, is not modelled: it never
+    /// applies with `CAP_IPC_LOCK`, which the kernel backend (root) has.
     pub fn alloc_msg(
         &mut self,
         g: &Geometry,
         tail: Option<Notif>,
         optmem: u8,
+        pages: u64,
+        uarg_pages: u8,
     ) -> Result<Notif, Errno> {
         let id = self.zckey;
         if let (Some(Notif::Msg(key)), Some(last)) = (tail, self.uargs.last_mut()) {
@@ -65,8 +74,14 @@ impl Zerocopy {
             for _ in 0..last.len {
                 end = g.zc_next(end);
             }
-            if last.key == key && end == id && (last.len as u64) + 1 < (1u64 << g.zc_id_bits) {
+            let within = last.pages as u64 + pages <= uarg_pages as u64;
+            if last.key == key
+                && end == id
+                && within
+                && (last.len as u64) + 1 < (1u64 << g.zc_id_bits)
+            {
                 last.len += 1;
+                last.pages += pages as u16;
                 self.zckey = g.zc_next(id);
                 return Ok(Notif::Msg(key));
             }
@@ -80,6 +95,7 @@ impl Zerocopy {
             key,
             lo: id,
             len: 1,
+            pages: pages as u16,
             copied: false,
         });
         self.zckey = g.zc_next(id);
@@ -181,8 +197,8 @@ mod tests {
     fn consecutive_sends_on_the_tail_share_a_completion() {
         let g = g(8);
         let mut z = Zerocopy::default();
-        let a = z.alloc_msg(&g, None, 4).unwrap();
-        let b = z.alloc_msg(&g, Some(a), 4).unwrap();
+        let a = z.alloc_msg(&g, None, 4, 1, 8).unwrap();
+        let b = z.alloc_msg(&g, Some(a), 4, 1, 8).unwrap();
         assert_eq!(a, b);
         assert_eq!(z.uargs[0].len, 2);
         assert_eq!(z.sweep(&g, &[]), 1);
@@ -200,9 +216,9 @@ mod tests {
     fn optmem_limit_gives_enobufs_and_adjacent_ranges_merge() {
         let g = g(8);
         let mut z = Zerocopy::default();
-        let a = z.alloc_msg(&g, None, 2).unwrap();
-        let b = z.alloc_msg(&g, None, 2).unwrap();
-        assert_eq!(z.alloc_msg(&g, None, 2), Err(Errno::NoBufs));
+        let a = z.alloc_msg(&g, None, 2, 1, 8).unwrap();
+        let b = z.alloc_msg(&g, None, 2, 1, 8).unwrap();
+        assert_eq!(z.alloc_msg(&g, None, 2, 1, 8), Err(Errno::NoBufs));
         assert_eq!(z.sweep(&g, &[b]), 1);
         assert_eq!(z.sweep(&g, &[]), 1);
         assert_eq!(z.errqueue.len(), 1, "[0,0] and [1,1] merge into [0,1]");
@@ -211,11 +227,25 @@ mod tests {
     }
 
     #[test]
+    fn a_range_stops_growing_at_the_byte_limit() {
+        // msg_zerocopy_realloc: bytelen > byte_limit → new_alloc, a new range.
+        let g = g(8);
+        let mut z = Zerocopy::default();
+        let a = z.alloc_msg(&g, None, 4, 4, 8).unwrap();
+        let b = z.alloc_msg(&g, Some(a), 4, 4, 8).unwrap();
+        assert_eq!(a, b, "8 pages fit one range");
+        let c = z.alloc_msg(&g, Some(b), 4, 1, 8).unwrap();
+        assert_ne!(b, c, "the ninth page starts a new range");
+        assert_eq!((z.uargs[0].len, z.uargs[0].pages), (2, 8));
+        assert_eq!((z.uargs[1].lo, z.uargs[1].len), (2, 1));
+    }
+
+    #[test]
     fn counters_wrap_at_the_configured_width() {
         let g = g(1);
         let mut z = Zerocopy::default();
         for _ in 0..3 {
-            z.alloc_msg(&g, None, 8).unwrap();
+            z.alloc_msg(&g, None, 8, 1, 8).unwrap();
         }
         assert_eq!(
             z.uargs.iter().map(|u| u.lo).collect::<Vec<_>>(),

@@ -12,6 +12,10 @@
 //!   judged the policy, and JUnit consumers (Jenkins, GitLab, GitHub test reporters)
 //!   count `skipped` as "not a pass, not a test failure", whereas most count `<error>`
 //!   as failed. An `error` still makes the command exit 3, so CI notices it anyway;
+//! - a finding that agreed only on a rerun (`--retries`, [`Finding::flaky`]) passes, with
+//!   a `<flakyFailure>` per earlier attempt (Maven Surefire's rerun format, which Jenkins
+//!   and GitLab show as "flaky"); a contradiction that was rerun carries a
+//!   `<rerunFailure>` per rerun;
 //! - everything else passes.
 //!
 //! `classname` is `zcsafe.BACKEND` (`zcsafe.model`, `zcsafe.kernel`, `zcsafe.vm`): it
@@ -69,6 +73,9 @@ impl<'a> Case<'a> {
         if f.contradicts() {
             return Outcome::Failure;
         }
+        if f.flaky() {
+            return Outcome::Flaky;
+        }
         let why = |what: &str| format!("{what}: {}", f.evidence.detail);
         match f.verdict {
             Verdict::Unsupported => Outcome::Skipped(why("unsupported")),
@@ -84,6 +91,8 @@ impl<'a> Case<'a> {
 pub enum Outcome {
     /// As expected.
     Passed,
+    /// As expected, but only after a contradicting attempt was rerun (`--retries`).
+    Flaky,
     /// A contradiction.
     Failure,
     /// Not judged, with the message that says why.
@@ -158,8 +167,32 @@ fn write_case(s: &mut String, c: &Case<'_>) {
     if let Some(t) = c.seconds {
         let _ = write!(s, " time=\"{t:.3}\"");
     }
+    // Earlier attempts: each one's verdict, as the rerun elements Surefire writes.
+    let attempts = |s: &mut String, element: &str, skip: usize| {
+        let n = f.evidence.attempts.len();
+        for (i, v) in f
+            .evidence
+            .attempts
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .take(n - 1)
+        {
+            let _ = writeln!(
+                s,
+                "      <{element} message=\"attempt {} of {n}: verdict {v}, expected {}\" type=\"contradiction\"/>",
+                i + 1,
+                f.expected
+            );
+        }
+    };
     match c.outcome() {
         Outcome::Passed => s.push_str("/>\n"),
+        Outcome::Flaky => {
+            s.push_str(">\n");
+            attempts(s, "flakyFailure", 0);
+            s.push_str("    </testcase>\n");
+        }
         Outcome::Skipped(why) => {
             let _ = writeln!(s, ">\n      <skipped message=\"{}\"/>", attr(&why));
             s.push_str("    </testcase>\n");
@@ -176,6 +209,9 @@ fn write_case(s: &mut String, c: &Case<'_>) {
                 attr(&line),
                 text(&body)
             );
+            if !f.evidence.attempts.is_empty() {
+                attempts(s, "rerunFailure", 1);
+            }
             s.push_str("    </testcase>\n");
         }
     }
@@ -264,6 +300,35 @@ mod tests {
             outcome(Verdict::Error, Verdict::Safe),
             Outcome::Skipped(m) if m.starts_with("error")
         ));
+    }
+
+    #[test]
+    fn reruns_show_as_flaky_or_rerun_failures() {
+        let attempts = |verdicts: &[Verdict], expected| {
+            let a: Vec<Finding> = verdicts
+                .iter()
+                .map(|v| finding("zc-naive", *v, expected, "d"))
+                .collect();
+            crate::retry::settle(&a).unwrap().1
+        };
+        let flaky = attempts(&[Verdict::Safe, Verdict::Corrupt], Verdict::Corrupt);
+        let again = attempts(&[Verdict::Safe, Verdict::Safe], Verdict::Corrupt);
+        assert_eq!(Case::of(&flaky).outcome(), Outcome::Flaky);
+        assert_eq!(Case::of(&again).outcome(), Outcome::Failure);
+        let xml = write("t", &[Case::of(&flaky), Case::of(&again)]);
+        assert!(
+            xml.contains("tests=\"2\" failures=\"1\" errors=\"0\" skipped=\"0\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<flakyFailure message=\"attempt 1 of 2: verdict safe, expected corrupt\" type=\"contradiction\"/>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<rerunFailure message=\"attempt 2 of 2: verdict safe, expected corrupt\" type=\"contradiction\"/>"),
+            "{xml}"
+        );
+        assert_eq!(xml.matches("Failure message").count(), 2, "{xml}");
     }
 
     #[test]

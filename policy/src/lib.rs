@@ -36,6 +36,7 @@ pub mod outcome;
 pub mod peer;
 pub mod profile;
 pub mod report;
+pub mod retry;
 pub mod stream;
 pub mod table;
 pub mod timing;
@@ -53,8 +54,9 @@ pub use known::{Known, KnownDifference, KnownError, KnownFile};
 pub use op::{Abort, FileId, Op, UserData};
 pub use outcome::{Cqe, Errno, Outcome, ZcNotification};
 pub use peer::{PeerScript, PeerScriptError};
-pub use profile::{GiftSupport, Profile};
+pub use profile::{GiftSupport, Profile, WindowRule};
 pub use report::{exit_status, Evidence, Finding, Outcomes, Results, RESULTS_FORMAT_VERSION};
+pub use retry::{settle, RetryBudget};
 pub use table::{Align, Table};
 pub use timing::{FindingTiming, Timing};
 pub use trace::{

@@ -44,6 +44,12 @@ impl Finding {
         self.verdict.judges() && !self.agrees()
     }
 
+    /// The verdict agrees, but only after a contradicting attempt was rerun
+    /// (`--retries`): flaky, not a regression.
+    pub fn flaky(&self) -> bool {
+        self.evidence.attempts.len() > 1 && self.agrees()
+    }
+
     /// The one line that says a finding contradicts, and why it was expected otherwise:
     /// the text reports print it and JUnit reports use it as the failure's message, so a
     /// CI log and a terminal say the same words.
@@ -75,6 +81,10 @@ pub struct Evidence {
     /// Backend-specific numbers (states explored, bytes, corrupt words, seed, …).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub counts: serde_json::Map<String, serde_json::Value>,
+    /// `--retries`: the verdict of every attempt, in order, when a first attempt that
+    /// contradicted was rerun (see [`crate::retry`]); empty when the first attempt stood.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Verdict>,
 }
 
 /// Bumped whenever the result JSON changes incompatibly. 1: no `format` field, version-1

@@ -49,6 +49,9 @@ pub enum VmError {
     },
     #[error("unpacked kernel in {dir} has no {what}")]
     BadKernel { dir: PathBuf, what: String },
+    /// The user's own kernel (`--kernel-image`, `--modules`) is not what it must be.
+    #[error("kernel image {}: {problem}", path.display())]
+    KernelImage { path: PathBuf, problem: String },
     #[error("malformed initramfs: {0}")]
     Cpio(String),
     #[error("interrupted")]

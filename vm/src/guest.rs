@@ -9,6 +9,8 @@
 //! @@zcsafe cell-begin <id>
 //! {"results":[…]}            ← whatever the command prints on stdout (JSON lines)
 //! @@zcsafe cell-end <id> <exit status>
+//! @@zcsafe cell-retry <id> <n>  ← only with ZCSAFE_RETRIES: the cell exited 1 (a
+//!                                 contradiction) and runs again, its n-th rerun
 //! @@zcsafe done
 //! ```
 //!
@@ -87,10 +89,18 @@ while read -r kind id rest; do
     env) export "$id" ;;
     setup) case "$id" in remote) setup_remote </dev/null ;; netem) setup_netem $rest </dev/null ;; esac ;;
     cell)
-      say cell-begin $id
-      log "cell $id: $rest"
-      timeout "$ZCSAFE_CELL_TIMEOUT" sh -c "$rest" > $R 2>/dev/console </dev/null
-      say cell-end $id $?
+      n=0
+      while :; do
+        say cell-begin $id
+        log "cell $id: $rest"
+        timeout "$ZCSAFE_CELL_TIMEOUT" sh -c "$rest" > $R 2>/dev/console </dev/null
+        s=$?
+        say cell-end $id $s
+        # Exit status 1 is zcsafe's contradiction: rerun it, up to ZCSAFE_RETRIES times.
+        [ $s -eq 1 ] && [ $n -lt "${{ZCSAFE_RETRIES:-0}}" ] || break
+        n=$((n+1))
+        say cell-retry $id $n
+      done
       ;;
   esac
 done < /zcsafe/job
@@ -157,6 +167,11 @@ pub enum Event {
         id: usize,
         status: i32,
     },
+    /// The guest runs cell `id` again, its `n`-th rerun (`--retries`).
+    CellRetry {
+        id: usize,
+        n: u32,
+    },
     Done,
     /// Anything else: command output.
     Line(String),
@@ -194,6 +209,13 @@ impl Event {
                 (Some(id), Some(status)) => Event::CellEnd { id, status },
                 _ => Event::Line(line.to_string()),
             },
+            "cell-retry" => match (
+                words.next().and_then(|i| i.parse().ok()),
+                words.next().and_then(|s| s.parse().ok()),
+            ) {
+                (Some(id), Some(n)) => Event::CellRetry { id, n },
+                _ => Event::Line(line.to_string()),
+            },
             "done" => Event::Done,
             _ => Event::Line(line.to_string()),
         }
@@ -218,6 +240,10 @@ mod tests {
             Event::CellEnd { id: 3, status: 1 }
         );
         assert_eq!(Event::parse("@@zcsafe cell-begin 7"), Event::CellBegin(7));
+        assert_eq!(
+            Event::parse("@@zcsafe cell-retry 2 1"),
+            Event::CellRetry { id: 2, n: 1 }
+        );
         assert_eq!(Event::parse("{\"a\":1}"), Event::Line("{\"a\":1}".into()));
         assert_eq!(
             Event::parse("@@zcsafe cell-end x"),

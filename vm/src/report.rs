@@ -162,8 +162,17 @@ fn index(m: &Matrix) -> BTreeMap<(String, String, String), usize> {
 fn cell_text(m: &Matrix, c: &Cell) -> String {
     let f = &c.finding;
     match mark(m, c) {
+        "✓" if f.flaky() => format!("{} ✓ (flaky: {})", f.verdict, retries(f)),
         "✓" => format!("{} ✓", f.verdict),
         m => format!("**{} {m}** (expected {})", f.verdict, f.expected),
+    }
+}
+
+/// `1 retry`, `2 retries`: the reruns of a cell (`--retries`).
+fn retries(f: &zcsafe_policy::Finding) -> String {
+    match f.evidence.attempts.len().saturating_sub(1) {
+        1 => "1 retry".into(),
+        n => format!("{n} retries"),
     }
 }
 
@@ -200,7 +209,11 @@ fn tally(m: &Matrix) -> String {
         .iter()
         .filter(|c| c.finding.verdict == zcsafe_policy::Verdict::Inconclusive)
         .count();
+    let flaky = m.results.iter().filter(|c| c.finding.flaky()).count();
     let mut s = format!("{bad} contradicting the expectation");
+    if flaky > 0 {
+        let _ = write!(s, ", {flaky} agreed after retry (flaky)");
+    }
     if known > 0 {
         let _ = write!(s, ", {known} known difference(s)");
     }
@@ -282,9 +295,16 @@ pub fn markdown(m: &Matrix) -> String {
             let _ = writeln!(s);
         }
     }
-    let failing: Vec<&Cell> = m.results.iter().filter(|c| !c.finding.agrees()).collect();
+    let failing: Vec<&Cell> = m
+        .results
+        .iter()
+        .filter(|c| !c.finding.agrees() || c.finding.flaky())
+        .collect();
     if !failing.is_empty() {
-        let _ = writeln!(s, "\n## Contradictions, errors and inconclusive cells\n");
+        let _ = writeln!(
+            s,
+            "\n## Contradictions, errors, inconclusive and flaky cells\n"
+        );
         for c in failing {
             let _ = writeln!(
                 s,

@@ -19,6 +19,7 @@ fn cell(kernel: &str, policy: &str, transport: &str, verdict: Verdict, detail: &
                 detail: detail.into(),
                 trace: None,
                 counts: Default::default(),
+                attempts: Vec::new(),
             },
         },
         kernel_name: kernel.into(),

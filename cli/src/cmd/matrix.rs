@@ -17,10 +17,13 @@ use zcsafe_vm::{initramfs, report, Catalogue};
 pub(crate) const EXIT_STATUS_HELP: &str = "\
 Exit status:
   0  every verdict is as expected
-  1  a verdict contradicts its expectation (or the model's prediction)
-  2  usage error, or nothing was judged at all (no verdict without evidence)
+  1  a verdict contradicts its expectation (or the model's prediction), and
+     no --known entry accepts it (with `matrix --retries`: on every rerun)
+  2  usage error (a bad option or path), or nothing was judged at all (no
+     verdict without evidence)
   3  no contradiction, but some cell could not be judged (`error`: the
-     infrastructure or the environment failed; its evidence says why)
+     infrastructure failed, e.g. a guest panicked or a cell or VM outlived its
+     timeout; its evidence and console tail say why)
   4  no contradiction, no error, but some run never exercised the hazard it
      tests (`inconclusive`: nothing was reused while still in flight)";
 
@@ -29,10 +32,21 @@ Exit status:
 pub struct Args {
     #[command(subcommand)]
     merge: Option<Sub>,
-    /// Kernels: catalogue names or version prefixes (5.10,7.2), `all` (the default set),
-    /// `all-rt`, `everything`, plus `host` for the running kernel (vm/kernels.toml).
-    #[arg(long, default_value = "all", value_name = "LIST")]
-    kernels: String,
+    /// Kernels: catalogue names or version prefixes (5.10,7.2), `all` (the default set,
+    /// unless --kernel-image is given), `all-rt`, `everything`, plus `host` for the
+    /// running kernel (vm/kernels.toml).
+    #[arg(long, value_name = "LIST")]
+    kernels: Option<String>,
+    /// Your own kernel, booted like a catalogue one and named after its `uname -r`: a
+    /// bzImage/vmlinuz file (with --modules), a linux-image .deb, or a kernel build tree
+    /// (arch/x86/boot/bzImage; its modules installed with `make modules_install` unless
+    /// --modules is given). Its profile is probed in the guest.
+    #[arg(long, value_name = "PATH")]
+    kernel_image: Option<PathBuf>,
+    /// The modules of --kernel-image: lib/modules/<release>, or the INSTALL_MOD_PATH
+    /// root `make modules_install` installed them into.
+    #[arg(long, value_name = "DIR", requires = "kernel_image")]
+    modules: Option<PathBuf>,
     /// Policies, comma-separated, or `all`.
     #[arg(long, default_value = "all", value_name = "LIST")]
     policies: String,
@@ -88,6 +102,11 @@ pub struct Args {
     /// Seconds one cell may run in the guest.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     cell_timeout: u64,
+    /// Rerun a cell that contradicts its expectation up to N more times in its guest
+    /// (only that cell's command) before it counts; one that agrees on a rerun is
+    /// reported as agreed after retry (flaky), with every attempt's verdict.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    retries: u32,
     #[command(flatten)]
     junit: JunitArgs,
     #[command(flatten)]
@@ -140,7 +159,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let mut o = Options::new(PathBuf::new());
     o.catalogue = catalogue;
-    o.kernels = args.kernels.clone();
+    o.kernels = match (&args.kernels, &args.kernel_image) {
+        (Some(k), _) => k.clone(),
+        (None, Some(_)) => String::new(),
+        (None, None) => "all".into(),
+    };
+    if let Some(image) = &args.kernel_image {
+        o.user_kernel = Some(
+            matrix::UserKernel::resolve(image, args.modules.as_deref(), &o.cache)
+                .context("--kernel-image")?,
+        );
+    }
     if args.policies != "all" {
         o.policies = super::select_policies(std::slice::from_ref(&args.policies))?
             .iter()
@@ -161,6 +190,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .context("--external")?;
     }
     o.refresh = args.refresh;
+    o.retries = args.retries;
     o.machine.limits.cell = Duration::from_secs(args.cell_timeout.max(5));
     o.host_binary = std::env::current_exe().ok();
     o.validate().map_err(option_hints)?;
@@ -215,6 +245,7 @@ fn progress_table(o: &Options) -> (Table, Vec<usize>) {
         .kernels
         .iter()
         .map(|k| k.name.as_str())
+        .chain(o.user_kernel.iter().map(|u| u.kernel.name.as_str()))
         .chain(["host"])
     {
         widest(1, k.to_string());

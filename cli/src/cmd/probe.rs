@@ -45,6 +45,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "  io_uring SEND_ZC                   {}",
         yes(p.uring_send_zc)
     );
+    let window = match p.window {
+        zcsafe_policy::WindowRule::AdvWinScale { scale } => {
+            format!("space - space >> tcp_adv_win_scale ({scale}): up to 6.5")
+        }
+        zcsafe_policy::WindowRule::ScalingRatio { ratio } => {
+            format!("space x scaling_ratio {ratio}/256: 6.6 and later")
+        }
+    };
+    println!("  receive window (tcp_win_from_space) {window}");
     println!("\nprofile name: {}", p.name);
     println!(
         "experiments:\n{}",

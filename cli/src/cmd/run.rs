@@ -14,7 +14,8 @@ use zcsafe_kernel::{
     default_geometry, run_external, try_run_policy, veth, ExternalOptions, ExternalOutcome,
     ReaderSpeed, RunOptions, Transport,
 };
-use zcsafe_model::{check, CheckOptions, Scenario};
+use zcsafe_model::window::{predict, Receiver};
+use zcsafe_model::{CheckOptions, Scenario};
 use zcsafe_policy::{junit, Align, PeerScript, Profile, Results, Table, TraceProfile, Verdict};
 
 #[derive(clap::Args)]
@@ -173,7 +174,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     let mut clock = Clock::start();
     let mut results = Results::default();
-    // The model's prediction depends only on policy and transport class.
+    // The model's prediction depends on policy, transport class and the receiver's window.
     let mut predictions = std::collections::HashMap::new();
     // Progress on stderr, a line per finding as it ends: widths from what can come.
     let mut progress = Table::new(["", "", "", ""])
@@ -207,20 +208,39 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 rcvbuf: args.rcvbuf.for_window(e.window),
                 ..opts.clone()
             };
-            let predicted = *predictions.entry((e.name, class)).or_insert_with(|| {
-                let mut scenario = Scenario::standard(class, profile.clone());
-                // Predict for what the kernel run can reach: its 32-bit zerocopy counter
-                // never wraps within one stream.
-                scenario.geometry.zc_id_bits = geometry.zc_id_bits;
-                e.build(&scenario.geometry)
+            let prediction = predictions
+                .entry((e.name, class, opts.rcvbuf))
+                .or_insert_with(|| {
+                    let mut base = Scenario::standard(class, profile.clone());
+                    // Predict for what the kernel run can reach: its 32-bit zerocopy
+                    // counter never wraps within one stream.
+                    base.geometry.zc_id_bits = geometry.zc_id_bits;
+                    let receiver = Receiver {
+                        rcvbuf: opts.rcvbuf,
+                        chunk: geometry.chunk,
+                    };
+                    predict(
+                        |s| e.build(&s.geometry).ok(),
+                        &base,
+                        &receiver,
+                        &CheckOptions::default(),
+                    )
                     .ok()
-                    .and_then(|p| check(p, &scenario, &CheckOptions::default()).ok())
-                    .map(|r| r.verdict)
-            });
+                    .flatten()
+                })
+                .clone();
+            let predicted = prediction.as_ref().map(|p| p.verdict());
             let t0 = Instant::now();
             let report = try_run_policy(|g| e.build(g), e.name, &opts)
                 .with_context(|| format!("running {} over {}", e.name, t.label()))?;
-            let finding = report.to_finding(&e.expect_for(class, &profile, &geometry), predicted);
+            let mut finding =
+                report.to_finding(&e.expect_for(class, &profile, &geometry), predicted);
+            if let Some(p) = prediction.filter(|p| p.needs_autotuning()) {
+                // Say why a run that stayed safe proves little here.
+                if finding.verdict != Verdict::Corrupt {
+                    finding.evidence.detail += &format!("; model: {}", p.reason(profile.window));
+                }
+            }
             if !args.json {
                 let secs = format!("{:.2} s", t0.elapsed().as_secs_f64());
                 let cells = [e.name, &t.label(), finding.verdict.name(), &secs];

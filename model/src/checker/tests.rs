@@ -110,6 +110,6 @@ fn drawn_scenarios_are_judged_as_by_the_whole_state_checker() {
 
 #[test]
 fn a_state_costs_six_bytes_of_parent_links() {
-    // The memory claim of docs/design.md §9: a u32 parent and a two-byte move.
+    // The memory claim of docs/design.md §11: a u32 parent and a two-byte move.
     assert_eq!(std::mem::size_of::<Move>(), 2);
 }

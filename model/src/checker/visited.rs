@@ -1,5 +1,5 @@
 //! The set of states already reached, kept as 64-bit fingerprints rather than whole
-//! states: about 10–20 bytes a state instead of hundreds (docs/design.md §9 gives the
+//! states: about 10–20 bytes a state instead of hundreds (docs/design.md §11 gives the
 //! collision bound and why it is acceptable).
 
 use std::collections::HashSet;

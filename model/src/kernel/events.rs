@@ -6,7 +6,7 @@ use super::{Corruption, Event, Kernel};
 use crate::config::Scenario;
 use crate::memory::{Content, DataRef};
 use crate::socket::{Notif, Segment};
-use zcsafe_policy::Cqe;
+use zcsafe_policy::{Cqe, Region};
 
 impl Kernel {
     /// Executes an enabled event. Returns the corruption the receiver saw, if any.
@@ -40,8 +40,13 @@ impl Kernel {
             }
             Event::Deliver => {
                 let mut seg = self.net.wire.pop_front().expect("enabled");
-                // skb_orphan_frags_rx (via __netif_receive_skb_core / dev_forward_skb):
-                // zero-copy frags are copied before a local socket may keep them.
+                // __netif_receive_skb_core → skb_orphan_frags_rx: zero-copy frags are
+                // copied (skb_copy_ubufs, the notif's COPIED) before the IP handler, so
+                // before a local socket may keep them. Not earlier: veth's
+                // ____dev_forward_skb calls skb_orphan_frags, a no-op because
+                // msg_zerocopy_alloc and io_alloc_notif set SKBFL_DONT_ORPHAN — until
+                // this point (the wire, loopback's and veth's backlog) the clone still
+                // references the user's pages. 6.1 and 6.12 alike.
                 if let (true, Some(n)) = (local && cfg.profile.zerocopy_local_copies, seg.notif) {
                     self.zc.mark_copied(n);
                     seg.data = DataRef::Copied(self.mem.read(seg.data));
@@ -50,11 +55,12 @@ impl Kernel {
                 // tcp_rcv_established / tcp_data_queue: in-order data is queued (page
                 // references and all); duplicates and out-of-order data are dropped here
                 // (the model has no out-of-order queue) and re-ACKed.
-                if seg.seq == self.peer.rcv_nxt && (self.peer.queue.len() as u64) < cfg.rcvbuf {
+                if seg.seq == self.peer.rcv_nxt && self.peer.queue.len() < self.peer.rcvbuf as usize
+                {
                     self.peer.queue.push_back((seg.seq, seg.data, seg.notif));
                     self.peer.rcv_nxt += 1;
                 }
-                let wnd = self.peer.window(cfg.rcvbuf);
+                let wnd = self.peer.window();
                 self.peer.last_wnd = wnd;
                 self.net.ack = Some((self.peer.rcv_nxt, wnd));
             }
@@ -82,7 +88,7 @@ impl Kernel {
                 let got = self.mem.read(data);
                 self.peer.consumed += 1;
                 // tcp_cleanup_rbuf: a read that reopens a closed window sends an update.
-                let wnd = self.peer.window(cfg.rcvbuf);
+                let wnd = self.peer.window();
                 if self.peer.last_wnd == 0 {
                     self.peer.last_wnd = wnd;
                     self.net.ack = Some((self.peer.rcv_nxt, wnd));
@@ -107,10 +113,21 @@ impl Kernel {
                     });
                 }
             }
+            Event::Autotune => {
+                // tcp_rcv_space_adjust: sk_rcvbuf and window_clamp grow
+                // (tcp_win_from_space of the new buffer); tcp_cleanup_rbuf sends a window
+                // update once the window could double.
+                let grown = cfg.autotune.expect("enabled");
+                self.peer.rcvbuf = grown as u16;
+                let wnd = self.peer.window();
+                self.peer.last_wnd = wnd;
+                self.net.ack = Some((self.peer.rcv_nxt, wnd));
+            }
             Event::UringFail(i) => {
-                // io_sendrecv_fail: a SEND_ZC that owns a notif (REQ_F_NEED_CLEANUP)
-                // completes with IORING_CQE_F_MORE even on error; io_send_zc_cleanup
-                // then flushes the notif, which posts its own CQE later.
+                // io_sendrecv_fail: a SEND_ZC that owns a notif (REQ_F_NEED_CLEANUP, set
+                // by io_send_zc_prep) completes with IORING_CQE_F_MORE even on error;
+                // io_send_zc_cleanup then flushes the notif, which posts its own CQE
+                // later (6.1 and 6.12 alike).
                 let sqe = self.zc.sq.remove(i as usize);
                 self.zc.failures += 1;
                 self.zc.cq.push_back(Cqe {
@@ -123,49 +140,64 @@ impl Kernel {
                 self.zc.failed_notifs.push_back(sqe.user_data);
             }
             Event::UringNotifFlush => {
-                // io_notif_tw_complete for the failed request: no page was queued.
+                // The notif of a request that queued no page: io_notif_tw_complete
+                // (6.1: __io_notif_complete_tw) reports COPIED under REPORT_USAGE,
+                // `zc_copied || !zc_used`, because no skb completed with zero copy.
                 let user_data = self.zc.failed_notifs.pop_front().expect("enabled");
                 self.zc.cq.push_back(Cqe {
                     user_data,
                     res: 0,
                     more: false,
                     notif: true,
-                    copied: false,
+                    copied: true,
                 });
             }
-            Event::UringExec(i) => {
-                // io_send_zc: the pages go into skbs accounted to the request's notif;
-                // the send CQE carries IORING_CQE_F_MORE because a notif will follow.
-                let sqe = self.zc.sq.remove(i as usize);
-                match self.mem.user_refs(sqe.buf) {
-                    Ok(refs) => {
-                        let notif = Notif::Uring(sqe.user_data);
-                        for r in refs {
-                            self.sock.queue(r, Some(notif));
-                        }
-                        self.zc.uring_notifs.push(crate::zerocopy::UringNotif {
-                            user_data: sqe.user_data,
-                            copied: false,
-                        });
-                        self.zc.cq.push_back(Cqe {
-                            user_data: sqe.user_data,
-                            res: sqe.buf.len as i64,
-                            more: true,
-                            notif: false,
-                            copied: false,
-                        });
-                    }
-                    Err(_) => self.zc.cq.push_back(Cqe {
-                        user_data: sqe.user_data,
-                        res: -14, // EFAULT
-                        more: false,
-                        notif: false,
-                        copied: false,
-                    }),
-                }
-            }
+            Event::UringExec(i) => self.uring_exec(s, i),
         }
         None
+    }
+
+    /// io_send_zc: `sock_sendmsg` → `tcp_sendmsg_locked` puts the pages into skbs
+    /// accounted to the request's notif, up to the first page it cannot pin
+    /// (`-EFAULT` if that is the first). Without `MSG_WAITALL` `min_ret` is 0, so a send
+    /// that filled the socket under `MSG_DONTWAIT` (`IO_URING_F_NONBLOCK`) completes
+    /// short; with it `io_net_retry` resubmits the rest and the CQE counts it all. The
+    /// CQE carries `IORING_CQE_F_MORE` whatever the result, and a NOTIF follows: at once
+    /// via `io_notif_flush` when no page was queued, else when the last skb lets go.
+    fn uring_exec(&mut self, s: &Scenario, i: u8) {
+        let cfg = &s.config;
+        let sqe = self.zc.sq.remove(i as usize);
+        let len = match cfg.uring_waitall {
+            true => sqe.buf.len,
+            false => sqe.buf.len.min(self.sock.room(cfg.sndbuf)),
+        };
+        let refs: Vec<DataRef> = (sqe.buf.offset..sqe.buf.offset + len)
+            .map_while(|p| self.mem.user_refs(Region::new(p, 1)).ok())
+            .flatten()
+            .collect();
+        let notif = Notif::Uring(sqe.user_data);
+        for r in &refs {
+            self.sock.queue(*r, Some(notif));
+        }
+        if refs.is_empty() {
+            self.zc.failed_notifs.push_back(sqe.user_data);
+        } else {
+            self.zc.uring_notifs.push(crate::zerocopy::UringNotif {
+                user_data: sqe.user_data,
+                copied: false,
+            });
+        }
+        self.zc.cq.push_back(Cqe {
+            user_data: sqe.user_data,
+            res: if refs.is_empty() {
+                -14 // EFAULT
+            } else {
+                refs.len() as i64
+            },
+            more: true,
+            notif: false,
+            copied: false,
+        });
     }
 
     fn send_clone(&mut self, seg: Segment, local: bool) {

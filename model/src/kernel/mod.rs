@@ -47,6 +47,8 @@ pub enum Event {
     UringFail(u8),
     /// io_uring posts the notification CQE of the oldest failed `SEND_ZC`.
     UringNotifFlush,
+    /// Receive autotuning grows the peer's buffer (`tcp_rcv_space_adjust`).
+    Autotune,
 }
 
 /// What an application operation did.
@@ -139,7 +141,10 @@ impl Kernel {
             ev.push(Event::Read);
         }
         for (i, sqe) in self.zc.sq.iter().enumerate() {
-            if self.sock.room(cfg.sndbuf) >= sqe.buf.len {
+            // io_send_zc runs once the socket takes the whole request (MSG_WAITALL,
+            // resubmitted by io_net_retry) or, without it, any of it (a short send).
+            let need = if cfg.uring_waitall { sqe.buf.len } else { 1 };
+            if self.sock.room(cfg.sndbuf) >= need {
                 ev.push(Event::UringExec(i as u8));
             }
         }
@@ -151,6 +156,14 @@ impl Kernel {
         }
         if !self.zc.failed_notifs.is_empty() {
             ev.push(Event::UringNotifFlush);
+        }
+        // tcp_rcv_space_adjust runs from tcp_recvmsg after the application copied data
+        // out, and only grows a buffer SO_RCVBUF did not lock.
+        if cfg
+            .autotune
+            .is_some_and(|g| (self.peer.rcvbuf as u64) < g && self.peer.consumed > 0)
+        {
+            ev.push(Event::Autotune);
         }
         ev
     }

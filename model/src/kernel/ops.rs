@@ -37,10 +37,14 @@ impl Kernel {
                 // MSG_ZEROCOPY without SO_ZEROCOPY is silently a copy (tcp_sendmsg_locked).
                 if zerocopy && self.sock.zerocopy_enabled {
                     let tail = self.sock.write_queue.back().and_then(|s| s.notif);
-                    let notif = match self.zc.alloc_msg(g, tail, cfg.zc_optmem) {
-                        Ok(n) => n,
-                        Err(e) => return err(e),
-                    };
+                    let notif =
+                        match self
+                            .zc
+                            .alloc_msg(g, tail, cfg.zc_optmem, buf.len, cfg.zc_uarg_pages)
+                        {
+                            Ok(n) => n,
+                            Err(e) => return err(e),
+                        };
                     // skb_zerocopy_iter_stream: frags point at the user's pages.
                     for r in refs {
                         self.sock.queue(r, Some(notif));

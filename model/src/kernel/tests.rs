@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::Scenario;
-use zcsafe_policy::{Errno, Op, Profile, Region};
+use zcsafe_policy::{Cqe, Errno, Op, Profile, Region};
 
 fn scenario(t: TransportClass) -> Scenario {
     Scenario::standard(t, Profile::classic())
@@ -273,5 +273,127 @@ fn send_blocks_when_the_send_buffer_is_full() {
             }
         ),
         Perform::Blocked
+    );
+}
+
+fn cqe(k: &mut Kernel, s: &Scenario) -> Cqe {
+    match done(k.perform(s, &Op::UringWaitCqe)) {
+        Outcome::Cqe(c) => c,
+        o => panic!("expected a CQE, got {o}"),
+    }
+}
+
+fn send_zc(k: &mut Kernel, s: &Scenario, buf: Region, user_data: u32) {
+    done(k.perform(s, &Op::UringSendZc { buf, user_data }));
+}
+
+/// io_send_zc → io_req_set_res(req, ret, IORING_CQE_F_MORE) for every result, and the
+/// notif flushed right there (`io_notif_flush`): a SEND_ZC past prep always promises
+/// a NOTIF, even when it failed with -EFAULT and queued nothing.
+#[test]
+fn a_send_zc_that_faults_still_has_f_more_and_a_later_copied_notif() {
+    let s = scenario(TransportClass::Remote);
+    let mut k = Kernel::new(&s);
+    let page = Region::new(0, 1);
+    done(k.perform(&s, &Op::Munmap { buf: page }));
+    send_zc(&mut k, &s, page, 3);
+    k.fire(&s, Event::UringExec(0));
+    let c = cqe(&mut k, &s);
+    assert_eq!((c.res, c.more, c.notif), (-14, true, false), "{c:?}");
+    assert_eq!(
+        k.perform(&s, &Op::UringWaitCqe),
+        Perform::Blocked,
+        "NOTIF later"
+    );
+    assert!(k.enabled(&s).contains(&Event::UringNotifFlush));
+    k.fire(&s, Event::UringNotifFlush);
+    let n = cqe(&mut k, &s);
+    // io_notif_tw_complete: zc_copied || !zc_used — nothing was sent with zero copy.
+    assert_eq!((n.user_data, n.notif, n.copied), (3, true, true), "{n:?}");
+}
+
+/// A request that faults on its second page sent the first: res < len, F_MORE, and
+/// the NOTIF waits for that page.
+#[test]
+fn a_send_zc_that_faults_midway_completes_short_and_holds_what_it_queued() {
+    let mut s = scenario(TransportClass::Remote);
+    s.geometry.chunk = 2;
+    let mut k = Kernel::new(&s);
+    done(k.perform(
+        &s,
+        &Op::Munmap {
+            buf: Region::new(1, 1),
+        },
+    ));
+    send_zc(&mut k, &s, Region::new(0, 2), 4);
+    k.fire(&s, Event::UringExec(0));
+    let c = cqe(&mut k, &s);
+    assert_eq!((c.res, c.more), (1, true), "{c:?}");
+    assert_eq!(k.holders(DataRef::User(0)), vec![Holder::WriteQueue]);
+    assert_eq!(k.perform(&s, &Op::UringWaitCqe), Perform::Blocked);
+}
+
+/// Without MSG_WAITALL, `min_ret` is 0: a SEND_ZC that finds room for part of its
+/// buffer (MSG_DONTWAIT on the first, non-blocking issue) completes short.
+#[test]
+fn a_send_zc_without_waitall_completes_short_when_the_socket_fills() {
+    let mut s = scenario(TransportClass::Remote);
+    s.geometry.chunk = 2;
+    s.config.uring_waitall = false;
+    let mut k = Kernel::new(&s);
+    send_zc(&mut k, &s, Region::new(0, 1), 1);
+    k.fire(&s, Event::UringExec(0));
+    assert_eq!(cqe(&mut k, &s).res, 1);
+    send_zc(&mut k, &s, Region::new(0, 2), 2);
+    assert!(
+        k.enabled(&s).contains(&Event::UringExec(0)),
+        "one page of room is enough to run"
+    );
+    k.fire(&s, Event::UringExec(0));
+    let c = cqe(&mut k, &s);
+    assert_eq!((c.res, c.more), (1, true), "short: 1 of 2 pages");
+    // With MSG_WAITALL (the kernel executor's flags) it waits for the whole buffer.
+    let mut w = s.clone();
+    w.config.uring_waitall = true;
+    let mut k = Kernel::new(&w);
+    send_zc(&mut k, &w, Region::new(0, 1), 1);
+    k.fire(&w, Event::UringExec(0));
+    send_zc(&mut k, &w, Region::new(0, 2), 2);
+    assert!(!k
+        .enabled(&w)
+        .iter()
+        .any(|e| matches!(e, Event::UringExec(_))));
+}
+
+/// tcp_rcv_space_adjust runs after a read and only when SO_RCVBUF did not lock the
+/// buffer; the wider window is advertised at once.
+#[test]
+fn autotuning_grows_the_window_after_a_read() {
+    let mut s = scenario(TransportClass::Local);
+    s.config.rcvbuf = 1;
+    s.config.autotune = Some(2);
+    let mut k = spliced(&s);
+    assert!(
+        !k.enabled(&s).contains(&Event::Autotune),
+        "nothing read yet"
+    );
+    for ev in [Event::Transmit, Event::Deliver, Event::Ack] {
+        k.fire(&s, ev);
+    }
+    assert_eq!(k.sock.snd_wnd, 0, "a one-page window, full");
+    k.fire(&s, Event::Read);
+    assert!(k.enabled(&s).contains(&Event::Autotune));
+    k.fire(&s, Event::Autotune);
+    assert_eq!(k.net.ack, Some((1, 2)), "the grown window, advertised");
+    assert!(!k.enabled(&s).contains(&Event::Autotune), "grown once");
+    let mut locked = s.clone();
+    locked.config.autotune = None;
+    let mut k = spliced(&locked);
+    for ev in [Event::Transmit, Event::Deliver, Event::Ack, Event::Read] {
+        k.fire(&locked, ev);
+    }
+    assert!(
+        !k.enabled(&locked).contains(&Event::Autotune),
+        "SO_RCVBUF locks it"
     );
 }

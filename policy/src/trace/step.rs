@@ -152,6 +152,12 @@ pub enum Event {
         /// Local delivery copied its `MSG_ZEROCOPY` frags first (`skb_orphan_frags_rx`).
         frags_copied: bool,
     },
+    /// Receive autotuning grows the peer's buffer (`tcp_rcv_space_adjust`, after a read),
+    /// and with it the window, which the peer advertises at once (`tcp_cleanup_rbuf`).
+    RcvbufGrow {
+        /// The window it advertises now, in segments.
+        window: u32,
+    },
     /// The receiving application reads one stream page and checks it (model, simulator).
     Read {
         /// The stream page it expects.
@@ -222,7 +228,7 @@ impl Event {
             | Event::UringNotifFlush { .. } => Actor::Tcp,
             Event::TxComplete { .. } => Actor::Device,
             Event::Lose { .. } => Actor::Wire,
-            Event::Deliver { .. } => Actor::Peer,
+            Event::Deliver { .. } | Event::RcvbufGrow { .. } => Actor::Peer,
             Event::Read { .. }
             | Event::Accepted { .. }
             | Event::Checked { .. }

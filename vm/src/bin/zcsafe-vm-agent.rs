@@ -54,6 +54,7 @@ fn main() {
                     detail,
                     trace: None,
                     counts,
+                    attempts: Vec::new(),
                 },
             };
             let code = u8::from(!finding.agrees());

@@ -153,6 +153,7 @@ pub(super) fn error_cell(
                 detail,
                 trace: None,
                 counts: Default::default(),
+                attempts: Vec::new(),
             },
         },
         kernel_name: k.name.clone(),

@@ -21,7 +21,7 @@ pub(crate) use cell::testing;
 pub use cell::{Cell, KernelRun, Matrix, Progress, MATRIX_FORMAT};
 pub use external::{external_command, external_program, guest_commands, EXTERNAL, GUEST_BIN_DIR};
 pub use findings::parse_findings;
-pub use options::{default_jobs, AccelChoice, Options, DEFAULT_COMMAND};
+pub use options::{default_jobs, AccelChoice, Options, UserKernel, DEFAULT_COMMAND};
 pub use prepare::probe_kvm;
 pub use transport::{GuestTransport, GUEST_TRANSPORTS};
 

@@ -39,6 +39,45 @@ impl std::str::FromStr for AccelChoice {
     }
 }
 
+/// The user's own kernel, resolved, and how the command line named it.
+#[derive(Clone, Debug)]
+pub struct UserKernel {
+    pub kernel: crate::kernel::Kernel,
+    /// `--kernel-image PATH [--modules DIR]`, quoted for a shell.
+    pub flags: String,
+}
+
+impl UserKernel {
+    /// Resolves `image` (and `modules`) into a kernel, see [`crate::kernel_image`].
+    pub fn resolve(
+        image: &std::path::Path,
+        modules: Option<&std::path::Path>,
+        cache: &std::path::Path,
+    ) -> Result<UserKernel> {
+        let kernel = crate::kernel_image::resolve(image, modules, cache)?;
+        let mut flags = format!(
+            "--kernel-image {}",
+            shell_quote(&image.display().to_string())
+        );
+        if let Some(m) = modules {
+            flags += &format!(" --modules {}", shell_quote(&m.display().to_string()));
+        }
+        Ok(UserKernel { kernel, flags })
+    }
+}
+
+/// `s` as one shell word.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// Everything a matrix run needs.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -74,6 +113,12 @@ pub struct Options {
     /// Keep each cell's stdout in [`Cell::output`](super::Cell::output): for commands that
     /// print more than a verdict (`zcsafe bench --kernels` reads its measurements from there).
     pub keep_output: bool,
+    /// `--kernel-image`: the user's own kernel ([`crate::kernel_image::resolve`]), run
+    /// before the catalogue's, and the flags that name it (for rerun commands).
+    pub user_kernel: Option<UserKernel>,
+    /// `--retries`: how many more times a guest reruns a cell that contradicted (exited
+    /// 1), see [`zcsafe_policy::retry`].
+    pub retries: u32,
 }
 
 impl Options {
@@ -105,6 +150,8 @@ impl Options {
             external: None,
             external_program: None,
             keep_output: false,
+            retries: 0,
+            user_kernel: None,
         }
     }
 
@@ -189,16 +236,26 @@ impl Options {
         if self.policies.is_empty() || self.transports.is_empty() {
             return Err(VmError::Usage("no policies or transports selected".into()));
         }
-        self.catalogue.select(&self.kernels)?;
+        let host = self.kernels.split(',').any(|t| t.trim() == "host");
+        if self.catalogue.select(&self.kernels)?.is_empty() && !host && self.user_kernel.is_none() {
+            return Err(VmError::Usage(
+                "no kernels selected (name catalogue kernels, `host`, or your own kernel image)"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 
     /// The command that reruns one cell.
     pub fn rerun(&self, kernel: &str, policy: &str, transport: GuestTransport) -> String {
+        let kernels = match &self.user_kernel {
+            Some(u) if u.kernel.name == kernel => u.flags.clone(),
+            _ => format!("--kernels {kernel}"),
+        };
         let mut s = match &self.external {
             Some(cmd) => {
                 let mut s = format!(
-                    "zcsafe matrix --kernels {kernel} --external '{}'",
+                    "zcsafe matrix {kernels} --external '{}'",
                     cmd.replace('\'', "'\\''")
                 );
                 for c in &self.carry {
@@ -206,9 +263,7 @@ impl Options {
                 }
                 s + &format!(" --transports {transport}")
             }
-            None => format!(
-                "zcsafe matrix --kernels {kernel} --policies {policy} --transports {transport}"
-            ),
+            None => format!("zcsafe matrix {kernels} --policies {policy} --transports {transport}"),
         };
         if transport.is_remote() {
             s += &format!(" --nic {}", self.nic.name());

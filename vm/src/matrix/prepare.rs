@@ -33,25 +33,40 @@ pub(super) fn prepare(
     inputs.extra = opts.carried();
     let init = crate::guest::init_script();
 
+    // The user's kernel first (resolved already), then the catalogue's.
+    let wanted: Vec<Wanted<'_>> = opts
+        .user_kernel
+        .iter()
+        .map(|u| Wanted::User(&u.kernel))
+        .chain(entries.iter().copied().map(Wanted::Catalogue))
+        .collect();
+
     // Fetch kernels and build images first: network and disk, one at a time.
     let mut kernels: Vec<KernelRun> = Vec::new();
     let mut images: Vec<Prepared> = Vec::new();
-    for e in &entries {
+    for e in &wanted {
         if crate::process::interrupted() {
             return Err(VmError::Interrupted);
         }
         progress(&Progress::Kernel {
-            name: e.name.clone(),
-            message: "fetching".into(),
+            name: e.name().to_string(),
+            message: match e {
+                Wanted::Catalogue(_) => "fetching".into(),
+                Wanted::User(k) => format!("your kernel {}", k.vmlinuz.display()),
+            },
         });
-        let prepared = fetcher.fetch(e).and_then(|k| {
+        let got = match e {
+            Wanted::Catalogue(entry) => fetcher.fetch(entry),
+            Wanted::User(k) => Ok((*k).clone()),
+        };
+        let prepared = got.and_then(|k| {
             let img = initramfs::build(&k, &inputs, &init, &opts.cache)?;
             Ok((k, img))
         });
         match prepared {
             Ok((k, img)) => {
                 progress(&Progress::Kernel {
-                    name: e.name.clone(),
+                    name: e.name().to_string(),
                     message: format!(
                         "{} ({}), initramfs {}{}",
                         k.release,
@@ -68,8 +83,8 @@ pub(super) fn prepare(
                     ),
                 });
                 kernels.push(KernelRun {
-                    name: e.name.clone(),
-                    suite: e.suite.clone(),
+                    name: e.name().to_string(),
+                    suite: e.suite().to_string(),
                     release: k.release.clone(),
                     version: k.version.clone(),
                     boot_seconds: vec![],
@@ -86,12 +101,12 @@ pub(super) fn prepare(
             ) => return Err(err),
             Err(err) => {
                 progress(&Progress::Kernel {
-                    name: e.name.clone(),
+                    name: e.name().to_string(),
                     message: format!("error: {err}"),
                 });
                 kernels.push(KernelRun {
-                    name: e.name.clone(),
-                    suite: e.suite.clone(),
+                    name: e.name().to_string(),
+                    suite: e.suite().to_string(),
                     release: String::new(),
                     version: String::new(),
                     boot_seconds: vec![],
@@ -103,6 +118,29 @@ pub(super) fn prepare(
     }
 
     Ok((kernels, images))
+}
+
+/// A kernel to prepare: a catalogue entry to fetch, or the user's own, resolved.
+enum Wanted<'a> {
+    Catalogue(&'a crate::catalogue::KernelEntry),
+    User(&'a Kernel),
+}
+
+impl Wanted<'_> {
+    /// The name its cells carry: the catalogue's, or the user kernel's `uname -r`.
+    fn name(&self) -> &str {
+        match self {
+            Wanted::Catalogue(e) => &e.name,
+            Wanted::User(k) => &k.name,
+        }
+    }
+
+    fn suite(&self) -> &str {
+        match self {
+            Wanted::Catalogue(e) => &e.suite,
+            Wanted::User(k) => &k.suite,
+        }
+    }
 }
 
 /// The accelerator every VM of the run uses ([`AccelChoice::Auto`] probes once).

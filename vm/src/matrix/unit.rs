@@ -34,7 +34,11 @@ pub(super) struct Unit {
 /// policy, ids in [`Options::policies`] order.
 pub(super) fn job(opts: &Options, transport: GuestTransport) -> Job {
     Job {
-        env: vec![],
+        // Read by the init script's cell loop (`--retries`).
+        env: (opts.retries > 0)
+            .then(|| ("ZCSAFE_RETRIES".to_string(), opts.retries.to_string()))
+            .into_iter()
+            .collect(),
         remote: transport.is_remote(),
         netem: opts.netem_for(transport),
         cells: opts
@@ -67,6 +71,8 @@ pub(crate) struct Collector<'a> {
     notes: Vec<String>,
     finished: BTreeSet<usize>,
     held: Vec<Cell>,
+    /// The attempts so far of a cell the guest is rerunning (`--retries`), by id.
+    retrying: Option<(usize, Vec<Cell>)>,
 }
 
 impl<'a> Collector<'a> {
@@ -80,6 +86,7 @@ impl<'a> Collector<'a> {
             notes: Vec::new(),
             finished: BTreeSet::new(),
             held: Vec::new(),
+            retrying: None,
         }
     }
 
@@ -91,9 +98,14 @@ impl<'a> Collector<'a> {
             Event::Boot { release, .. } => self.kernel.release = release.clone(),
             Event::SetupFailed(m) => self.notes.push(format!("setup failed: {m}")),
             Event::ModuleFailed(m) => self.notes.push(format!("module failed: {m}")),
-            Event::CellBegin(_) => {
+            Event::CellBegin(id) => {
+                // A guest that moved on without the rerun we waited for: the attempts
+                // that ran settle the cell.
+                let moved_on = self.retrying.take_if(|(rid, _)| rid != id);
+                let settled = moved_on.and_then(|(rid, attempts)| self.ended(rid, attempts));
                 self.begun = Some(t);
                 self.lines.clear();
+                return settled;
             }
             Event::Line(l) => self.lines.push(l.clone()),
             Event::CellEnd { id, status } if *id < self.opts.policies.len() => {
@@ -102,20 +114,39 @@ impl<'a> Collector<'a> {
                     .take()
                     .map(|b| t.saturating_sub(b).as_secs_f64())
                     .unwrap_or(0.0);
-                self.finished.insert(*id);
-                let mut c = self.cell(*id, *status, secs);
-                if c.finding.verdict != Verdict::Error {
-                    return Some(c);
+                let attempt = self.cell(*id, *status, secs);
+                let mut attempts = match self.retrying.take() {
+                    Some((rid, a)) if rid == *id => a,
+                    _ => Vec::new(),
+                };
+                attempts.push(attempt);
+                // The guest's rule (`init_script`): it reruns a cell that exited 1 while
+                // reruns are left, and says so with `cell-retry`; wait for that attempt.
+                let reruns = u32::try_from(attempts.len() - 1).unwrap_or(u32::MAX);
+                if *status == 1 && reruns < self.opts.retries {
+                    self.retrying = Some((*id, attempts));
+                    return None;
                 }
-                // Failed cells wait for the console tail, known when the VM ends.
-                let out = crate::process::tail(&self.lines.join("\n"), 1000);
-                if !out.trim().is_empty() {
-                    c.finding.evidence.detail += &format!("; its output ended with: {out}");
-                }
-                self.held.push(c);
+                return self.ended(*id, attempts);
             }
             _ => {}
         }
+        None
+    }
+
+    /// Cell `id` ran its last attempt: the settled cell to report now, or `None` when it
+    /// failed and waits for the console tail, known when the VM ends.
+    fn ended(&mut self, id: usize, attempts: Vec<Cell>) -> Option<Cell> {
+        self.finished.insert(id);
+        let mut c = settle_cell(attempts);
+        if c.finding.verdict != Verdict::Error {
+            return Some(c);
+        }
+        let out = crate::process::tail(&self.lines.join("\n"), 1000);
+        if !out.trim().is_empty() {
+            c.finding.evidence.detail += &format!("; its output ended with: {out}");
+        }
+        self.held.push(c);
         None
     }
 
@@ -125,10 +156,15 @@ impl<'a> Collector<'a> {
     }
 
     /// The VM ended: `why` it did not complete (`None`: it did), with its console tail.
-    /// Returns the held failed cells, then an `error` cell for each policy the guest
-    /// never ended a cell for.
+    /// Returns the held failed cells (and a cell whose rerun never ended, settled on the
+    /// attempts that did), then an `error` cell for each policy the guest never ended a
+    /// cell for.
     #[must_use]
-    pub(crate) fn finish(self, why: Option<String>, tail: Option<String>) -> Vec<Cell> {
+    pub(crate) fn finish(mut self, why: Option<String>, tail: Option<String>) -> Vec<Cell> {
+        if let Some((id, attempts)) = self.retrying.take() {
+            self.finished.insert(id);
+            self.held.push(settle_cell(attempts));
+        }
         let mut out = self.held;
         for c in &mut out {
             c.console_tail = tail.clone();
@@ -199,6 +235,18 @@ impl<'a> Collector<'a> {
         c.seconds = secs;
         c
     }
+}
+
+/// One cell of its attempts ([`zcsafe_policy::settle`]): the standing attempt, with the
+/// finding that records every attempt, and the time all of them took.
+fn settle_cell(mut attempts: Vec<Cell>) -> Cell {
+    let findings: Vec<_> = attempts.iter().map(|c| c.finding.clone()).collect();
+    let seconds = attempts.iter().map(|c| c.seconds).sum();
+    let (i, finding) = zcsafe_policy::settle(&findings).expect("at least one attempt");
+    let mut c = attempts.swap_remove(i);
+    c.finding = finding;
+    c.seconds = seconds;
+    c
 }
 
 /// ` (note; note)` after `detail`, when there are notes.
@@ -292,6 +340,99 @@ mod tests {
         format!(
             r#"{{"results":[{{"policy":"{policy}","transport":"{transport}","backend":"kernel","verdict":"{verdict}","expected":"{verdict}","expected_why":"probed","evidence":{{"detail":"ran"}}}}]}}"#
         )
+    }
+
+    /// A finding of `verdict` where `expected` was expected.
+    fn judged(policy: &str, verdict: &str, expected: &str) -> String {
+        finding(policy, "veth", verdict).replace(
+            &format!(r#""expected":"{verdict}""#),
+            &format!(r#""expected":"{expected}""#),
+        )
+    }
+
+    /// `--retries 2`: a cell that contradicts, is rerun by the guest and agrees is
+    /// reported once, flaky, with every attempt; one that contradicts on every attempt
+    /// stays a contradiction; a cell that agrees at once is not rerun.
+    #[test]
+    fn a_contradicting_cell_waits_for_its_reruns() {
+        let mut o = options();
+        o.transports = vec![GuestTransport::Veth];
+        o.retries = 2;
+        let j = job(&o, GuestTransport::Veth);
+        assert_eq!(j.env, [("ZCSAFE_RETRIES".to_string(), "2".to_string())]);
+        let mut c = Collector::new(&o, &kernel(), GuestTransport::Veth);
+        let mut now = Vec::new();
+        // Cell 0 (copy, expected safe): corrupt, exit 1, rerun; then safe.
+        feed(&mut c, 1.0, "@@zcsafe cell-begin 0", &mut now);
+        feed(&mut c, 1.5, &judged("copy", "corrupt", "safe"), &mut now);
+        feed(&mut c, 2.0, "@@zcsafe cell-end 0 1", &mut now);
+        assert!(now.is_empty(), "a contradiction waits for its rerun");
+        feed(&mut c, 2.0, "@@zcsafe cell-retry 0 1", &mut now);
+        feed(&mut c, 2.0, "@@zcsafe cell-begin 0", &mut now);
+        feed(&mut c, 2.5, &judged("copy", "safe", "safe"), &mut now);
+        feed(&mut c, 4.0, "@@zcsafe cell-end 0 0", &mut now);
+        assert_eq!(now.len(), 1);
+        let flaky = &now[0].finding;
+        assert!(flaky.flaky() && !flaky.contradicts(), "{flaky:?}");
+        assert_eq!(flaky.evidence.attempts, [Verdict::Corrupt, Verdict::Safe]);
+        assert_eq!(flaky.evidence.counts["retries"], 1);
+        assert!((now[0].seconds - 3.0).abs() < 1e-9, "both attempts' time");
+        // Cell 1 (zc-naive, expected corrupt): safe three times, exit 1 each time.
+        for (k, t) in [0.0, 1.0, 2.0].into_iter().enumerate() {
+            feed(&mut c, 5.0 + t, "@@zcsafe cell-begin 1", &mut now);
+            feed(
+                &mut c,
+                5.1 + t,
+                &judged("zc-naive", "safe", "corrupt"),
+                &mut now,
+            );
+            feed(&mut c, 5.5 + t, "@@zcsafe cell-end 1 1", &mut now);
+            if k < 2 {
+                feed(
+                    &mut c,
+                    5.5 + t,
+                    &format!("@@zcsafe cell-retry 1 {}", k + 1),
+                    &mut now,
+                );
+            }
+        }
+        assert_eq!(now.len(), 2, "the budget is spent: the cell counts");
+        let bad = &now[1].finding;
+        assert!(bad.contradicts() && !bad.flaky());
+        assert_eq!(bad.evidence.attempts, [Verdict::Safe; 3]);
+        assert_eq!(bad.evidence.counts["retries"], 2);
+        // Cell 2 agrees at once: no attempts recorded.
+        feed(&mut c, 9.0, "@@zcsafe cell-begin 2", &mut now);
+        feed(
+            &mut c,
+            9.1,
+            &judged("vm-selftest", "safe", "safe"),
+            &mut now,
+        );
+        feed(&mut c, 9.5, "@@zcsafe cell-end 2 0", &mut now);
+        assert_eq!(now.len(), 3);
+        assert!(now[2].finding.evidence.attempts.is_empty());
+        assert!(c.finish(None, None).is_empty());
+    }
+
+    /// A VM that dies during a rerun: the cell settles on the attempts that ended.
+    #[test]
+    fn a_rerun_cut_short_settles_on_the_attempts_that_ended() {
+        let mut o = options();
+        o.retries = 3;
+        let mut c = Collector::new(&o, &kernel(), GuestTransport::Veth);
+        let mut now = Vec::new();
+        feed(&mut c, 1.0, "@@zcsafe cell-begin 0", &mut now);
+        feed(&mut c, 1.5, &judged("copy", "corrupt", "safe"), &mut now);
+        feed(&mut c, 2.0, "@@zcsafe cell-end 0 1", &mut now);
+        feed(&mut c, 2.0, "@@zcsafe cell-retry 0 1", &mut now);
+        feed(&mut c, 2.0, "@@zcsafe cell-begin 0", &mut now);
+        assert!(now.is_empty());
+        let rest = c.finish(Some("the guest panicked".into()), None);
+        assert_eq!(rest.len(), 3, "cell 0 and the two cells that never ran");
+        assert_eq!(rest[0].finding.verdict, Verdict::Corrupt);
+        assert!(rest[0].finding.contradicts());
+        assert_eq!(rest[1].finding.verdict, Verdict::Error);
     }
 
     fn options() -> Options {

@@ -165,6 +165,7 @@ fn finding(
             detail,
             trace: None,
             counts,
+            attempts: Vec::new(),
         },
     }
 }
