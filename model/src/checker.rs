@@ -1,8 +1,11 @@
 //! The exhaustive checker: breadth-first search over policy × kernel states.
 //!
-//! Breadth-first, so the first counterexample found is a shortest one. States are
-//! hashed whole (policy and kernel), so each is expanded once; the parent links rebuild
-//! the path, which is then replayed to produce a readable [`Trace`].
+//! Breadth-first, so the first counterexample found is a shortest one. Each state
+//! (policy and kernel) is remembered only by its 64-bit fingerprint (`visited`), so each
+//! is expanded once; whole states are kept only for the level being expanded and the
+//! next one. A parent index and the move per state rebuild the counterexample's path
+//! from the root, which is then replayed to produce a readable [`Trace`]. Memory is
+//! therefore fingerprints + 6 bytes a state + two BFS levels (docs/design.md §11).
 //!
 //! Properties:
 //! - **safety**: every page the receiving application reads holds the stream bytes for
@@ -16,9 +19,14 @@
 use crate::config::{Scenario, ScenarioError};
 use crate::kernel::{Corruption, Event, Kernel, Perform};
 use crate::timeline;
-use indexmap::IndexSet;
-use rustc_hash::FxBuildHasher;
 use serde::Serialize;
+use visited::{fingerprint, Visited};
+
+#[cfg(test)]
+mod reference;
+#[cfg(test)]
+mod tests;
+mod visited;
 use std::time::{Duration, Instant};
 use zcsafe_policy::{Abort, Op, Policy, Trace, Verdict};
 
@@ -154,6 +162,131 @@ pub(crate) fn take<P: Policy>(s: &Scenario, st: &State<P>, mv: Move) -> Step<P> 
     Step::Next(next)
 }
 
+/// The moves to try in `st`, in the order that makes the search (and so the
+/// counterexample it finds first) deterministic: the application, then the kernel's.
+pub(crate) fn moves<P>(s: &Scenario, st: &State<P>) -> impl Iterator<Item = Move> {
+    let app = (!st.kernel.finished).then_some(Move::App);
+    app.into_iter()
+        .chain(st.kernel.enabled(s).into_iter().map(Move::Kernel))
+}
+
+/// What a search found, by state index (indices number states in BFS order).
+#[derive(Default)]
+pub(crate) struct Findings {
+    /// The first ending of each verdict: the state it was reached from, and the move.
+    endings: Vec<(u32, Move, Ending)>,
+    /// The first state with no enabled move.
+    stuck: Option<u32>,
+}
+
+impl Findings {
+    /// Records an ending reached from state `from` by `mv`; `true` when the search
+    /// should stop (a corruption is the strongest finding, and BFS found a shortest one).
+    pub(crate) fn ending(&mut self, from: u32, mv: Move, ending: Ending) -> bool {
+        let stop = matches!(ending, Ending::Corrupt(_));
+        if !self
+            .endings
+            .iter()
+            .any(|e| e.2.verdict() == ending.verdict())
+        {
+            self.endings.push((from, mv, ending));
+        }
+        stop
+    }
+
+    /// Records that state `at` has no enabled move.
+    pub(crate) fn stuck(&mut self, at: u32) {
+        self.stuck.get_or_insert(at);
+    }
+
+    /// The finding to report: a policy that cannot run at all, a policy bug, then
+    /// corruption, then a stuck state. The last move, if the ending is a move's.
+    fn worst(mut self) -> Option<(u32, Option<Move>, Ending)> {
+        let rank = |v: Verdict| match v {
+            Verdict::Unsupported => 0,
+            Verdict::Error => 1,
+            Verdict::Corrupt => 2,
+            _ => 3,
+        };
+        self.endings.sort_by_key(|e| rank(e.2.verdict()));
+        match self.endings.into_iter().next() {
+            Some((from, mv, ending)) => Some((from, Some(mv), ending)),
+            None => self.stuck.map(|at| (at, None, Ending::Stuck)),
+        }
+    }
+}
+
+/// Counts of a finished search.
+pub(crate) struct Explored {
+    pub(crate) states: usize,
+    pub(crate) transitions: usize,
+    pub(crate) complete: usize,
+}
+
+/// Builds the report of a search: the worst finding's path (from `path_to`, which gives
+/// the moves from the root to a state index) replayed into a trace.
+pub(crate) fn report<P: Policy>(
+    scenario: &Scenario,
+    root: State<P>,
+    explored: Explored,
+    findings: Findings,
+    path_to: impl FnOnce(u32) -> Vec<Move>,
+    start: Instant,
+) -> CheckReport {
+    let (verdict, trace, detail) = match findings.worst() {
+        Some((at, last, ending)) => {
+            let mut path = path_to(at);
+            path.extend(last);
+            let trace = timeline::replay(scenario, root, &path, &ending);
+            (ending.verdict(), Some(trace.clone()), trace.summary)
+        }
+        None => (
+            Verdict::Safe,
+            None,
+            format!(
+                "no interleaving corrupts the stream: {} states, {} of them with the whole stream read intact",
+                explored.states, explored.complete
+            ),
+        ),
+    };
+    CheckReport {
+        verdict,
+        states: explored.states,
+        transitions: explored.transitions,
+        complete_states: explored.complete,
+        elapsed: start.elapsed(),
+        trace,
+        detail,
+    }
+}
+
+/// How each state was first reached: `parent[i - 1]` and `via[i - 1]` for state `i > 0`
+/// (the root has none). Two flat vectors: 4 + 2 bytes a state, no padding.
+#[derive(Default)]
+struct Parents {
+    parent: Vec<u32>,
+    via: Vec<Move>,
+}
+
+impl Parents {
+    fn push(&mut self, parent: u32, mv: Move) {
+        self.parent.push(parent);
+        self.via.push(mv);
+    }
+
+    /// The moves from the root to state `i`.
+    fn path_to(&self, mut i: u32) -> Vec<Move> {
+        let mut path = Vec::new();
+        while i > 0 {
+            let k = i as usize - 1;
+            path.push(self.via[k]);
+            i = self.parent[k];
+        }
+        path.reverse();
+        path
+    }
+}
+
 /// Checks `policy` exhaustively in `scenario`.
 pub fn check<P: Policy>(
     policy: P,
@@ -166,105 +299,72 @@ pub fn check<P: Policy>(
         policy,
         kernel: Kernel::new(scenario),
     };
-    let mut seen: IndexSet<State<P>, FxBuildHasher> = IndexSet::default();
-    // parent[i]: the state and move that first reached state i.
-    let mut parent: Vec<Option<(u32, Move)>> = vec![None];
-    seen.insert(root);
+    let mut visited = Visited::default();
+    visited.insert(fingerprint(&root));
+    let mut parents = Parents::default();
+    // The level being expanded, whose first state has index `base`, and the next one.
+    let mut level = vec![root.clone()];
+    let mut next: Vec<State<P>> = Vec::new();
+    let mut base = 0usize;
+    let mut states = 1usize;
     let mut transitions = 0usize;
     let mut complete = 0usize;
-    let mut endings: Vec<(u32, Move, Ending)> = Vec::new();
-    let mut stuck: Option<u32> = None;
-    let mut head = 0usize;
-    'search: while head < seen.len() {
-        let st = seen[head].clone();
-        if st.kernel.complete(scenario) {
-            complete += 1;
-            head += 1;
-            continue;
-        }
-        let app = (!st.kernel.finished).then_some(Move::App);
-        let kernel = st.kernel.enabled(scenario).into_iter().map(Move::Kernel);
-        let mut moved = false;
-        for mv in app.into_iter().chain(kernel) {
-            let step = take(scenario, &st, mv);
-            if !matches!(step, Step::Blocked) {
-                moved = true;
-                transitions += 1;
+    let mut findings = Findings::default();
+    'search: while !level.is_empty() {
+        let width = level.len();
+        // Expanded states are dropped as the level drains: only unexpanded ones and the
+        // next level are held.
+        for (k, st) in level.drain(..).enumerate() {
+            let head = (base + k) as u32;
+            if st.kernel.complete(scenario) {
+                complete += 1;
+                continue;
             }
-            match step {
-                Step::Blocked => {}
-                Step::Next(next) => {
-                    if seen.insert(next) {
-                        parent.push(Some((head as u32, mv)));
-                        if seen.len() > opts.max_states {
-                            return Err(CheckError::TooManyStates(opts.max_states));
+            let mut moved = false;
+            for mv in moves(scenario, &st) {
+                let step = take(scenario, &st, mv);
+                if !matches!(step, Step::Blocked) {
+                    moved = true;
+                    transitions += 1;
+                }
+                match step {
+                    Step::Blocked => {}
+                    Step::Next(n) => {
+                        if visited.insert(fingerprint(&n)) {
+                            parents.push(head, mv);
+                            next.push(n);
+                            states += 1;
+                            if states > opts.max_states {
+                                return Err(CheckError::TooManyStates(opts.max_states));
+                            }
+                        }
+                    }
+                    Step::End(_, ending) => {
+                        if findings.ending(head, mv, ending) {
+                            break 'search;
                         }
                     }
                 }
-                Step::End(_, ending) => {
-                    let first_of_kind = !endings.iter().any(|e| e.2.verdict() == ending.verdict());
-                    if first_of_kind {
-                        endings.push((head as u32, mv, ending.clone()));
-                    }
-                    // A corruption is the strongest finding: BFS found a shortest one.
-                    if matches!(ending, Ending::Corrupt(_)) {
-                        break 'search;
-                    }
-                }
+            }
+            if !moved {
+                findings.stuck(head);
             }
         }
-        if !moved && stuck.is_none() {
-            stuck = Some(head as u32);
-        }
-        head += 1;
+        base += width;
+        std::mem::swap(&mut level, &mut next);
     }
-
-    // Which finding to report: a policy that cannot run at all, a policy bug, then
-    // corruption, then a stuck state.
-    let rank = |v: Verdict| match v {
-        Verdict::Unsupported => 0,
-        Verdict::Error => 1,
-        Verdict::Corrupt => 2,
-        _ => 3,
-    };
-    endings.sort_by_key(|e| rank(e.2.verdict()));
-    let path_to = |mut i: u32| {
-        let mut path = Vec::new();
-        while let Some((p, mv)) = parent[i as usize] {
-            path.push(mv);
-            i = p;
-        }
-        path.reverse();
-        path
-    };
-    let root = State {
-        policy: seen[0].policy.clone(),
-        kernel: Kernel::new(scenario),
-    };
-    let (verdict, trace, detail) = if let Some((from, mv, ending)) = endings.first() {
-        let mut path = path_to(*from);
-        path.push(*mv);
-        let trace = timeline::replay(scenario, root, &path, ending);
-        (ending.verdict(), Some(trace.clone()), trace.summary)
-    } else if let Some(i) = stuck {
-        let path = path_to(i);
-        let trace = timeline::replay(scenario, root, &path, &Ending::Stuck);
-        (Verdict::Stuck, Some(trace.clone()), trace.summary)
-    } else {
-        let detail = format!(
-            "no interleaving corrupts the stream: {} states, {} of them with the whole stream read intact",
-            seen.len(),
-            complete
-        );
-        (Verdict::Safe, None, detail)
-    };
-    Ok(CheckReport {
-        verdict,
-        states: seen.len(),
+    drop((level, next, visited));
+    let explored = Explored {
+        states,
         transitions,
-        complete_states: complete,
-        elapsed: start.elapsed(),
-        trace,
-        detail,
-    })
+        complete,
+    };
+    Ok(report(
+        scenario,
+        root,
+        explored,
+        findings,
+        |i| parents.path_to(i),
+        start,
+    ))
 }
