@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Child;
 use std::time::Duration;
 use zcsafe_kernel::{netns, veth::Network, Transport};
 
@@ -26,34 +24,8 @@ fn helper_hold_namespaces() {
 
 /// Starts the helper and waits (condition: its READY line) for its namespace names.
 fn start_holder() -> (Child, Vec<String>) {
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--ignored",
-            "--exact",
-            "helper_hold_namespaces",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("ZCSAFE_HOLD", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn helper");
-    let out = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            // libtest prints `test helper_hold_namespaces ... ` on the same line.
-            if let Some((_, rest)) = line.split_once("READY ") {
-                let _ = tx.send(rest.split(' ').map(String::from).collect::<Vec<_>>());
-                return;
-            }
-        }
-    });
-    let names = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the helper did not report its namespaces within 30 s");
-    (child, names)
+    let (child, ready) = common::start_helper("helper_hold_namespaces", "ZCSAFE_HOLD");
+    (child, ready.split(' ').map(String::from).collect())
 }
 
 fn exists(name: &str) -> bool {

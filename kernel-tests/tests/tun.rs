@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use zcsafe_kernel::{netns, try_run_policy, veth::Network, RunOptions, RunReport, Transport};
 use zcsafe_policy::{PeerScript, TransportClass, Verdict};
@@ -125,36 +123,6 @@ fn helper_hold_tun() {
     std::thread::sleep(Duration::from_secs(60));
 }
 
-fn start_holder() -> (Child, String) {
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--ignored",
-            "--exact",
-            "helper_hold_tun",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("ZCSAFE_HOLD_TUN", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn helper");
-    let out = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some((_, rest)) = line.split_once("READY ") {
-                let _ = tx.send(rest.trim().to_string());
-                return;
-            }
-        }
-    });
-    let name = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the helper did not report its namespace within 30 s");
-    (child, name)
-}
-
 fn has_device(ns: &str) -> bool {
     Command::new("ip")
         .args(["-n", ns, "link", "show", "zcs-tun"])
@@ -170,7 +138,7 @@ fn two_processes_at_once_and_sigkill_leave_nothing_behind() {
     if common::skip("tun cleanup", &tun("")) {
         return;
     }
-    let (mut child, theirs) = start_holder();
+    let (mut child, theirs) = common::start_helper("helper_hold_tun", "ZCSAFE_HOLD_TUN");
     assert!(has_device(&theirs), "the helper's device is missing");
     // A second zcsafe process's run beside the helper's: its own namespace and device.
     let r = run("copy", tun(""), 405);

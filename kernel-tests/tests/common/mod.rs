@@ -176,3 +176,39 @@ impl Policy for Tiny {
         }
     }
 }
+
+/// Starts this test binary again as a helper process that runs only the ignored test
+/// `test` with `env=1` set, and waits (condition: its `READY …` line, within 30 s) for
+/// what it reports after `READY ` — the resources it holds until it is killed.
+pub fn start_helper(test: &str, env: &str) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--ignored",
+            "--exact",
+            test,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(env, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn helper");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            // libtest prints `test NAME ... ` on the same line.
+            if let Some((_, rest)) = line.split_once("READY ") {
+                let _ = tx.send(rest.trim().to_string());
+                return;
+            }
+        }
+    });
+    let ready = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("the helper {test} did not report READY within 30 s"));
+    (child, ready)
+}
