@@ -203,6 +203,7 @@ pub fn measure_stream<P: Policy>(
         idle_timeout: opts.op_timeout + Duration::from_secs(2),
         accept_timeout: opts.op_timeout,
         consumed: consumed.clone(),
+        sender_queues: None,
     };
     let host = net.host;
     let listener = net

@@ -87,6 +87,51 @@ impl std::ops::Add for Exposure {
     }
 }
 
+/// How much of the stream the kernel held while the receiver read, sampled after each
+/// read: the exposure zcsafe can measure for any sender, even a program it cannot look
+/// into (`run --external`), where the moments the sender reuses a buffer are unknown.
+///
+/// After a read, not before: before a read the receiver's queue always holds something
+/// (poll said so). What a read leaves behind is the backlog — the receiver fell behind
+/// the sender — and with nothing left behind and nothing unacknowledged at any sample the
+/// kernel held the stream only on its way through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// Samples taken: one after each read.
+    pub samples: u64,
+    /// The most stream bytes a read left queued unread at the receiver (`SIOCINQ`).
+    pub max_unread: u64,
+    /// The most bytes the sender's socket had written and not yet had acknowledged
+    /// (`SIOCOUTQ`, read from outside through [`crate::sock_diag`]); `None` when the
+    /// sender's socket was not looked at.
+    pub max_unacked: Option<u64>,
+}
+
+impl Held {
+    /// One sample: `unread` at the receiver, `unacked` at the sender if it was read.
+    pub fn sample(&mut self, unread: u64, unacked: Option<u64>) {
+        self.samples += 1;
+        self.max_unread = self.max_unread.max(unread);
+        self.max_unacked = self.max_unacked.max(unacked);
+    }
+
+    /// Whether the kernel was ever seen holding stream bytes between the two programs:
+    /// without that, no reuse could have been too early.
+    pub fn any(&self) -> bool {
+        self.max_unread > 0 || self.max_unacked.is_some_and(|n| n > 0)
+    }
+
+    /// `up to 113152 bytes unread at the receiver and 262144 unacknowledged at the sender
+    /// (sampled after each of 70 reads)`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("up to {} bytes unread at the receiver", self.max_unread);
+        if let Some(n) = self.max_unacked {
+            s += &format!(" and {n} unacknowledged at the sender");
+        }
+        s + &format!(" (sampled after each of {} reads)", self.samples)
+    }
+}
+
 /// Follows which stream bytes each buffer and file page holds, and measures every reuse
 /// against the receiver's progress.
 #[derive(Debug)]

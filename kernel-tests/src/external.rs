@@ -56,12 +56,17 @@ pub const EXTERNAL_POLICY: &str = "external";
 /// What any sender is expected to do, whatever its reuse policy.
 pub const EXTERNAL_EXPECTATION: &str = "an external sender must deliver the stream intact";
 
-/// The three answers of an external run.
+/// The four answers of an external run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExternalOutcome {
-    /// Every byte arrived as the stream pattern says (exit 0).
+    /// Every byte arrived as the stream pattern says, and the kernel was seen holding
+    /// stream bytes between the two programs (exit 0).
     Intact,
+    /// Every byte arrived intact, but the kernel was never seen holding any: the receiver
+    /// always found its queue empty and the sender's socket had nothing unacknowledged, so
+    /// no reuse could have been too early — `inconclusive` (exit 4).
+    Unexercised,
     /// The receiver saw bytes written after they were handed to the kernel (exit 1).
     Corrupted,
     /// The run itself failed: sender exit status, no connection, timeout (exit 2).
@@ -89,12 +94,25 @@ pub struct ExternalReport {
     pub elapsed_ms: u64,
 }
 
+impl ExternalOutcome {
+    /// The word a person reads first.
+    pub fn word(self) -> &'static str {
+        match self {
+            ExternalOutcome::Intact => "INTACT",
+            ExternalOutcome::Unexercised => "INTACT, BUT NOT EXERCISED",
+            ExternalOutcome::Corrupted => "CORRUPTED",
+            ExternalOutcome::Failed => "RUN FAILED",
+        }
+    }
+}
+
 impl ExternalReport {
-    /// The verdict: intact is `safe`, corrupted `corrupt`, a failed run `error` (nothing
-    /// was judged).
+    /// The verdict: intact is `safe`, intact with nothing ever held `inconclusive`,
+    /// corrupted `corrupt`, a failed run `error` (nothing was judged).
     pub fn verdict(&self) -> Verdict {
         match self.outcome {
             ExternalOutcome::Intact => Verdict::Safe,
+            ExternalOutcome::Unexercised => Verdict::Inconclusive,
             ExternalOutcome::Corrupted => Verdict::Corrupt,
             ExternalOutcome::Failed => Verdict::Error,
         }
@@ -129,7 +147,7 @@ impl ExternalReport {
     }
 
     /// The exit status every command uses ([`Results::exit_code`]): 0 intact, 1 corrupted,
-    /// 3 the run failed.
+    /// 3 the run failed, 4 not exercised.
     pub fn exit_code(&self) -> u8 {
         Results::new(vec![self.to_finding()]).exit_code()
     }
@@ -233,6 +251,13 @@ pub fn run_sender(sender: &Sender, opts: &ExternalOptions) -> Result<ExternalRep
         idle_timeout: opts.timeout,
         accept_timeout: opts.timeout,
         consumed: Default::default(),
+        // Where the sender's socket will be: the sender's namespace (the sock_diag socket
+        // answers for the namespace it was opened in). Without it, the receiver's side
+        // alone is sampled.
+        sender_queues: net
+            .in_sender(crate::sock_diag::SockDiag::open)?
+            .ok()
+            .map(Arc::new),
     };
     let ns_fd = net.sender_ns().map(|ns| ns.open()).transpose()?;
     let mut c = Command::new(&argv[0]);
@@ -355,5 +380,26 @@ fn judge(
     if r.bytes == 0 {
         return failed("the sender connected but sent nothing".into());
     }
-    (ExternalOutcome::Intact, r.summary())
+    if !r.held.any() {
+        let sender = match r.held.max_unacked {
+            Some(_) => "the sender's socket never had bytes unacknowledged",
+            None => "the sender's socket could not be looked at",
+        };
+        return (
+            ExternalOutcome::Unexercised,
+            format!(
+                "{}; but the kernel was never seen holding any of it: every read took all that was queued ({} reads) and {sender}, so no reuse could have come too early (a slower --reader or a longer stream opens the window)",
+                r.summary(),
+                r.held.samples
+            ),
+        );
+    }
+    (
+        ExternalOutcome::Intact,
+        format!(
+            "{}; the kernel held {}; when the sender reused its buffers is not visible from outside (`zcsafe sanitize` sees every write to bytes still in flight)",
+            r.summary(),
+            r.held.describe()
+        ),
+    )
 }

@@ -19,6 +19,7 @@ pub mod rcvwindow;
 pub mod receiver;
 pub mod run;
 pub mod skip;
+pub mod sock_diag;
 pub mod sys;
 pub mod transport;
 pub mod tun;

@@ -15,13 +15,15 @@ pub mod diagnosis;
 
 use crate::app_ack::AckWriter;
 use crate::error::KernelError;
-use crate::exposure::Consumed;
+use crate::exposure::{Consumed, Held};
+use crate::sock_diag::SockDiag;
 pub use diagnosis::{Cause, Diagnosis};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zcsafe_policy::{stream, Event, Mismatch};
 
@@ -147,6 +149,9 @@ pub struct ReceiverOptions {
     /// Where the receiver publishes how far it may have read, for the sender's exposure
     /// measurement ([`crate::exposure`]); nobody looks when the sender is another program.
     pub consumed: Consumed,
+    /// A sock_diag socket in the sender's network namespace: with it the receiver also
+    /// samples the sender's unacknowledged bytes ([`Held::max_unacked`]).
+    pub sender_queues: Option<Arc<SockDiag>>,
 }
 
 impl Default for ReceiverOptions {
@@ -159,6 +164,7 @@ impl Default for ReceiverOptions {
             idle_timeout: Duration::from_secs(20),
             accept_timeout: Duration::from_secs(20),
             consumed: Consumed::default(),
+            sender_queues: None,
         }
     }
 }
@@ -178,6 +184,10 @@ pub struct Received {
     /// What went wrong, when a word was wrong (absent from results older than it).
     #[serde(default)]
     pub diagnosis: Option<Diagnosis>,
+    /// How much of the stream the kernel held while the receiver read (absent from
+    /// results older than it).
+    #[serde(default)]
+    pub held: Held,
     pub end: StreamEnd,
     /// Error text for `Failed` ends.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -354,6 +364,7 @@ impl Checker {
             first_corrupt: self.first.map(|m| m.offset),
             meant_for: self.first.and_then(|m| m.meant_for),
             diagnosis: self.runs.diagnose(self.offset, expected),
+            held: Held::default(),
             end,
             error,
             elapsed_ms: 0,
@@ -460,6 +471,8 @@ pub fn receive_on(mut sock: TcpStream, opts: &ReceiverOptions) -> Received {
         },
     ));
     settle(&sock, sched.pause, opts.idle_timeout);
+    let mut held = Held::default();
+    let ends = sock.local_addr().and_then(|l| Ok((l, sock.peer_addr()?)));
     let end = loop {
         let deadline = Instant::now() + opts.idle_timeout;
         match crate::sys::poll_until(sock.as_raw_fd(), libc::POLLIN, deadline) {
@@ -482,6 +495,17 @@ pub fn receive_on(mut sock: TcpStream, opts: &ReceiverOptions) -> Received {
         };
         bytes += n as u64;
         reads += 1;
+        let unacked = match (&opts.sender_queues, &ends) {
+            // The sender's socket is bound to our peer address and connected to ours.
+            (Some(diag), Ok((local, peer))) => diag
+                .tcp_queues(*peer, *local)
+                .ok()
+                .flatten()
+                .map(|q| q.unacked),
+            _ => None,
+        };
+        // What this read left behind, and what the sender has not had acknowledged.
+        held.sample(crate::sys::fionread(&sock).unwrap_or(0), unacked);
         chk.feed_logged(&buf[..n], reads, &mut log);
         if opts.app_ack {
             acks.send(&sock, bytes);
@@ -507,6 +531,7 @@ pub fn receive_on(mut sock: TcpStream, opts: &ReceiverOptions) -> Received {
     Received {
         elapsed_ms: start.elapsed().as_millis() as u64,
         log,
+        held,
         ..chk.into_received(opts.expect, end, error)
     }
 }

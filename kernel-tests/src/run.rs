@@ -218,6 +218,8 @@ fn run_once<P: Policy>(
         idle_timeout: opts.op_timeout + Duration::from_secs(2),
         accept_timeout: opts.op_timeout,
         consumed: consumed.clone(),
+        // The executor measures its own reuses against `consumed` ([`crate::exposure`]).
+        sender_queues: None,
     };
     let host = net.host;
     let far = match (net.tun.take(), opts.transport) {

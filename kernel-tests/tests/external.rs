@@ -69,6 +69,18 @@ fn c_sender_copy_is_intact_over_veth() {
     assert_eq!(r.outcome, ExternalOutcome::Intact, "{}", r.detail);
     assert_eq!(r.exit_code(), 0);
     assert_eq!(r.received.bytes, 1 << 20);
+    // The sender's socket, in its own namespace, was looked at from outside, and the
+    // slow reader let both queues fill: the kernel held the stream, so `safe` is earned.
+    let held = r.received.held;
+    assert!(
+        held.max_unacked.is_some_and(|n| n > 0) && held.max_unread > 0,
+        "{held:?}"
+    );
+    assert!(
+        r.detail.contains("unacknowledged at the sender"),
+        "{}",
+        r.detail
+    );
 }
 
 #[test]
@@ -165,6 +177,30 @@ fn failing_senders_are_run_failures_with_their_stderr() {
     assert_eq!(r.outcome, ExternalOutcome::Failed);
     assert!(r.sender_timed_out);
     assert!(t.elapsed() < Duration::from_secs(5), "timeout not enforced");
+}
+
+/// A stream the receiver takes in one read, from a sender whose bytes are acknowledged on
+/// arrival: the kernel never held any of it for long, so an intact stream proves nothing
+/// about the sender's reuse — `inconclusive`, exit 4, not `safe`.
+#[test]
+fn a_stream_the_kernel_never_held_is_inconclusive_not_safe() {
+    let _g = common::serial();
+    let Some(exe) = c_sender() else { return };
+    let opts = ExternalOptions {
+        expect: Some(4096),
+        timeout: Duration::from_secs(20),
+        ..ExternalOptions::default()
+    };
+    let cmd = format!(
+        "{} {{host}} {{port}} --mode copy --bytes 4096 --chunk 4096",
+        exe.display()
+    );
+    let r = run_external(&cmd, &opts).unwrap();
+    assert_eq!(r.outcome, ExternalOutcome::Unexercised, "{}", r.detail);
+    assert_eq!(r.verdict(), zcsafe_policy::Verdict::Inconclusive);
+    assert_eq!(r.exit_code(), 4);
+    assert_eq!(r.received.held.max_unread, 0, "{:?}", r.received.held);
+    assert!(r.detail.contains("never seen holding"), "{}", r.detail);
 }
 
 #[test]

@@ -39,7 +39,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         app_ack: args.app_ack,
         idle_timeout: Duration::from_secs(args.timeout),
         accept_timeout: Duration::from_secs(args.timeout),
-        consumed: Default::default(),
+        // The sender is on another host: only the receiver's side of `held` is sampled.
+        ..Default::default()
     };
     let l = receiver::listen(args.listen).context("the receiver cannot listen")?;
     eprintln!(

@@ -75,8 +75,10 @@ pub struct Args {
     timeout: u64,
     /// Judge this sender program instead of the catalogue: `{host}` and `{port}` are
     /// replaced (also in env ZCSAFE_HOST, ZCSAFE_PORT). One finding of policy
-    /// `external`: safe (intact, exit 0), corrupt (exit 1), or error (the run failed:
-    /// exit 3).
+    /// `external`: safe (intact while the kernel was seen holding stream bytes: exit 0),
+    /// corrupt (exit 1), error (the run failed: exit 3), or inconclusive (intact, but the
+    /// receiver never fell behind and the sender's socket never had bytes unacknowledged:
+    /// exit 4).
     #[arg(long, value_name = "CMD", conflicts_with_all = ["policies", "all"])]
     external: Option<String>,
     /// Write consumed-byte counts back to an external sender (8-byte little endian).
@@ -405,11 +407,7 @@ fn external(
         println!("{}", output::json(&results, &timing, args.timings)?);
         warn_stale(&results.known);
     } else {
-        let word = match r.outcome {
-            ExternalOutcome::Intact => "INTACT",
-            ExternalOutcome::Corrupted => "CORRUPTED",
-            ExternalOutcome::Failed => "RUN FAILED",
-        };
+        let word = r.outcome.word();
         println!("zcsafe run --external over {}: {word}", r.transport);
         println!("  command: {}", r.command);
         println!("  {}", r.detail);

@@ -13,9 +13,7 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
-use zcsafe_kernel::{
-    run_sender, veth, ExternalOptions, ExternalOutcome, ReaderSpeed, Sender, Transport,
-};
+use zcsafe_kernel::{run_sender, veth, ExternalOptions, ReaderSpeed, Sender, Transport};
 use zcsafe_policy::{Results, Verdict};
 use zcsafe_sanitizer_events::{read_log, Event, ABORT_ENV, REPORT_ENV};
 
@@ -258,11 +256,7 @@ fn print_human(
 ) {
     println!("\nzcsafe sanitize: {name}\n  runtime {}", runtime.display());
     if let Some(r) = receiver {
-        let word = match r.outcome {
-            ExternalOutcome::Intact => "INTACT",
-            ExternalOutcome::Corrupted => "CORRUPTED",
-            ExternalOutcome::Failed => "RUN FAILED",
-        };
+        let word = r.outcome.word();
         println!("  receiver over {}: {word}: {}", r.transport, r.detail);
     }
     let writes: Vec<_> = results
