@@ -319,3 +319,42 @@ fn a_failing_program_is_an_error_and_a_static_one_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("no such program file"));
 }
+
+/// `run --external CMD --sanitize`: the same runtime under `run`'s external mode (a shell
+/// command line, so the shell is sanitized too): the premature writes are findings beside
+/// the receiver's, and the fixed program passes both.
+#[test]
+fn run_external_with_sanitize_gives_both_verdicts() {
+    let p = zc_pages();
+    let run = |mode: &str, json: bool| {
+        let cmd = format!("{} {{host}} {{port}} --mode {mode}", p.display());
+        let mut c = Command::new(env!("CARGO_BIN_EXE_zcsafe"));
+        c.args(["run", "--external", &cmd, "--sanitize"])
+            .env("ZCSAFE_SANITIZER_LIB", runtime());
+        if json {
+            c.arg("--json");
+        }
+        c.output().expect("run zcsafe")
+    };
+    let out = run("early", true);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v = json(&out);
+    let r = v["results"].as_array().unwrap();
+    let (writes, receiver): (Vec<_>, Vec<_>) = r.iter().partition(|f| f["policy"] == "sanitize");
+    assert_eq!(writes.len(), 60, "every premature write of the planted bug");
+    assert!(writes.iter().all(|f| f["verdict"] == "corrupt"));
+    assert_eq!(receiver.len(), 1);
+    assert_eq!(receiver[0]["policy"], "external");
+
+    let out = run("wait", false);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("zcsafe run --external over loopback: INTACT\n"),
+        "{t}"
+    );
+    assert!(
+        t.contains("verdict: safe: no write to bytes the kernel held"),
+        "{t}"
+    );
+}

@@ -11,8 +11,8 @@ use anyhow::{bail, Context, Result};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use zcsafe_kernel::{
-    default_geometry, run_external, try_run_policy, veth, ExternalOptions, ExternalOutcome,
-    ReaderSpeed, RunOptions, Transport,
+    default_geometry, try_run_policy, veth, ExternalOptions, ExternalOutcome, ReaderSpeed,
+    RunOptions, Transport,
 };
 use zcsafe_model::window::{predict, Receiver};
 use zcsafe_model::{CheckOptions, Scenario};
@@ -84,6 +84,11 @@ pub struct Args {
     /// Write consumed-byte counts back to an external sender (8-byte little endian).
     #[arg(long, requires = "external")]
     app_ack: bool,
+    /// Run the external sender under the zero-copy sanitizer (`zcsafe sanitize`): every
+    /// write to bytes an in-flight `MSG_ZEROCOPY` send still holds is a finding of its
+    /// own, beside the receiver's verdict on the stream.
+    #[arg(long, requires = "external")]
+    sanitize: bool,
     /// Print one JSON object (`results`, as `check` does) instead of the table.
     #[arg(long)]
     json: bool,
@@ -386,20 +391,46 @@ fn external(
         app_ack: args.app_ack,
         timeout: timeout * 6,
     };
-    let r = run_external(cmd, &opts)?;
-    let mut finding = r.to_finding();
-    // The wall clock goes in the timing object (--timings), as for every other run.
-    finding.evidence.counts.remove("elapsed_ms");
+    if cmd.trim().is_empty() {
+        bail!("the external command is empty");
+    }
+    let preload = args
+        .sanitize
+        .then(|| crate::cmd::sanitize::Preload::new(false))
+        .transpose()?;
+    let mut sender = zcsafe_kernel::Sender::shell(cmd);
+    if let Some(p) = &preload {
+        sender.env = p.env();
+    }
+    let r = zcsafe_kernel::run_sender(&sender, &opts)?;
+    let sanitized = match &preload {
+        Some(p) => Some(p.events(&format!("`{cmd}`"))?),
+        None => None,
+    };
+    let mut results = match &sanitized {
+        Some(events) => crate::cmd::sanitize::results(
+            events,
+            cmd,
+            &r.transport,
+            &crate::cmd::sanitize::ending(&r, opts.timeout),
+            Some(&r),
+        ),
+        None => {
+            let mut finding = r.to_finding();
+            // The wall clock goes in the timing object (--timings), as for every other run.
+            finding.evidence.counts.remove("elapsed_ms");
+            Results::new(vec![finding])
+        }
+    };
     let mut timing = zcsafe_policy::Timing {
         total_ms: r.elapsed_ms as f64,
         ..Default::default()
     };
     timing.push(
-        &finding.policy,
-        &finding.transport,
+        zcsafe_kernel::external::EXTERNAL_POLICY,
+        &r.transport,
         Duration::from_millis(r.elapsed_ms),
     );
-    let mut results = Results::new(vec![finding]);
     if let Some(k) = &known {
         results.apply_known(k);
     }
@@ -411,6 +442,9 @@ fn external(
         println!("zcsafe run --external over {}: {word}", r.transport);
         println!("  command: {}", r.command);
         println!("  {}", r.detail);
+        if let (Some(p), Some(events)) = (&preload, &sanitized) {
+            crate::cmd::sanitize::print_human(&results, events, cmd, p.runtime(), None);
+        }
         print!("{}", table::contradictions(&results));
         if r.outcome != ExternalOutcome::Intact && !r.sender_stderr_tail.trim().is_empty() {
             println!("  sender stderr (tail):");

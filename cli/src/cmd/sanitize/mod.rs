@@ -100,9 +100,104 @@ impl Drop for ReportFile {
     }
 }
 
+/// The runtime, ready to be preloaded into a program, and the file it reports to (removed
+/// when dropped). `sanitize` and `run --external --sanitize` share it.
+pub(crate) struct Preload {
+    runtime: PathBuf,
+    report: ReportFile,
+    abort: bool,
+}
+
+impl Preload {
+    /// Finds the runtime and creates an empty report file (named after this process, so
+    /// that two zcsafe runs never share one).
+    pub(crate) fn new(abort: bool) -> Result<Preload> {
+        let runtime = runtime()?;
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let report = ReportFile(std::env::temp_dir().join(format!(
+            "zcsafe-sanitize-{}-{nonce}.jsonl",
+            std::process::id()
+        )));
+        std::fs::File::create(&report.0)
+            .with_context(|| format!("cannot create the report file {}", report.0.display()))?;
+        Ok(Preload {
+            runtime,
+            report,
+            abort,
+        })
+    }
+
+    /// The environment that loads the runtime (before any `LD_PRELOAD` already set).
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
+        let mut preload = self.runtime.display().to_string();
+        if let Some(prev) = std::env::var_os("LD_PRELOAD").filter(|p| !p.is_empty()) {
+            preload = format!("{preload}:{}", prev.to_string_lossy());
+        }
+        let mut env = vec![
+            ("LD_PRELOAD".to_string(), preload),
+            (REPORT_ENV.to_string(), self.report.0.display().to_string()),
+        ];
+        if self.abort {
+            env.push((ABORT_ENV.to_string(), "1".into()));
+        }
+        env
+    }
+
+    /// What the runtime reported, once the program has ended; an error if it never
+    /// started in `program` (which then cannot be sanitized).
+    pub(crate) fn events(&self, program: &str) -> Result<Vec<Event<'static>>> {
+        let events = read_log(&self.report.0)?;
+        if !events.iter().any(|e| matches!(e, Event::Start(_))) {
+            bail!(
+                "the sanitizer runtime never started in {program} (a setuid program, or one that \
+                 clears LD_PRELOAD, cannot be sanitized)"
+            );
+        }
+        Ok(events)
+    }
+
+    /// Where the runtime was loaded from.
+    pub(crate) fn runtime(&self) -> &Path {
+        &self.runtime
+    }
+}
+
+/// How the program ended, as the receiver's run saw it.
+pub(crate) fn ending(r: &zcsafe_kernel::ExternalReport, timeout: Duration) -> findings::Ending {
+    match (r.sender_timed_out, r.sender_exit) {
+        (true, _) => findings::Ending::Failed(format!(
+            "the program did not exit within {} s",
+            timeout.as_secs()
+        )),
+        (false, Some(0)) => findings::Ending::Success,
+        (false, Some(c)) => findings::Ending::Failed(format!("the program exited with status {c}")),
+        (false, None) => findings::Ending::Failed("the program was killed by a signal".into()),
+    }
+}
+
+/// The sanitizer's findings, then the receiver's (when it ran).
+pub(crate) fn results(
+    events: &[Event<'_>],
+    name: &str,
+    label: &str,
+    ending: &findings::Ending,
+    receiver: Option<&zcsafe_kernel::ExternalReport>,
+) -> Results {
+    let mut list = findings::findings(events, name, label, ending);
+    if let Some(r) = receiver {
+        let mut f = r.to_finding();
+        // the wall clock belongs in --timings, as for `run --external`
+        f.evidence.counts.remove("elapsed_ms");
+        list.push(f);
+    }
+    Results::new(list)
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
     let started = Instant::now();
-    let runtime = runtime()?;
     let program = elf::resolve(&args.program[0])?;
     elf::check_preloadable(&program)?;
     let reader = args.reader.parse::<ReaderSpeed>()?;
@@ -113,24 +208,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
             args.transport
         );
     }
-    let report = ReportFile(std::env::temp_dir().join(format!(
-        "zcsafe-sanitize-{}-{}.jsonl",
-        std::process::id(),
-        started.elapsed().as_nanos() ^ u128::from(std::process::id())
-    )));
-    std::fs::File::create(&report.0)
-        .with_context(|| format!("cannot create the report file {}", report.0.display()))?;
-    let mut preload = runtime.display().to_string();
-    if let Some(prev) = std::env::var_os("LD_PRELOAD").filter(|p| !p.is_empty()) {
-        preload = format!("{preload}:{}", prev.to_string_lossy());
-    }
-    let mut env = vec![
-        ("LD_PRELOAD".to_string(), preload),
-        (REPORT_ENV.to_string(), report.0.display().to_string()),
-    ];
-    if args.abort {
-        env.push((ABORT_ENV.to_string(), "1".into()));
-    }
+    let preload = Preload::new(args.abort)?;
+    let env = preload.env();
     let mut argv = args.program.clone();
     argv[0] = program.display().to_string();
     let sender = Sender { argv, env };
@@ -150,17 +229,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         };
         let r = run_sender(&sender, &opts)?;
         label = r.transport.clone();
-        let ending = match (r.sender_timed_out, r.sender_exit) {
-            (true, _) => findings::Ending::Failed(format!(
-                "the program did not exit within {} s",
-                timeout.as_secs()
-            )),
-            (false, Some(0)) => findings::Ending::Success,
-            (false, Some(c)) => {
-                findings::Ending::Failed(format!("the program exited with status {c}"))
-            }
-            (false, None) => findings::Ending::Failed("the program was killed by a signal".into()),
-        };
+        let ending = ending(&r, timeout);
         (ending, Some(r))
     } else {
         if args.transport != "loopback" {
@@ -173,23 +242,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         label = "own".into();
         (run_own(&sender, timeout, args.json)?, None)
     };
-    let events = read_log(&report.0)?;
-    if !events.iter().any(|e| matches!(e, Event::Start(_))) {
-        bail!(
-            "the sanitizer runtime never started in {} (a setuid program, or one that clears \
-             LD_PRELOAD, cannot be sanitized)",
-            program.display()
-        );
-    }
+    let events = preload.events(&program.display().to_string())?;
     let name = args.program.join(" ");
-    let mut list = findings::findings(&events, &name, &label, &ending);
-    if let Some(r) = &receiver {
-        let mut f = r.to_finding();
-        // the wall clock belongs in --timings, as for `run --external`
-        f.evidence.counts.remove("elapsed_ms");
-        list.push(f);
-    }
-    let results = Results::new(list);
+    let results = results(&events, &name, &label, &ending, receiver.as_ref());
     let mut timing = zcsafe_policy::Timing {
         total_ms: zcsafe_policy::timing::ms(started.elapsed()),
         ..Default::default()
@@ -198,7 +253,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.json {
         println!("{}", output::json(&results, &timing, args.timings)?);
     } else {
-        print_human(&results, &events, &name, &runtime, receiver.as_ref());
+        print_human(
+            &results,
+            &events,
+            &name,
+            preload.runtime(),
+            receiver.as_ref(),
+        );
         if args.timings.timings {
             print!("{}", crate::table::timing(&timing));
         }
@@ -247,7 +308,7 @@ fn run_own(sender: &Sender, timeout: Duration, json: bool) -> Result<findings::E
 /// How many premature writes the text lists before it says "and N more".
 const LISTED: usize = 10;
 
-fn print_human(
+pub(crate) fn print_human(
     results: &Results,
     events: &[Event<'_>],
     name: &str,
