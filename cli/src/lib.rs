@@ -49,6 +49,9 @@ enum Command {
     Probe(cmd::probe::Args),
     /// The verifying receiver alone, for a sender on another host.
     Receive(cmd::receive::Args),
+    /// One policy's stream, sender side only, to a receiver anywhere (`zcsafe receive` on
+    /// another host; `run --external` around it, e.g. with --sanitize).
+    Send(cmd::send::Args),
     /// An annotated timeline of a trace: who holds each page at each step, and why.
     Explain(cmd::explain::Args),
     /// Replay a trace on a backend (model, sim, kernel): does it end the same way?
@@ -117,6 +120,7 @@ pub fn main_with(policies: Vec<zcsafe_policies::Entry>) -> ExitCode {
         Command::Run(args) => cmd::run::run(args),
         Command::Probe(args) => cmd::probe::run(args),
         Command::Receive(args) => cmd::receive::run(args),
+        Command::Send(args) => cmd::send::run(args),
         Command::Explain(args) => cmd::explain::run(args),
         Command::Replay(args) => cmd::replay::run(args),
         Command::Fixtures(args) => cmd::fixtures::run(args),

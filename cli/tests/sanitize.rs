@@ -358,3 +358,64 @@ fn run_external_with_sanitize_gives_both_verdicts() {
         "{t}"
     );
 }
+
+/// The catalogue's own executor as the sanitized program (`zcsafe send` under
+/// `run --external … --sanitize`): every MSG_ZEROCOPY policy the catalogue expects to
+/// corrupt is flagged on every run, the ones expected safe never; a policy whose API the
+/// runtime does not follow (here plain `send`) is `inconclusive` — nothing tracked —, not
+/// `safe`. Two runs (seeds) per policy, over loopback and, as root, veth.
+#[test]
+fn the_catalogues_zerocopy_policies_under_the_sanitizer() {
+    let zcsafe = env!("CARGO_BIN_EXE_zcsafe");
+    let mut transports = vec!["loopback"];
+    if !zcsafe_kernel::skip::skip(
+        "the catalogue under the sanitizer over veth",
+        &Transport::Veth,
+    ) {
+        transports.push("veth");
+    }
+    let cases = [
+        ("zc-naive", "corrupt"),
+        ("zc-completion", "safe"),
+        ("zc-inorder-tracker", "safe"),
+        ("copy", "inconclusive"),
+    ];
+    for t in &transports {
+        for (policy, expected) in cases {
+            for seed in [1, 2] {
+                let cmd = format!("{zcsafe} send -p {policy} --to {{host}}:{{port}}");
+                let out = Command::new(zcsafe)
+                    .args([
+                        "run",
+                        "--external",
+                        &cmd,
+                        "--sanitize",
+                        "--app-ack",
+                        "--json",
+                    ])
+                    .args(["-t", t, "--seed", &seed.to_string()])
+                    .env("ZCSAFE_SANITIZER_LIB", runtime())
+                    .output()
+                    .expect("run zcsafe");
+                let what = format!("{policy} over {t}, seed {seed}");
+                let v = json(&out);
+                let r = v["results"].as_array().unwrap();
+                let (writes, receiver): (Vec<_>, Vec<_>) =
+                    r.iter().partition(|f| f["policy"] == "sanitize");
+                assert!(!writes.is_empty(), "{what}: {}", text(&out));
+                assert!(
+                    writes.iter().all(|f| f["verdict"] == expected),
+                    "{what}: expected every sanitizer finding {expected}: {}",
+                    text(&out)
+                );
+                assert_eq!(receiver.len(), 1, "{what}");
+                let exit = match expected {
+                    "corrupt" => 1,
+                    "safe" => 0,
+                    _ => 4,
+                };
+                assert_eq!(out.status.code(), Some(exit), "{what}: {}", text(&out));
+            }
+        }
+    }
+}

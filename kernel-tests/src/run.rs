@@ -1,7 +1,7 @@
 //! One policy on one transport, `repeat` times: the verdict, its evidence and a trace.
 
 use crate::error::KernelError;
-use crate::executor::{Executor, Performed};
+use crate::executor::Executor;
 use crate::exposure::Exposure;
 use crate::receiver::{self, Diagnosis, ReaderSpeed, Received, ReceiverOptions};
 use crate::transport::Transport;
@@ -13,8 +13,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use zcsafe_policy::{
-    Abort, Answer, Backend, Event, Geometry, Op, PeerScript, Policy, ReceiveWindow, Step, Trace,
-    TraceProfile, TraceTransport, Verdict, TRACE_FORMAT_VERSION,
+    Backend, Event, Geometry, PeerScript, Policy, ReceiveWindow, Step, Trace, TraceProfile,
+    TraceTransport, Verdict, TRACE_FORMAT_VERSION,
 };
 
 /// Options of a kernel run.
@@ -196,9 +196,6 @@ impl FarEnd {
     }
 }
 
-/// Largest number of sender steps kept in a trace.
-const MAX_STEPS: usize = 4000;
-
 fn run_once<P: Policy>(
     mut policy: P,
     name: &str,
@@ -257,69 +254,12 @@ fn run_once<P: Policy>(
             }
         };
         let mut ex = Executor::new(g, seed, sock, opts.op_timeout, consumed.clone())?;
-        let mut steps: Vec<(Instant, Event)> = Vec::new();
-        let mut omitted = 0u64;
-        let mut ops = 0u64;
-        let run_deadline = start + opts.run_timeout;
-        // The sender's outcome: None when it finished normally.
-        let ending: Option<(Verdict, String)> = loop {
-            let op = policy.poll_op();
-            match &op {
-                Op::Finish => {
-                    ex.shutdown_write();
-                    break None;
-                }
-                Op::Abort(Abort::Unsupported(why)) => {
-                    let ctx = ex
-                        .last_error
-                        .clone()
-                        .unwrap_or_else(|| format!("Linux {}", crate::sys::kernel_release()));
-                    break Some((Verdict::Unsupported, format!("{why} ({ctx})")));
-                }
-                Op::Abort(Abort::Failed(why)) => {
-                    break Some((Verdict::Error, format!("policy failed: {why}")));
-                }
-                _ => {}
-            }
-            if Instant::now() > run_deadline {
-                break Some((
-                    Verdict::Stuck,
-                    format!(
-                        "the run exceeded {:.0} s after {ops} operations (next: {op})",
-                        opts.run_timeout.as_secs_f64()
-                    ),
-                ));
-            }
-            let t = Instant::now();
-            let done = ex.perform(&op);
-            ops += 1;
-            let answer = match &done {
-                Performed::Outcome(o) => Answer::Returned(o.clone()),
-                Performed::Stuck(w) => Answer::Stuck(w.clone()),
-                Performed::Failed(w) => Answer::Failed(w.clone()),
-            };
-            if steps.len() < MAX_STEPS {
-                steps.push((
-                    t,
-                    Event::Call {
-                        op: op.clone(),
-                        answer,
-                        // A real kernel does not show which pages it still holds.
-                        wrote_held: Vec::new(),
-                    },
-                ));
-            } else {
-                omitted += 1;
-            }
-            match done {
-                Performed::Outcome(o) => policy.handle(o),
-                Performed::Stuck(w) => break Some((Verdict::Stuck, format!("{op}: {w}"))),
-                Performed::Failed(w) => break Some((Verdict::Error, format!("{op}: {w}"))),
-            }
-        };
-        if ending.is_some() {
-            ex.abort_connection();
-        }
+        let crate::send::Driven {
+            ending,
+            mut steps,
+            ops,
+            omitted,
+        } = crate::send::drive(&mut policy, &mut ex, start, opts.run_timeout);
         let (received, peer): (Received, Option<PeerStats>) =
             rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         ex.drain_until_eof(Instant::now() + Duration::from_secs(2));

@@ -11,6 +11,7 @@ pub mod receive;
 pub mod replay;
 pub mod run;
 pub mod sanitize;
+pub mod send;
 pub mod sim;
 
 use anyhow::{bail, Result};
