@@ -124,6 +124,7 @@ impl ExternalReport {
                 trace: None,
                 counts,
                 attempts: Vec::new(),
+                ..Default::default()
             },
         }
     }

@@ -523,6 +523,7 @@ impl RunReport {
                 trace: (verdict != Verdict::Safe).then(|| self.trace.clone()),
                 counts,
                 attempts: Vec::new(),
+                ..Default::default()
             },
         }
     }
