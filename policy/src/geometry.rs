@@ -209,22 +209,39 @@ impl Pipeline {
         }
     }
 
+    /// The narrowest counter that numbers every outstanding send apart: `2^bits >=
+    /// outstanding`. A narrower one makes two unreleased sends share a counter, which no
+    /// real kernel can (its 32-bit `sk_zckey` outnumbers any optmem), and a notification
+    /// for one would release the other: a model artefact, not a policy bug.
+    pub const fn min_zc_id_bits(&self) -> u8 {
+        let mut bits = 1u8;
+        while bits < 32 && (1u64 << bits) < self.outstanding {
+            bits += 1;
+        }
+        bits
+    }
+
     /// Chunks a derived scenario streams: every slot is reused at least twice (filled
-    /// three times), so a slot refilled after a released-too-early send is refilled
-    /// again while a later send may still hold it.
+    /// three times), and at least `2^min_bits + slots + 1`, so that the slot of the
+    /// first send after the counter wraps is refilled within the run.
     pub const fn derived_chunks(&self) -> u64 {
-        3 * self.slots
+        let wrap_and_refill = (1u64 << self.min_zc_id_bits()) + self.slots + 1;
+        if 3 * self.slots > wrap_and_refill {
+            3 * self.slots
+        } else {
+            wrap_and_refill
+        }
     }
 
     /// The widest zero-copy counter that wraps within a stream of `chunks` chunks with
-    /// room for the slot of the first send after the wrap to be refilled: the largest
-    /// `bits` with `2^bits + slots + 1 <= chunks` (at least 1). Wider than 1 bit when the
-    /// ring is large, because a narrower counter also caps how many sends one
-    /// notification range covers (at most `2^bits - 1`) and so hides what coalesced
-    /// ranges do.
+    /// room for the slot of the first send after the wrap to be refilled (the largest
+    /// `bits` with `2^bits + slots + 1 <= chunks`), but never narrower than
+    /// [`min_zc_id_bits`](Pipeline::min_zc_id_bits). Wide, because a narrower counter
+    /// also caps how many sends one notification range covers (at most `2^bits - 1`)
+    /// and so hides what coalesced ranges do.
     pub fn wrapping_bits(&self, chunks: u64) -> u8 {
         let room = chunks.saturating_sub(self.slots + 1).max(2);
-        (63 - room.leading_zeros()).clamp(1, 32) as u8
+        ((63 - room.leading_zeros()) as u8).clamp(self.min_zc_id_bits(), 32)
     }
 
     /// [`wrapping_bits`](Pipeline::wrapping_bits) of the
@@ -347,14 +364,23 @@ mod tests {
             assert_eq!(g.slots(), slots);
             assert!(g.chunks() >= 3 * slots, "every slot filled three times");
             let wrap = 1u64 << g.zc_id_bits;
-            assert!(wrap < g.chunks(), "{slots} slots: the counter wraps");
-            if slots >= 2 {
-                assert!(wrap + slots < g.chunks(), "a send after the wrap refills");
-            }
+            assert!(
+                wrap >= p.outstanding,
+                "{slots} slots: outstanding sends numbered apart"
+            );
+            assert!(
+                wrap + slots < g.chunks(),
+                "{slots} slots: a send after the wrap refills"
+            );
         }
         assert_eq!(Pipeline::STANDARD.model_geometry().zc_id_bits, 1);
         assert_eq!(Pipeline::ring(4).model_geometry().zc_id_bits, 2);
         assert_eq!(Pipeline::ring(8).model_geometry().zc_id_bits, 3);
+        assert_eq!(
+            Pipeline::ring(4).wrapping_bits(7),
+            2,
+            "never below 2^bits >= 4"
+        );
     }
 
     #[test]

@@ -56,7 +56,8 @@ pub use outcome::{Cqe, Errno, Outcome, ZcNotification};
 pub use peer::{PeerScript, PeerScriptError};
 pub use profile::{GiftSupport, Profile, WindowRule};
 pub use report::{
-    exit_status, Evidence, Finding, Outcomes, Results, ScenarioSizes, SweepStep, RESULTS_FORMAT_VERSION,
+    exit_status, Evidence, Finding, Outcomes, Results, ScenarioSizes, SweepStep,
+    RESULTS_FORMAT_VERSION,
 };
 pub use retry::{settle, RetryBudget};
 pub use table::{Align, Table};

@@ -3,13 +3,13 @@
 
 use crate::junit::JunitArgs;
 use crate::output::{self, Clock, TimingArgs};
+use crate::progress::ProgressBar;
 use crate::table;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::ExitCode;
-use zcsafe_explain::text::render;
-use crate::progress::ProgressBar;
 use std::time::Duration;
+use zcsafe_explain::text::render;
 use zcsafe_model::{check, sweep, CheckOptions, CheckReport, Scenario};
 use zcsafe_policies::Entry;
 use zcsafe_policy::{
@@ -41,14 +41,19 @@ pub struct Args {
     junit: JunitArgs,
     #[command(flatten)]
     scenario: ScenarioArgs,
-    /// Walk a family of scenarios from small to large (windows 2 up to the policy's
-    /// outstanding sends, streams one reuse per slot up to the derived length) and report
+    /// Walk a family of scenarios from small to large (each policy's derived windows,
+    /// streams from one reuse of the first slot up to the derived length) and report
     /// the smallest that yields a counterexample, or that none did up to the largest.
     /// Each step's progress goes to stderr.
-    #[arg(long, conflicts_with_all = ["stream", "buffer", "sndbuf", "rcvbuf", "cwnd", "zc_id_bits", "base"])]
+    #[arg(long, conflicts_with_all = ["stream", "buffer", "sndbuf", "rcvbuf", "cwnd", "zc_id_bits", "losses", "spurious_rto", "base"])]
     sweep: bool,
     /// Give up on one sweep step beyond this many states (the sweep stops there).
-    #[arg(long, default_value_t = 2_000_000, value_name = "STATES", requires = "sweep")]
+    #[arg(
+        long,
+        default_value_t = 2_000_000,
+        value_name = "STATES",
+        requires = "sweep"
+    )]
     step_states: usize,
 }
 
