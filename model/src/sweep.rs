@@ -136,7 +136,7 @@ mod tests {
         let size = |s: &Scenario| (s.geometry.stream, s.geometry.zc_id_bits);
         assert!(f.windows(2).all(|w| size(&w[0]) < size(&w[1])));
         assert_eq!(p.wrapping_bits(9), 2);
-        assert_eq!(p.wrapping_bits(8), 1);
+        assert_eq!(p.wrapping_bits(8), 2, "never below 2^bits >= 4 outstanding");
         assert_eq!(Pipeline::STANDARD.wrapping_bits(5), 1);
     }
 }

@@ -314,7 +314,7 @@ fn sweep_finding(
             finding
         }
     };
-    if report.counterexample().is_none() && chosen.is_some() {
+    if let (None, Some(safe)) = (report.counterexample(), chosen) {
         let last = report.steps.last().expect("a chosen step");
         let stop = match &last.outcome {
             Err(err) => format!("; the next step stopped: {err}"),
@@ -323,7 +323,7 @@ fn sweep_finding(
         finding.evidence.detail = format!(
             "no counterexample in {} sweep step(s), up to {}{stop}: {}",
             steps.iter().filter(|s| s.verdict.is_some()).count(),
-            describe(&chosen.expect("checked").scenario),
+            describe(&safe.scenario),
             finding.evidence.detail
         );
     }

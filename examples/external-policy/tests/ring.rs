@@ -48,7 +48,8 @@ fn the_sweep_names_the_smallest_scenario_that_fails() {
     // Local only: the remote class's 7-chunk step needs more than 2 M states (the device
     // ring doubles the holders), so within this bound its sweep stops there without a
     // verdict; the derived scenario above covers the remote class.
-    for t in [TransportClass::Local] {
+    let t = TransportClass::Local;
+    {
         let mut seen = 0;
         let report = sweep(
             |g| e.build(g).map_err(|err| err.to_string()),
