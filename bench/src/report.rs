@@ -186,6 +186,7 @@ pub(crate) fn summarise(
                         trace: None,
                         counts,
                         attempts: Vec::new(),
+                        ..Default::default()
                     },
                 },
                 chunk_bytes: chunk,

@@ -77,21 +77,75 @@ fn a_contradiction_is_loud_and_exits_1() {
 
 #[test]
 fn expectations_follow_the_run_length() {
-    // With a 2-bit counter, 5 sends never reach the in-order tracker's wrap bug.
+    // With a 2-bit counter, 5 sends never reach the in-order tracker's wrap bug; 6 (the
+    // derived stream) wrap a notification range and strand it; both as expected.
+    for (stream, verdict) in [("5", "safe"), ("6", "stuck")] {
+        let out = zcsafe(&[
+            "check",
+            "-p",
+            "zc-inorder-tracker",
+            "--zc-id-bits",
+            "2",
+            "--stream",
+            stream,
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "stream {stream}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for r in v["results"].as_array().unwrap() {
+            assert_eq!(r["verdict"], verdict, "stream {stream}");
+            assert_eq!(r["expected"], verdict, "stream {stream}");
+            assert_eq!(
+                r["evidence"]["scenario"]["geometry"]["stream"],
+                stream.parse::<u64>().unwrap()
+            );
+        }
+    }
+}
+
+#[test]
+fn sweep_names_the_smallest_failing_scenario_in_text_and_json() {
     let out = zcsafe(&[
         "check",
         "-p",
         "zc-inorder-tracker",
-        "--zc-id-bits",
-        "2",
+        "-t",
+        "local",
+        "--sweep",
         "--json",
     ]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sweep zc-inorder-tracker / local: step 1/4:"),
+        "progress: {err}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for r in v["results"].as_array().unwrap() {
-        assert_eq!(r["verdict"], "safe");
-        assert_eq!(r["expected"], "safe");
-    }
+    let r = &v["results"][0];
+    let steps = r["evidence"]["sweep"].as_array().expect("evidence.sweep");
+    // 3, 4 chunks: the counter wraps too late; 5: a send after the wrap is released early.
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert_eq!(steps[0]["verdict"], "safe");
+    assert_eq!(r["verdict"], "corrupt");
+    assert_eq!(r["evidence"]["scenario"]["geometry"]["stream"], 5);
+    let text = stdout(&zcsafe(&[
+        "check",
+        "-q",
+        "-p",
+        "zc-inorder-tracker",
+        "-t",
+        "local",
+        "--sweep",
+    ]));
+    assert!(
+        text.contains("sweep zc-inorder-tracker / local: smallest counterexample (corrupt) at step 3: 5 stream pages"),
+        "{text}"
+    );
 }
 
 #[test]

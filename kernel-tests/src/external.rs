@@ -142,6 +142,7 @@ impl ExternalReport {
                 trace: None,
                 counts,
                 attempts: Vec::new(),
+                ..Default::default()
             },
         }
     }

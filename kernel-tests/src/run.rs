@@ -465,6 +465,7 @@ impl RunReport {
                 trace: (verdict != Verdict::Safe).then(|| self.trace.clone()),
                 counts,
                 attempts: Vec::new(),
+                ..Default::default()
             },
         }
     }

@@ -1,7 +1,7 @@
 //! What the checker explores: a geometry for the policy and the kernel's knobs.
 
 use serde::{Deserialize, Serialize};
-use zcsafe_policy::{Geometry, Profile, TransportClass};
+use zcsafe_policy::{Geometry, Pipeline, Profile, TransportClass};
 
 /// The kernel side of a scenario. Sizes are in pages (one page = one segment).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -91,6 +91,24 @@ impl Scenario {
                 uring_waitall: true,
             },
         }
+    }
+
+    /// The scenario a policy's declared [`Pipeline`] needs, so that no hand tuning stands
+    /// between an author and their bug: [`Pipeline::model_geometry`] (every slot reused
+    /// twice, a counter that wraps with room to refill after it), a send buffer,
+    /// congestion window and receive buffer that hold every outstanding send at once,
+    /// optmem for one notification range per outstanding send (so `ENOBUFS` comes from
+    /// unread notifications, not from a pipeline cut short), one loss and one spurious
+    /// timeout. The standard pipeline gets the standard windows; only its stream is
+    /// longer (6 pages, not 5).
+    pub fn derived(pipeline: &Pipeline, transport: TransportClass, profile: Profile) -> Scenario {
+        let window = pipeline.outstanding.max(1) * pipeline.chunk;
+        let mut s = Scenario::standard(transport, profile);
+        s.geometry = pipeline.model_geometry();
+        let c = &mut s.config;
+        (c.sndbuf, c.cwnd, c.rcvbuf) = (window, window, window);
+        c.zc_optmem = pipeline.outstanding.clamp(2, u8::MAX as u64) as u8;
+        s
     }
 
     /// Checks that the scenario is one the model can run.

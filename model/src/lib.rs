@@ -30,9 +30,11 @@ pub mod pipe;
 pub mod record;
 pub mod socket;
 pub mod split;
+pub mod sweep;
 pub mod timeline;
 pub mod window;
 pub mod zerocopy;
 
 pub use checker::{check, CheckError, CheckOptions, CheckReport};
 pub use config::{ModelConfig, Scenario, ScenarioError};
+pub use sweep::{sweep, SweepReport, SweepStep, SweepStepError};

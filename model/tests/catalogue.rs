@@ -142,3 +142,42 @@ fn a_too_small_state_budget_is_an_error_not_a_verdict() {
     .unwrap_err();
     assert!(err.to_string().contains("more than 10 states"), "{err}");
 }
+
+/// `zc-inorder-tracker` past the counter's wrap: the model's verdict must follow the
+/// stream length exactly as the policy's `expect_for` says — safe, then stuck (a wrapped
+/// notification range strands its high counters), then corrupt. The brief of issue 19
+/// found `stuck` where the expectation said `safe` ("the counter never wraps"), with a
+/// 4-slot ring at 7 chunks and a 2-bit counter: the counter does wrap there.
+#[test]
+fn zc_inorder_tracker_is_stranded_by_a_wrapped_range_before_it_corrupts() {
+    let e = zcsafe_policies::find("zc-inorder-tracker").unwrap();
+    let run = |t, buffer: u64, window: u64, stream: u64| {
+        let mut s = Scenario::standard(t, Profile::classic());
+        s.geometry.buffer = buffer;
+        s.geometry.stream = stream;
+        s.geometry.zc_id_bits = 2;
+        (s.config.sndbuf, s.config.rcvbuf) = (window, window);
+        let r = check(e.build(&s.geometry).unwrap(), &s, &CheckOptions::default()).unwrap();
+        let x = e.expect_for(t, &s.config.profile, &s.geometry);
+        (r, x)
+    };
+    for t in TransportClass::ALL {
+        for (stream, want) in [
+            (5, Verdict::Safe),
+            (6, Verdict::Stuck),
+            (7, Verdict::Corrupt),
+        ] {
+            let (r, x) = run(t, 2, 2, stream);
+            assert_eq!(r.verdict, want, "{t}, 2 slots, stream {stream}");
+            assert_eq!(x.verdict, want, "{t}, 2 slots, stream {stream}: {}", x.why);
+        }
+    }
+    let (r, x) = run(TransportClass::Local, 4, 4, 7);
+    assert_eq!((r.verdict, x.verdict), (Verdict::Stuck, Verdict::Stuck));
+    let trace = r.trace.expect("a stuck verdict carries its path");
+    let text = render(&trace);
+    assert!(
+        text.contains("its last completed call: recvmsg(MSG_ERRQUEUE) (blocking)"),
+        "the sender waits on the error queue:\n{text}"
+    );
+}

@@ -54,7 +54,8 @@ pub mod zc_naive;
 
 use thiserror::Error;
 use zcsafe_policy::{
-    AnyPolicy, Expectation, Geometry, GeometryError, Policy, Profile, ReceiveWindow, TransportClass,
+    AnyPolicy, Expectation, Geometry, GeometryError, Pipeline, Policy, Profile, ReceiveWindow,
+    TransportClass,
 };
 
 /// A kernel feature a policy cannot run without. The catalogue answers "this kernel lacks
@@ -136,6 +137,11 @@ pub trait Catalogued: Policy + Sized {
     /// The receive window under which a kernel run exposes the policy's failure (or,
     /// for a safe policy, the hazard it claims to handle).
     const WINDOW: ReceiveWindow = ReceiveWindow::Wide;
+    /// The send pipeline the policy runs: slots, chunk and sends outstanding. The model
+    /// checker derives the scenario that exercises it from this (`Scenario::derived`:
+    /// windows that let the pipeline fill, every slot reused twice, a wrapping counter),
+    /// so declare what the policy really keeps in flight.
+    const PIPELINE: Pipeline = Pipeline::STANDARD;
 
     /// Builds the policy for a geometry, or says why it cannot work with it.
     fn new(geometry: &Geometry) -> Result<Self, BuildError>;
@@ -183,6 +189,8 @@ pub struct Entry {
     pub needs_app_ack: bool,
     /// [`Catalogued::WINDOW`].
     pub window: ReceiveWindow,
+    /// [`Catalogued::PIPELINE`].
+    pub pipeline: Pipeline,
     build: fn(&Geometry) -> Result<AnyPolicy, BuildError>,
     expect: fn(TransportClass, &Profile, &Geometry) -> Expectation,
 }
@@ -199,6 +207,7 @@ impl Entry {
             layout: P::LAYOUT,
             needs_app_ack: P::NEEDS_APP_ACK,
             window: P::WINDOW,
+            pipeline: P::PIPELINE,
             build: |g| {
                 g.validate()?;
                 P::new(g).map(AnyPolicy::new)
@@ -361,6 +370,15 @@ mod tests {
                     e.expect(t, &Profile::classic()).verdict != zcsafe_policy::Verdict::Unsupported
                 );
             }
+        }
+    }
+
+    #[test]
+    fn every_layout_accepts_its_derived_geometry() {
+        for e in catalogue() {
+            let g = e.pipeline.model_geometry();
+            assert_eq!(e.layout.check(&g), Ok(()), "{}", e.name);
+            assert!(e.build(&g).is_ok(), "{}", e.name);
         }
     }
 

@@ -11,7 +11,7 @@
 
 use crate::zc_completion::{Knobs, ReleaseRule, ZcCompletion};
 use crate::{BuildError, Catalogued, Feature};
-use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
+use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass, Verdict};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ZcInorderTracker(ZcCompletion);
@@ -39,20 +39,41 @@ impl Catalogued for ZcInorderTracker {
         )
     }
 
-    /// The bug needs a wrapped send still in flight when an older notification arrives,
-    /// and then a refill of its slot: `2^bits + slots + 1` chunks. Out-of-order
-    /// notifications alone are harmless for TCP: a send completes only once a
-    /// cumulative ACK covers it, and so every older send's data too.
+    /// What the rule gets wrong depends on how far past the wrap the stream runs, with
+    /// `S` slots and a `2^bits` counter (and a window that lets every slot's send be
+    /// outstanding, as the derived scenario does):
+    /// - **corrupt** from `2^bits + S + 1` chunks: a send after the wrap has a counter
+    ///   below an older notification's `hi`, is released while in flight, and its slot
+    ///   is refilled `S` chunks later. Out-of-order notifications alone are harmless for
+    ///   TCP: a send completes only once a cumulative ACK covers it, and so every older
+    ///   send's data too.
+    /// - **stuck** from `max(2, 2^bits - S + 1) + S + 1` chunks (`bits >= 2`): a range
+    ///   that wraps (`hi < lo`) releases only the counters `<= hi`, so `lo ..= 2^bits - 1`
+    ///   stay pinned forever and the next fill of their slot waits for a notification
+    ///   that never comes. The kernel makes such ranges: `__msg_zerocopy_callback`
+    ///   computes `hi = id + len - 1` in `u32` (wrapping), and `skb_zerocopy_notify_extend`
+    ///   merges adjacent ranges across the wrap while the sum stays below `2^32` (the
+    ///   model: below `2^bits`, so a range spans at most `2^bits - 1` counters and the
+    ///   earliest one to wrap starts at counter 2). A 1-bit counter never wraps a range.
+    /// - **safe** below both: the counter wraps too late for either to happen.
     fn expect_for(transport: TransportClass, profile: &Profile, g: &Geometry) -> Expectation {
-        let needed = (1u64 << g.zc_id_bits)
-            .saturating_add(g.slots())
-            .saturating_add(1);
-        if g.chunks() < needed {
-            return Expectation::safe(
-                "the zerocopy counter never wraps within this stream, so the release rule is never wrong",
+        let wrap = 1u64 << g.zc_id_bits;
+        let (slots, chunks) = (g.slots(), g.chunks());
+        if chunks >= wrap.saturating_add(slots).saturating_add(1) {
+            return Self::expect(transport, profile);
+        }
+        let stranded = 2u64.max((wrap + 1).saturating_sub(slots));
+        if wrap >= 4 && chunks > stranded + slots {
+            return Expectation::new(
+                Verdict::Stuck,
+                "a notification range wraps (hi < lo, __msg_zerocopy_callback's u32 hi): \
+                 releasing only counters <= hi leaves lo.. pinned forever, and refilling \
+                 their slot waits for a notification that never comes",
             );
         }
-        Self::expect(transport, profile)
+        Expectation::safe(
+            "the zerocopy counter wraps too late in this stream for the rule to release a send early or strand one",
+        )
     }
 }
 

@@ -180,6 +180,91 @@ impl Geometry {
     }
 }
 
+/// The shape of a policy's send pipeline, declared by the policy so that a checker can
+/// derive a scenario that exercises it ([`Pipeline::model_geometry`]; the model's
+/// `Scenario::derived` adds the windows). A scenario smaller than the pipeline hides its
+/// bugs: a 4-slot ring judged with a 2-page send buffer never has four sends in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Pipeline {
+    /// Pages handed to the kernel per send ([`Geometry::chunk`]).
+    pub chunk: u64,
+    /// Chunk-sized buffer slots the policy cycles through ([`Geometry::slots`]).
+    pub slots: u64,
+    /// Sends the policy may keep outstanding (queued, in flight or unreleased) at once:
+    /// the send buffer and windows a scenario must allow for the pipeline to fill.
+    pub outstanding: u64,
+}
+
+impl Pipeline {
+    /// Two one-page slots, both outstanding: the pipeline of every built-in policy and the
+    /// one [`Geometry::model_standard`] was sized for.
+    pub const STANDARD: Pipeline = Pipeline::ring(2);
+
+    /// A ring of `slots` one-page slots with a send outstanding from each.
+    pub const fn ring(slots: u64) -> Pipeline {
+        Pipeline {
+            chunk: 1,
+            slots,
+            outstanding: slots,
+        }
+    }
+
+    /// The narrowest counter that numbers every outstanding send apart: `2^bits >=
+    /// outstanding`. A narrower one makes two unreleased sends share a counter, which no
+    /// real kernel can (its 32-bit `sk_zckey` outnumbers any optmem), and a notification
+    /// for one would release the other: a model artefact, not a policy bug.
+    pub const fn min_zc_id_bits(&self) -> u8 {
+        let mut bits = 1u8;
+        while bits < 32 && (1u64 << bits) < self.outstanding {
+            bits += 1;
+        }
+        bits
+    }
+
+    /// Chunks a derived scenario streams: every slot is reused at least twice (filled
+    /// three times), and at least `2^min_bits + slots + 1`, so that the slot of the
+    /// first send after the counter wraps is refilled within the run.
+    pub const fn derived_chunks(&self) -> u64 {
+        let wrap_and_refill = (1u64 << self.min_zc_id_bits()) + self.slots + 1;
+        if 3 * self.slots > wrap_and_refill {
+            3 * self.slots
+        } else {
+            wrap_and_refill
+        }
+    }
+
+    /// The widest zero-copy counter that wraps within a stream of `chunks` chunks with
+    /// room for the slot of the first send after the wrap to be refilled (the largest
+    /// `bits` with `2^bits + slots + 1 <= chunks`), but never narrower than
+    /// [`min_zc_id_bits`](Pipeline::min_zc_id_bits). Wide, because a narrower counter
+    /// also caps how many sends one notification range covers (at most `2^bits - 1`)
+    /// and so hides what coalesced ranges do.
+    pub fn wrapping_bits(&self, chunks: u64) -> u8 {
+        let room = chunks.saturating_sub(self.slots + 1).max(2);
+        ((63 - room.leading_zeros()) as u8).clamp(self.min_zc_id_bits(), 32)
+    }
+
+    /// [`wrapping_bits`](Pipeline::wrapping_bits) of the
+    /// [`derived_chunks`](Pipeline::derived_chunks).
+    pub fn derived_zc_id_bits(&self) -> u8 {
+        self.wrapping_bits(self.derived_chunks())
+    }
+
+    /// The model geometry (pages) that exercises this pipeline: its chunk and slots, a
+    /// pipe of one chunk, [`derived_chunks`](Pipeline::derived_chunks) chunks of stream
+    /// and a [`derived_zc_id_bits`](Pipeline::derived_zc_id_bits)-bit counter.
+    pub fn model_geometry(&self) -> Geometry {
+        Geometry {
+            page: 1,
+            chunk: self.chunk,
+            buffer: self.slots * self.chunk,
+            pipe: self.chunk,
+            stream: self.derived_chunks() * self.chunk,
+            zc_id_bits: self.derived_zc_id_bits(),
+        }
+    }
+}
+
 /// A byte range `[offset, offset + len)` of the user buffer (or of a file).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Region {
@@ -268,6 +353,34 @@ mod tests {
             bad.validate(),
             Err(GeometryError::StreamNotChunks { .. })
         ));
+    }
+
+    #[test]
+    fn derived_geometries_reuse_every_slot_twice_and_wrap_the_counter() {
+        for slots in 1..=8u64 {
+            let p = Pipeline::ring(slots);
+            let g = p.model_geometry();
+            assert_eq!(g.validate(), Ok(()), "{slots} slots");
+            assert_eq!(g.slots(), slots);
+            assert!(g.chunks() >= 3 * slots, "every slot filled three times");
+            let wrap = 1u64 << g.zc_id_bits;
+            assert!(
+                wrap >= p.outstanding,
+                "{slots} slots: outstanding sends numbered apart"
+            );
+            assert!(
+                wrap + slots < g.chunks(),
+                "{slots} slots: a send after the wrap refills"
+            );
+        }
+        assert_eq!(Pipeline::STANDARD.model_geometry().zc_id_bits, 1);
+        assert_eq!(Pipeline::ring(4).model_geometry().zc_id_bits, 2);
+        assert_eq!(Pipeline::ring(8).model_geometry().zc_id_bits, 3);
+        assert_eq!(
+            Pipeline::ring(4).wrapping_bits(7),
+            2,
+            "never below 2^bits >= 4"
+        );
     }
 
     #[test]

@@ -48,14 +48,17 @@ pub mod window;
 pub use any::AnyPolicy;
 pub use evidence::NoEvidence;
 pub use expect::Expectation;
-pub use geometry::{Geometry, GeometryError, Region};
+pub use geometry::{Geometry, GeometryError, Pipeline, Region};
 pub use host::{HostTransport, UnknownHostTransport};
 pub use known::{Known, KnownDifference, KnownError, KnownFile};
 pub use op::{Abort, FileId, Op, UserData};
 pub use outcome::{Cqe, Errno, Outcome, ZcNotification};
 pub use peer::{PeerScript, PeerScriptError};
 pub use profile::{GiftSupport, Profile, WindowRule};
-pub use report::{exit_status, Evidence, Finding, Outcomes, Results, RESULTS_FORMAT_VERSION};
+pub use report::{
+    exit_status, Evidence, Finding, Outcomes, Results, ScenarioSizes, SweepStep,
+    RESULTS_FORMAT_VERSION,
+};
 pub use retry::{settle, RetryBudget};
 pub use table::{Align, Table};
 pub use timing::{FindingTiming, Timing};

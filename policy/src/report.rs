@@ -85,10 +85,52 @@ pub struct Evidence {
     /// contradicted was rerun (see [`crate::retry`]); empty when the first attempt stood.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Verdict>,
+    /// The model scenario the verdict was reached in (`check`: derived from the policy's
+    /// pipeline unless overridden), so a reader knows what "safe" covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<ScenarioSizes>,
+    /// `check --sweep`: every scenario walked, smallest first; the finding's verdict is
+    /// the last step's (a counterexample, or `safe` up to the largest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sweep: Vec<SweepStep>,
+}
+
+/// The sizes of a model scenario, as results report them (pages; the full scenario is in
+/// a counterexample's trace).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioSizes {
+    /// Chunk, buffer, pipe, stream and counter width.
+    pub geometry: crate::Geometry,
+    /// Send buffer, in pages.
+    pub sndbuf: u64,
+    /// Congestion window, in segments.
+    pub cwnd: u64,
+    /// The peer's receive buffer, in pages.
+    pub rcvbuf: u64,
+    /// Segments the network may drop.
+    pub losses: u8,
+    /// Retransmission timeouts that may fire although nothing was lost.
+    pub spurious_rto: u8,
+}
+
+/// One scenario of a sweep and what its check found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepStep {
+    /// The scenario checked.
+    pub scenario: ScenarioSizes,
+    /// Its verdict; absent when the check could not finish (`error` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// States explored (0 when the check could not finish).
+    pub states: usize,
+    /// Why the check of this step did not finish (its state bound, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Bumped whenever the result JSON changes incompatibly. 1: no `format` field, version-1
-/// traces; 2: typed (version-2) traces.
+/// traces; 2: typed (version-2) traces. Fields added since without a bump (readers of 2
+/// ignore them): `evidence.scenario`, `evidence.sweep`.
 pub const RESULTS_FORMAT_VERSION: u32 = 2;
 
 /// The top-level JSON object of every command's `--json`.

@@ -20,6 +20,7 @@ fn cell(kernel: &str, policy: &str, transport: &str, verdict: Verdict, detail: &
                 trace: None,
                 counts: Default::default(),
                 attempts: Vec::new(),
+                ..Default::default()
             },
         },
         kernel_name: kernel.into(),

@@ -3,13 +3,19 @@
 
 use crate::junit::JunitArgs;
 use crate::output::{self, Clock, TimingArgs};
+use crate::progress::ProgressBar;
 use crate::table;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 use zcsafe_explain::text::render;
-use zcsafe_model::{check, CheckOptions, Scenario};
-use zcsafe_policy::{Evidence, Finding, Profile, Results, TransportClass, Verdict};
+use zcsafe_model::{check, sweep, CheckOptions, CheckReport, Scenario};
+use zcsafe_policies::Entry;
+use zcsafe_policy::{
+    Evidence, Expectation, Finding, Profile, Results, ScenarioSizes, SweepStep, TransportClass,
+    Verdict,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -35,11 +41,38 @@ pub struct Args {
     junit: JunitArgs,
     #[command(flatten)]
     scenario: ScenarioArgs,
+    /// Walk a family of scenarios from small to large (each policy's derived windows,
+    /// streams from one reuse of the first slot up to the derived length) and report
+    /// the smallest that yields a counterexample, or that none did up to the largest.
+    /// Each step's progress goes to stderr.
+    #[arg(long, conflicts_with_all = ["stream", "buffer", "sndbuf", "rcvbuf", "cwnd", "zc_id_bits", "losses", "spurious_rto", "base"])]
+    sweep: bool,
+    /// Give up on one sweep step beyond this many states (the sweep stops there).
+    #[arg(
+        long,
+        default_value_t = 2_000_000,
+        value_name = "STATES",
+        requires = "sweep"
+    )]
+    step_states: usize,
 }
 
-/// Overrides of the standard scenario (sizes in pages).
+/// Which scenario a check starts from before the overrides.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Base {
+    /// Derived from each policy's declared pipeline (`Catalogued::PIPELINE`).
+    Derived,
+    /// `Scenario::standard`, the same for every policy.
+    Standard,
+}
+
+/// The scenario to start from, and overrides of it (sizes in pages).
 #[derive(clap::Args)]
 pub struct ScenarioArgs {
+    /// The scenario the overrides apply to: derived from each policy's pipeline, or the
+    /// one standard scenario.
+    #[arg(long = "scenario", value_enum, default_value = "derived", id = "base")]
+    base: Base,
     /// Stream length in pages.
     #[arg(long, value_name = "PAGES")]
     stream: Option<u64>,
@@ -52,6 +85,9 @@ pub struct ScenarioArgs {
     /// Peer receive buffer in pages.
     #[arg(long, value_name = "PAGES")]
     rcvbuf: Option<u64>,
+    /// Congestion window in segments.
+    #[arg(long, value_name = "SEGMENTS")]
+    cwnd: Option<u64>,
     /// Segments the network may drop.
     #[arg(long)]
     losses: Option<u8>,
@@ -67,6 +103,16 @@ pub struct ScenarioArgs {
 }
 
 impl ScenarioArgs {
+    /// The scenario for `e` on `t`: the base, then the overrides.
+    fn for_entry(&self, e: &Entry, t: TransportClass, profile: &Profile) -> Scenario {
+        let mut s = match self.base {
+            Base::Derived => Scenario::derived(&e.pipeline, t, profile.clone()),
+            Base::Standard => Scenario::standard(t, profile.clone()),
+        };
+        self.apply(&mut s);
+        s
+    }
+
     fn apply(&self, s: &mut Scenario) {
         let (g, c) = (&mut s.geometry, &mut s.config);
         g.stream = self.stream.unwrap_or(g.stream);
@@ -74,6 +120,7 @@ impl ScenarioArgs {
         g.zc_id_bits = self.zc_id_bits.unwrap_or(g.zc_id_bits);
         c.sndbuf = self.sndbuf.unwrap_or(c.sndbuf);
         c.rcvbuf = self.rcvbuf.unwrap_or(c.rcvbuf);
+        c.cwnd = self.cwnd.unwrap_or(c.cwnd);
         c.losses = self.losses.unwrap_or(c.losses);
         c.spurious_rto = self.spurious_rto.unwrap_or(c.spurious_rto);
     }
@@ -115,53 +162,60 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut clock = Clock::start();
     let mut results = Results::default();
     let mut states = 0usize;
-    let mut scenario_line = String::new();
+    // Each distinct scenario line, with the policies checked in it.
+    let mut scenarios: Vec<(String, Vec<&str>)> = Vec::new();
+    let mut progress = args.sweep.then(|| ProgressBar::new("steps"));
     for t in transports(&args.transport) {
-        let mut scenario = Scenario::standard(t, profile.clone());
-        args.scenario.apply(&mut scenario);
-        scenario
-            .validate()
-            .context("the scenario options do not describe a runnable model")?;
-        scenario_line = describe(&scenario);
         for e in &entries {
-            let expected = e.expect_for(t, &profile, &scenario.geometry);
-            let mut finding = Finding {
-                policy: e.name.into(),
-                transport: t.name().into(),
-                backend: "model".into(),
-                kernel: None,
-                verdict: Verdict::Error,
-                expected: expected.verdict,
-                expected_why: expected.why.into(),
-                predicted: None,
-                evidence: Evidence::default(),
-            };
-            match e.build(&scenario.geometry) {
-                Err(err) => finding.evidence.detail = format!("cannot build the policy: {err}"),
-                Ok(policy) => {
-                    let report = check(policy, &scenario, &opts)
-                        .with_context(|| format!("checking {} / {t}", e.name))?
-                        .named(e.name);
-                    states += report.states;
-                    finding.verdict = report.verdict;
-                    finding.evidence.detail = report.detail;
-                    finding.evidence.trace = report.trace;
-                    let c = &mut finding.evidence.counts;
-                    c.insert("states".into(), report.states.into());
-                    c.insert("transitions".into(), report.transitions.into());
-                    c.insert("complete_states".into(), report.complete_states.into());
-                    clock.timing.push(e.name, t.name(), report.elapsed);
+            let scenario = args.scenario.for_entry(e, t, &profile);
+            scenario
+                .validate()
+                .context("the scenario options do not describe a runnable model")?;
+            let (finding, elapsed) = if let Some(bar) = &mut progress {
+                sweep_finding(e, t, &profile, args.step_states, bar)
+            } else {
+                let line = describe(&scenario);
+                match scenarios.iter_mut().find(|(l, _)| *l == line) {
+                    Some((_, names)) if names.contains(&e.name) => {}
+                    Some((_, names)) => names.push(e.name),
+                    None => scenarios.push((line, vec![e.name])),
                 }
+                let expected = e.expect_for(t, &profile, &scenario.geometry);
+                let mut finding = model_finding(e, t, &expected);
+                finding.evidence.scenario = Some(sizes(&scenario));
+                let elapsed = match e.build(&scenario.geometry) {
+                    Err(err) => {
+                        finding.evidence.detail = format!("cannot build the policy: {err}");
+                        None
+                    }
+                    Ok(policy) => {
+                        let report = check(policy, &scenario, &opts)
+                            .with_context(|| format!("checking {} / {t}", e.name))?
+                            .named(e.name);
+                        Some(record(&mut finding, report))
+                    }
+                };
+                (finding, elapsed)
+            };
+            if let Some(elapsed) = elapsed {
+                clock.timing.push(e.name, t.name(), elapsed);
             }
+            states += finding
+                .evidence
+                .counts
+                .get("states")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0) as usize;
             results.results.push(finding);
         }
     }
+    drop(progress);
     let timing = clock.finish();
     if args.json {
         println!("{}", output::json(&results, &timing, args.timings)?);
     } else {
         output::require_evidence(&results)?;
-        print_human(&results, &profile, &scenario_line, states, args.quiet);
+        print_human(&results, &profile, &scenarios, states, args.quiet);
         if args.timings.timings {
             print!("{}", table::timing(&timing));
         }
@@ -172,20 +226,192 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::from(results.exit_code()))
 }
 
+/// A model finding for `e` on `t`, not yet judged (`error` until a report fills it).
+fn model_finding(e: &Entry, t: TransportClass, expected: &Expectation) -> Finding {
+    Finding {
+        policy: e.name.into(),
+        transport: t.name().into(),
+        backend: "model".into(),
+        kernel: None,
+        verdict: Verdict::Error,
+        expected: expected.verdict,
+        expected_why: expected.why.into(),
+        predicted: None,
+        evidence: Evidence::default(),
+    }
+}
+
+/// Fills `finding` from a check's report; returns the check's wall clock (for the timing
+/// section only, so the output is the same bytes without `--timings`).
+fn record(finding: &mut Finding, report: CheckReport) -> Duration {
+    finding.verdict = report.verdict;
+    finding.evidence.detail = report.detail;
+    finding.evidence.trace = report.trace;
+    let c = &mut finding.evidence.counts;
+    c.insert("states".into(), report.states.into());
+    c.insert("transitions".into(), report.transitions.into());
+    c.insert("complete_states".into(), report.complete_states.into());
+    report.elapsed
+}
+
+/// `--sweep` for one policy and class: the finding of the smallest step that yields a
+/// counterexample, else of the largest that finished safe, with every step in
+/// `evidence.sweep`; and the time all steps took.
+fn sweep_finding(
+    e: &Entry,
+    t: TransportClass,
+    profile: &Profile,
+    step_states: usize,
+    bar: &mut ProgressBar,
+) -> (Finding, Option<Duration>) {
+    let opts = CheckOptions {
+        max_states: step_states,
+    };
+    let report = sweep(
+        |g| e.build(g).map_err(|err| err.to_string()),
+        &e.pipeline,
+        t,
+        profile,
+        &opts,
+        |i, total, step| {
+            let what = match &step.outcome {
+                Ok(r) => format!("{} ({} states)", r.verdict, r.states),
+                Err(err) => format!("no verdict: {err}"),
+            };
+            bar.line(
+                &format!(
+                    "sweep {} / {t}: step {i}/{total}: {}: {what}",
+                    e.name,
+                    describe(&step.scenario)
+                ),
+                i,
+                total,
+            );
+        },
+    );
+    let chosen = report.counterexample().or(report.largest_safe());
+    let steps: Vec<SweepStep> = report.steps.iter().map(sweep_step).collect();
+    let mut finding = match chosen {
+        Some(step) => {
+            let expected = e.expect_for(t, profile, &step.scenario.geometry);
+            let mut finding = model_finding(e, t, &expected);
+            finding.evidence.scenario = Some(sizes(&step.scenario));
+            if let Ok(r) = &step.outcome {
+                let _ = record(&mut finding, r.clone().named(e.name));
+            }
+            finding
+        }
+        None => {
+            let expected = e.expect_for(t, profile, &e.pipeline.model_geometry());
+            let mut finding = model_finding(e, t, &expected);
+            finding.evidence.detail = format!(
+                "no sweep step finished: {}",
+                steps
+                    .first()
+                    .and_then(|s| s.error.clone())
+                    .unwrap_or_default()
+            );
+            finding
+        }
+    };
+    if let (None, Some(safe)) = (report.counterexample(), chosen) {
+        let last = report.steps.last().expect("a chosen step");
+        let stop = match &last.outcome {
+            Err(err) => format!("; the next step stopped: {err}"),
+            Ok(_) => String::new(),
+        };
+        finding.evidence.detail = format!(
+            "no counterexample in {} sweep step(s), up to {}{stop}: {}",
+            steps.iter().filter(|s| s.verdict.is_some()).count(),
+            describe(&safe.scenario),
+            finding.evidence.detail
+        );
+    }
+    finding.evidence.sweep = steps;
+    let elapsed = report
+        .steps
+        .iter()
+        .filter_map(|s| s.outcome.as_ref().ok())
+        .map(|r| r.elapsed)
+        .sum();
+    (finding, Some(elapsed))
+}
+
+fn sweep_step(step: &zcsafe_model::SweepStep) -> SweepStep {
+    SweepStep {
+        scenario: sizes(&step.scenario),
+        verdict: step.verdict(),
+        states: step.outcome.as_ref().map(|r| r.states).unwrap_or(0),
+        error: step.outcome.as_ref().err().map(ToString::to_string),
+    }
+}
+
+/// The sizes results report for a scenario.
+fn sizes(s: &Scenario) -> ScenarioSizes {
+    let c = &s.config;
+    ScenarioSizes {
+        geometry: s.geometry,
+        sndbuf: c.sndbuf,
+        cwnd: c.cwnd,
+        rcvbuf: c.rcvbuf,
+        losses: c.losses,
+        spurious_rto: c.spurious_rto,
+    }
+}
+
 fn describe(s: &Scenario) -> String {
-    let (g, c) = (&s.geometry, &s.config);
+    describe_sizes(&sizes(s))
+}
+
+fn describe_sizes(s: &ScenarioSizes) -> String {
+    let (g, c) = (&s.geometry, s);
     format!(
         "{} stream pages, {}-page buffer, {}-page pipe, sndbuf {}, rcvbuf {}, cwnd {}, {} loss(es), {} spurious RTO(s), {}-bit zerocopy counter",
         g.stream, g.buffer, g.pipe, c.sndbuf, c.rcvbuf, c.cwnd, c.losses, c.spurious_rto, g.zc_id_bits
     )
 }
 
-fn print_human(results: &Results, profile: &Profile, scenario: &str, states: usize, quiet: bool) {
+fn print_human(
+    results: &Results,
+    profile: &Profile,
+    scenarios: &[(String, Vec<&str>)],
+    states: usize,
+    quiet: bool,
+) {
     println!(
         "zcsafe check: exhaustive model check, kernel profile {}",
         profile.name
     );
-    println!("scenario: {scenario}\n");
+    match scenarios {
+        [(line, _)] => println!("scenario: {line}"),
+        many => {
+            for (line, names) in many {
+                println!("scenario ({}): {line}", names.join(", "));
+            }
+        }
+    }
+    for f in &results.results {
+        if f.evidence.sweep.is_empty() {
+            continue;
+        }
+        let n = f.evidence.sweep.len();
+        let at = f.evidence.scenario.as_ref().map(describe_sizes);
+        match f.verdict {
+            Verdict::Safe => println!(
+                "sweep {} / {}: no counterexample in {n} step(s), up to {}",
+                f.policy,
+                f.transport,
+                at.unwrap_or_default()
+            ),
+            v => println!(
+                "sweep {} / {}: smallest counterexample ({v}) at step {n}: {}",
+                f.policy,
+                f.transport,
+                at.unwrap_or_default()
+            ),
+        }
+    }
+    println!();
     print!("{}", table::render(results));
     println!("\n{}; {states} states explored", table::tally(results));
     let loud = table::contradictions(results);

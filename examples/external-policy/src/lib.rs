@@ -19,6 +19,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ring;
+pub use ring::{RingZc, RingZcInorder};
+
 use zcsafe_policies::steps::{unexpected, Cursor, Drain, Progress, SendAll};
 use zcsafe_policies::{BuildError, Catalogued, Feature};
 use zcsafe_policy::{

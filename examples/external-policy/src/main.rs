@@ -1,8 +1,12 @@
-//! A `zcsafe` binary that knows this crate's policy: every command, `zc-drain` beside the
-//! catalogue.
+//! A `zcsafe` binary that knows this crate's policies: every command, `zc-drain`, `ring-zc`
+//! and `ring-zc-inorder` beside the catalogue.
 
 fn main() -> std::process::ExitCode {
-    zcsafe_cli::main_with(vec![zcsafe_policies::Entry::of::<
-        zcsafe_example_policy::ZcDrain,
-    >()])
+    use zcsafe_example_policy::{RingZc, RingZcInorder, ZcDrain};
+    use zcsafe_policies::Entry;
+    zcsafe_cli::main_with(vec![
+        Entry::of::<ZcDrain>(),
+        Entry::of::<RingZc>(),
+        Entry::of::<RingZcInorder>(),
+    ])
 }

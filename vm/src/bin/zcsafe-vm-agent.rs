@@ -55,6 +55,7 @@ fn main() {
                     trace: None,
                     counts,
                     attempts: Vec::new(),
+                    ..Default::default()
                 },
             };
             let code = u8::from(!finding.agrees());

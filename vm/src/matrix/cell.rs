@@ -154,6 +154,7 @@ pub(super) fn error_cell(
                 trace: None,
                 counts: Default::default(),
                 attempts: Vec::new(),
+                ..Default::default()
             },
         },
         kernel_name: k.name.clone(),

@@ -166,6 +166,7 @@ fn finding(
             trace: None,
             counts,
             attempts: Vec::new(),
+            ..Default::default()
         },
     }
 }
