@@ -43,8 +43,10 @@ pub mod sendfile_rewrite;
 pub mod sendfile_rotate;
 pub mod siocoutq_drain;
 pub mod siocoutq_seq;
+pub mod uring_sendmsg_zc;
 pub mod uring_zc_naive;
 pub mod uring_zc_notif;
+pub mod uring_zc_report_usage;
 pub mod vmsplice_double_buffer;
 pub mod vmsplice_gift_fresh;
 pub mod vmsplice_gift_reuse;
@@ -265,6 +267,8 @@ pub fn builtin() -> Vec<Entry> {
         Entry::of::<zc_inorder_tracker::ZcInorderTracker>(),
         Entry::of::<uring_zc_naive::UringZcNaive>(),
         Entry::of::<uring_zc_notif::UringZcNotif>(),
+        Entry::of::<uring_zc_report_usage::UringZcReportUsage>(),
+        Entry::of::<uring_sendmsg_zc::UringSendmsgZc>(),
         Entry::of::<sendfile_rewrite::SendfileRewrite>(),
         Entry::of::<sendfile_rotate::SendfileRotate>(),
     ]
@@ -305,11 +309,11 @@ mod tests {
     #[test]
     fn names_are_unique_and_kebab_case() {
         let cat = builtin();
-        assert_eq!(cat.len(), 14);
+        assert_eq!(cat.len(), 16);
         let mut names: Vec<_> = cat.iter().map(|e| e.name).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 14);
+        assert_eq!(names.len(), 16);
         assert!(names
             .iter()
             .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '-')));

@@ -35,7 +35,11 @@ impl Selection {
 }
 
 /// Resolves `--policy` names (each may be a comma list) or `--all` to catalogue entries.
-/// No names means all.
+/// No names means all. A bug reproducer (`zcsafe fixtures` lists them) may be named too
+/// when it runs in the standard scenario; one that needs its [`Tuning`] (a narrow
+/// counter, a cancelled request) is refused, because no other backend can apply it.
+///
+/// [`Tuning`]: zcsafe_policies::bugs::Tuning
 pub fn select_policies(names: &[String]) -> Result<Vec<Entry>> {
     let names: Vec<&str> = names
         .iter()
@@ -48,16 +52,25 @@ pub fn select_policies(names: &[String]) -> Result<Vec<Entry>> {
     }
     names
         .iter()
-        .map(|n| match zcsafe_policies::find(n) {
-            Some(e) => Ok(e),
-            None => bail!(
-                "unknown policy {n:?}; `zcsafe policies` lists them: {}",
-                zcsafe_policies::catalogue()
-                    .iter()
-                    .map(|e| e.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        })
+        .map(
+            |n| match (zcsafe_policies::find(n), zcsafe_policies::bugs::find(n)) {
+                (Some(e), _) => Ok(e),
+                (None, Some((bug, e))) if bug.tuning == Default::default() => Ok(e),
+                (None, Some((bug, _))) => bail!(
+                    "{n} reproduces {} only with {}, which only the model applies: \
+                 `zcsafe fixtures --check --only` runs it",
+                    bug.id,
+                    bug.tuning
+                ),
+                (None, None) => bail!(
+                    "unknown policy {n:?}; `zcsafe policies` lists them: {}",
+                    zcsafe_policies::catalogue()
+                        .iter()
+                        .map(|e| e.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
+        )
         .collect()
 }
