@@ -285,6 +285,17 @@ pub fn find(name: &str) -> Option<Entry> {
     catalogue().into_iter().find(|e| e.name == name)
 }
 
+/// The entry every backend can judge by name: a catalogue policy, or a bug reproducer
+/// that runs in the standard scenario. One that needs its [`bugs::Tuning`] (a narrow
+/// counter, a cancelled request) is left out: only the model applies that.
+pub fn find_runnable(name: &str) -> Option<Entry> {
+    find(name).or_else(|| {
+        bugs::find(name)
+            .filter(|(bug, _)| bug.tuning == bugs::Tuning::default())
+            .map(|(_, e)| e)
+    })
+}
+
 /// Expectation shared by the policies that reuse a buffer once `SIOCOUTQ` says the peer
 /// acknowledged it: right for a remote peer, wrong for local delivery.
 pub(crate) fn expect_after_ack(aliases: bool, transport: TransportClass) -> Expectation {

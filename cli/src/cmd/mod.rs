@@ -50,27 +50,28 @@ pub fn select_policies(names: &[String]) -> Result<Vec<Entry>> {
     if names.is_empty() || names.contains(&"all") {
         return Ok(zcsafe_policies::catalogue());
     }
-    names
-        .iter()
-        .map(
-            |n| match (zcsafe_policies::find(n), zcsafe_policies::bugs::find(n)) {
-                (Some(e), _) => Ok(e),
-                (None, Some((bug, e))) if bug.tuning == Default::default() => Ok(e),
-                (None, Some((bug, _))) => bail!(
-                    "{n} reproduces {} only with {}, which only the model applies: \
-                 `zcsafe fixtures --check --only` runs it",
-                    bug.id,
-                    bug.tuning
-                ),
-                (None, None) => bail!(
-                    "unknown policy {n:?}; `zcsafe policies` lists them: {}",
-                    zcsafe_policies::catalogue()
-                        .iter()
-                        .map(|e| e.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            },
-        )
-        .collect()
+    names.iter().map(|&n| resolve(n)).collect()
+}
+
+/// One `--policy` name: [`zcsafe_policies::find_runnable`], or why not.
+fn resolve(n: &str) -> Result<Entry> {
+    if let Some(e) = zcsafe_policies::find_runnable(n) {
+        return Ok(e);
+    }
+    match zcsafe_policies::bugs::find(n) {
+        Some((bug, _)) => bail!(
+            "{n} reproduces {} only with {}, which only the model applies: \
+             `zcsafe fixtures --check` runs it",
+            bug.id,
+            bug.tuning
+        ),
+        None => bail!(
+            "unknown policy {n:?}; `zcsafe policies` lists them: {}",
+            zcsafe_policies::catalogue()
+                .iter()
+                .map(|e| e.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
