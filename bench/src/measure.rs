@@ -150,7 +150,7 @@ impl Pinned {
                 });
                 self.sub(freed);
             }
-            (Op::UringSendZc { buf, user_data }, Outcome::Ok) => {
+            (Op::UringSendZc { buf, user_data, .. }, Outcome::Ok) => {
                 self.uring.insert(*user_data, buf.len);
                 self.add(buf.len);
             }

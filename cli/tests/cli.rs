@@ -39,7 +39,7 @@ fn check_json_has_one_result_per_policy_and_transport() {
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let results = v["results"].as_array().expect("results array");
-    assert_eq!(results.len(), 28);
+    assert_eq!(results.len(), 32);
     for r in results {
         for key in [
             "policy",
@@ -194,7 +194,7 @@ fn policies_lists_the_catalogue() {
     }
     let json = zcsafe(&["policies", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 14);
+    assert_eq!(v.as_array().unwrap().len(), 16);
 }
 
 #[test]

@@ -13,12 +13,19 @@ use std::time::Instant;
 use zcsafe_policy::{Cqe, UserData};
 
 pub const IORING_SEND_ZC_REPORT_USAGE: u16 = 8;
-pub const IORING_NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
+pub use zcsafe_policy::IORING_NOTIF_USAGE_ZC_COPIED;
 
-#[derive(Clone, Copy)]
-struct Submission {
-    ptr: *const u8,
-    len: u32,
+/// What a request sends, kept until its last CQE: the kernel reads the bytes until the
+/// NOTIF, and a request resubmitted without `REPORT_USAGE` needs its SQE again.
+enum Submission {
+    /// `IORING_OP_SEND_ZC` of one buffer.
+    Send { ptr: *const u8, len: u32 },
+    /// `IORING_OP_SENDMSG_ZC`: the `msghdr` points into `iov`, both boxed so that they
+    /// stay put while the kernel copies them (prep in 6.12, first issue in 6.1).
+    Sendmsg {
+        msg: Box<libc::msghdr>,
+        _iov: Box<[libc::iovec]>,
+    },
 }
 
 /// A ring for SEND_ZC on one socket.
@@ -29,6 +36,8 @@ pub struct ZcRing {
     report_usage: bool,
     /// No SEND_ZC has succeeded yet, so an `EINVAL` may be the flag's fault.
     none_succeeded: bool,
+    /// The probe lists `IORING_OP_SENDMSG_ZC`.
+    sendmsg_zc: bool,
     inflight: HashMap<UserData, Submission>,
 }
 
@@ -39,6 +48,8 @@ pub enum RingError {
     Setup(std::io::Error),
     /// The kernel's opcode probe lacks SEND_ZC.
     NoSendZc,
+    /// The kernel's opcode probe lacks SENDMSG_ZC (6.0).
+    NoSendmsgZc,
     Submit(std::io::Error),
 }
 
@@ -47,6 +58,9 @@ impl std::fmt::Display for RingError {
         match self {
             RingError::Setup(e) => write!(f, "io_uring_setup: {e}"),
             RingError::NoSendZc => f.write_str("IORING_OP_SEND_ZC missing from the io_uring probe"),
+            RingError::NoSendmsgZc => {
+                f.write_str("IORING_OP_SENDMSG_ZC missing from the io_uring probe")
+            }
             RingError::Submit(e) => write!(f, "io_uring_enter: {e}"),
         }
     }
@@ -64,31 +78,45 @@ impl ZcRing {
         if !opcode_supported(&ring, opcode::SendZc::CODE) {
             return Err(RingError::NoSendZc);
         }
+        let sendmsg_zc = opcode_supported(&ring, opcode::SendMsgZc::CODE);
         Ok(ZcRing {
             ring,
             fd,
             report_usage: true,
             none_succeeded: true,
+            sendmsg_zc,
             inflight: HashMap::new(),
         })
     }
 
     fn push(&mut self, user_data: UserData, s: Submission) -> Result<(), RingError> {
-        let e = opcode::SendZc::new(types::Fd(self.fd), s.ptr, s.len)
-            // MSG_WAITALL: like a blocking send(2), the send CQE comes when every byte is
-            // queued; without it `io_send_zc` completes short when the socket is full
-            // (`io_net_retry` retries stream sockets only with MSG_WAITALL).
-            .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
-            .zc_flags(if self.report_usage {
-                IORING_SEND_ZC_REPORT_USAGE
-            } else {
-                0
-            })
-            .build()
-            .user_data(user_data as u64);
+        // MSG_WAITALL: like a blocking send(2), the send CQE comes when every byte is
+        // queued; without it `io_send_zc` / `io_sendmsg_zc` complete short when the
+        // socket is full (`io_net_retry` retries stream sockets only with MSG_WAITALL).
+        let flags = libc::MSG_NOSIGNAL | libc::MSG_WAITALL;
+        let zc_flags = if self.report_usage {
+            IORING_SEND_ZC_REPORT_USAGE
+        } else {
+            0
+        };
+        let fd = types::Fd(self.fd);
+        let e = match &s {
+            Submission::Send { ptr, len } => opcode::SendZc::new(fd, *ptr, *len)
+                .flags(flags)
+                .zc_flags(zc_flags)
+                .build(),
+            // SENDMSG_ZC takes its zero-copy flags in `ioprio`, as SEND_ZC does
+            // (`io_send_zc_prep` reads `sqe->ioprio` for both).
+            Submission::Sendmsg { msg, .. } => opcode::SendMsgZc::new(fd, &**msg)
+                .flags(flags as u32)
+                .ioprio(zc_flags)
+                .build(),
+        }
+        .user_data(user_data as u64);
         loop {
             // SAFETY: the buffer stays mapped for the run (the executor owns it) and the
-            // kernel reads it until the NOTIF CQE, which is the point of the exercise.
+            // kernel reads it until the NOTIF CQE, which is the point of the exercise;
+            // the msghdr and iovec live in `inflight` until the request's last CQE.
             if unsafe { self.ring.submission().push(&e) }.is_ok() {
                 break;
             }
@@ -101,11 +129,36 @@ impl ZcRing {
 
     /// Submits one SEND_ZC now (`io_uring_enter` before returning).
     pub fn send_zc(&mut self, user_data: UserData, buf: &[u8]) -> Result<(), RingError> {
-        let s = Submission {
+        let s = Submission::Send {
             ptr: buf.as_ptr(),
             len: buf.len().min(u32::MAX as usize) as u32,
         };
         self.push(user_data, s)
+    }
+
+    /// Submits one SENDMSG_ZC of `buf` now, gathered from an iovec of `entry`-byte pieces.
+    pub fn sendmsg_zc(
+        &mut self,
+        user_data: UserData,
+        buf: &[u8],
+        entry: usize,
+    ) -> Result<(), RingError> {
+        if !self.sendmsg_zc {
+            return Err(RingError::NoSendmsgZc);
+        }
+        let iov: Box<[libc::iovec]> = buf
+            .chunks(entry.max(1))
+            .map(|c| libc::iovec {
+                iov_base: c.as_ptr() as *mut libc::c_void,
+                iov_len: c.len(),
+            })
+            .collect();
+        // SAFETY: msghdr is plain data; all-zero is an empty message with no name and no
+        // control data.
+        let mut msg: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+        msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = iov.len() as _;
+        self.push(user_data, Submission::Sendmsg { msg, _iov: iov })
     }
 
     /// The next CQE, waiting until `deadline`; `Ok(None)` on timeout.
@@ -124,7 +177,7 @@ impl ZcRing {
                     } else if self.report_usage && self.none_succeeded && res == -libc::EINVAL {
                         // A kernel before 6.2 refuses REPORT_USAGE: resubmit without it.
                         self.report_usage = false;
-                        if let Some(s) = self.inflight.get(&ud).copied() {
+                        if let Some(s) = self.inflight.remove(&ud) {
                             self.push(ud, s)?;
                             continue;
                         }
@@ -135,19 +188,7 @@ impl ZcRing {
                 } else {
                     self.inflight.remove(&ud);
                 }
-                let copied = notif && (res as u32) & IORING_NOTIF_USAGE_ZC_COPIED != 0;
-                let res = if notif {
-                    ((res as u32) & !IORING_NOTIF_USAGE_ZC_COPIED) as i32
-                } else {
-                    res
-                };
-                return Ok(Some(Cqe {
-                    user_data: ud,
-                    res: res as i64,
-                    more,
-                    notif,
-                    copied,
-                }));
+                return Ok(Some(Cqe::from_raw(ud, res, more, notif)));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

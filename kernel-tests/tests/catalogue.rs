@@ -4,7 +4,7 @@
 mod common;
 
 use zcsafe_kernel::{try_run_policy, RunOptions, RunReport, Transport};
-use zcsafe_policy::Verdict::{self, Corrupt, Safe};
+use zcsafe_policy::Verdict::{self, Corrupt, Safe, Stuck};
 
 const LO: Transport = Transport::Loopback;
 const VETH: Transport = Transport::Veth;
@@ -12,7 +12,7 @@ const LOSSY: Transport = Transport::VethLossy { loss_pct: 5 };
 const SLOW: Transport = Transport::VethSlow { rate_kbit: 50_000 };
 
 fn run(policy: &str, transport: Transport, seed: u64) -> RunReport {
-    let e = zcsafe_policies::find(policy).unwrap_or_else(|| panic!("no policy {policy}"));
+    let e = zcsafe_policies::find_runnable(policy).unwrap_or_else(|| panic!("no policy {policy}"));
     let opts = RunOptions {
         transport,
         seed,
@@ -85,6 +85,40 @@ fn design_facts_also_measured_on_the_host() {
         ("sendfile-rotate", LO, Safe),
         ("sendfile-rotate", VETH, Safe),
     ]);
+}
+
+/// Issue 17's io_uring policies: REPORT_USAGE read right, the tokio-rs/io-uring#354
+/// misreading (stuck: local delivery copies, so every NOTIF says COPIED), SENDMSG_ZC.
+#[test]
+fn usage_report_and_sendmsg_zc_on_the_host() {
+    facts(&[
+        ("uring-zc-report-usage", LO, Safe),
+        ("uring-zc-report-usage", VETH, Safe),
+        ("uring-sendmsg-zc", LO, Safe),
+        ("uring-sendmsg-zc", VETH, Safe),
+        ("uring-zc-notif-res-as-errno", LO, Stuck),
+        ("uring-zc-notif-flags-first", LO, Safe),
+    ]);
+}
+
+/// A COPIED NOTIF turns `uring-zc-report-usage` to plain `send()`: on loopback (which
+/// always copies) it makes fewer operations than `uring-zc-notif`, which keeps reaping
+/// a send CQE and a NOTIF per chunk.
+#[test]
+fn a_copied_notif_turns_report_usage_to_plain_send_on_loopback() {
+    if common::skip("uring-zc-report-usage over loopback", &LO) {
+        return;
+    }
+    let _g = common::serial();
+    let usage = run("uring-zc-report-usage", LO, 7);
+    let notif = run("uring-zc-notif", LO, 7);
+    assert_eq!((usage.verdict, notif.verdict), (Safe, Safe));
+    assert!(
+        usage.evidence.ops < notif.evidence.ops,
+        "report-usage {} ops, notif {} ops: no fallback to send()",
+        usage.evidence.ops,
+        notif.evidence.ops
+    );
 }
 
 /// Loss makes TCP retransmit, which reads the pages again; a rate limit keeps data

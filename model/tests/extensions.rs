@@ -70,6 +70,7 @@ fn a_failed_send_zc_posts_f_more_and_later_its_notif() {
         &Op::UringSendZc {
             buf: page,
             user_data: 7,
+            opcode: Default::default(),
         },
     ));
     assert!(k.enabled(&s).contains(&Event::UringFail(0)));

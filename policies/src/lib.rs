@@ -43,8 +43,10 @@ pub mod sendfile_rewrite;
 pub mod sendfile_rotate;
 pub mod siocoutq_drain;
 pub mod siocoutq_seq;
+pub mod uring_sendmsg_zc;
 pub mod uring_zc_naive;
 pub mod uring_zc_notif;
+pub mod uring_zc_report_usage;
 pub mod vmsplice_double_buffer;
 pub mod vmsplice_gift_fresh;
 pub mod vmsplice_gift_reuse;
@@ -274,6 +276,8 @@ pub fn builtin() -> Vec<Entry> {
         Entry::of::<zc_inorder_tracker::ZcInorderTracker>(),
         Entry::of::<uring_zc_naive::UringZcNaive>(),
         Entry::of::<uring_zc_notif::UringZcNotif>(),
+        Entry::of::<uring_zc_report_usage::UringZcReportUsage>(),
+        Entry::of::<uring_sendmsg_zc::UringSendmsgZc>(),
         Entry::of::<sendfile_rewrite::SendfileRewrite>(),
         Entry::of::<sendfile_rotate::SendfileRotate>(),
     ]
@@ -288,6 +292,17 @@ pub fn bugs() -> Vec<bugs::Bug> {
 /// The entry named `name`.
 pub fn find(name: &str) -> Option<Entry> {
     catalogue().into_iter().find(|e| e.name == name)
+}
+
+/// The entry every backend can judge by name: a catalogue policy, or a bug reproducer
+/// that runs in the standard scenario. One that needs its [`bugs::Tuning`] (a narrow
+/// counter, a cancelled request) is left out: only the model applies that.
+pub fn find_runnable(name: &str) -> Option<Entry> {
+    find(name).or_else(|| {
+        bugs::find(name)
+            .filter(|(bug, _)| bug.tuning == bugs::Tuning::default())
+            .map(|(_, e)| e)
+    })
 }
 
 /// Expectation shared by the policies that reuse a buffer once `SIOCOUTQ` says the peer
@@ -314,11 +329,11 @@ mod tests {
     #[test]
     fn names_are_unique_and_kebab_case() {
         let cat = builtin();
-        assert_eq!(cat.len(), 14);
+        assert_eq!(cat.len(), 16);
         let mut names: Vec<_> = cat.iter().map(|e| e.name).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 14);
+        assert_eq!(names.len(), 16);
         assert!(names
             .iter()
             .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '-')));

@@ -9,7 +9,7 @@ use crate::steps::{
     feature_failed, unexpected, Cursor, Drain, Progress, SendAll, SendfileAll, SpliceChunk,
 };
 use crate::uring::{self, NotSent};
-use zcsafe_policy::{Abort, Geometry, Op, Outcome, Region};
+use zcsafe_policy::{Abort, Geometry, Op, Outcome, Region, UringZcOpcode};
 
 /// The tmpfs file the sendfile scripts use.
 const FILE: zcsafe_policy::FileId = 0;
@@ -123,6 +123,7 @@ impl Scripted {
             Action::UringSendAwaitCqe => Running::Once(Op::UringSendZc {
                 buf: slot,
                 user_data: self.at.chunk as u32,
+                opcode: UringZcOpcode::Send,
             }),
         });
     }

@@ -9,13 +9,15 @@
 //! unlinked `SEND_ZC`s in flight may run in either order, tokio-rs/io-uring#249).
 //!
 //! The bugs shipped with this scheme are a `Knobs` setting away from it
-//! (`bugs::netty_15599`, `bugs::tokio_io_uring_249`).
+//! (`bugs::netty_15599`, `bugs::tokio_io_uring_249`, `bugs::io_uring_354`), and so is
+//! `uring-zc-report-usage`, which acts on the notification's usage report (`Usage`).
 
-use crate::steps::{feature_failed, unexpected, Cursor};
+use crate::steps::{feature_failed, unexpected, Cursor, Progress, SendAll};
 use crate::uring::{self, Holds, NotSent};
 use crate::{BuildError, Catalogued, Feature};
 use zcsafe_policy::{
-    Abort, Cqe, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass, UserData,
+    Abort, Cqe, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass, UringZcOpcode,
+    UserData,
 };
 
 /// Where the reproducers of shipped bugs differ from the documented scheme: each one
@@ -27,6 +29,10 @@ pub(crate) struct Knobs {
     pub promise: Promise,
     pub on_failure: OnFailure,
     pub close: Close,
+    pub reading: Reading,
+    pub usage: Usage,
+    /// `SEND_ZC`, or `SENDMSG_ZC` with the chunk as an iovec (`uring-sendmsg-zc`).
+    pub opcode: UringZcOpcode,
 }
 
 impl Knobs {
@@ -37,6 +43,9 @@ impl Knobs {
         promise: Promise::EveryMore,
         on_failure: OnFailure::Abort,
         close: Close::AfterSendCqes,
+        reading: Reading::FlagsFirst,
+        usage: Usage::Ignore,
+        opcode: UringZcOpcode::Send,
     };
 }
 
@@ -87,12 +96,37 @@ pub(crate) enum Close {
     AfterLastSubmit,
 }
 
+/// How the sender reads a CQE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Reading {
+    /// `IORING_CQE_F_NOTIF` first: a notification's `res` is a usage report, not a
+    /// result (io_uring_enter(2), `IORING_SEND_ZC_REPORT_USAGE`).
+    FlagsFirst,
+    /// A negative `cqe->res` first, as an errno, before the flags are looked at: a
+    /// notification with `IORING_NOTIF_USAGE_ZC_COPIED` (`res = -2147483648`) is taken
+    /// for a failed send, logged, and frees nothing (tokio-rs/io-uring#354).
+    ResFirst,
+}
+
+/// What the sender does with a notification's usage report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Usage {
+    /// Nothing: the notification frees its slot, copied or not.
+    Ignore,
+    /// After the first notification that says `IORING_NOTIF_USAGE_ZC_COPIED`, send the
+    /// remaining chunks with plain copying `send()`: zero copy buys nothing on this
+    /// path (what the flag was added for, io_uring_enter(2)).
+    FallBackToCopy,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct UringZcNotif {
     g: Geometry,
     knobs: Knobs,
     at: Cursor,
     holds: Holds,
+    /// A notification said COPIED and the sender acts on it (`Usage::FallBackToCopy`).
+    copying: bool,
     phase: Phase,
 }
 
@@ -103,6 +137,8 @@ enum Phase {
     Reclaim,
     Fill,
     Submit,
+    /// Plain `send()` of the current chunk (`Usage::FallBackToCopy`), until all queued.
+    Copy(SendAll),
     /// Reap CQEs until the current chunk's send CQE.
     AwaitSend,
     Done,
@@ -116,6 +152,7 @@ impl UringZcNotif {
             knobs,
             at: Cursor::default(),
             holds: Holds::new(g),
+            copying: false,
             phase: Phase::Fill,
         }
     }
@@ -169,6 +206,21 @@ impl UringZcNotif {
         self.holds.completed(slot, promised);
         result
     }
+
+    /// Books a notification: it frees its slot; under `Usage::FallBackToCopy` a COPIED
+    /// one turns the sender to plain `send()`.
+    fn notified(&mut self, c: &Cqe) {
+        self.holds.notified(self.holds.slot_of(c.user_data));
+        if c.copied && self.knobs.usage == Usage::FallBackToCopy {
+            self.copying = true;
+        }
+    }
+
+    /// Whether the sender takes `c` for a failed request before looking at its flags
+    /// (`Reading::ResFirst`).
+    fn reads_as_errno(&self, c: &Cqe) -> bool {
+        self.knobs.reading == Reading::ResFirst && c.raw_res() < 0
+    }
 }
 
 impl Catalogued for UringZcNotif {
@@ -192,9 +244,15 @@ impl Policy for UringZcNotif {
         match &self.phase {
             Phase::Reclaim | Phase::AwaitSend => Op::UringWaitCqe,
             Phase::Fill => self.at.fill(&self.g),
+            Phase::Submit if self.copying => Op::Send {
+                buf: self.at.slot(&self.g),
+                zerocopy: false,
+            },
+            Phase::Copy(s) => s.op(),
             Phase::Submit => Op::UringSendZc {
                 buf: self.at.slot(&self.g),
                 user_data: self.tag(),
+                opcode: self.knobs.opcode,
             },
             Phase::Done => Op::Finish,
             Phase::Failed(a) => Op::Abort(a.clone()),
@@ -205,6 +263,12 @@ impl Policy for UringZcNotif {
         let op = self.poll_op();
         self.phase = match (std::mem::replace(&mut self.phase, Phase::Done), &outcome) {
             (Phase::Fill, Outcome::Ok) => Phase::Submit,
+            // The copying path: `send()` copies, so the slot is free when it returns.
+            (Phase::Submit, _) if self.copying => {
+                let mut s = SendAll::new(self.at.slot(&self.g), false);
+                self.copy_step(&mut s, &op, &outcome)
+            }
+            (Phase::Copy(mut s), _) => self.copy_step(&mut s, &op, &outcome),
             (Phase::Submit, Outcome::Ok) => {
                 self.holds.submitted(self.slot());
                 if self.awaits_send() {
@@ -217,8 +281,14 @@ impl Policy for UringZcNotif {
             (Phase::Submit, Outcome::Err(e)) => {
                 Phase::Failed(feature_failed("io_uring SEND_ZC", *e))
             }
+            // Logged as an error; nothing is freed, nothing advances.
+            (phase @ (Phase::Reclaim | Phase::AwaitSend), Outcome::Cqe(c))
+                if self.reads_as_errno(c) =>
+            {
+                phase
+            }
             (phase @ (Phase::Reclaim | Phase::AwaitSend), Outcome::Cqe(c)) if c.notif => {
-                self.holds.notified(self.holds.slot_of(c.user_data));
+                self.notified(c);
                 if phase == Phase::Reclaim {
                     self.ready()
                 } else {
@@ -242,5 +312,17 @@ impl Policy for UringZcNotif {
             (Phase::Failed(a), _) => Phase::Failed(a),
             _ => Phase::Failed(unexpected(&op, &outcome)),
         };
+    }
+}
+
+impl UringZcNotif {
+    /// One outcome of the copying path's `send()`.
+    fn copy_step(&mut self, s: &mut SendAll, op: &Op, outcome: &Outcome) -> Phase {
+        match s.handle(outcome) {
+            Progress::Pending => Phase::Copy(s.clone()),
+            Progress::Complete => self.advance(),
+            Progress::Failed(e) => Phase::Failed(Abort::Failed(format!("send: {e}"))),
+            Progress::Unexpected => Phase::Failed(unexpected(op, outcome)),
+        }
     }
 }

@@ -51,8 +51,8 @@ pub use expect::Expectation;
 pub use geometry::{Geometry, GeometryError, Pipeline, Region};
 pub use host::{HostTransport, UnknownHostTransport};
 pub use known::{Known, KnownDifference, KnownError, KnownFile};
-pub use op::{Abort, FileId, Op, UserData};
-pub use outcome::{Cqe, Errno, Outcome, ZcNotification};
+pub use op::{Abort, FileId, Op, UringZcOpcode, UserData};
+pub use outcome::{Cqe, Errno, Outcome, ZcNotification, IORING_NOTIF_USAGE_ZC_COPIED};
 pub use peer::{PeerScript, PeerScriptError};
 pub use profile::{GiftSupport, Profile, WindowRule};
 pub use report::{

@@ -15,6 +15,28 @@ pub type FileId = u8;
 /// Tag of an io_uring submission, returned in its CQEs.
 pub type UserData = u32;
 
+/// Which io_uring zero-copy send an [`Op::UringSendZc`] submits. Both post a send CQE
+/// with `IORING_CQE_F_MORE` and one NOTIF for the whole request (6.1 and 6.12:
+/// `io_send_zc` and `io_sendmsg_zc` both point `msg_ubuf` at the request's one notif,
+/// flush it and set `F_MORE`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UringZcOpcode {
+    /// `IORING_OP_SEND_ZC` (6.0): one buffer.
+    #[default]
+    Send,
+    /// `IORING_OP_SENDMSG_ZC` (6.1): a `msghdr` whose iovec has one entry per page of the
+    /// region, gathered into one message; its one NOTIF covers every entry.
+    Sendmsg,
+}
+
+impl UringZcOpcode {
+    /// Whether this is the default, `SEND_ZC` (left out of serialized traces).
+    pub fn is_send(&self) -> bool {
+        *self == UringZcOpcode::Send
+    }
+}
+
 /// One operation of the sender.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "op")]
@@ -67,15 +89,19 @@ pub enum Op {
         /// Wait for a notification, rather than return `None` at once.
         block: bool,
     },
-    /// Submit an io_uring `IORING_OP_SEND_ZC` of `buf`. Outcome: `Ok` once submitted;
-    /// results arrive as CQEs. Two submissions in flight at once may execute in either
-    /// order (a send that finds no socket space is retried later, `io_send_zc` returning
-    /// `-EAGAIN` to poll); wait for the first one's send CQE to keep stream order.
+    /// Submit an io_uring zero-copy send of `buf` (`IORING_OP_SEND_ZC`, or
+    /// `IORING_OP_SENDMSG_ZC` per `opcode`). Outcome: `Ok` once submitted; results arrive
+    /// as CQEs. Two submissions in flight at once may execute in either order (a send
+    /// that finds no socket space is retried later, `io_send_zc` returning `-EAGAIN` to
+    /// poll); wait for the first one's send CQE to keep stream order.
     UringSendZc {
         /// The bytes to send; the kernel may read them until the NOTIF CQE.
         buf: Region,
         /// Returned in both CQEs, so the policy knows which slot they release.
         user_data: UserData,
+        /// Which opcode; traces written before `SENDMSG_ZC` existed read as `SEND_ZC`.
+        #[serde(default, skip_serializing_if = "UringZcOpcode::is_send")]
+        opcode: UringZcOpcode,
     },
     /// Wait for the next io_uring CQE. Outcome: [`Outcome::Cqe`](crate::Outcome::Cqe).
     UringWaitCqe,
@@ -157,7 +183,14 @@ impl Op {
             Op::Splice { .. } => "splice",
             Op::Siocoutq => "ioctl(SIOCOUTQ)",
             Op::ReadErrqueue { .. } => "recvmsg(MSG_ERRQUEUE)",
-            Op::UringSendZc { .. } => "io_uring SEND_ZC",
+            Op::UringSendZc {
+                opcode: UringZcOpcode::Send,
+                ..
+            } => "io_uring SEND_ZC",
+            Op::UringSendZc {
+                opcode: UringZcOpcode::Sendmsg,
+                ..
+            } => "io_uring SENDMSG_ZC",
             Op::UringWaitCqe => "io_uring wait CQE",
             Op::CreateFile { .. } => "create file",
             Op::WriteFile { .. } => "pwrite",
@@ -182,7 +215,7 @@ impl std::fmt::Display for Op {
             Op::ReadErrqueue { block } => {
                 write!(f, "{name}{}", if *block { " (blocking)" } else { "" })
             }
-            Op::UringSendZc { buf, user_data } => write!(f, "{name} buf{buf} #{user_data}"),
+            Op::UringSendZc { buf, user_data, .. } => write!(f, "{name} buf{buf} #{user_data}"),
             Op::CreateFile { file } | Op::RemoveFile { file } => write!(f, "{name} file{file}"),
             Op::WriteFile {
                 file,

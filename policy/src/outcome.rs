@@ -47,6 +47,46 @@ pub struct Cqe {
     pub copied: bool,
 }
 
+/// `IORING_NOTIF_USAGE_ZC_COPIED`: the bit `io_notif_tw_complete` (6.1:
+/// `__io_notif_complete_tw`) ORs into a notification's `cqe->res` under
+/// `IORING_SEND_ZC_REPORT_USAGE` when `zc_copied || !zc_used`. It is the sign bit of the
+/// `i32`: read as a result, `res` is `-2147483648`, which is no errno
+/// (tokio-rs/io-uring#354).
+pub const IORING_NOTIF_USAGE_ZC_COPIED: u32 = 1 << 31;
+
+impl Cqe {
+    /// Decodes a CQE as the kernel wrote it (`cqe->res`, `IORING_CQE_F_MORE`,
+    /// `IORING_CQE_F_NOTIF`): a notification's `res` is a usage report, whose
+    /// [`IORING_NOTIF_USAGE_ZC_COPIED`] bit becomes [`Cqe::copied`]; a send CQE's `res`
+    /// is bytes sent or `-errno`.
+    pub fn from_raw(user_data: UserData, res: i32, more: bool, notif: bool) -> Cqe {
+        let copied = notif && (res as u32) & IORING_NOTIF_USAGE_ZC_COPIED != 0;
+        let res = if notif {
+            ((res as u32) & !IORING_NOTIF_USAGE_ZC_COPIED) as i32
+        } else {
+            res
+        };
+        Cqe {
+            user_data,
+            res: res as i64,
+            more,
+            notif,
+            copied,
+        }
+    }
+
+    /// `cqe->res` as the kernel wrote it: the inverse of [`Cqe::from_raw`]. What an
+    /// application that reads every `res` as "bytes or `-errno`" sees.
+    pub fn raw_res(&self) -> i32 {
+        let res = self.res as i32;
+        if self.notif && self.copied {
+            ((res as u32) | IORING_NOTIF_USAGE_ZC_COPIED) as i32
+        } else {
+            res
+        }
+    }
+}
+
 /// An errno, kept symbolic so the model and real kernels agree on names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -111,13 +151,43 @@ impl std::fmt::Display for Outcome {
             ),
             Outcome::Cqe(c) => write!(
                 f,
-                "CQE #{} res={}{}{}",
+                "CQE #{} res={}{}{}{}",
                 c.user_data,
                 c.res,
                 if c.more { " F_MORE" } else { "" },
-                if c.notif { " F_NOTIF" } else { "" }
+                if c.notif { " F_NOTIF" } else { "" },
+                // The usage bit, decoded: raw `res` -2147483648 (tokio-rs/io-uring#354).
+                if c.notif && c.copied {
+                    " ZC_COPIED"
+                } else {
+                    ""
+                }
             ),
             Outcome::Err(e) => write!(f, "{e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copied_notification_is_i32_min_raw_and_zero_decoded() {
+        let c = Cqe::from_raw(7, i32::MIN, false, true);
+        assert_eq!((c.res, c.copied), (0, true));
+        assert_eq!(c.raw_res(), -2147483648);
+        let zc = Cqe::from_raw(7, 0, false, true);
+        assert_eq!((zc.res, zc.copied, zc.raw_res()), (0, false, 0));
+    }
+
+    #[test]
+    fn a_send_cqe_keeps_its_errno_and_never_reads_the_bit() {
+        // -EAGAIN
+        let c = Cqe::from_raw(1, -11, true, false);
+        assert_eq!((c.res, c.copied), (-11, false));
+        assert_eq!(c.raw_res(), -11);
+        let sent = Cqe::from_raw(1, 4096, true, false);
+        assert_eq!((sent.res, sent.raw_res()), (4096, 4096));
     }
 }

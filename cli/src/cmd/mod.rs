@@ -36,7 +36,11 @@ impl Selection {
 }
 
 /// Resolves `--policy` names (each may be a comma list) or `--all` to catalogue entries.
-/// No names means all.
+/// No names means all. A bug reproducer (`zcsafe fixtures` lists them) may be named too
+/// when it runs in the standard scenario; one that needs its [`Tuning`] (a narrow
+/// counter, a cancelled request) is refused, because no other backend can apply it.
+///
+/// [`Tuning`]: zcsafe_policies::bugs::Tuning
 pub fn select_policies(names: &[String]) -> Result<Vec<Entry>> {
     let names: Vec<&str> = names
         .iter()
@@ -47,18 +51,28 @@ pub fn select_policies(names: &[String]) -> Result<Vec<Entry>> {
     if names.is_empty() || names.contains(&"all") {
         return Ok(zcsafe_policies::catalogue());
     }
-    names
-        .iter()
-        .map(|n| match zcsafe_policies::find(n) {
-            Some(e) => Ok(e),
-            None => bail!(
-                "unknown policy {n:?}; `zcsafe policies` lists them: {}",
-                zcsafe_policies::catalogue()
-                    .iter()
-                    .map(|e| e.name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        })
-        .collect()
+    names.iter().map(|&n| resolve(n)).collect()
+}
+
+/// One `--policy` name: [`zcsafe_policies::find_runnable`], or why not.
+fn resolve(n: &str) -> Result<Entry> {
+    if let Some(e) = zcsafe_policies::find_runnable(n) {
+        return Ok(e);
+    }
+    match zcsafe_policies::bugs::find(n) {
+        Some((bug, _)) => bail!(
+            "{n} reproduces {} only with {}, which only the model applies: \
+             `zcsafe fixtures --check` runs it",
+            bug.id,
+            bug.tuning
+        ),
+        None => bail!(
+            "unknown policy {n:?}; `zcsafe policies` lists them: {}",
+            zcsafe_policies::catalogue()
+                .iter()
+                .map(|e| e.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }

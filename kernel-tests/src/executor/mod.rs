@@ -187,7 +187,11 @@ impl Executor {
             Op::ReadErrqueue { block } => self.read_errqueue(block),
             Op::Vmsplice { buf, gift } => self.vmsplice(buf, gift),
             Op::Splice { len } => self.splice(len),
-            Op::UringSendZc { buf, user_data } => self.uring_send_zc(buf, user_data),
+            Op::UringSendZc {
+                buf,
+                user_data,
+                opcode,
+            } => self.uring_send_zc(buf, user_data, opcode),
             Op::UringWaitCqe => self.uring_wait_cqe(),
             Op::CreateFile { file } => self.create_file(file),
             Op::WriteFile {

@@ -1,5 +1,6 @@
-//! io_uring: `UringSendZc` (submit one `IORING_OP_SEND_ZC`) and `UringWaitCqe` (the next
-//! completion, send or notification), over [`crate::uring::ZcRing`].
+//! io_uring: `UringSendZc` (submit one `IORING_OP_SEND_ZC`, or `IORING_OP_SENDMSG_ZC`
+//! with one iovec entry per page) and `UringWaitCqe` (the next completion, send or
+//! notification), over [`crate::uring::ZcRing`].
 //!
 //! Why a module: the ring is created on the first send, and a kernel without io_uring
 //! or without SEND_ZC must come out as the errno the policy contract names (so the
@@ -8,11 +9,16 @@
 use super::{Executor, Halt, Step};
 use crate::sys;
 use crate::uring::{RingError, ZcRing};
-use zcsafe_policy::{Errno, Outcome, Region, UserData};
+use zcsafe_policy::{Errno, Outcome, Region, UringZcOpcode, UserData};
 
 impl Executor {
     /// `Op::UringSendZc`.
-    pub(super) fn uring_send_zc(&mut self, buf: Region, user_data: UserData) -> Step {
+    pub(super) fn uring_send_zc(
+        &mut self,
+        buf: Region,
+        user_data: UserData,
+        opcode: UringZcOpcode,
+    ) -> Step {
         let (off, len) = self.region(buf)?;
         if self.ring.is_none() {
             match ZcRing::new(self.fd()) {
@@ -28,10 +34,22 @@ impl Executor {
                 Err(e) => return Err(Halt::Failed(e.to_string())),
             }
         }
+        let page = self.g.page as usize;
         let data = self.buf.slice(off, len);
         let ring = self.ring.as_mut().expect("created above");
-        match ring.send_zc(user_data, data) {
+        let submitted = match opcode {
+            UringZcOpcode::Send => ring.send_zc(user_data, data),
+            UringZcOpcode::Sendmsg => ring.sendmsg_zc(user_data, data, page),
+        };
+        match submitted {
             Ok(()) => Ok(Outcome::Ok),
+            Err(RingError::NoSendmsgZc) => {
+                self.last_error = Some(format!(
+                    "IORING_OP_SENDMSG_ZC is not in the io_uring probe of Linux {}",
+                    sys::kernel_release()
+                ));
+                Ok(Outcome::Err(Errno::OpNotSupp))
+            }
             Err(e) => Err(Halt::Failed(e.to_string())),
         }
     }

@@ -115,7 +115,9 @@ impl Kernel {
                 None if block => Blocked,
                 None => Done(Outcome::Zc(None)),
             },
-            Op::UringSendZc { buf, user_data } => {
+            // io_send_zc and io_sendmsg_zc alike (6.1, 6.12): the request's one notif is
+            // the skbs' msg_ubuf, whatever the iovec; the model keeps no iovec.
+            Op::UringSendZc { buf, user_data, .. } => {
                 if !cfg.profile.uring_send_zc {
                     return err(Errno::Inval);
                 }

@@ -284,7 +284,14 @@ fn cqe(k: &mut Kernel, s: &Scenario) -> Cqe {
 }
 
 fn send_zc(k: &mut Kernel, s: &Scenario, buf: Region, user_data: u32) {
-    done(k.perform(s, &Op::UringSendZc { buf, user_data }));
+    done(k.perform(
+        s,
+        &Op::UringSendZc {
+            buf,
+            user_data,
+            opcode: Default::default(),
+        },
+    ));
 }
 
 /// io_send_zc → io_req_set_res(req, ret, IORING_CQE_F_MORE) for every result, and the

@@ -10,6 +10,7 @@
 //! are the fixed vocabulary of reports; bugs are a second list, [`all`].
 
 pub mod grpc_30320;
+pub mod io_uring_354;
 pub mod netty_15599;
 pub mod netty_17238;
 pub mod rapidgzip_39;
@@ -85,6 +86,7 @@ pub fn all() -> Vec<Bug> {
         netty_17238::bug(),
         tokio_io_uring_249::bug(),
         rapidgzip_39::bug(),
+        io_uring_354::bug(),
     ]
 }
 
@@ -108,10 +110,10 @@ mod tests {
             .iter()
             .flat_map(|b| [b.buggy.name, b.fixed.name])
             .collect();
-        assert_eq!(names.len(), 12);
+        assert_eq!(names.len(), 14);
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 12);
+        assert_eq!(names.len(), 14);
         for n in names {
             assert!(n.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{n}");
             assert!(crate::find(n).is_none(), "{n} must not be in the catalogue");

@@ -35,7 +35,7 @@ pub fn parse_findings(lines: &[String]) -> Vec<Finding> {
 /// The catalogue's expectation for `policy` on `transport` (classic profile): what an
 /// `error` cell shows, since no guest answered with its own.
 pub(super) fn expectation(policy: &str, transport: GuestTransport) -> (Verdict, String) {
-    match zcsafe_policies::find(policy) {
+    match zcsafe_policies::find_runnable(policy) {
         Some(e) => {
             let x = e.expect(transport.class(), &zcsafe_policy::Profile::classic());
             (x.verdict, x.why.to_string())

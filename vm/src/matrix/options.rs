@@ -213,7 +213,7 @@ impl Options {
 
     pub fn validate(&self) -> Result<()> {
         for p in &self.policies {
-            if zcsafe_policies::find(p).is_none() && p != "vm-selftest" && p != EXTERNAL {
+            if zcsafe_policies::find_runnable(p).is_none() && p != "vm-selftest" && p != EXTERNAL {
                 return Err(VmError::Usage(format!(
                     "unknown policy `{p}` (see `zcsafe policies`)"
                 )));
