@@ -3,12 +3,13 @@
 
 use crate::junit::JunitArgs;
 use crate::output::{self, Clock, TimingArgs};
+use crate::progress::SearchProgress;
 use crate::table;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::ExitCode;
 use zcsafe_explain::text::render;
-use zcsafe_model::{check, CheckOptions, Scenario};
+use zcsafe_model::{check_observed, CheckOptions, Scenario};
 use zcsafe_policy::{Evidence, Finding, Profile, Results, TransportClass, Verdict};
 
 #[derive(clap::Args)]
@@ -64,6 +65,45 @@ pub struct ScenarioArgs {
     /// Give up beyond this many states.
     #[arg(long, default_value_t = 20_000_000)]
     max_states: usize,
+    /// Stop a cell once its search holds more than SIZE (`512M`, `4G`, bytes without a
+    /// unit): that cell is `inconclusive` (exit status 4) with the states and depth it
+    /// covered, never `safe`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_memory: Option<u64>,
+    /// Threads that expand each BFS level (default: every available core). The output is
+    /// the same bytes whatever the number.
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
+    threads: usize,
+}
+
+/// `SIZE` of `--max-memory`: a number of bytes, with an optional binary unit suffix
+/// (`K`, `M`, `G`, `T`; `KiB`, `MB`, … read alike).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        u => {
+            return Err(format!(
+                "unknown unit {u:?}: use K, M, G or T (e.g. 512M, 4G)"
+            ))
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 512M, 4G, 1000000)"))?;
+    let bytes = n * (1u64 << shift) as f64;
+    if !(1.0..=u64::MAX as f64).contains(&bytes) {
+        return Err(format!("{s:?} is not a size of at least one byte"));
+    }
+    Ok(bytes as u64)
 }
 
 impl ScenarioArgs {
@@ -111,7 +151,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let profile = load_profile(&args.profile)?;
     let opts = CheckOptions {
         max_states: args.scenario.max_states,
+        max_memory: args.scenario.max_memory,
+        threads: args.scenario.threads,
     };
+    // Progress only for a person watching: not into a pipe, a CI log or JSON.
+    let mut progress = SearchProgress::new(!args.json && !args.quiet);
     let mut clock = Clock::start();
     let mut results = Results::default();
     let mut states = 0usize;
@@ -139,9 +183,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             match e.build(&scenario.geometry) {
                 Err(err) => finding.evidence.detail = format!("cannot build the policy: {err}"),
                 Ok(policy) => {
-                    let report = check(policy, &scenario, &opts)
-                        .with_context(|| format!("checking {} / {t}", e.name))?
-                        .named(e.name);
+                    let cell = format!("{} / {t}", e.name);
+                    let report =
+                        check_observed(policy, &scenario, &opts, &mut |p| progress.show(&cell, p))
+                            .with_context(|| format!("checking {cell}"))?
+                            .named(e.name);
+                    progress.clear();
                     states += report.states;
                     finding.verdict = report.verdict;
                     finding.evidence.detail = report.detail;
@@ -150,6 +197,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     c.insert("states".into(), report.states.into());
                     c.insert("transitions".into(), report.transitions.into());
                     c.insert("complete_states".into(), report.complete_states.into());
+                    if let Some(cov) = report.coverage {
+                        c.insert("max_memory".into(), cov.max_memory.into());
+                        c.insert("depth".into(), cov.depth.into());
+                        c.insert("held_bytes".into(), cov.held_bytes.into());
+                    }
                     clock.timing.push(e.name, t.name(), report.elapsed);
                 }
             }

@@ -53,7 +53,10 @@ fn the_state_limit_stops_both_checkers_alike() {
     let scenario = Scenario::standard(TransportClass::Remote, Profile::classic());
     for e in zcsafe_policies::catalogue() {
         for max_states in [1, 50, 400] {
-            let opts = CheckOptions { max_states };
+            let opts = CheckOptions {
+                max_states,
+                ..CheckOptions::default()
+            };
             let (new, old) = both(&e, &scenario, &opts).expect("standard fits");
             assert_eq!(new, old, "{} with at most {max_states} states", e.name);
         }
@@ -94,6 +97,7 @@ fn drawn_scenarios_are_judged_as_by_the_whole_state_checker() {
         TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
     let opts = CheckOptions {
         max_states: 200_000,
+        ..CheckOptions::default()
     };
     let result = runner.run(&small_scenario(), |scenario| {
         for e in zcsafe_policies::catalogue() {
