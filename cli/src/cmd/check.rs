@@ -255,3 +255,20 @@ fn print_human(results: &Results, profile: &Profile, scenario: &str, states: usi
         print!("{}", render(trace));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_read_with_binary_units_and_bad_ones_are_refused() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("64 kb"), Ok(64 << 10));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("4X").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("lots").is_err());
+    }
+}
