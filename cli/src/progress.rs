@@ -88,6 +88,76 @@ fn clock(d: Duration) -> String {
     }
 }
 
+/// The line `zcsafe check` redraws on a terminal while a cell's search runs:
+/// `zc-completion / remote: 1.2M states · 410k states/s · depth 57 · 33 MiB`.
+pub struct SearchProgress {
+    /// Draw at all: stderr is a terminal and the caller did not ask for quiet output.
+    on: bool,
+    last: Option<Instant>,
+    drawn: bool,
+}
+
+/// Redraws at most this often: the line is for reading, not for flicker.
+const REDRAW: Duration = Duration::from_millis(200);
+
+impl SearchProgress {
+    /// Progress that draws only if `wanted` and stderr is a terminal.
+    pub fn new(wanted: bool) -> Self {
+        SearchProgress {
+            on: wanted && std::io::stderr().is_terminal(),
+            last: None,
+            drawn: false,
+        }
+    }
+
+    /// Redraws the line for `cell` at `p` (throttled).
+    pub fn show(&mut self, cell: &str, p: &zcsafe_model::Progress) {
+        if !self.on || self.last.is_some_and(|t| t.elapsed() < REDRAW) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let rate = p.states as f64 / p.elapsed.as_secs_f64().max(1e-6);
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r\x1b[K{cell}: {} states · {} states/s · depth {} · {} · {}",
+            count(p.states as f64),
+            count(rate),
+            p.depth,
+            zcsafe_model::checker::human_bytes(p.held_bytes),
+            clock(p.elapsed)
+        );
+        let _ = err.flush();
+        self.drawn = true;
+    }
+
+    /// Erases the line (before the next cell, or the results).
+    pub fn clear(&mut self) {
+        if self.drawn {
+            eprint!("\r\x1b[K");
+            self.drawn = false;
+        }
+        self.last = None;
+    }
+}
+
+impl Drop for SearchProgress {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// `950`, `12.3k`, `4.5M`.
+fn count(n: f64) -> String {
+    if n >= 1e6 {
+        format!("{:.1}M", n / 1e6)
+    } else if n >= 1e4 {
+        format!("{:.0}k", n / 1e3)
+    } else {
+        format!("{n:.0}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! `make bench` (checker part): states explored per second and time to exhaust each
-//! policy's standard scenario, median of several runs, plus one larger scenario.
+//! policy's standard scenario, median of several runs, plus one larger scenario; then
+//! issue 16's pipeline (stream 16, buffer 4, sndbuf 4, rcvbuf 4) on one and two threads.
 //!
 //! `cargo bench -p zcsafe-model --bench checker [-- --json]`
 
@@ -59,7 +60,34 @@ fn main() {
             }
         }
     }
+    // Issue 16's first row: the realistic pipeline, once per thread count (one run
+    // each: seconds, not milliseconds).
+    let mut pipeline = Vec::new();
+    for t in TransportClass::ALL {
+        let mut s = Scenario::standard(t, Profile::classic());
+        s.geometry.stream = 16;
+        s.geometry.buffer = 4;
+        (s.config.sndbuf, s.config.rcvbuf) = (4, 4);
+        for name in ["zc-completion", "siocoutq-seq"] {
+            let e = zcsafe_policies::find(name).unwrap();
+            for threads in [1, 2] {
+                let opts = CheckOptions {
+                    threads,
+                    ..CheckOptions::default()
+                };
+                let start = Instant::now();
+                let r = check(e.build(&s.geometry).unwrap(), &s, &opts).unwrap();
+                let took = start.elapsed();
+                pipeline.push(serde_json::json!({
+                    "policy": name, "transport": t.name(), "scenario": "pipeline-16x4",
+                    "threads": threads, "states": r.states, "ms": took.as_secs_f64() * 1e3,
+                    "states_per_s": r.states as f64 / took.as_secs_f64(),
+                }));
+            }
+        }
+    }
     if json {
+        rows.extend(pipeline);
         println!("{}", serde_json::to_string_pretty(&rows).unwrap());
         return;
     }
@@ -85,4 +113,20 @@ fn main() {
         total_time.as_secs_f64(),
         total_states as f64 / total_time.as_secs_f64()
     );
+    println!(
+        "\n{:24} {:7} {:14} {:>7} {:>9} {:>10} {:>12}",
+        "policy", "class", "scenario", "threads", "states", "ms", "states/s"
+    );
+    for r in &pipeline {
+        println!(
+            "{:24} {:7} {:14} {:>7} {:>9} {:>10.0} {:>12.0}",
+            r["policy"].as_str().unwrap(),
+            r["transport"].as_str().unwrap(),
+            r["scenario"].as_str().unwrap(),
+            r["threads"],
+            r["states"],
+            r["ms"].as_f64().unwrap(),
+            r["states_per_s"].as_f64().unwrap()
+        );
+    }
 }

@@ -20,13 +20,15 @@ use crate::config::{Scenario, ScenarioError};
 use crate::kernel::{Corruption, Event, Kernel, Perform};
 use crate::timeline;
 use serde::Serialize;
-use visited::{fingerprint, Visited};
+use visited::{fingerprint_parts, Visited};
 
+mod level;
 #[cfg(test)]
 mod reference;
 #[cfg(test)]
 mod tests;
 mod visited;
+use level::{Record, Runs};
 use std::time::{Duration, Instant};
 use zcsafe_policy::{Abort, Op, Policy, Trace, Verdict};
 
@@ -39,10 +41,25 @@ pub enum Move {
 }
 
 /// A policy and the kernel it runs on.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct State<P> {
     pub policy: P,
     pub kernel: Kernel,
+}
+
+/// By field, so that `clone_from` reuses the kernel's buffers (the checker's scratch
+/// state, docs/design.md §11).
+impl<P: Clone> Clone for State<P> {
+    fn clone(&self) -> Self {
+        State {
+            policy: self.policy.clone(),
+            kernel: self.kernel.clone(),
+        }
+    }
+    fn clone_from(&mut self, source: &Self) {
+        self.policy.clone_from(&source.policy);
+        self.kernel.clone_from(&source.kernel);
+    }
 }
 
 /// Limits of one check.
@@ -50,12 +67,31 @@ pub struct State<P> {
 pub struct CheckOptions {
     /// Give up (with an error) beyond this many states.
     pub max_states: usize,
+    /// Stop with no verdict (`inconclusive`, and the [`Coverage`] reached) once the
+    /// search holds more than this many bytes by its own account.
+    pub max_memory: Option<u64>,
+    /// Threads that expand each BFS level; 0 for every available core. The report is
+    /// the same whatever the number. Default 1: with the serial merge, two threads were
+    /// slower than one on this project's 2-core host even when idle (docs/design.md §11).
+    pub threads: usize,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
         CheckOptions {
             max_states: 20_000_000,
+            max_memory: None,
+            threads: 1,
+        }
+    }
+}
+
+impl CheckOptions {
+    /// The thread count to use: [`CheckOptions::threads`], or the available cores.
+    pub fn threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 }
@@ -88,6 +124,10 @@ pub struct CheckReport {
     pub trace: Option<Trace>,
     /// One sentence on the outcome.
     pub detail: String,
+    /// Set when the memory bound stopped the search (the verdict is then
+    /// `inconclusive`): how far it got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
 }
 
 impl CheckReport {
@@ -128,7 +168,8 @@ impl Ending {
 /// The outcome of taking a move.
 pub(crate) enum Step<P> {
     Next(State<P>),
-    End(State<P>, Ending),
+    // The ending is read by the reference engine (tests); the timeline knows it already.
+    End(State<P>, #[cfg_attr(not(test), allow(dead_code))] Ending),
     /// The application's call would block: the move is not enabled.
     Blocked,
 }
@@ -137,37 +178,73 @@ pub(crate) enum Step<P> {
 /// block yields [`Step::Blocked`] (only trying the call tells).
 pub(crate) fn take<P: Policy>(s: &Scenario, st: &State<P>, mv: Move) -> Step<P> {
     let mut next = st.clone();
-    match mv {
-        Move::App => {
-            let op = next.policy.poll_op();
-            if let Op::Abort(a) = &op {
-                return Step::End(next, Ending::Abort(a.clone()));
-            }
-            match next.kernel.perform(s, &op) {
-                Perform::Done(outcome) => {
-                    if op != Op::Finish {
-                        next.policy.handle(outcome);
-                    }
-                }
-                Perform::Fault(f) => return Step::End(next, Ending::Fault(format!("{op}: {f}"))),
-                Perform::Blocked => return Step::Blocked,
-            }
-        }
-        Move::Kernel(ev) => {
-            if let Some(c) = next.kernel.fire(s, ev) {
-                return Step::End(next, Ending::Corrupt(c));
-            }
-        }
+    match apply(s, &mut next, mv) {
+        Applied::Next => Step::Next(next),
+        Applied::End(e) => Step::End(next, e),
+        Applied::Blocked => Step::Blocked,
     }
-    Step::Next(next)
+}
+
+/// What taking a move in place did.
+pub(crate) enum Applied {
+    Next,
+    End(Ending),
+    /// The application's call would block: the move is not enabled, and the state is
+    /// left half-changed (the caller starts again from a copy).
+    Blocked,
+}
+
+/// Takes a move in `st` itself.
+pub(crate) fn apply<P: Policy>(s: &Scenario, st: &mut State<P>, mv: Move) -> Applied {
+    match mv {
+        Move::App => apply_app(s, &mut st.policy, &mut st.kernel),
+        Move::Kernel(ev) => apply_event(s, &mut st.kernel, ev),
+    }
+}
+
+/// The application's move, on a policy and a kernel.
+pub(crate) fn apply_app<P: Policy>(s: &Scenario, policy: &mut P, kernel: &mut Kernel) -> Applied {
+    let op = policy.poll_op();
+    if let Op::Abort(a) = &op {
+        return Applied::End(Ending::Abort(a.clone()));
+    }
+    match kernel.perform(s, &op) {
+        Perform::Done(outcome) => {
+            if op != Op::Finish {
+                policy.handle(outcome);
+            }
+        }
+        Perform::Fault(f) => return Applied::End(Ending::Fault(format!("{op}: {f}"))),
+        Perform::Blocked => return Applied::Blocked,
+    }
+    Applied::Next
+}
+
+/// A kernel event: it changes the kernel only, so the checker leaves the policy where
+/// it is and copies just the kernel for it.
+pub(crate) fn apply_event(s: &Scenario, kernel: &mut Kernel, ev: Event) -> Applied {
+    match kernel.fire(s, ev) {
+        Some(c) => Applied::End(Ending::Corrupt(c)),
+        None => Applied::Next,
+    }
 }
 
 /// The moves to try in `st`, in the order that makes the search (and so the
 /// counterexample it finds first) deterministic: the application, then the kernel's.
+#[cfg(test)]
 pub(crate) fn moves<P>(s: &Scenario, st: &State<P>) -> impl Iterator<Item = Move> {
-    let app = (!st.kernel.finished).then_some(Move::App);
-    app.into_iter()
-        .chain(st.kernel.enabled(s).into_iter().map(Move::Kernel))
+    let mut buf = Vec::new();
+    moves_into(s, st, &mut buf);
+    buf.into_iter()
+}
+
+/// [`moves`] into a buffer the caller keeps, cleared first.
+pub(crate) fn moves_into<P>(s: &Scenario, st: &State<P>, buf: &mut Vec<Move>) {
+    buf.clear();
+    if !st.kernel.finished {
+        buf.push(Move::App);
+    }
+    st.kernel.enabled_each(s, |e| buf.push(Move::Kernel(e)));
 }
 
 /// What a search found, by state index (indices number states in BFS order).
@@ -257,6 +334,7 @@ pub(crate) fn report<P: Policy>(
         elapsed: start.elapsed(),
         trace,
         detail,
+        coverage: None,
     }
 }
 
@@ -287,78 +365,165 @@ impl Parents {
     }
 }
 
+impl Parents {
+    /// Bytes the links hold (their vectors' capacity).
+    fn bytes(&self) -> usize {
+        self.parent.capacity() * 4 + self.via.capacity() * std::mem::size_of::<Move>()
+    }
+}
+
+/// Where a running check is: handed to [`check_observed`]'s observer after each BFS
+/// level (the CLI draws its progress line from it).
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Distinct states found so far.
+    pub states: usize,
+    /// Moves taken so far.
+    pub transitions: usize,
+    /// The BFS level just expanded (the root is level 0).
+    pub depth: usize,
+    /// What the search holds now, by its own account ([`Coverage::held_bytes`]).
+    pub held_bytes: u64,
+    pub elapsed: Duration,
+}
+
+/// How far a check got before its memory bound stopped it (`--max-memory`). A bounded
+/// run gives no verdict: what it did not explore may hold a counterexample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    /// The bound, in bytes.
+    pub max_memory: u64,
+    /// The deepest BFS level it reached: every state up to `depth - 1` moves from the
+    /// start was expanded, and some at `depth`.
+    pub depth: usize,
+    /// What the search held when it stopped, by its own account: the fingerprint table,
+    /// the parent links, and the whole states of the level being expanded and the next
+    /// (their inline size and their queues' buffers). The process's resident memory is
+    /// somewhat more: allocator slack, the candidate successors of the level in flight.
+    pub held_bytes: u64,
+}
+
+/// What the search holds of one whole state: its inline size, its heap buffers.
+fn state_bytes<P>(st: &State<P>) -> u64 {
+    (std::mem::size_of::<State<P>>() + st.kernel.heap_bytes()) as u64
+}
+
 /// Checks `policy` exhaustively in `scenario`.
 pub fn check<P: Policy>(
     policy: P,
     scenario: &Scenario,
     opts: &CheckOptions,
 ) -> Result<CheckReport, CheckError> {
+    check_observed(policy, scenario, opts, &mut |_| {})
+}
+
+/// [`check`], telling `observe` where it is after each BFS level.
+pub fn check_observed<P: Policy>(
+    policy: P,
+    scenario: &Scenario,
+    opts: &CheckOptions,
+    observe: &mut dyn FnMut(&Progress),
+) -> Result<CheckReport, CheckError> {
     scenario.validate()?;
     let start = Instant::now();
+    let threads = opts.threads();
     let root = State {
         policy,
         kernel: Kernel::new(scenario),
     };
     let mut visited = Visited::default();
-    visited.insert(fingerprint(&root));
+    visited.insert(fingerprint_parts(&root.policy, &root.kernel));
     let mut parents = Parents::default();
-    // The level being expanded, whose first state has index `base`, and the next one.
-    let mut level = vec![root.clone()];
-    let mut next: Vec<State<P>> = Vec::new();
+    // The level being expanded, whose first state has index `base`, and the next one,
+    // with what each holds (`state_bytes`).
+    let mut level_bytes = state_bytes(&root);
+    let mut level = Runs::root(root.clone());
     let mut base = 0usize;
     let mut states = 1usize;
     let mut transitions = 0usize;
     let mut complete = 0usize;
+    let mut depth = 0usize;
     let mut findings = Findings::default();
+    let mut bounded = None;
     'search: while !level.is_empty() {
         let width = level.len();
-        // Expanded states are dropped as the level drains: only unexpanded ones and the
-        // next level are held.
-        for (k, st) in level.drain(..).enumerate() {
-            let head = (base + k) as u32;
-            if st.kernel.complete(scenario) {
-                complete += 1;
-                continue;
-            }
-            let mut moved = false;
-            for mv in moves(scenario, &st) {
-                let step = take(scenario, &st, mv);
-                if !matches!(step, Step::Blocked) {
-                    moved = true;
-                    transitions += 1;
-                }
-                match step {
-                    Step::Blocked => {}
-                    Step::Next(n) => {
-                        if visited.insert(fingerprint(&n)) {
-                            parents.push(head, mv);
-                            next.push(n);
+        // The level's states are still counted as held until it is merged: the bound
+        // stops at the same state whatever the threads did.
+        let runs = level::expand(scenario, &visited, level, threads);
+        let mut next = Runs::new();
+        let mut next_bytes = 0u64;
+        // The index of the state whose records are being merged, plus one.
+        let mut head = base as u32;
+        for run in runs {
+            // The run's new states that are new to the whole search too, in place.
+            let mut found = run.states;
+            let mut keep = Vec::with_capacity(found.len());
+            let mut new_states = found.iter();
+            let mut endings = run.endings.into_iter();
+            for rec in run.records {
+                match rec {
+                    Record::Begin => head += 1,
+                    Record::Complete => complete += 1,
+                    Record::Stuck => findings.stuck(head - 1),
+                    Record::Seen => transitions += 1,
+                    Record::New(mv, fp) => {
+                        transitions += 1;
+                        let n = new_states.next().expect("one state per New record");
+                        keep.push(visited.insert(fp));
+                        if keep[keep.len() - 1] {
+                            parents.push(head - 1, mv);
+                            next_bytes += state_bytes(n);
                             states += 1;
                             if states > opts.max_states {
                                 return Err(CheckError::TooManyStates(opts.max_states));
                             }
+                            if let Some(max) = opts.max_memory {
+                                let held = held(&visited, &parents, level_bytes + next_bytes);
+                                if held > max {
+                                    bounded = Some(Coverage {
+                                        max_memory: max,
+                                        depth: depth + 1,
+                                        held_bytes: held,
+                                    });
+                                    break 'search;
+                                }
+                            }
                         }
                     }
-                    Step::End(_, ending) => {
-                        if findings.ending(head, mv, ending) {
+                    Record::Ended(mv) => {
+                        transitions += 1;
+                        let ending = endings.next().expect("one ending per Ended record");
+                        if findings.ending(head - 1, mv, ending) {
                             break 'search;
                         }
                     }
                 }
             }
-            if !moved {
-                findings.stuck(head);
-            }
+            let mut keep = keep.into_iter();
+            found.retain(|_| keep.next().expect("one decision per state"));
+            next.push_run(found);
         }
         base += width;
-        std::mem::swap(&mut level, &mut next);
+        depth += 1;
+        observe(&Progress {
+            states,
+            transitions,
+            depth,
+            held_bytes: held(&visited, &parents, next_bytes),
+            elapsed: start.elapsed(),
+        });
+        level = next;
+        level_bytes = next_bytes;
     }
-    drop((level, next, visited));
+    drop(visited);
     let explored = Explored {
         states,
         transitions,
         complete,
     };
+    if let Some(coverage) = bounded {
+        return Ok(bounded_report(explored, coverage, start));
+    }
     Ok(report(
         scenario,
         root,
@@ -367,4 +532,46 @@ pub fn check<P: Policy>(
         |i| parents.path_to(i),
         start,
     ))
+}
+
+/// What the search holds, by its own account (see [`Coverage::held_bytes`]).
+fn held(visited: &Visited, parents: &Parents, whole_states: u64) -> u64 {
+    (visited.bytes() + parents.bytes()) as u64 + whole_states
+}
+
+/// The report of a search its memory bound stopped: no verdict it has not earned.
+fn bounded_report(explored: Explored, coverage: Coverage, start: Instant) -> CheckReport {
+    let detail = format!(
+        "no verdict: the memory bound of {} stopped the search after {} states, at depth {} (every state up to depth {} expanded); a larger bound or a smaller scenario may decide it",
+        human_bytes(coverage.max_memory),
+        explored.states,
+        coverage.depth,
+        coverage.depth.saturating_sub(1),
+    );
+    CheckReport {
+        verdict: Verdict::Inconclusive,
+        states: explored.states,
+        transitions: explored.transitions,
+        complete_states: explored.complete,
+        elapsed: start.elapsed(),
+        trace: None,
+        detail,
+        coverage: Some(coverage),
+    }
+}
+
+/// `1.5 GiB`, `300 MiB`: sizes as a person reads them.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }

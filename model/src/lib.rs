@@ -20,6 +20,24 @@
 
 #![forbid(unsafe_code)]
 
+/// `Clone` for a state component, field by field, with a `clone_from` that forwards to
+/// each field's own: `Vec` and `VecDeque` then refill the buffers they already have. The
+/// checker clones every state into one scratch state per move (docs/design.md §11), so
+/// this turns an allocation per queue per move into none. Listing every field is checked:
+/// `clone` builds the struct literal, so a field left out does not compile.
+macro_rules! clone_reusing {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        impl Clone for $ty {
+            fn clone(&self) -> Self {
+                $ty { $($field: self.$field.clone()),* }
+            }
+            fn clone_from(&mut self, source: &Self) {
+                $(self.$field.clone_from(&source.$field);)*
+            }
+        }
+    };
+}
+
 pub mod checker;
 pub mod config;
 pub mod kernel;
@@ -35,6 +53,8 @@ pub mod timeline;
 pub mod window;
 pub mod zerocopy;
 
-pub use checker::{check, CheckError, CheckOptions, CheckReport};
+pub use checker::{
+    check, check_observed, CheckError, CheckOptions, CheckReport, Coverage, Progress,
+};
 pub use config::{ModelConfig, Scenario, ScenarioError};
 pub use sweep::{sweep, SweepReport, SweepStep, SweepStepError};

@@ -36,13 +36,15 @@ pub enum DataRef {
 }
 
 /// User buffer pages and tmpfs files.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Memory {
     /// Per user page: its content, or `None` while unmapped.
     user: Vec<Option<Content>>,
     /// Per file slot: its pages, or `None` if it does not exist.
     files: Vec<Option<Vec<Content>>>,
 }
+
+clone_reusing!(Memory { user, files });
 
 /// Memory access the application got wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -182,6 +184,18 @@ impl Memory {
         self.file_mut(file)?;
         self.files[file as usize] = None;
         Ok(())
+    }
+
+    /// Bytes of the heap buffers behind the pages (see `Kernel::heap_bytes`).
+    pub fn heap_bytes(&self) -> usize {
+        let header = crate::kernel::MALLOC_HEADER;
+        let files: usize = (self.files.iter().flatten())
+            .map(|f| f.capacity() * std::mem::size_of::<Content>() + header)
+            .sum();
+        self.user.capacity() * std::mem::size_of::<Option<Content>>()
+            + self.files.capacity() * std::mem::size_of::<Option<Vec<Content>>>()
+            + 2 * header
+            + files
     }
 
     /// Number of user pages.

@@ -9,7 +9,7 @@ use crate::socket::Segment;
 use std::collections::VecDeque;
 
 /// The device TX ring and the wire (or, locally, the backlog to the peer).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct Network {
     /// Clones in the device TX ring, in order (remote only).
     pub ring: VecDeque<Segment>,
@@ -21,6 +21,13 @@ pub struct Network {
     pub ack: Option<(u16, u16)>,
     pub losses: u8,
 }
+
+clone_reusing!(Network {
+    ring,
+    wire,
+    ack,
+    losses
+});
 
 impl Network {
     /// Whether a clone of segment `seq` is still in this host (`skb_still_in_host_queue`:

@@ -5,7 +5,7 @@ use crate::socket::Notif;
 use std::collections::VecDeque;
 
 /// The peer socket and its reader.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Peer {
     pub rcv_nxt: u16,
     /// In-order data not yet read by the application (`sk_receive_queue`). For local
@@ -20,6 +20,14 @@ pub struct Peer {
     /// autotuning grows it.
     pub rcvbuf: u16,
 }
+
+clone_reusing!(Peer {
+    rcv_nxt,
+    queue,
+    consumed,
+    last_wnd,
+    rcvbuf
+});
 
 impl Peer {
     pub fn new(rcvbuf: u64) -> Peer {

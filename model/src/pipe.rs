@@ -4,11 +4,13 @@ use crate::memory::DataRef;
 use std::collections::VecDeque;
 
 /// A pipe: a ring of page references (`struct pipe_buffer`), capacity in pages.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Pipe {
     pub bufs: VecDeque<DataRef>,
     pub capacity: u64,
 }
+
+clone_reusing!(Pipe { bufs, capacity });
 
 impl Pipe {
     pub fn new(capacity: u64) -> Pipe {

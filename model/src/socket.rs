@@ -25,7 +25,7 @@ pub struct Segment {
 }
 
 /// The sender's TCP state.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Socket {
     /// Queued, not yet transmitted (`sk_write_queue`).
     pub write_queue: VecDeque<Segment>,
@@ -44,6 +44,18 @@ pub struct Socket {
     /// Spurious retransmissions so far.
     pub retransmits: u8,
 }
+
+clone_reusing!(Socket {
+    write_queue,
+    rtx,
+    write_seq,
+    snd_una,
+    snd_nxt,
+    snd_wnd,
+    zerocopy_enabled,
+    last_outq,
+    retransmits
+});
 
 impl Socket {
     pub fn new(rcvbuf: u64) -> Socket {

@@ -31,7 +31,7 @@ pub struct UringNotif {
     pub copied: bool,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct Zerocopy {
     /// `sk_zckey`: the counter of the next zero-copy send.
     pub zckey: u32,
@@ -49,6 +49,18 @@ pub struct Zerocopy {
     /// from task work), by `user_data`, oldest first.
     pub failed_notifs: VecDeque<u32>,
 }
+
+clone_reusing!(Zerocopy {
+    zckey,
+    next_key,
+    uargs,
+    errqueue,
+    sq,
+    uring_notifs,
+    cq,
+    failures,
+    failed_notifs
+});
 
 impl Zerocopy {
     /// The completion for one `send(MSG_ZEROCOPY)` of `pages` pages
@@ -120,11 +132,11 @@ impl Zerocopy {
 
     /// Completes every notification no segment references any more, oldest first
     /// (`__msg_zerocopy_callback`, `io_notif_tw_complete`). Returns how many fired.
-    pub fn sweep(&mut self, g: &Geometry, live: &[Notif]) -> usize {
+    pub fn sweep(&mut self, g: &Geometry, live: impl Fn(Notif) -> bool) -> usize {
         let mut fired = 0;
         let mut i = 0;
         while i < self.uargs.len() {
-            if live.contains(&Notif::Msg(self.uargs[i].key)) {
+            if live(Notif::Msg(self.uargs[i].key)) {
                 i += 1;
                 continue;
             }
@@ -135,7 +147,7 @@ impl Zerocopy {
         let mut i = 0;
         while i < self.uring_notifs.len() {
             let n = self.uring_notifs[i];
-            if live.contains(&Notif::Uring(n.user_data)) {
+            if live(Notif::Uring(n.user_data)) {
                 i += 1;
                 continue;
             }
@@ -201,7 +213,7 @@ mod tests {
         let b = z.alloc_msg(&g, Some(a), 4, 1, 8).unwrap();
         assert_eq!(a, b);
         assert_eq!(z.uargs[0].len, 2);
-        assert_eq!(z.sweep(&g, &[]), 1);
+        assert_eq!(z.sweep(&g, |_| false), 1);
         assert_eq!(
             z.errqueue[0],
             ZcNotification {
@@ -219,8 +231,8 @@ mod tests {
         let a = z.alloc_msg(&g, None, 2, 1, 8).unwrap();
         let b = z.alloc_msg(&g, None, 2, 1, 8).unwrap();
         assert_eq!(z.alloc_msg(&g, None, 2, 1, 8), Err(Errno::NoBufs));
-        assert_eq!(z.sweep(&g, &[b]), 1);
-        assert_eq!(z.sweep(&g, &[]), 1);
+        assert_eq!(z.sweep(&g, |n| n == b), 1);
+        assert_eq!(z.sweep(&g, |_| false), 1);
         assert_eq!(z.errqueue.len(), 1, "[0,0] and [1,1] merge into [0,1]");
         assert_eq!(z.errqueue[0].hi, 1);
         let _ = a;

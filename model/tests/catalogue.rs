@@ -137,7 +137,10 @@ fn a_too_small_state_budget_is_an_error_not_a_verdict() {
     let err = check(
         e.build(&scenario.geometry).unwrap(),
         &scenario,
-        &CheckOptions { max_states: 10 },
+        &CheckOptions {
+            max_states: 10,
+            ..CheckOptions::default()
+        },
     )
     .unwrap_err();
     assert!(err.to_string().contains("more than 10 states"), "{err}");

@@ -3,14 +3,14 @@
 
 use crate::junit::JunitArgs;
 use crate::output::{self, Clock, TimingArgs};
-use crate::progress::ProgressBar;
+use crate::progress::{ProgressBar, SearchProgress};
 use crate::table;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 use zcsafe_explain::text::render;
-use zcsafe_model::{check, sweep, CheckOptions, CheckReport, Scenario};
+use zcsafe_model::{check_observed, sweep, CheckOptions, CheckReport, Scenario};
 use zcsafe_policies::Entry;
 use zcsafe_policy::{
     Evidence, Expectation, Finding, Profile, Results, ScenarioSizes, SweepStep, TransportClass,
@@ -100,6 +100,46 @@ pub struct ScenarioArgs {
     /// Give up beyond this many states.
     #[arg(long, default_value_t = 20_000_000)]
     max_states: usize,
+    /// Stop a cell once its search holds more than SIZE (`512M`, `4G`, bytes without a
+    /// unit): that cell is `inconclusive` (exit status 4) with the states and depth it
+    /// covered, never `safe`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_memory: Option<u64>,
+    /// Threads that expand each BFS level, 0 for every available core. The output is the
+    /// same bytes whatever the number; one is the default because the merge of each level
+    /// is serial and two were measured slower than one (docs/design.md §11).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    threads: usize,
+}
+
+/// `SIZE` of `--max-memory`: a number of bytes, with an optional binary unit suffix
+/// (`K`, `M`, `G`, `T`; `KiB`, `MB`, … read alike).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        u => {
+            return Err(format!(
+                "unknown unit {u:?}: use K, M, G or T (e.g. 512M, 4G)"
+            ))
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 512M, 4G, 1000000)"))?;
+    let bytes = n * (1u64 << shift) as f64;
+    if !(1.0..=u64::MAX as f64).contains(&bytes) {
+        return Err(format!("{s:?} is not a size of at least one byte"));
+    }
+    Ok(bytes as u64)
 }
 
 impl ScenarioArgs {
@@ -158,7 +198,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let profile = load_profile(&args.profile)?;
     let opts = CheckOptions {
         max_states: args.scenario.max_states,
+        max_memory: args.scenario.max_memory,
+        threads: args.scenario.threads,
     };
+    // Progress only for a person watching: not into a pipe, a CI log or JSON.
+    let mut search = SearchProgress::new(!args.json && !args.quiet);
     let mut clock = Clock::start();
     let mut results = Results::default();
     let mut states = 0usize;
@@ -189,9 +233,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
                         None
                     }
                     Ok(policy) => {
-                        let report = check(policy, &scenario, &opts)
-                            .with_context(|| format!("checking {} / {t}", e.name))?
-                            .named(e.name);
+                        let cell = format!("{} / {t}", e.name);
+                        let report = check_observed(policy, &scenario, &opts, &mut |p| {
+                            search.show(&cell, p)
+                        })
+                        .with_context(|| format!("checking {cell}"))?
+                        .named(e.name);
+                        search.clear();
                         Some(record(&mut finding, report))
                     }
                 };
@@ -251,6 +299,11 @@ fn record(finding: &mut Finding, report: CheckReport) -> Duration {
     c.insert("states".into(), report.states.into());
     c.insert("transitions".into(), report.transitions.into());
     c.insert("complete_states".into(), report.complete_states.into());
+    if let Some(cov) = report.coverage {
+        c.insert("max_memory".into(), cov.max_memory.into());
+        c.insert("depth".into(), cov.depth.into());
+        c.insert("held_bytes".into(), cov.held_bytes.into());
+    }
     report.elapsed
 }
 
@@ -266,6 +319,7 @@ fn sweep_finding(
 ) -> (Finding, Option<Duration>) {
     let opts = CheckOptions {
         max_states: step_states,
+        ..Default::default()
     };
     let report = sweep(
         |g| e.build(g).map_err(|err| err.to_string()),
@@ -427,5 +481,22 @@ fn print_human(
         };
         println!("\n── {} / {}: {} ──", f.policy, f.transport, f.verdict);
         print!("{}", render(trace));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_read_with_binary_units_and_bad_ones_are_refused() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("64 kb"), Ok(64 << 10));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("4X").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("lots").is_err());
     }
 }

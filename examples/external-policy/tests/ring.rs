@@ -44,6 +44,7 @@ fn the_sweep_names_the_smallest_scenario_that_fails() {
     let e = Entry::of::<RingZcInorder>();
     let opts = CheckOptions {
         max_states: 2_000_000,
+        ..Default::default()
     };
     // Local only: the remote class's 7-chunk step needs more than 2 M states (the device
     // ring doubles the holders), so within this bound its sweep stops there without a

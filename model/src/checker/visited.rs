@@ -20,13 +20,52 @@ impl Visited {
     pub(crate) fn insert(&mut self, fp: Fingerprint) -> bool {
         self.set.insert(fp)
     }
+
+    /// Whether `fp` was recorded.
+    pub(crate) fn contains(&self, fp: Fingerprint) -> bool {
+        self.set.contains(&fp)
+    }
+
+    /// Bytes the table holds: a fingerprint and a control byte per bucket.
+    pub(crate) fn bytes(&self) -> usize {
+        // hashbrown keeps buckets = capacity · 8/7, rounded up to a power of two.
+        let buckets = (self.set.capacity() * 8 / 7).next_power_of_two();
+        buckets * (std::mem::size_of::<Fingerprint>() + 1)
+    }
 }
 
 /// The fingerprint of `value`: its derived `Hash`, fed through [`FoldHasher`].
+#[cfg(test)]
 pub(crate) fn fingerprint<T: Hash>(value: &T) -> Fingerprint {
     let mut h = FoldHasher::default();
     value.hash(&mut h);
     h.finish()
+}
+
+/// The fingerprint of the state `(policy, kernel)` without building it: a struct's
+/// derived `Hash` hashes its fields in order, so this equals `fingerprint(&State {..})`.
+pub(crate) fn fingerprint_parts<A: Hash, B: Hash>(a: &A, b: &B) -> Fingerprint {
+    Prefix::of(a).then(b)
+}
+
+/// The hash of a state's first part, kept to finish with each second part: every
+/// kernel event of a state leaves its policy as it is, so the policy is hashed once per
+/// state, not once per move.
+#[derive(Clone, Copy)]
+pub(crate) struct Prefix(FoldHasher);
+
+impl Prefix {
+    pub(crate) fn of<A: Hash>(a: &A) -> Prefix {
+        let mut h = FoldHasher::default();
+        a.hash(&mut h);
+        Prefix(h)
+    }
+
+    /// The fingerprint of the first part followed by `b`.
+    pub(crate) fn then<B: Hash>(mut self, b: &B) -> Fingerprint {
+        b.hash(&mut self.0);
+        self.0.finish()
+    }
 }
 
 /// A fast, non-linear 64-bit hash (the folded multiply of wyhash/foldhash). Not FxHash:
@@ -139,6 +178,13 @@ mod tests {
             }
         }
         assert_ne!(fingerprint(&vec![0u8]), fingerprint(&vec![0u8, 0]));
+    }
+
+    #[test]
+    fn a_state_hashed_in_two_parts_has_the_fingerprint_of_the_whole() {
+        let whole = fingerprint(&(3u16, vec![1u8, 2]));
+        assert_eq!(fingerprint_parts(&3u16, &vec![1u8, 2]), whole);
+        assert_eq!(Prefix::of(&3u16).then(&vec![1u8, 2]), whole);
     }
 
     #[test]

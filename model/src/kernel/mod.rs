@@ -18,7 +18,7 @@ use crate::memory::{DataRef, Fault, Memory};
 use crate::network::Network;
 use crate::peer::Peer;
 use crate::pipe::Pipe;
-use crate::socket::{Notif, Socket};
+use crate::socket::{Notif, Segment, Socket};
 use crate::zerocopy::Zerocopy;
 use zcsafe_policy::{Holder, Outcome, TransportClass};
 
@@ -71,8 +71,11 @@ pub struct Corruption {
     pub meant_for: Option<u64>,
 }
 
+/// What glibc's malloc adds to each allocation, for [`Kernel::heap_bytes`].
+pub(crate) const MALLOC_HEADER: usize = 16;
+
 /// The whole kernel state. Small and canonical: the checker hashes it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Kernel {
     pub mem: Memory,
     pub pipe: Pipe,
@@ -83,6 +86,16 @@ pub struct Kernel {
     /// The application called `Finish`.
     pub finished: bool,
 }
+
+clone_reusing!(Kernel {
+    mem,
+    pipe,
+    sock,
+    net,
+    peer,
+    zc,
+    finished
+});
 
 impl Kernel {
     pub fn new(s: &Scenario) -> Kernel {
@@ -108,23 +121,30 @@ impl Kernel {
 
     /// The kernel events that can happen now, in a fixed order.
     pub fn enabled(&self, s: &Scenario) -> Vec<Event> {
+        let mut ev = Vec::new();
+        self.enabled_each(s, |e| ev.push(e));
+        ev
+    }
+
+    /// [`Kernel::enabled`], each event handed to `ev` in turn: the checker pushes them
+    /// into one buffer it reuses for every state instead of allocating a vector per state.
+    pub fn enabled_each(&self, s: &Scenario, mut ev: impl FnMut(Event)) {
         let cfg = &s.config;
         let local = Self::local(s);
-        let mut ev = Vec::new();
         if self.sock.can_transmit(cfg.cwnd) {
-            ev.push(Event::Transmit);
+            ev(Event::Transmit);
         }
         if !self.net.ring.is_empty() {
-            ev.push(Event::DeviceComplete);
+            ev(Event::DeviceComplete);
         }
         if !self.net.wire.is_empty() {
-            ev.push(Event::Deliver);
+            ev(Event::Deliver);
             if self.net.losses < cfg.losses {
-                ev.push(Event::Lose);
+                ev(Event::Lose);
             }
         }
         if self.net.ack.is_some() {
-            ev.push(Event::Ack);
+            ev(Event::Ack);
         }
         if let Some(head) = self.sock.rtx.front() {
             // A retransmission is needed when no copy of the head is on its way and the
@@ -134,28 +154,28 @@ impl Kernel {
                 head.seq >= self.peer.rcv_nxt && !self.net.wire.iter().any(|p| p.seq == head.seq);
             let allowed = needed || self.sock.retransmits < cfg.spurious_rto;
             if allowed && !self.net.holds_in_host(head.seq, local) {
-                ev.push(Event::Retransmit);
+                ev(Event::Retransmit);
             }
         }
         if !self.peer.queue.is_empty() {
-            ev.push(Event::Read);
+            ev(Event::Read);
         }
         for (i, sqe) in self.zc.sq.iter().enumerate() {
             // io_send_zc runs once the socket takes the whole request (MSG_WAITALL,
             // resubmitted by io_net_retry) or, without it, any of it (a short send).
             let need = if cfg.uring_waitall { sqe.buf.len } else { 1 };
             if self.sock.room(cfg.sndbuf) >= need {
-                ev.push(Event::UringExec(i as u8));
+                ev(Event::UringExec(i as u8));
             }
         }
         if cfg.pipe_reader && !self.pipe.bufs.is_empty() {
-            ev.push(Event::PipeRead);
+            ev(Event::PipeRead);
         }
         if self.zc.failures < cfg.uring_failures {
-            ev.extend((0..self.zc.sq.len()).map(|i| Event::UringFail(i as u8)));
+            (0..self.zc.sq.len()).for_each(|i| ev(Event::UringFail(i as u8)));
         }
         if !self.zc.failed_notifs.is_empty() {
-            ev.push(Event::UringNotifFlush);
+            ev(Event::UringNotifFlush);
         }
         // tcp_rcv_space_adjust runs from tcp_recvmsg after the application copied data
         // out, and only grows a buffer SO_RCVBUF did not lock.
@@ -163,31 +183,59 @@ impl Kernel {
             .autotune
             .is_some_and(|g| (self.peer.rcvbuf as u64) < g && self.peer.consumed > 0)
         {
-            ev.push(Event::Autotune);
+            ev(Event::Autotune);
         }
-        ev
     }
 
-    /// Every zero-copy completion still referenced by some segment.
-    fn live_notifs(&self) -> Vec<Notif> {
-        let segs = self
-            .sock
-            .write_queue
-            .iter()
-            .chain(&self.sock.rtx)
-            .chain(&self.net.ring)
-            .chain(&self.net.wire);
-        segs.filter_map(|s| s.notif)
-            .chain(self.peer.queue.iter().filter_map(|q| q.2))
-            .collect()
-    }
-
+    /// Completes the zero-copy notifications no segment references any more. Liveness
+    /// is asked of the queues directly, not collected: this runs after every move.
     fn sweep(&mut self, s: &Scenario) {
         if self.zc.uargs.is_empty() && self.zc.uring_notifs.is_empty() {
             return;
         }
-        let live = self.live_notifs();
-        self.zc.sweep(&s.geometry, &live);
+        let Kernel {
+            sock,
+            net,
+            peer,
+            zc,
+            ..
+        } = self;
+        let live = |n: Notif| {
+            let held = |seg: &Segment| seg.notif == Some(n);
+            sock.write_queue.iter().any(held)
+                || sock.rtx.iter().any(held)
+                || net.ring.iter().any(held)
+                || net.wire.iter().any(held)
+                || peer.queue.iter().any(|q| q.2 == Some(n))
+        };
+        zc.sweep(&s.geometry, live);
+    }
+
+    /// Bytes of the heap buffers behind this state (their capacity, plus a malloc
+    /// header each): what the checker counts against `--max-memory` beyond the inline
+    /// size. The policy's own buffers are not counted.
+    pub fn heap_bytes(&self) -> usize {
+        fn buf<T>(cap: usize) -> usize {
+            if cap == 0 {
+                0
+            } else {
+                cap * std::mem::size_of::<T>() + MALLOC_HEADER
+            }
+        }
+        let z = &self.zc;
+        self.mem.heap_bytes()
+            + buf::<DataRef>(self.pipe.bufs.capacity())
+            + buf::<Segment>(self.sock.write_queue.capacity())
+            + buf::<Segment>(self.sock.rtx.capacity())
+            + buf::<Segment>(self.net.ring.capacity())
+            + buf::<Segment>(self.net.wire.capacity())
+            + buf::<(u16, DataRef, Option<Notif>)>(self.peer.queue.capacity())
+            + buf::<crate::zerocopy::Uarg>(z.uargs.capacity())
+            + buf::<zcsafe_policy::ZcNotification>(z.errqueue.capacity())
+            + buf::<crate::zerocopy::Sqe>(z.sq.capacity())
+            + buf::<crate::zerocopy::UringNotif>(z.uring_notifs.capacity())
+            + buf::<zcsafe_policy::Cqe>(z.cq.capacity())
+            + buf::<u32>(z.failed_notifs.capacity())
     }
 
     /// Which kernel objects reference the page behind `page` (for timelines).
