@@ -72,6 +72,21 @@ impl Exposure {
     }
 }
 
+impl Exposure {
+    /// The reuse and release moments in the shared hazard vocabulary
+    /// ([`zcsafe_policy::hazard`]): a reuse while unread is the model's
+    /// `reuse-before-read`, the same moment.
+    pub fn add_to(&self, h: &mut zcsafe_policy::Hazards) {
+        use zcsafe_policy::Hazard;
+        h.add_count(Hazard::Reuse, self.reuses);
+        h.add_count(Hazard::ReuseBeforeRead, self.reuses_while_unread);
+        if self.releases > 0 {
+            h.add_count(Hazard::Release, self.releases);
+            h.add_count(Hazard::ReleaseBeforeRead, self.releases_while_unread);
+        }
+    }
+}
+
 /// Several repetitions together: counts add up, the depth is the deepest.
 impl std::ops::Add for Exposure {
     type Output = Exposure;

@@ -13,8 +13,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use zcsafe_policy::{
-    Backend, Event, Geometry, PeerScript, Policy, ReceiveWindow, Step, Trace, TraceProfile,
-    TraceTransport, Verdict, TRACE_FORMAT_VERSION,
+    Backend, Event, Geometry, Hazard, Hazards, Observer, PeerScript, Policy, ReceiveWindow, Step,
+    Trace, TraceProfile, TraceTransport, Verdict, TRACE_FORMAT_VERSION,
 };
 
 /// Options of a kernel run.
@@ -91,6 +91,8 @@ pub struct Evidence {
     pub kernel: String,
     /// How far this repetition's reuses exercised the hazard.
     pub exposure: Exposure,
+    /// The hazards this repetition reached, in the vocabulary every backend reports in.
+    pub hazards: Hazards,
 }
 
 /// The verdict of a policy on one transport over all repetitions.
@@ -259,12 +261,14 @@ fn run_once<P: Policy>(
             mut steps,
             ops,
             omitted,
+            observed,
         } = crate::send::drive(&mut policy, &mut ex, start, opts.run_timeout);
         let (received, peer): (Received, Option<PeerStats>) =
             rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         ex.drain_until_eof(Instant::now() + Duration::from_secs(2));
         let dropped = net.dropped_packets();
         let exposure = ex.exposure();
+        let hazards = repetition_hazards(&observed, &exposure, ex.total_retransmits(), &peer);
         drop(ex);
         let (verdict, detail) = judge(ending, &received);
         // Merge the receiver's log into the timeline.
@@ -300,6 +304,7 @@ fn run_once<P: Policy>(
             dropped_packets: dropped,
             peer,
             exposure,
+            hazards,
             kernel: crate::sys::kernel_release(),
         };
         let trace = Trace {
@@ -315,6 +320,40 @@ fn run_once<P: Policy>(
         };
         Ok((ev, trace))
     })
+}
+
+/// What would make a kernel run reach a hazard its repetitions never reached.
+fn kernel_hint(h: Hazard) -> &'static str {
+    match h {
+        Hazard::Retransmission | Hazard::RetransmitAfterReuse => {
+            "-t tun --peer drop=3: a lost segment is sent again"
+        }
+        Hazard::OutOfOrderCompletion => "-t tun --peer hold-acks or drop=3",
+        Hazard::Copied => "-t loopback: local delivery copies MSG_ZEROCOPY data",
+        Hazard::Enobufs => "a lower net.core.optmem_max",
+        Hazard::CounterWrap => "`zcsafe check`: the kernel's counter is 32 bits wide",
+        _ => "a longer stream, --bytes, or more --repeat",
+    }
+}
+
+/// What one repetition reached: the calls' answers, the reuses the executor timed against
+/// the receiver, the sender's retransmissions (`TCP_INFO`), and — over `tun` — whether a
+/// retransmission carried rewritten bytes.
+fn repetition_hazards(
+    observed: &Observer,
+    exposure: &Exposure,
+    retransmits: Option<u64>,
+    peer: &Option<PeerStats>,
+) -> Hazards {
+    let mut h = observed.hazards().clone();
+    exposure.add_to(&mut h);
+    if let Some(n) = retransmits.filter(|n| *n > 0) {
+        h.add_count(Hazard::Retransmission, n);
+    }
+    if peer.as_ref().is_some_and(|p| p.stale_words > 0) {
+        h.add_count(Hazard::RetransmitAfterReuse, 1);
+    }
+    h
 }
 
 /// The verdict of one repetition: what the receiver saw decides, unless the sender could
@@ -364,6 +403,14 @@ impl RunReport {
             .fold(Exposure::default(), |a, r| a + r.exposure)
     }
 
+    /// Every repetition's hazards together.
+    pub fn hazards(&self) -> Hazards {
+        self.runs.iter().fold(Hazards::default(), |mut a, r| {
+            a.merge(&r.hazards);
+            a
+        })
+    }
+
     /// The verdict with its evidence weighed: a `safe` run is `inconclusive` (with the
     /// reason) when the policy never reused a buffer, or when the expectation or the model
     /// says this policy corrupts here and no reuse happened while the previous bytes were
@@ -398,10 +445,11 @@ impl RunReport {
         (
             Verdict::Safe,
             format!(
-                "{detail}; {} of {} reuses came while the previous bytes were still unread (up to {} bytes behind)",
+                "{detail}; {} of {} reuses came while the previous bytes were still unread (up to {} bytes behind); {}",
                 x.moments_while_unread(),
                 x.moments(),
-                x.max_unread_bytes
+                x.max_unread_bytes,
+                self.hazards().clause(kernel_hint)
             ),
         )
     }
@@ -465,6 +513,7 @@ impl RunReport {
                 trace: (verdict != Verdict::Safe).then(|| self.trace.clone()),
                 counts,
                 attempts: Vec::new(),
+                hazards: Some(self.hazards()),
                 ..Default::default()
             },
         }

@@ -8,7 +8,7 @@ use crate::executor::{Executor, Performed};
 use crate::exposure::Consumed;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
-use zcsafe_policy::{Abort, Answer, Event, Geometry, Op, Policy, Verdict};
+use zcsafe_policy::{Abort, Answer, Event, Geometry, Observer, Op, Policy, Verdict};
 
 /// Calls recorded in a trace before the rest are only counted.
 const MAX_STEPS: usize = 4000;
@@ -24,6 +24,8 @@ pub(crate) struct Driven {
     pub ops: u64,
     /// Calls made past [`MAX_STEPS`], not recorded.
     pub omitted: u64,
+    /// The hazards the calls and their answers showed (all calls, recorded or not).
+    pub observed: Observer,
 }
 
 /// Performs `policy`'s operations through `ex` until the policy finishes (the write side
@@ -37,6 +39,7 @@ pub(crate) fn drive<P: Policy>(
     let mut steps: Vec<(Instant, Event)> = Vec::new();
     let mut omitted = 0u64;
     let mut ops = 0u64;
+    let mut observed = Observer::default();
     let deadline = start + run_timeout;
     let ending = loop {
         let op = policy.poll_op();
@@ -70,7 +73,10 @@ pub(crate) fn drive<P: Policy>(
         let done = ex.perform(&op);
         ops += 1;
         let answer = match &done {
-            Performed::Outcome(o) => Answer::Returned(o.clone()),
+            Performed::Outcome(o) => {
+                observed.call(&op, o);
+                Answer::Returned(o.clone())
+            }
             Performed::Stuck(w) => Answer::Stuck(w.clone()),
             Performed::Failed(w) => Answer::Failed(w.clone()),
         };
@@ -101,6 +107,7 @@ pub(crate) fn drive<P: Policy>(
         steps,
         ops,
         omitted,
+        observed,
     }
 }
 

@@ -217,11 +217,11 @@ pub(crate) fn get_int_opt(fd: RawFd, level: i32, name: i32) -> io::Result<i32> {
     Ok(v)
 }
 
-/// `getsockopt(fd, IPPROTO_TCP, TCP_INFO)`'s `tcpi_rcv_ssthresh`: the window the receiver
-/// is willing to advertise now (`tcp_get_info`) — [tcp(7)].
+/// `getsockopt(fd, IPPROTO_TCP, TCP_INFO)`: the connection's state as `tcp_get_info`
+/// reports it — [tcp(7)].
 ///
 /// [tcp(7)]: https://man7.org/linux/man-pages/man7/tcp.7.html
-pub(crate) fn tcp_rcv_ssthresh(fd: RawFd) -> io::Result<u32> {
+pub(crate) fn tcp_info(fd: RawFd) -> io::Result<libc::tcp_info> {
     // SAFETY: tcp_info is plain data; all-zero is a valid value.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
@@ -238,7 +238,13 @@ pub(crate) fn tcp_rcv_ssthresh(fd: RawFd) -> io::Result<u32> {
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(info.tcpi_rcv_ssthresh)
+    Ok(info)
+}
+
+/// [`tcp_info`]'s `tcpi_rcv_ssthresh`: the window the receiver is willing to advertise
+/// now.
+pub(crate) fn tcp_rcv_ssthresh(fd: RawFd) -> io::Result<u32> {
+    tcp_info(fd).map(|i| i.tcpi_rcv_ssthresh)
 }
 
 /// `send(fd, buf, len, flags)` — [send(2)]. With `MSG_ZEROCOPY` the kernel keeps

@@ -30,7 +30,7 @@ mod tests;
 mod visited;
 use level::{Record, Runs};
 use std::time::{Duration, Instant};
-use zcsafe_policy::{Abort, Op, Policy, Trace, Verdict};
+use zcsafe_policy::{Abort, Hazards, Op, Policy, Trace, Verdict};
 
 /// One move of the explored system.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -128,6 +128,9 @@ pub struct CheckReport {
     /// `inconclusive`): how far it got.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coverage: Option<Coverage>,
+    /// The hazards the explored moves reached (each counted once per move) and the ones
+    /// the policy's operations opened but no explored move reached.
+    pub hazards: Hazards,
 }
 
 impl CheckReport {
@@ -298,6 +301,7 @@ pub(crate) struct Explored {
     pub(crate) states: usize,
     pub(crate) transitions: usize,
     pub(crate) complete: usize,
+    pub(crate) hazards: Hazards,
 }
 
 /// Builds the report of a search: the worst finding's path (from `path_to`, which gives
@@ -321,8 +325,10 @@ pub(crate) fn report<P: Policy>(
             Verdict::Safe,
             None,
             format!(
-                "no interleaving corrupts the stream: {} states, {} of them with the whole stream read intact",
-                explored.states, explored.complete
+                "no interleaving corrupts the stream: {} states, {} of them with the whole stream read intact; {}",
+                explored.states,
+                explored.complete,
+                crate::hazard::clause(&explored.hazards, scenario)
             ),
         ),
     };
@@ -335,6 +341,7 @@ pub(crate) fn report<P: Policy>(
         trace,
         detail,
         coverage: None,
+        hazards: explored.hazards,
     }
 }
 
@@ -444,6 +451,7 @@ pub fn check_observed<P: Policy>(
     let mut complete = 0usize;
     let mut depth = 0usize;
     let mut findings = Findings::default();
+    let mut hazards = Hazards::default();
     let mut bounded = None;
     'search: while !level.is_empty() {
         let width = level.len();
@@ -455,6 +463,7 @@ pub fn check_observed<P: Policy>(
         // The index of the state whose records are being merged, plus one.
         let mut head = base as u32;
         for run in runs {
+            hazards.merge(&run.hazards);
             // The run's new states that are new to the whole search too, in place.
             let mut found = run.states;
             let mut keep = Vec::with_capacity(found.len());
@@ -520,6 +529,7 @@ pub fn check_observed<P: Policy>(
         states,
         transitions,
         complete,
+        hazards,
     };
     if let Some(coverage) = bounded {
         return Ok(bounded_report(explored, coverage, start));
@@ -557,6 +567,7 @@ fn bounded_report(explored: Explored, coverage: Coverage, start: Instant) -> Che
         trace: None,
         detail,
         coverage: Some(coverage),
+        hazards: explored.hazards,
     }
 }
 

@@ -40,6 +40,7 @@ macro_rules! clone_reusing {
 
 pub mod checker;
 pub mod config;
+pub mod hazard;
 pub mod kernel;
 pub mod memory;
 pub mod network;

@@ -179,6 +179,18 @@ impl Memory {
             .collect()
     }
 
+    /// References to the pages of a file region that exist (none if the file does not):
+    /// what a write over the region rewrites rather than extends.
+    pub fn file_refs_existing(&self, file: FileId, region: Region) -> Vec<DataRef> {
+        let len = match self.files.get(file as usize) {
+            Some(Some(pages)) => pages.len() as u64,
+            _ => 0,
+        };
+        (region.offset..region.end().min(len))
+            .map(|p| DataRef::File(file, p as u16))
+            .collect()
+    }
+
     /// Removes a file. The caller freezes references first.
     pub fn remove(&mut self, file: FileId) -> Result<(), Fault> {
         self.file_mut(file)?;

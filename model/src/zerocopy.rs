@@ -3,7 +3,7 @@
 
 use crate::socket::Notif;
 use std::collections::VecDeque;
-use zcsafe_policy::{Cqe, Errno, Geometry, Region, ZcNotification};
+use zcsafe_policy::{Cqe, Errno, Geometry, Hazard, HazardSet, Region, ZcNotification};
 
 /// A `MSG_ZEROCOPY` `ubuf_info_msgzc`: counters `lo .. lo+len` share it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -131,9 +131,20 @@ impl Zerocopy {
     }
 
     /// Completes every notification no segment references any more, oldest first
-    /// (`__msg_zerocopy_callback`, `io_notif_tw_complete`). Returns how many fired.
-    pub fn sweep(&mut self, g: &Geometry, live: impl Fn(Notif) -> bool) -> usize {
-        let mut fired = 0;
+    /// (`__msg_zerocopy_callback`, `io_notif_tw_complete`). Returns how many fired and
+    /// the hazards that reached: a completion while an older one is still pending is
+    /// out of order; one the kernel had to copy for says COPIED.
+    pub fn sweep(&mut self, g: &Geometry, live: impl Fn(Notif) -> bool) -> Swept {
+        let mut swept = Swept::default();
+        let fired = |swept: &mut Swept, older_pending: bool, copied: bool| {
+            swept.fired += 1;
+            if older_pending {
+                swept.reached.insert(Hazard::OutOfOrderCompletion);
+            }
+            if copied {
+                swept.reached.insert(Hazard::Copied);
+            }
+        };
         let mut i = 0;
         while i < self.uargs.len() {
             if live(Notif::Msg(self.uargs[i].key)) {
@@ -141,8 +152,8 @@ impl Zerocopy {
                 continue;
             }
             let u = self.uargs.remove(i);
+            fired(&mut swept, i > 0, u.copied);
             self.notify(g, u);
-            fired += 1;
         }
         let mut i = 0;
         while i < self.uring_notifs.len() {
@@ -152,6 +163,7 @@ impl Zerocopy {
                 continue;
             }
             self.uring_notifs.remove(i);
+            fired(&mut swept, i > 0, n.copied);
             self.cq.push_back(Cqe {
                 user_data: n.user_data,
                 res: 0,
@@ -159,13 +171,10 @@ impl Zerocopy {
                 notif: true,
                 copied: n.copied,
             });
-            fired += 1;
         }
-        fired
+        swept
     }
 
-    /// Queues the notification for `u`, merging it into the queue's tail when the ranges
-    /// are adjacent (`skb_zerocopy_notify_extend`; the tail keeps its own code).
     fn notify(&mut self, g: &Geometry, u: Uarg) {
         let mut hi = u.lo;
         for _ in 1..u.len {
@@ -188,6 +197,15 @@ impl Zerocopy {
             copied: u.copied,
         });
     }
+}
+
+/// What one [`Zerocopy::sweep`] completed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Notifications posted.
+    pub fired: usize,
+    /// Hazards they reached ([`Hazard::OutOfOrderCompletion`], [`Hazard::Copied`]).
+    pub reached: HazardSet,
 }
 
 #[cfg(test)]
@@ -213,7 +231,7 @@ mod tests {
         let b = z.alloc_msg(&g, Some(a), 4, 1, 8).unwrap();
         assert_eq!(a, b);
         assert_eq!(z.uargs[0].len, 2);
-        assert_eq!(z.sweep(&g, |_| false), 1);
+        assert_eq!(z.sweep(&g, |_| false).fired, 1);
         assert_eq!(
             z.errqueue[0],
             ZcNotification {
@@ -231,8 +249,8 @@ mod tests {
         let a = z.alloc_msg(&g, None, 2, 1, 8).unwrap();
         let b = z.alloc_msg(&g, None, 2, 1, 8).unwrap();
         assert_eq!(z.alloc_msg(&g, None, 2, 1, 8), Err(Errno::NoBufs));
-        assert_eq!(z.sweep(&g, |n| n == b), 1);
-        assert_eq!(z.sweep(&g, |_| false), 1);
+        assert_eq!(z.sweep(&g, |n| n == b).fired, 1);
+        assert_eq!(z.sweep(&g, |_| false).fired, 1);
         assert_eq!(z.errqueue.len(), 1, "[0,0] and [1,1] merge into [0,1]");
         assert_eq!(z.errqueue[0].hi, 1);
         let _ = a;

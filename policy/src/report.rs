@@ -93,6 +93,11 @@ pub struct Evidence {
     /// the last step's (a counterexample, or `safe` up to the largest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sweep: Vec<SweepStep>,
+    /// Which hazards the runs behind the verdict reached and which they never reached
+    /// ([`crate::hazard`]): the same vocabulary for the model, the simulator and the
+    /// kernel. Absent where a backend does not report them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hazards: Option<crate::Hazards>,
 }
 
 /// The sizes of a model scenario, as results report them (pages; the full scenario is in
@@ -130,7 +135,7 @@ pub struct SweepStep {
 
 /// Bumped whenever the result JSON changes incompatibly. 1: no `format` field, version-1
 /// traces; 2: typed (version-2) traces. Fields added since without a bump (readers of 2
-/// ignore them): `evidence.scenario`, `evidence.sweep`.
+/// ignore them): `evidence.scenario`, `evidence.sweep`, `evidence.hazards`.
 pub const RESULTS_FORMAT_VERSION: u32 = 2;
 
 /// The top-level JSON object of every command's `--json`.

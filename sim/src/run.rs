@@ -16,8 +16,8 @@ use turmoil::net::UdpSocket;
 use zcsafe_model::ScenarioError;
 use zcsafe_policies::{BuildError, Entry};
 use zcsafe_policy::{
-    Abort, Backend, Policy, Profile, Trace, TraceProfile, TraceTransport, TransportClass, Verdict,
-    TRACE_FORMAT_VERSION,
+    Abort, Backend, Hazard, Hazards, Policy, Profile, Trace, TraceProfile, TraceTransport,
+    TransportClass, Verdict, TRACE_FORMAT_VERSION,
 };
 
 const PORT: u16 = 4000;
@@ -51,6 +51,8 @@ pub struct SimRun {
     /// Simulated time the run took.
     pub sim_time: Duration,
     pub trace: Trace,
+    /// The hazards the run reached and opened.
+    pub hazards: Hazards,
 }
 
 /// Runs `policy` (named `name` in the trace) in `scenario` with `seed`: the same seed
@@ -186,6 +188,7 @@ pub(crate) fn simulate_with<P: Policy>(
         faults: f,
         sim_time,
         trace,
+        hazards: world.hazards,
     })
 }
 
@@ -275,6 +278,9 @@ pub struct SimReport {
     #[serde(serialize_with = "ser_ms")]
     pub sim_time: Duration,
     pub detail: String,
+    /// The hazards the seeds reached (each counted once per recorded step), summed over
+    /// the seeds that ran.
+    pub hazards: Hazards,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -299,12 +305,14 @@ pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimRe
     let mut sim_time = Duration::ZERO;
     let mut finding: Option<u64> = None;
     let mut ran: u64 = 0;
+    let mut hazards = Hazards::default();
     let seeds = (0..opts.seeds).map_while(|i| opts.seed.checked_add(i));
     for seed in seeds {
         ran += 1;
         let scenario = opts.scenario(seed);
         let r = simulate_with(name, policy.clone(), &scenario, seed, false)?;
         sim_time += r.sim_time;
+        hazards.merge(&r.hazards);
         match r.verdict {
             // The simulator sees every page: it never lacks evidence.
             Verdict::Safe | Verdict::Inconclusive => {}
@@ -333,9 +341,11 @@ pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimRe
             elapsed: start.elapsed(),
             sim_time,
             detail: format!(
-                "{ran} seeds from {}: the receiver read the whole stream intact every time",
-                opts.seed
+                "{ran} seeds from {}: the receiver read the whole stream intact every time; {}",
+                opts.seed,
+                hazards.clause(hint)
             ),
+            hazards,
         });
     };
     // Replay the finding with page holders recorded, for the timeline.
@@ -353,7 +363,21 @@ pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimRe
         replay_command: Some(replay),
         elapsed: start.elapsed(),
         sim_time,
+        hazards,
     })
+}
+
+/// What would make the simulator reach a hazard its seeds never reached.
+fn hint(h: Hazard) -> &'static str {
+    match h {
+        Hazard::Retransmission | Hazard::RetransmitAfterReuse | Hazard::OutOfOrderCompletion => {
+            "more --seeds, or --faults with loss or a hold"
+        }
+        Hazard::CounterWrap => "a longer --stream",
+        Hazard::Copied => "-t local: local delivery copies MSG_ZEROCOPY data",
+        Hazard::Enobufs => "`zcsafe check --zc-optmem 1`",
+        _ => "more --seeds or a longer --stream",
+    }
 }
 
 /// [`run`] for a catalogue entry, built for the simulated geometry.

@@ -18,7 +18,7 @@ use std::time::Duration;
 use zcsafe_model::kernel::{Corruption, Event, Kernel, Perform};
 use zcsafe_model::split::AckMsg;
 use zcsafe_model::Scenario;
-use zcsafe_policy::{Abort, Answer, Event as TraceEvent, Op, Policy, Step};
+use zcsafe_policy::{Abort, Answer, Event as TraceEvent, Hazards, Op, Policy, Step};
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +53,9 @@ pub(crate) struct World<P> {
     /// The sender's qdisc: messages and when they enter the link.
     outbox: Vec<(Duration, Msg)>,
     pub end: Option<End>,
+    /// The hazards the run's steps reached and opened, drained from the kernel at each
+    /// recorded step.
+    pub hazards: Hazards,
     rto_head: Option<u16>,
     rto_due: Duration,
     backoff: u32,
@@ -78,6 +81,7 @@ impl<P: Policy> World<P> {
             next_flight: 0,
             outbox: Vec::new(),
             end: None,
+            hazards: Hazards::default(),
             rto_head: None,
             rto_due: Duration::ZERO,
             backoff: 0,
@@ -91,6 +95,7 @@ impl<P: Policy> World<P> {
     }
 
     fn step(&mut self, now: Duration, event: TraceEvent) {
+        self.hazards.add(self.kernel.take_marks());
         let holders = if self.holders {
             self.kernel.page_holders()
         } else {

@@ -45,7 +45,7 @@ pub struct Args {
     /// streams from one reuse of the first slot up to the derived length) and report
     /// the smallest that yields a counterexample, or that none did up to the largest.
     /// Each step's progress goes to stderr.
-    #[arg(long, conflicts_with_all = ["stream", "buffer", "sndbuf", "rcvbuf", "cwnd", "zc_id_bits", "losses", "spurious_rto", "base"])]
+    #[arg(long, conflicts_with_all = ["stream", "buffer", "sndbuf", "rcvbuf", "cwnd", "zc_id_bits", "zc_optmem", "losses", "spurious_rto", "base"])]
     sweep: bool,
     /// Give up on one sweep step beyond this many states (the sweep stops there).
     #[arg(
@@ -97,6 +97,10 @@ pub struct ScenarioArgs {
     /// Width of the MSG_ZEROCOPY counter (32 on real kernels; small to reach wrap).
     #[arg(long, value_name = "BITS")]
     zc_id_bits: Option<u8>,
+    /// MSG_ZEROCOPY notifications that may exist at once before `send` fails with
+    /// ENOBUFS (`optmem_max` in `msg_zerocopy_alloc`); 1 reaches ENOBUFS.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
+    zc_optmem: Option<u8>,
     /// Give up beyond this many states.
     #[arg(long, default_value_t = 20_000_000)]
     max_states: usize,
@@ -163,6 +167,7 @@ impl ScenarioArgs {
         c.cwnd = self.cwnd.unwrap_or(c.cwnd);
         c.losses = self.losses.unwrap_or(c.losses);
         c.spurious_rto = self.spurious_rto.unwrap_or(c.spurious_rto);
+        c.zc_optmem = self.zc_optmem.unwrap_or(c.zc_optmem);
     }
 }
 
@@ -295,6 +300,7 @@ fn record(finding: &mut Finding, report: CheckReport) -> Duration {
     finding.verdict = report.verdict;
     finding.evidence.detail = report.detail;
     finding.evidence.trace = report.trace;
+    finding.evidence.hazards = Some(report.hazards);
     let c = &mut finding.evidence.counts;
     c.insert("states".into(), report.states.into());
     c.insert("transitions".into(), report.transitions.into());

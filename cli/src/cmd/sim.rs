@@ -99,6 +99,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 Ok(report) => {
                     finding.verdict = report.verdict;
                     finding.evidence.detail = report.detail.clone();
+                    finding.evidence.hazards = Some(report.hazards.clone());
                     let c = &mut finding.evidence.counts;
                     c.insert("scenarios".into(), report.scenarios.into());
                     c.insert("first_seed".into(), opts.seed.into());

@@ -110,6 +110,14 @@ impl Executor {
         self.reuses.exposure()
     }
 
+    /// Segments the sender's TCP sent again (`tcpi_total_retrans`): whether the
+    /// retransmit queue's pages were read twice. `None` if `TCP_INFO` failed.
+    pub fn total_retransmits(&self) -> Option<u64> {
+        crate::sys::tcp_info(self.fd())
+            .ok()
+            .map(|i| i.tcpi_total_retrans as u64)
+    }
+
     fn fd(&self) -> RawFd {
         self.sock.as_raw_fd()
     }

@@ -13,7 +13,7 @@ use crate::config::Scenario;
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 use std::sync::Mutex;
-use zcsafe_policy::Policy;
+use zcsafe_policy::{Hazards, Policy};
 
 /// What one state of a run produced, in move order.
 #[derive(Clone, Copy)]
@@ -37,6 +37,8 @@ pub(crate) struct Expansion<P> {
     pub(crate) records: Vec<Record>,
     pub(crate) states: Vec<State<P>>,
     pub(crate) endings: Vec<Ending>,
+    /// The hazards the run's moves reached and opened (blocked calls excluded).
+    pub(crate) hazards: Hazards,
 }
 
 /// States per run: small enough to balance two workers, large enough that taking a run
@@ -150,6 +152,7 @@ fn expand_run<P: Policy>(
         records: Vec::with_capacity(run.len() * 4),
         states: Vec::new(),
         endings: Vec::new(),
+        hazards: Hazards::default(),
     };
     let Some(first) = run.first() else {
         return out;
@@ -182,6 +185,12 @@ fn expand_run<P: Policy>(
                     Some(unchanged_policy),
                 ),
             };
+            // Taken whatever happened, so the next move's scratch copy starts clean; a
+            // blocked call did nothing, so what it marked does not count.
+            let marks = kernel.take_marks();
+            if !matches!(applied, Applied::Blocked) {
+                out.hazards.add(marks);
+            }
             match applied {
                 Applied::Blocked => {}
                 Applied::Next => {

@@ -9,7 +9,7 @@ use crate::kernel::Kernel;
 use indexmap::IndexSet;
 use rustc_hash::FxBuildHasher;
 use std::time::Instant;
-use zcsafe_policy::Policy;
+use zcsafe_policy::{Hazards, Policy};
 
 /// [`check`](super::check), keeping whole states.
 pub(crate) fn check_whole_states<P: Policy>(
@@ -30,6 +30,7 @@ pub(crate) fn check_whole_states<P: Policy>(
     let mut transitions = 0usize;
     let mut complete = 0usize;
     let mut findings = Findings::default();
+    let mut hazards = Hazards::default();
     let mut head = 0usize;
     'search: while head < seen.len() {
         let st = seen[head].clone();
@@ -40,7 +41,10 @@ pub(crate) fn check_whole_states<P: Policy>(
         }
         let mut moved = false;
         for mv in moves(scenario, &st) {
-            let step = take(scenario, &st, mv);
+            let mut step = take(scenario, &st, mv);
+            if let Step::Next(next) | Step::End(next, _) = &mut step {
+                hazards.add(next.kernel.take_marks());
+            }
             if !matches!(step, Step::Blocked) {
                 moved = true;
                 transitions += 1;
@@ -80,6 +84,7 @@ pub(crate) fn check_whole_states<P: Policy>(
         states: seen.len(),
         transitions,
         complete,
+        hazards,
     };
     Ok(report(scenario, root, explored, findings, path_to, start))
 }

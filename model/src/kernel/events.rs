@@ -6,7 +6,7 @@ use super::{Corruption, Event, Kernel};
 use crate::config::Scenario;
 use crate::memory::{Content, DataRef};
 use crate::socket::{Notif, Segment};
-use zcsafe_policy::{Cqe, Region};
+use zcsafe_policy::{Cqe, Hazard, Region};
 
 impl Kernel {
     /// Executes an enabled event. Returns the corruption the receiver saw, if any.
@@ -76,6 +76,10 @@ impl Kernel {
                 // tcp_retransmit_timer → tcp_retransmit_skb: a new clone of the same
                 // frags — the pages are read again.
                 let seg = *self.sock.rtx.front().expect("enabled");
+                self.reach(Hazard::Retransmission);
+                if self.mem.read(seg.data) != Content::unit(seg.seq as u64) {
+                    self.reach(Hazard::RetransmitAfterReuse);
+                }
                 let needed =
                     seg.seq >= self.peer.rcv_nxt && !self.net.wire.iter().any(|p| p.seq == seg.seq);
                 if !needed {
@@ -144,6 +148,7 @@ impl Kernel {
                 // (6.1: __io_notif_complete_tw) reports COPIED under REPORT_USAGE,
                 // `zc_copied || !zc_used`, because no skb completed with zero copy.
                 let user_data = self.zc.failed_notifs.pop_front().expect("enabled");
+                self.reach(Hazard::Copied);
                 self.zc.cq.push_back(Cqe {
                     user_data,
                     res: 0,

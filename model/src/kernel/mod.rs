@@ -20,7 +20,8 @@ use crate::peer::Peer;
 use crate::pipe::Pipe;
 use crate::socket::{Notif, Segment, Socket};
 use crate::zerocopy::Zerocopy;
-use zcsafe_policy::{Holder, Outcome, TransportClass};
+use std::hash::{Hash, Hasher};
+use zcsafe_policy::{Hazard, HazardMarks, Holder, Outcome, TransportClass};
 
 /// An asynchronous kernel event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,6 +86,8 @@ pub struct Kernel {
     pub zc: Zerocopy,
     /// The application called `Finish`.
     pub finished: bool,
+    /// The hazards reached and opened since [`Kernel::take_marks`] last emptied them.
+    pub marks: Marks,
 }
 
 clone_reusing!(Kernel {
@@ -94,8 +97,28 @@ clone_reusing!(Kernel {
     net,
     peer,
     zc,
-    finished
+    finished,
+    marks
 });
+
+/// What the steps since the last [`Kernel::take_marks`] reached and opened
+/// ([`zcsafe_policy::hazard`]). A record of the path, not part of the state: all marks
+/// are equal and hash alike, so two states that differ only in how they were reached
+/// stay one state to the checker.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Marks(pub HazardMarks);
+
+impl PartialEq for Marks {
+    fn eq(&self, _: &Marks) -> bool {
+        true
+    }
+}
+
+impl Eq for Marks {}
+
+impl Hash for Marks {
+    fn hash<H: Hasher>(&self, _: &mut H) {}
+}
 
 impl Kernel {
     pub fn new(s: &Scenario) -> Kernel {
@@ -107,6 +130,41 @@ impl Kernel {
             peer: Peer::new(s.config.rcvbuf),
             zc: Zerocopy::default(),
             finished: false,
+            marks: Marks::default(),
+        }
+    }
+
+    /// The hazards reached and opened since the last call, leaving none.
+    pub fn take_marks(&mut self) -> HazardMarks {
+        std::mem::take(&mut self.marks.0)
+    }
+
+    fn reach(&mut self, h: Hazard) {
+        self.marks.0.reached.insert(h);
+    }
+
+    /// Marks what rewriting (or, with `release`, giving back) the page behind `page`
+    /// reaches, from its content before the write: a page that held stream bytes is a
+    /// reuse; before the receiving application read those bytes, the window an early
+    /// reuse corrupts in; while a kernel object references the page, a reuse the kernel
+    /// can still read.
+    fn mark_rewrite(&mut self, page: DataRef, release: bool) {
+        let Some(unit) = self.mem.read(page).stream_unit() else {
+            return;
+        };
+        let unread = unit >= self.peer.consumed as u64;
+        let held = !self.holders(page).is_empty();
+        let (any, before_read) = if release {
+            (Hazard::Release, Hazard::ReleaseBeforeRead)
+        } else {
+            (Hazard::Reuse, Hazard::ReuseBeforeRead)
+        };
+        self.reach(any);
+        if unread {
+            self.reach(before_read);
+        }
+        if held && !release {
+            self.reach(Hazard::ReuseWhileHeld);
         }
     }
 
@@ -208,7 +266,8 @@ impl Kernel {
                 || net.wire.iter().any(held)
                 || peer.queue.iter().any(|q| q.2 == Some(n))
         };
-        zc.sweep(&s.geometry, live);
+        let swept = zc.sweep(&s.geometry, live);
+        self.marks.0.reached.union(swept.reached);
     }
 
     /// Bytes of the heap buffers behind this state (their capacity, plus a malloc

@@ -5,11 +5,16 @@ use super::{Kernel, Perform};
 use crate::config::Scenario;
 use crate::memory::{DataRef, Fault};
 use crate::zerocopy::Sqe;
-use zcsafe_policy::{Errno, GiftSupport, Op, Outcome};
+use zcsafe_policy::{Errno, GiftSupport, Hazard, Op, Outcome, Region};
 
 impl Kernel {
     /// Executes an application operation, or reports that it blocks.
     pub fn perform(&mut self, s: &Scenario, op: &Op) -> Perform {
+        // MSG_ZEROCOPY without SO_ZEROCOPY copies: it opens nothing.
+        let copies = matches!(op, Op::Send { zerocopy: true, .. }) && !self.sock.zerocopy_enabled;
+        if !copies {
+            self.marks.0.opened.extend(Hazard::opened_by(op));
+        }
         let r = self.perform_inner(s, op);
         self.sweep(s);
         r
@@ -21,8 +26,13 @@ impl Kernel {
         let ok = Done(Outcome::Ok);
         let err = |e| Done(Outcome::Err(e));
         match *op {
-            Op::Fill { buf, stream } => match self.mem.fill(buf, stream) {
-                Ok(()) => ok,
+            Op::Fill { buf, stream } => match self.mem.user_refs(buf) {
+                Ok(refs) => {
+                    refs.into_iter().for_each(|r| self.mark_rewrite(r, false));
+                    self.mem
+                        .fill(buf, stream)
+                        .map_or_else(Perform::Fault, |()| ok)
+                }
                 Err(f) => Perform::Fault(f),
             },
             Op::Send { buf, zerocopy } => {
@@ -37,14 +47,22 @@ impl Kernel {
                 // MSG_ZEROCOPY without SO_ZEROCOPY is silently a copy (tcp_sendmsg_locked).
                 if zerocopy && self.sock.zerocopy_enabled {
                     let tail = self.sock.write_queue.back().and_then(|s| s.notif);
+                    let id = self.zc.zckey;
                     let notif =
                         match self
                             .zc
                             .alloc_msg(g, tail, cfg.zc_optmem, buf.len, cfg.zc_uarg_pages)
                         {
                             Ok(n) => n,
-                            Err(e) => return err(e),
+                            Err(e) => {
+                                self.reach(Hazard::Enobufs);
+                                return err(e);
+                            }
                         };
+                    // sk_zckey is a u32 the kernel lets wrap; here it is zc_id_bits wide.
+                    if self.zc.zckey < id {
+                        self.reach(Hazard::CounterWrap);
+                    }
                     // skb_zerocopy_iter_stream: frags point at the user's pages.
                     for r in refs {
                         self.sock.queue(r, Some(notif));
@@ -130,6 +148,7 @@ impl Kernel {
             },
             Op::CreateFile { file } => {
                 // O_TRUNC drops the old pages from the page cache; skbs keep theirs.
+                self.mark_file_release(file);
                 self.freeze(|r| matches!(r, DataRef::File(f, _) if f == file));
                 self.mem.create(file);
                 ok
@@ -138,10 +157,17 @@ impl Kernel {
                 file,
                 region,
                 stream,
-            } => match self.mem.write_file(file, region, stream) {
-                Ok(()) => ok,
-                Err(f) => Perform::Fault(f),
-            },
+            } => {
+                // pwrite overwrites the page-cache pages in place: the pages that exist
+                // are rewritten, the ones past the end are new.
+                for r in self.mem.file_refs_existing(file, region) {
+                    self.mark_rewrite(r, false);
+                }
+                match self.mem.write_file(file, region, stream) {
+                    Ok(()) => ok,
+                    Err(f) => Perform::Fault(f),
+                }
+            }
             Op::Sendfile { file, region } => {
                 let refs = match self.mem.file_refs(file, region) {
                     Ok(r) => r,
@@ -166,6 +192,7 @@ impl Kernel {
                 if !self.mem.exists(file) {
                     return Perform::Fault(Fault::NoFile(file));
                 }
+                self.mark_file_release(file);
                 self.freeze(|r| matches!(r, DataRef::File(f, _) if f == file));
                 match self.mem.remove(file) {
                     Ok(()) => ok,
@@ -173,8 +200,9 @@ impl Kernel {
                 }
             }
             Op::Munmap { buf } => {
-                if let Err(f) = self.mem.user_refs(buf) {
-                    return Perform::Fault(f);
+                match self.mem.user_refs(buf) {
+                    Ok(refs) => refs.into_iter().for_each(|r| self.mark_rewrite(r, true)),
+                    Err(f) => return Perform::Fault(f),
                 }
                 // The kernel's references keep the old pages alive; nobody can write them.
                 let pages = buf.offset..buf.end();
@@ -200,6 +228,14 @@ impl Kernel {
                 ok
             }
             Op::Abort(_) => ok,
+        }
+    }
+
+    /// Marks the release of every page of `file` (unlinked or truncated), if it exists.
+    fn mark_file_release(&mut self, file: zcsafe_policy::FileId) {
+        let whole = Region::new(0, u64::MAX / 2);
+        for r in self.mem.file_refs_existing(file, whole) {
+            self.mark_rewrite(r, true);
         }
     }
 
