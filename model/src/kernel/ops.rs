@@ -4,7 +4,7 @@
 use super::{Kernel, Perform};
 use crate::config::Scenario;
 use crate::memory::{DataRef, Fault};
-use crate::zerocopy::Sqe;
+use crate::zerocopy::{Sqe, SqeKind};
 use zcsafe_policy::{Errno, GiftSupport, Op, Outcome};
 
 impl Kernel {
@@ -121,7 +121,25 @@ impl Kernel {
                 if !cfg.profile.uring_send_zc {
                     return err(Errno::Inval);
                 }
-                self.zc.sq.push(Sqe { user_data, buf });
+                self.zc.sq.push(Sqe {
+                    user_data,
+                    buf,
+                    kind: SqeKind::SendZc,
+                });
+                ok
+            }
+            // io_uring_setup and IORING_OP_SEND (5.6) are on every kernel the model
+            // profiles; the request runs later, like SEND_ZC's (uring_exec).
+            Op::UringSend {
+                buf,
+                user_data,
+                msg_zerocopy,
+            } => {
+                self.zc.sq.push(Sqe {
+                    user_data,
+                    buf,
+                    kind: SqeKind::Send { msg_zerocopy },
+                });
                 ok
             }
             Op::UringWaitCqe => match self.zc.cq.pop_front() {
