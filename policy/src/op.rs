@@ -106,7 +106,7 @@ pub enum Op {
     /// Submit a plain io_uring `IORING_OP_SEND` of `buf`, with `MSG_ZEROCOPY` in its
     /// `msg_flags` per `msg_zerocopy`. Outcome: `Ok` once submitted; one CQE follows, with
     /// the bytes sent and no `IORING_CQE_F_MORE`. `io_send` passes the flags through to
-    /// `sock_sendmsg` with no `msg_ubuf` (6.1 and 6.12), so on a socket with
+    /// `sock_sendmsg` with no `msg_ubuf` (6.1, read; 6.18 on this host behaves so), so on a socket with
     /// `SO_ZEROCOPY` `tcp_sendmsg_locked` takes the `MSG_ZEROCOPY` path
     /// (`msg_zerocopy_realloc`): the pages stay referenced after the CQE and the release
     /// comes as a notification on the socket's error queue ([`Op::ReadErrqueue`]), not on

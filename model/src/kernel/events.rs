@@ -204,7 +204,7 @@ impl Kernel {
         });
     }
 
-    /// io_send (6.1; 6.12 `io_send` → `io_send_finish`): `sock_sendmsg` with the SQE's
+    /// io_send (6.1 io_uring/net.c): `sock_sendmsg` with the SQE's
     /// `msg_flags` (only `MSG_INTERNAL_SENDMSG_FLAGS` stripped) and no `msg_ubuf`, so
     /// `tcp_sendmsg_locked` with `MSG_ZEROCOPY` on an `SO_ZEROCOPY` socket allocates or
     /// extends a `MSG_ZEROCOPY` completion (`msg_zerocopy_realloc`, `ENOBUFS` when optmem
