@@ -415,7 +415,13 @@ fn a_plain_uring_send_with_msg_zerocopy_releases_through_the_errqueue() {
     let page = Region::new(0, 1);
     for so_zerocopy in [true, false] {
         let mut k = Kernel::new(&s);
-        done(k.perform(&s, &Op::Fill { buf: page, stream: 0 }));
+        done(k.perform(
+            &s,
+            &Op::Fill {
+                buf: page,
+                stream: 0,
+            },
+        ));
         if so_zerocopy {
             done(k.perform(&s, &Op::EnableZerocopy));
         }
@@ -429,20 +435,30 @@ fn a_plain_uring_send_with_msg_zerocopy_releases_through_the_errqueue() {
         k.fire(&s, Event::UringExec(0));
         let c = cqe(&mut k, &s);
         assert_eq!((c.user_data, c.res, c.more, c.notif), (5, 1, false, false));
-        assert_eq!(k.perform(&s, &Op::UringWaitCqe), Perform::Blocked, "one CQE");
+        assert_eq!(
+            k.perform(&s, &Op::UringWaitCqe),
+            Perform::Blocked,
+            "one CQE"
+        );
         let held = if so_zerocopy {
             vec![Holder::WriteQueue]
         } else {
             vec![]
         };
-        assert_eq!(k.holders(DataRef::User(0)), held, "SO_ZEROCOPY {so_zerocopy}");
+        assert_eq!(
+            k.holders(DataRef::User(0)),
+            held,
+            "SO_ZEROCOPY {so_zerocopy}"
+        );
         // Let the kernel run until nothing holds the page: the release shows up on the
         // error queue exactly when the pages were the user's.
         for _ in 0..64 {
             if k.holders(DataRef::User(0)).is_empty() {
                 break;
             }
-            let Some(&e) = k.enabled(&s).first() else { break };
+            let Some(&e) = k.enabled(&s).first() else {
+                break;
+            };
             k.fire(&s, e);
         }
         assert!(k.holders(DataRef::User(0)).is_empty());
