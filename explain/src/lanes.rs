@@ -85,9 +85,10 @@ pub fn arrow(event: &Event) -> Arrow {
         Event::Call { op, .. } => match op {
             Op::Vmsplice { .. } => Arrow::new(App, Pipe),
             Op::Splice { .. } => Arrow::new(Pipe, WriteQueue),
-            Op::Send { .. } | Op::UringSendZc { .. } | Op::Sendfile { .. } => {
-                Arrow::new(App, WriteQueue)
-            }
+            Op::Send { .. }
+            | Op::UringSendZc { .. }
+            | Op::UringSend { .. }
+            | Op::Sendfile { .. } => Arrow::new(App, WriteQueue),
             // The kernel answers the application: a counter, a notification, a CQE.
             Op::Siocoutq | Op::ReadErrqueue { .. } | Op::UringWaitCqe => {
                 Arrow::new(WriteQueue, App)

@@ -53,6 +53,16 @@ pub fn of(op: &Op) -> Option<&'static str> {
             "submitted: the kernel references the pages from when the send runs until its \
          NOTIF CQE"
         }
+        Op::UringSend {
+            msg_zerocopy: true, ..
+        } => {
+            "submitted: on an SO_ZEROCOPY socket the kernel references the pages after this \
+         request's one CQE, until a notification on the socket's error queue — never on \
+         the ring"
+        }
+        Op::UringSend { .. } => {
+            "submitted: the kernel copies the bytes when the send runs; its CQE frees the buffer"
+        }
         Op::UringWaitCqe => {
             "a send CQE (F_MORE) only says the bytes are queued; the NOTIF CQE says the pages \
          are released"

@@ -25,7 +25,14 @@ pub fn action(e: &Event) -> String {
         Event::Retransmit { seq, .. } => format!("retransmit seq {seq}"),
         Event::Ack { ack, window } => format!("ACK {ack} (window {window})"),
         Event::ZeroWindowProbe => "zero-window probe".into(),
-        Event::UringExec { user_data } => format!("io_uring runs SEND_ZC #{user_data}"),
+        Event::UringExec {
+            user_data,
+            plain: false,
+        } => format!("io_uring runs SEND_ZC #{user_data}"),
+        Event::UringExec {
+            user_data,
+            plain: true,
+        } => format!("io_uring runs SEND #{user_data}"),
         Event::UringFail { user_data } => {
             format!("io_uring fails SEND_ZC #{user_data} (-ECANCELED)")
         }
@@ -108,8 +115,13 @@ pub fn note(step: &Step, class: TransportClass) -> String {
         Event::ZeroWindowProbe => {
             "tcp_send_probe0: the peer advertised a closed window; ask whether it opened".into()
         }
-        Event::UringExec { .. } => {
+        Event::UringExec { plain: false, .. } => {
             "io_send_zc queues the pages and posts the send CQE (F_MORE)".into()
+        }
+        Event::UringExec { plain: true, .. } => {
+            "io_send → tcp_sendmsg_locked queues the bytes (the pages themselves with MSG_ZEROCOPY \
+             on an SO_ZEROCOPY socket, released via the error queue) and posts its one CQE"
+                .into()
         }
         Event::UringFail { .. } => {
             "io_sendrecv_fail posts the CQE with F_MORE: its notification will still follow".into()

@@ -26,6 +26,21 @@ enum Submission {
         msg: Box<libc::msghdr>,
         _iov: Box<[libc::iovec]>,
     },
+    /// A plain `IORING_OP_SEND`, `MSG_ZEROCOPY` in its `msg_flags` or not: one CQE, and
+    /// on an `SO_ZEROCOPY` socket the release goes to the error queue (`io_send` →
+    /// `tcp_sendmsg_locked`, `msg_zerocopy_realloc`).
+    Plain {
+        ptr: *const u8,
+        len: u32,
+        msg_zerocopy: bool,
+    },
+}
+
+impl Submission {
+    /// SEND_ZC or SENDMSG_ZC, whose flags include `REPORT_USAGE`.
+    fn is_zc(&self) -> bool {
+        !matches!(self, Submission::Plain { .. })
+    }
 }
 
 /// A ring for SEND_ZC on one socket.
@@ -36,6 +51,8 @@ pub struct ZcRing {
     report_usage: bool,
     /// No SEND_ZC has succeeded yet, so an `EINVAL` may be the flag's fault.
     none_succeeded: bool,
+    /// The probe lists `IORING_OP_SEND_ZC`.
+    send_zc: bool,
     /// The probe lists `IORING_OP_SENDMSG_ZC`.
     sendmsg_zc: bool,
     inflight: HashMap<UserData, Submission>,
@@ -75,15 +92,15 @@ pub fn opcode_supported(ring: &IoUring, op: u8) -> bool {
 impl ZcRing {
     pub fn new(fd: RawFd) -> Result<ZcRing, RingError> {
         let ring = IoUring::new(256).map_err(RingError::Setup)?;
-        if !opcode_supported(&ring, opcode::SendZc::CODE) {
-            return Err(RingError::NoSendZc);
-        }
+        // A plain SEND (5.6) needs neither; SEND_ZC and SENDMSG_ZC ask at submission.
+        let send_zc = opcode_supported(&ring, opcode::SendZc::CODE);
         let sendmsg_zc = opcode_supported(&ring, opcode::SendMsgZc::CODE);
         Ok(ZcRing {
             ring,
             fd,
             report_usage: true,
             none_succeeded: true,
+            send_zc,
             sendmsg_zc,
             inflight: HashMap::new(),
         })
@@ -111,6 +128,14 @@ impl ZcRing {
                 .flags(flags as u32)
                 .ioprio(zc_flags)
                 .build(),
+            Submission::Plain {
+                ptr,
+                len,
+                msg_zerocopy,
+            } => {
+                let zc = if *msg_zerocopy { libc::MSG_ZEROCOPY } else { 0 };
+                opcode::Send::new(fd, *ptr, *len).flags(flags | zc).build()
+            }
         }
         .user_data(user_data as u64);
         loop {
@@ -129,9 +154,27 @@ impl ZcRing {
 
     /// Submits one SEND_ZC now (`io_uring_enter` before returning).
     pub fn send_zc(&mut self, user_data: UserData, buf: &[u8]) -> Result<(), RingError> {
+        if !self.send_zc {
+            return Err(RingError::NoSendZc);
+        }
         let s = Submission::Send {
             ptr: buf.as_ptr(),
             len: buf.len().min(u32::MAX as usize) as u32,
+        };
+        self.push(user_data, s)
+    }
+
+    /// Submits one plain `IORING_OP_SEND` of `buf` now, with `MSG_ZEROCOPY` if asked.
+    pub fn send(
+        &mut self,
+        user_data: UserData,
+        buf: &[u8],
+        msg_zerocopy: bool,
+    ) -> Result<(), RingError> {
+        let s = Submission::Plain {
+            ptr: buf.as_ptr(),
+            len: buf.len().min(u32::MAX as usize) as u32,
+            msg_zerocopy,
         };
         self.push(user_data, s)
     }
@@ -174,7 +217,11 @@ impl ZcRing {
                 if !notif {
                     if res >= 0 {
                         self.none_succeeded = false;
-                    } else if self.report_usage && self.none_succeeded && res == -libc::EINVAL {
+                    } else if self.report_usage
+                        && self.none_succeeded
+                        && res == -libc::EINVAL
+                        && self.inflight.get(&ud).is_some_and(Submission::is_zc)
+                    {
                         // A kernel before 6.2 refuses REPORT_USAGE: resubmit without it.
                         self.report_usage = false;
                         if let Some(s) = self.inflight.remove(&ud) {

@@ -75,6 +75,10 @@ impl Kernel {
             },
             Event::UringExec(i) => Step::UringExec {
                 user_data: self.zc.sq[i as usize].user_data,
+                plain: matches!(
+                    self.zc.sq[i as usize].kind,
+                    crate::zerocopy::SqeKind::Send { .. }
+                ),
             },
             Event::UringFail(i) => Step::UringFail {
                 user_data: self.zc.sq[i as usize].user_data,

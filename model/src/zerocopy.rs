@@ -17,11 +17,22 @@ pub struct Uarg {
     pub copied: bool,
 }
 
-/// An io_uring `SEND_ZC` submitted but not yet executed.
+/// An io_uring send submitted but not yet executed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Sqe {
     pub user_data: u32,
     pub buf: Region,
+    pub kind: SqeKind,
+}
+
+/// Which io_uring send an [`Sqe`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SqeKind {
+    /// `SEND_ZC` / `SENDMSG_ZC`: a send CQE with `F_MORE`, then a NOTIF on the ring.
+    SendZc,
+    /// A plain `IORING_OP_SEND`, `MSG_ZEROCOPY` in its `msg_flags` or not: one CQE; with
+    /// the flag on an `SO_ZEROCOPY` socket the release is an errqueue notification.
+    Send { msg_zerocopy: bool },
 }
 
 /// An io_uring notification still waiting for its pages to be released.

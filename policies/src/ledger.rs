@@ -35,6 +35,16 @@ impl ZcLedger {
         id
     }
 
+    /// Takes the counter of a successful zero-copy send the sender does not track: the
+    /// kernel numbers every `MSG_ZEROCOPY` send that queued bytes (`msg_zerocopy_realloc`
+    /// in `tcp_sendmsg_locked`) whether or not the application waits for it, so later
+    /// labels stay the kernel's. Its notification releases nothing. Returns the counter.
+    pub fn skip_send(&mut self, g: &Geometry) -> u32 {
+        let id = self.next_id;
+        self.next_id = g.zc_next(id);
+        id
+    }
+
     /// [`record_send`](Self::record_send) for a sender whose own counter skips the
     /// kernel's last value on wrap-around (`2^zc_id_bits - 1`, spdk#3600): from the first
     /// wrap on, its labels fall behind the kernel's counters.

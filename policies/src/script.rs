@@ -41,6 +41,9 @@ pub enum Action {
     /// Submit an io_uring `SEND_ZC` of the slot and wait for its send CQE (`F_MORE`),
     /// skipping notification CQEs.
     UringSendAwaitCqe,
+    /// A plain io_uring `IORING_OP_SEND` of the slot, `MSG_ZEROCOPY` in its flags or not,
+    /// then wait for its one CQE.
+    UringPlainSendAwaitCqe { msg_zerocopy: bool },
 }
 
 /// A script: `setup` once, then `per_chunk` for every chunk of the stream.
@@ -125,6 +128,11 @@ impl Scripted {
                 user_data: self.at.chunk as u32,
                 opcode: UringZcOpcode::Send,
             }),
+            Action::UringPlainSendAwaitCqe { msg_zerocopy } => Running::Once(Op::UringSend {
+                buf: slot,
+                user_data: self.at.chunk as u32,
+                msg_zerocopy,
+            }),
         });
     }
 
@@ -169,7 +177,7 @@ impl zcsafe_policy::Policy for Scripted {
             return;
         };
         let progress = match running {
-            Running::Once(Op::UringSendZc { .. }) => match outcome {
+            Running::Once(Op::UringSendZc { .. } | Op::UringSend { .. }) => match outcome {
                 Outcome::Ok => {
                     *running = Running::UringWait;
                     Progress::Pending

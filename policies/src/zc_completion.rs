@@ -13,13 +13,13 @@
 //!
 //! Slots are pipelined: with `S` slots, `S` chunks can be in flight. The bugs shipped
 //! with this scheme are one `Knobs` setting each away from it (`zc-inorder-tracker`,
-//! `bugs::grpc_30320`, `bugs::spdk_3600`).
+//! `bugs::grpc_30320`, `bugs::spdk_3600`, `bugs::spdk_3610`, `bugs::qemu_multifd_header`).
 
 use crate::ledger::ZcLedger;
 use crate::steps::{feature_failed, unexpected, Cursor, Progress, SendAll};
 use crate::{BuildError, Catalogued, Feature};
 use zcsafe_policy::{
-    Abort, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, TransportClass,
+    Abort, Errno, Expectation, Geometry, Op, Outcome, Policy, Profile, Region, TransportClass,
     ZcNotification,
 };
 
@@ -31,6 +31,7 @@ pub(crate) struct Knobs {
     pub on_nobufs: OnNoBufs,
     pub close: Close,
     pub labels: Labels,
+    pub pieces: Pieces,
 }
 
 impl Knobs {
@@ -40,6 +41,7 @@ impl Knobs {
         on_nobufs: OnNoBufs::WaitIfOutstanding,
         close: Close::AfterLastSend,
         labels: Labels::Kernel,
+        pieces: Pieces::Whole,
     };
 }
 
@@ -82,6 +84,91 @@ pub(crate) enum Labels {
     IndexSkipsZero,
 }
 
+/// How the stream's chunks are grouped into the application's requests, and with which
+/// flag and bookkeeping each chunk goes out. Every chunk is still one `send()` loop of one
+/// chunk-sized region; what differs is where the region lives, whether the loop passes
+/// `MSG_ZEROCOPY`, and whether the sender waits for that send's notification before it
+/// writes the region again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Pieces {
+    /// Every chunk is a request of its own, in the ring's next slot, sent with
+    /// `MSG_ZEROCOPY` and tracked: the documented scheme.
+    Whole,
+    /// Requests of two chunks over the ring (spdk#3610): the head goes with
+    /// `MSG_ZEROCOPY`, the tail falls under the zero-copy size threshold and goes with a
+    /// plain copying `send()`. `head_tracked: false` is the shipped bug: the request's
+    /// zero-copy flag is that of its last `sendmsg`, so a request whose tail was copied
+    /// completes at once and nobody waits for the head's notification. A stream of an
+    /// odd number of chunks ends with a request of one (zero-copy, tracked) chunk.
+    SplitTailCopied { head_tracked: bool },
+    /// QEMU multifd packets: a header chunk, always in slot 0 (the channel's one packet
+    /// buffer, rewritten for every packet), then a page chunk over the other slots. The
+    /// pages are sent with `MSG_ZEROCOPY` and tracked; the header per [`HeaderSend`]. A
+    /// stream of an odd number of chunks ends with a header-only packet (multifd's sync
+    /// packet has no pages).
+    HeaderAndPages { header: HeaderSend },
+}
+
+/// How a multifd sender sends the packet header ([`Pieces::HeaderAndPages`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum HeaderSend {
+    /// In the same zero-copy write as the pages, and rewritten for the next packet
+    /// without waiting for its notification (the 2022 `zero-copy-send` series as first
+    /// merged).
+    ZerocopyUntracked,
+    /// With a plain copying write before the pages (the fix): the kernel has its own
+    /// copy once the call returns.
+    Copied,
+}
+
+/// One chunk's send: where its bytes live and how they go out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Piece {
+    slot: u16,
+    zerocopy: bool,
+    /// The sender records the send's counter against the slot and waits for its
+    /// notification before writing the slot again.
+    tracked: bool,
+}
+
+impl Pieces {
+    /// The smallest buffer, in slots, the grouping works with.
+    fn min_slots(self) -> u64 {
+        match self {
+            Pieces::Whole | Pieces::SplitTailCopied { .. } => 1,
+            Pieces::HeaderAndPages { .. } => 2,
+        }
+    }
+
+    /// How chunk `chunk` of the stream is sent with `slots` buffer slots.
+    fn piece(self, chunk: u64, slots: u64) -> Piece {
+        let ring = (chunk % slots) as u16;
+        let is_head = chunk % 2 == 0;
+        match self {
+            Pieces::Whole => Piece {
+                slot: ring,
+                zerocopy: true,
+                tracked: true,
+            },
+            Pieces::SplitTailCopied { head_tracked } => Piece {
+                slot: ring,
+                zerocopy: is_head,
+                tracked: !is_head || head_tracked,
+            },
+            Pieces::HeaderAndPages { header } if is_head => Piece {
+                slot: 0,
+                zerocopy: header == HeaderSend::ZerocopyUntracked,
+                tracked: false,
+            },
+            Pieces::HeaderAndPages { .. } => Piece {
+                slot: 1 + ((chunk / 2) % (slots - 1)) as u16,
+                zerocopy: true,
+                tracked: true,
+            },
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ZcCompletion {
     g: Geometry,
@@ -117,6 +204,34 @@ impl ZcCompletion {
         }
     }
 
+    /// [`with`](Self::with), for knobs whose grouping needs more than one slot
+    /// ([`Pieces::HeaderAndPages`] keeps slot 0 for the header).
+    pub(crate) fn build(
+        name: &'static str,
+        g: &Geometry,
+        knobs: Knobs,
+    ) -> Result<Self, BuildError> {
+        let need = knobs.pieces.min_slots();
+        if g.slots() < need {
+            return Err(BuildError::Needs {
+                policy: name,
+                need: format!("a buffer of at least {need} chunks (got {})", g.slots()),
+            });
+        }
+        Ok(Self::with(g, knobs))
+    }
+
+    /// How the current chunk goes out.
+    fn piece(&self) -> Piece {
+        self.knobs.pieces.piece(self.at.chunk, self.g.slots())
+    }
+
+    /// The buffer region of the current chunk.
+    fn region(&self) -> Region {
+        let slot = u64::from(self.piece().slot);
+        Region::new(slot * self.g.chunk, self.g.chunk)
+    }
+
     fn release(&mut self, n: &ZcNotification) {
         match self.knobs.release {
             ReleaseRule::Covered => self.ledger.release(&self.g, n),
@@ -125,7 +240,14 @@ impl ZcCompletion {
     }
 
     fn record_send(&mut self) {
-        let slot = self.at.slot_index(&self.g);
+        let piece = self.piece();
+        if !piece.tracked {
+            // The kernel still takes a counter for this send; the sender just never
+            // waits for it (its notification releases nothing the sender looks at).
+            self.ledger.skip_send(&self.g);
+            return;
+        }
+        let slot = piece.slot;
         match self.knobs.labels {
             Labels::Kernel => self.ledger.record_send(&self.g, slot),
             Labels::IndexSkipsZero => self.ledger.record_send_skipping_last(&self.g, slot),
@@ -133,7 +255,7 @@ impl ZcCompletion {
     }
 
     fn begin_chunk(&self) -> Phase {
-        if self.ledger.pins(self.at.slot_index(&self.g)) {
+        if self.ledger.pins(self.piece().slot) {
             Phase::Reclaim
         } else {
             Phase::Fill
@@ -202,7 +324,10 @@ impl Policy for ZcCompletion {
         match &self.phase {
             Phase::Enable => Op::EnableZerocopy,
             Phase::Reclaim | Phase::AwaitAny(_) | Phase::Flush => Op::ReadErrqueue { block: true },
-            Phase::Fill => self.at.fill(&self.g),
+            Phase::Fill => Op::Fill {
+                buf: self.region(),
+                stream: self.at.offset(&self.g),
+            },
             Phase::Send(s) => s.op(),
             Phase::Done => Op::Finish,
             Phase::Failed(a) => Op::Abort(a.clone()),
@@ -232,7 +357,9 @@ impl Policy for ZcCompletion {
                 }
                 self.closing()
             }
-            (Phase::Fill, Outcome::Ok) => Phase::Send(SendAll::new(self.at.slot(&self.g), true)),
+            (Phase::Fill, Outcome::Ok) => {
+                Phase::Send(SendAll::new(self.region(), self.piece().zerocopy))
+            }
             (Phase::Send(send), _) => self.sending(send, &outcome, &op),
             (Phase::Done, _) => Phase::Done,
             (Phase::Failed(a), _) => Phase::Failed(a),

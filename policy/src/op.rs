@@ -103,6 +103,22 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "UringZcOpcode::is_send")]
         opcode: UringZcOpcode,
     },
+    /// Submit a plain io_uring `IORING_OP_SEND` of `buf`, with `MSG_ZEROCOPY` in its
+    /// `msg_flags` per `msg_zerocopy`. Outcome: `Ok` once submitted; one CQE follows, with
+    /// the bytes sent and no `IORING_CQE_F_MORE`. `io_send` passes the flags through to
+    /// `sock_sendmsg` with no `msg_ubuf` (6.1, read; 6.18 on this host behaves so), so on a socket with
+    /// `SO_ZEROCOPY` `tcp_sendmsg_locked` takes the `MSG_ZEROCOPY` path
+    /// (`msg_zerocopy_realloc`): the pages stay referenced after the CQE and the release
+    /// comes as a notification on the socket's error queue ([`Op::ReadErrqueue`]), not on
+    /// the ring. Without `SO_ZEROCOPY` the flag is ignored and the data copied.
+    UringSend {
+        /// The bytes to send.
+        buf: Region,
+        /// Returned in the CQE.
+        user_data: UserData,
+        /// `MSG_ZEROCOPY` in the SQE's `msg_flags`.
+        msg_zerocopy: bool,
+    },
     /// Wait for the next io_uring CQE. Outcome: [`Outcome::Cqe`](crate::Outcome::Cqe).
     UringWaitCqe,
     /// Create (or open empty) the tmpfs file `file`.
@@ -191,6 +207,13 @@ impl Op {
                 opcode: UringZcOpcode::Sendmsg,
                 ..
             } => "io_uring SENDMSG_ZC",
+            Op::UringSend {
+                msg_zerocopy: false,
+                ..
+            } => "io_uring SEND",
+            Op::UringSend {
+                msg_zerocopy: true, ..
+            } => "io_uring SEND(MSG_ZEROCOPY)",
             Op::UringWaitCqe => "io_uring wait CQE",
             Op::CreateFile { .. } => "create file",
             Op::WriteFile { .. } => "pwrite",
@@ -215,7 +238,9 @@ impl std::fmt::Display for Op {
             Op::ReadErrqueue { block } => {
                 write!(f, "{name}{}", if *block { " (blocking)" } else { "" })
             }
-            Op::UringSendZc { buf, user_data, .. } => write!(f, "{name} buf{buf} #{user_data}"),
+            Op::UringSendZc { buf, user_data, .. } | Op::UringSend { buf, user_data, .. } => {
+                write!(f, "{name} buf{buf} #{user_data}")
+            }
             Op::CreateFile { file } | Op::RemoveFile { file } => write!(f, "{name} file{file}"),
             Op::WriteFile {
                 file,

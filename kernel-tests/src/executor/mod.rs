@@ -181,7 +181,11 @@ impl Executor {
         // written to the socket since the previous answer.
         if matches!(
             op,
-            Op::Send { .. } | Op::Splice { .. } | Op::Sendfile { .. } | Op::UringSendZc { .. }
+            Op::Send { .. }
+                | Op::Splice { .. }
+                | Op::Sendfile { .. }
+                | Op::UringSendZc { .. }
+                | Op::UringSend { .. }
         ) {
             self.outq.written();
         }
@@ -200,6 +204,11 @@ impl Executor {
                 user_data,
                 opcode,
             } => self.uring_send_zc(buf, user_data, opcode),
+            Op::UringSend {
+                buf,
+                user_data,
+                msg_zerocopy,
+            } => self.uring_send(buf, user_data, msg_zerocopy),
             Op::UringWaitCqe => self.uring_wait_cqe(),
             Op::CreateFile { file } => self.create_file(file),
             Op::WriteFile {

@@ -1,5 +1,5 @@
 //! io_uring: `UringSendZc` (submit one `IORING_OP_SEND_ZC`, or `IORING_OP_SENDMSG_ZC`
-//! with one iovec entry per page) and `UringWaitCqe` (the next completion, send or
+//! with one iovec entry per page), `UringSend` (a plain `IORING_OP_SEND`) and `UringWaitCqe` (the next completion, send or
 //! notification), over [`crate::uring::ZcRing`].
 //!
 //! Why a module: the ring is created on the first send, and a kernel without io_uring
@@ -20,19 +20,8 @@ impl Executor {
         opcode: UringZcOpcode,
     ) -> Step {
         let (off, len) = self.region(buf)?;
-        if self.ring.is_none() {
-            match ZcRing::new(self.fd()) {
-                Ok(r) => self.ring = Some(r),
-                Err(RingError::Setup(e)) => return Ok(self.err("io_uring_setup", &e)),
-                Err(RingError::NoSendZc) => {
-                    self.last_error = Some(format!(
-                        "IORING_OP_SEND_ZC is not in the io_uring probe of Linux {}",
-                        sys::kernel_release()
-                    ));
-                    return Ok(Outcome::Err(Errno::OpNotSupp));
-                }
-                Err(e) => return Err(Halt::Failed(e.to_string())),
-            }
+        if let Some(refused) = self.ensure_ring() {
+            return Ok(refused);
         }
         let page = self.g.page as usize;
         let data = self.buf.slice(off, len);
@@ -41,13 +30,51 @@ impl Executor {
             UringZcOpcode::Send => ring.send_zc(user_data, data),
             UringZcOpcode::Sendmsg => ring.sendmsg_zc(user_data, data, page),
         };
+        self.submitted(submitted)
+    }
+
+    /// `Op::UringSend`: a plain `IORING_OP_SEND`, `MSG_ZEROCOPY` in its flags or not.
+    pub(super) fn uring_send(
+        &mut self,
+        buf: Region,
+        user_data: UserData,
+        msg_zerocopy: bool,
+    ) -> Step {
+        let (off, len) = self.region(buf)?;
+        if let Some(refused) = self.ensure_ring() {
+            return Ok(refused);
+        }
+        let data = self.buf.slice(off, len);
+        let ring = self.ring.as_mut().expect("created above");
+        let submitted = ring.send(user_data, data, msg_zerocopy);
+        self.submitted(submitted)
+    }
+
+    /// Creates the ring on the first submission; `Some(outcome)` when this kernel has
+    /// no io_uring for us (the errno the policy contract names).
+    fn ensure_ring(&mut self) -> Option<Outcome> {
+        if self.ring.is_some() {
+            return None;
+        }
+        match ZcRing::new(self.fd()) {
+            Ok(r) => {
+                self.ring = Some(r);
+                None
+            }
+            Err(RingError::Setup(e)) => Some(self.err("io_uring_setup", &e)),
+            Err(e) => {
+                self.last_error = Some(e.to_string());
+                Some(Outcome::Err(Errno::OpNotSupp))
+            }
+        }
+    }
+
+    /// The outcome of a submission: an opcode missing from the probe is `EOPNOTSUPP`.
+    fn submitted(&mut self, submitted: Result<(), RingError>) -> Step {
         match submitted {
             Ok(()) => Ok(Outcome::Ok),
-            Err(RingError::NoSendmsgZc) => {
-                self.last_error = Some(format!(
-                    "IORING_OP_SENDMSG_ZC is not in the io_uring probe of Linux {}",
-                    sys::kernel_release()
-                ));
+            Err(e @ (RingError::NoSendZc | RingError::NoSendmsgZc)) => {
+                self.last_error = Some(format!("{e} of Linux {}", sys::kernel_release()));
                 Ok(Outcome::Err(Errno::OpNotSupp))
             }
             Err(e) => Err(Halt::Failed(e.to_string())),

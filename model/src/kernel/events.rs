@@ -6,6 +6,7 @@ use super::{Corruption, Event, Kernel};
 use crate::config::Scenario;
 use crate::memory::{Content, DataRef};
 use crate::socket::{Notif, Segment};
+use crate::zerocopy::{Sqe, SqeKind};
 use zcsafe_policy::{Cqe, Hazard, Region};
 
 impl Kernel {
@@ -172,6 +173,9 @@ impl Kernel {
     fn uring_exec(&mut self, s: &Scenario, i: u8) {
         let cfg = &s.config;
         let sqe = self.zc.sq.remove(i as usize);
+        if let SqeKind::Send { msg_zerocopy } = sqe.kind {
+            return self.uring_exec_send(s, sqe, msg_zerocopy);
+        }
         let len = match cfg.uring_waitall {
             true => sqe.buf.len,
             false => sqe.buf.len.min(self.sock.room(cfg.sndbuf)),
@@ -200,6 +204,53 @@ impl Kernel {
                 refs.len() as i64
             },
             more: true,
+            notif: false,
+            copied: false,
+        });
+    }
+
+    /// io_send (6.1 io_uring/net.c): `sock_sendmsg` with the SQE's
+    /// `msg_flags` (only `MSG_INTERNAL_SENDMSG_FLAGS` stripped) and no `msg_ubuf`, so
+    /// `tcp_sendmsg_locked` with `MSG_ZEROCOPY` on an `SO_ZEROCOPY` socket allocates or
+    /// extends a `MSG_ZEROCOPY` completion (`msg_zerocopy_realloc`, `ENOBUFS` when optmem
+    /// is used up) and puts the user's pages into skbs (`skb_zerocopy_iter_stream`); the
+    /// release comes on the socket's error queue as for `send(MSG_ZEROCOPY)`. Otherwise
+    /// it copies. Short under `MSG_DONTWAIT` unless `MSG_WAITALL` (as `uring_exec`). One
+    /// CQE, `io_req_set_res(req, ret, 0)`: no `F_MORE`, and nothing on the ring when the
+    /// pages are let go.
+    fn uring_exec_send(&mut self, s: &Scenario, sqe: Sqe, msg_zerocopy: bool) {
+        let cfg = &s.config;
+        let len = match cfg.uring_waitall {
+            true => sqe.buf.len,
+            false => sqe.buf.len.min(self.sock.room(cfg.sndbuf)),
+        };
+        let refs: Vec<DataRef> = (sqe.buf.offset..sqe.buf.offset + len)
+            .map_while(|p| self.mem.user_refs(Region::new(p, 1)).ok())
+            .flatten()
+            .collect();
+        let res = if refs.is_empty() {
+            -14 // EFAULT
+        } else if msg_zerocopy && self.sock.zerocopy_enabled {
+            let pages = refs.len() as u64;
+            match self.msg_zerocopy_notif(s, pages) {
+                Ok(notif) => {
+                    for r in &refs {
+                        self.sock.queue(*r, Some(notif));
+                    }
+                    pages as i64
+                }
+                Err(_) => -105, // ENOBUFS
+            }
+        } else {
+            for r in &refs {
+                self.sock.queue(DataRef::Copied(self.mem.read(*r)), None);
+            }
+            refs.len() as i64
+        };
+        self.zc.cq.push_back(Cqe {
+            user_data: sqe.user_data,
+            res,
+            more: false,
             notif: false,
             copied: false,
         });

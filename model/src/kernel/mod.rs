@@ -230,7 +230,13 @@ impl Kernel {
             ev(Event::PipeRead);
         }
         if self.zc.failures < cfg.uring_failures {
-            (0..self.zc.sq.len()).for_each(|i| ev(Event::UringFail(i as u8)));
+            // Only a SEND_ZC owns a notif whose failure path is modelled (io_sendrecv_fail).
+            self.zc
+                .sq
+                .iter()
+                .enumerate()
+                .filter(|(_, q)| q.kind == crate::zerocopy::SqeKind::SendZc)
+                .for_each(|(i, _)| ev(Event::UringFail(i as u8)));
         }
         if !self.zc.failed_notifs.is_empty() {
             ev(Event::UringNotifFlush);

@@ -4,14 +4,21 @@
 use super::{Kernel, Perform};
 use crate::config::Scenario;
 use crate::memory::{DataRef, Fault};
-use crate::zerocopy::Sqe;
+use crate::zerocopy::{Sqe, SqeKind};
 use zcsafe_policy::{Errno, GiftSupport, Hazard, Op, Outcome, Region};
 
 impl Kernel {
     /// Executes an application operation, or reports that it blocks.
     pub fn perform(&mut self, s: &Scenario, op: &Op) -> Perform {
         // MSG_ZEROCOPY without SO_ZEROCOPY copies: it opens nothing.
-        let copies = matches!(op, Op::Send { zerocopy: true, .. }) && !self.sock.zerocopy_enabled;
+        let copies = matches!(
+            op,
+            Op::Send { zerocopy: true, .. }
+                | Op::UringSend {
+                    msg_zerocopy: true,
+                    ..
+                }
+        ) && !self.sock.zerocopy_enabled;
         if !copies {
             self.marks.0.opened.extend(Hazard::opened_by(op));
         }
@@ -22,7 +29,7 @@ impl Kernel {
 
     fn perform_inner(&mut self, s: &Scenario, op: &Op) -> Perform {
         use Perform::{Blocked, Done};
-        let (g, cfg) = (&s.geometry, &s.config);
+        let cfg = &s.config;
         let ok = Done(Outcome::Ok);
         let err = |e| Done(Outcome::Err(e));
         match *op {
@@ -46,23 +53,10 @@ impl Kernel {
                 }
                 // MSG_ZEROCOPY without SO_ZEROCOPY is silently a copy (tcp_sendmsg_locked).
                 if zerocopy && self.sock.zerocopy_enabled {
-                    let tail = self.sock.write_queue.back().and_then(|s| s.notif);
-                    let id = self.zc.zckey;
-                    let notif =
-                        match self
-                            .zc
-                            .alloc_msg(g, tail, cfg.zc_optmem, buf.len, cfg.zc_uarg_pages)
-                        {
-                            Ok(n) => n,
-                            Err(e) => {
-                                self.reach(Hazard::Enobufs);
-                                return err(e);
-                            }
-                        };
-                    // sk_zckey is a u32 the kernel lets wrap; here it is zc_id_bits wide.
-                    if self.zc.zckey < id {
-                        self.reach(Hazard::CounterWrap);
-                    }
+                    let notif = match self.msg_zerocopy_notif(s, buf.len) {
+                        Ok(n) => n,
+                        Err(e) => return err(e),
+                    };
                     // skb_zerocopy_iter_stream: frags point at the user's pages.
                     for r in refs {
                         self.sock.queue(r, Some(notif));
@@ -139,7 +133,25 @@ impl Kernel {
                 if !cfg.profile.uring_send_zc {
                     return err(Errno::Inval);
                 }
-                self.zc.sq.push(Sqe { user_data, buf });
+                self.zc.sq.push(Sqe {
+                    user_data,
+                    buf,
+                    kind: SqeKind::SendZc,
+                });
+                ok
+            }
+            // io_uring_setup and IORING_OP_SEND (5.6) are on every kernel the model
+            // profiles; the request runs later, like SEND_ZC's (uring_exec).
+            Op::UringSend {
+                buf,
+                user_data,
+                msg_zerocopy,
+            } => {
+                self.zc.sq.push(Sqe {
+                    user_data,
+                    buf,
+                    kind: SqeKind::Send { msg_zerocopy },
+                });
                 ok
             }
             Op::UringWaitCqe => match self.zc.cq.pop_front() {
@@ -229,6 +241,28 @@ impl Kernel {
             }
             Op::Abort(_) => ok,
         }
+    }
+
+    /// The notification a `MSG_ZEROCOPY` send of `pages` is accounted to: the tail's
+    /// range extended, or a new one (`tcp_sendmsg_locked` → `msg_zerocopy_realloc`);
+    /// `ENOBUFS` past optmem. Marks the hazards the allocation reaches.
+    pub(super) fn msg_zerocopy_notif(
+        &mut self,
+        s: &Scenario,
+        pages: u64,
+    ) -> Result<crate::socket::Notif, Errno> {
+        let cfg = &s.config;
+        let tail = self.sock.write_queue.back().and_then(|q| q.notif);
+        let id = self.zc.zckey;
+        let notif = self
+            .zc
+            .alloc_msg(&s.geometry, tail, cfg.zc_optmem, pages, cfg.zc_uarg_pages)
+            .inspect_err(|_| self.marks.0.reached.insert(Hazard::Enobufs))?;
+        // sk_zckey is a u32 the kernel lets wrap; here it is zc_id_bits wide.
+        if self.zc.zckey < id {
+            self.reach(Hazard::CounterWrap);
+        }
+        Ok(notif)
     }
 
     /// Marks the release of every page of `file` (unlinked or truncated), if it exists.

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::Scenario;
-use zcsafe_policy::{Cqe, Errno, Op, Profile, Region};
+use zcsafe_policy::{Cqe, Errno, Op, Profile, Region, ZcNotification};
 
 fn scenario(t: TransportClass) -> Scenario {
     Scenario::standard(t, Profile::classic())
@@ -403,4 +403,72 @@ fn autotuning_grows_the_window_after_a_read() {
         !k.enabled(&locked).contains(&Event::Autotune),
         "SO_RCVBUF locks it"
     );
+}
+
+/// io_send → `tcp_sendmsg_locked`: a plain io_uring SEND with `MSG_ZEROCOPY` on an
+/// `SO_ZEROCOPY` socket queues the user's pages and posts one CQE without `F_MORE`;
+/// the release is a notification on the error queue, never a CQE (glommio#46). Without
+/// `SO_ZEROCOPY` the flag is ignored and the bytes are copied.
+#[test]
+fn a_plain_uring_send_with_msg_zerocopy_releases_through_the_errqueue() {
+    let s = scenario(TransportClass::Remote);
+    let page = Region::new(0, 1);
+    for so_zerocopy in [true, false] {
+        let mut k = Kernel::new(&s);
+        done(k.perform(
+            &s,
+            &Op::Fill {
+                buf: page,
+                stream: 0,
+            },
+        ));
+        if so_zerocopy {
+            done(k.perform(&s, &Op::EnableZerocopy));
+        }
+        let send = Op::UringSend {
+            buf: page,
+            user_data: 5,
+            msg_zerocopy: true,
+        };
+        done(k.perform(&s, &send));
+        assert_eq!(k.holders(DataRef::User(0)), vec![Holder::UringSubmission]);
+        k.fire(&s, Event::UringExec(0));
+        let c = cqe(&mut k, &s);
+        assert_eq!((c.user_data, c.res, c.more, c.notif), (5, 1, false, false));
+        assert_eq!(
+            k.perform(&s, &Op::UringWaitCqe),
+            Perform::Blocked,
+            "one CQE"
+        );
+        let held = if so_zerocopy {
+            vec![Holder::WriteQueue]
+        } else {
+            vec![]
+        };
+        assert_eq!(
+            k.holders(DataRef::User(0)),
+            held,
+            "SO_ZEROCOPY {so_zerocopy}"
+        );
+        // Let the kernel run until nothing holds the page: the release shows up on the
+        // error queue exactly when the pages were the user's.
+        for _ in 0..64 {
+            if k.holders(DataRef::User(0)).is_empty() {
+                break;
+            }
+            let Some(&e) = k.enabled(&s).first() else {
+                break;
+            };
+            k.fire(&s, e);
+        }
+        assert!(k.holders(DataRef::User(0)).is_empty());
+        let errqueue = done(k.perform(&s, &Op::ReadErrqueue { block: false }));
+        let want = so_zerocopy.then_some(ZcNotification {
+            lo: 0,
+            hi: 0,
+            copied: false,
+        });
+        assert_eq!(errqueue, Outcome::Zc(want), "SO_ZEROCOPY {so_zerocopy}");
+        assert_eq!(k.perform(&s, &Op::UringWaitCqe), Perform::Blocked);
+    }
 }

@@ -9,12 +9,15 @@
 //! These are deliberately *not* in [`catalogue`](crate::catalogue): the catalogue names
 //! are the fixed vocabulary of reports; bugs are a second list, [`all`].
 
+pub mod glommio_46;
 pub mod grpc_30320;
 pub mod io_uring_354;
 pub mod netty_15599;
 pub mod netty_17238;
+pub mod qemu_multifd_header;
 pub mod rapidgzip_39;
 pub mod spdk_3600;
+pub mod spdk_3610;
 pub mod tokio_io_uring_249;
 
 use crate::Entry;
@@ -87,6 +90,9 @@ pub fn all() -> Vec<Bug> {
         tokio_io_uring_249::bug(),
         rapidgzip_39::bug(),
         io_uring_354::bug(),
+        spdk_3610::bug(),
+        qemu_multifd_header::bug(),
+        glommio_46::bug(),
     ]
 }
 
@@ -110,10 +116,10 @@ mod tests {
             .iter()
             .flat_map(|b| [b.buggy.name, b.fixed.name])
             .collect();
-        assert_eq!(names.len(), 14);
+        assert_eq!(names.len(), 20);
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 14);
+        assert_eq!(names.len(), 20);
         for n in names {
             assert!(n.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{n}");
             assert!(crate::find(n).is_none(), "{n} must not be in the catalogue");

@@ -108,10 +108,15 @@ pub enum Event {
     /// The peer's window is closed: `tcp_send_probe0` asks whether it opened.
     ZeroWindowProbe,
     /// io_uring runs a `SEND_ZC` (`io_send_zc`): the pages are queued and the send CQE
-    /// (`F_MORE`) posted.
+    /// (`F_MORE`) posted. Or, with `plain`, a plain `SEND` (`io_send`): one CQE, and with
+    /// `MSG_ZEROCOPY` on an `SO_ZEROCOPY` socket the release goes to the error queue.
     UringExec {
         /// The submission's tag.
         user_data: UserData,
+        /// A plain `IORING_OP_SEND` ([`Op::UringSend`](crate::Op::UringSend)), not a
+        /// `SEND_ZC`; left out of traces when false, so older traces read unchanged.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        plain: bool,
     },
     /// A `SEND_ZC` fails before it runs (`io_sendrecv_fail`, `-ECANCELED`); its
     /// notification still follows.
