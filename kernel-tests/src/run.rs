@@ -326,13 +326,13 @@ fn run_once<P: Policy>(
 fn kernel_hint(h: Hazard) -> &'static str {
     match h {
         Hazard::Retransmission | Hazard::RetransmitAfterReuse => {
-            "-t tun --peer drop=3: a lost segment is sent again"
+            "try -t tun --peer drop=3: a lost segment is sent again"
         }
-        Hazard::OutOfOrderCompletion => "-t tun --peer hold-acks or drop=3",
-        Hazard::Copied => "-t loopback: local delivery copies MSG_ZEROCOPY data",
-        Hazard::Enobufs => "a lower net.core.optmem_max",
-        Hazard::CounterWrap => "`zcsafe check`: the kernel's counter is 32 bits wide",
-        _ => "a longer stream, --bytes, or more --repeat",
+        Hazard::OutOfOrderCompletion => "try -t tun --peer hold-acks or drop=3",
+        Hazard::Copied => "try -t loopback: local delivery copies MSG_ZEROCOPY data",
+        Hazard::Enobufs => "try a lower net.core.optmem_max",
+        Hazard::CounterWrap => "try `zcsafe check`: the kernel's counter is 32 bits wide",
+        _ => "try a longer stream, --bytes, or more --repeat",
     }
 }
 
@@ -403,12 +403,14 @@ impl RunReport {
             .fold(Exposure::default(), |a, r| a + r.exposure)
     }
 
-    /// Every repetition's hazards together.
+    /// Every repetition's hazards together, each one never reached with the setting
+    /// that would reach it.
     pub fn hazards(&self) -> Hazards {
-        self.runs.iter().fold(Hazards::default(), |mut a, r| {
+        let all = self.runs.iter().fold(Hazards::default(), |mut a, r| {
             a.merge(&r.hazards);
             a
-        })
+        });
+        all.with_hints(kernel_hint)
     }
 
     /// The verdict with its evidence weighed: a `safe` run is `inconclusive` (with the
@@ -449,7 +451,7 @@ impl RunReport {
                 x.moments_while_unread(),
                 x.moments(),
                 x.max_unread_bytes,
-                self.hazards().clause(kernel_hint)
+                self.hazards().clause()
             ),
         )
     }

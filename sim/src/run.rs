@@ -328,6 +328,7 @@ pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimRe
     if ran == 0 {
         return Err(none);
     }
+    let hazards = hazards.with_hints(hint);
     let Some(seed) = finding else {
         return Ok(SimReport {
             policy: name.into(),
@@ -343,7 +344,7 @@ pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimRe
             detail: format!(
                 "{ran} seeds from {}: the receiver read the whole stream intact every time; {}",
                 opts.seed,
-                hazards.clause(hint)
+                hazards.clause()
             ),
             hazards,
         });
@@ -371,12 +372,12 @@ pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimRe
 fn hint(h: Hazard) -> &'static str {
     match h {
         Hazard::Retransmission | Hazard::RetransmitAfterReuse | Hazard::OutOfOrderCompletion => {
-            "more --seeds, or --faults with loss or a hold"
+            "try more --seeds, or --faults with loss or a hold"
         }
-        Hazard::CounterWrap => "a longer --stream",
-        Hazard::Copied => "-t local: local delivery copies MSG_ZEROCOPY data",
-        Hazard::Enobufs => "`zcsafe check --zc-optmem 1`",
-        _ => "more --seeds or a longer --stream",
+        Hazard::CounterWrap => "try a longer --stream",
+        Hazard::Copied => "try -t local: local delivery copies MSG_ZEROCOPY data",
+        Hazard::Enobufs => "try `zcsafe check --zc-optmem 1`",
+        _ => "try more --seeds or a longer --stream",
     }
 }
 

@@ -311,6 +311,10 @@ fn print_human(results: &Results, profile: &Profile, args: &Args) {
     if !loud.is_empty() {
         println!("\n{loud}");
     }
+    let gaps = table::gaps(results);
+    if !gaps.is_empty() {
+        print!("\n{gaps}");
+    }
     for f in &results.results {
         if f.verdict == Verdict::Safe && f.agrees() {
             continue;

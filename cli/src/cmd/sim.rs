@@ -149,6 +149,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !loud.is_empty() {
         println!("\n{loud}");
     }
+    let gaps = table::gaps(&results);
+    if !gaps.is_empty() {
+        print!("\n{gaps}");
+    }
     for (policy, t, seed, cmd) in &replays {
         println!("\n{policy} / {t}: seed {seed}; replay: {cmd}");
         if args.quiet {

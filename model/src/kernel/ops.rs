@@ -20,7 +20,13 @@ impl Kernel {
                 }
         ) && !self.sock.zerocopy_enabled;
         if !copies {
-            self.marks.0.opened.extend(Hazard::opened_by(op));
+            // The model's NIC never copies: COPIED comes only from local delivery and a
+            // failed SEND_ZC's flush, so a scenario with neither cannot reach it.
+            let can_copy = (Self::local(s) && s.config.profile.zerocopy_local_copies)
+                || s.config.uring_failures > 0;
+            (Hazard::opened_by(op).iter())
+                .filter(|h| can_copy || **h != Hazard::Copied)
+                .for_each(|h| self.marks.0.opened.insert(*h));
         }
         let r = self.perform_inner(s, op);
         self.sweep(s);
