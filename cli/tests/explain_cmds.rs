@@ -111,7 +111,7 @@ fn fixtures_lists_and_checks_on_the_model() {
     let (code, out, _) = zcsafe(&["fixtures", "--check", "--backend", "model"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("14 fixture checks: 14 passed, 0 failed, 0 skipped"),
+        out.contains("16 fixture checks: 16 passed, 0 failed, 0 skipped"),
         "{out}"
     );
 }
