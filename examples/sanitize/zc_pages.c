@@ -14,6 +14,9 @@
  *          but the program has not read it, so nothing tells it the kernel let go.
  *
  * usage: zc_pages [HOST PORT] [--mode wait|early] [--iters N] [--chunk N] [--seed S]
+ *                 [--altstack BYTES]
+ * --altstack gives the main thread an alternate signal stack of that size, as Rust's
+ * runtime and others do (a few KiB): the sanitizer's fault handler must not run on it.
  * With HOST PORT it sends zcsafe's stream pattern there; without, to a receiver it
  * forks itself, which checks the pattern. It prints what it did (no addresses, no
  * timing: the output of two runs is identical).
@@ -24,6 +27,7 @@
 #include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,13 +139,15 @@ static void receive(int lfd, int out, uint64_t expect, uint64_t seed) {
 
 int main(int argc, char **argv) {
     const char *host = 0, *port = 0, *mode = "wait";
-    uint64_t iters = 64, chunk = 48 << 10, seed = 0;
+    uint64_t iters = 64, chunk = 48 << 10, seed = 0, altstack = 0;
     int pos = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--mode") && i + 1 < argc) mode = argv[++i];
         else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = strtoull(argv[++i], 0, 0);
         else if (!strcmp(argv[i], "--chunk") && i + 1 < argc) chunk = strtoull(argv[++i], 0, 0);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], 0, 0);
+        else if (!strcmp(argv[i], "--altstack") && i + 1 < argc)
+            altstack = strtoull(argv[++i], 0, 0);
         else if (pos == 0) { host = argv[i]; pos++; }
         else if (pos == 1) { port = argv[i]; pos++; }
         else { fprintf(stderr, "zc_pages: unexpected argument %s\n", argv[i]); return 2; }
@@ -149,8 +155,15 @@ int main(int argc, char **argv) {
     int wait = !strcmp(mode, "wait");
     if ((!wait && strcmp(mode, "early")) || pos == 1 || chunk == 0 || chunk % 8 || iters == 0) {
         fprintf(stderr, "usage: zc_pages [HOST PORT] [--mode wait|early] [--iters N] "
-                        "[--chunk N] [--seed S]\n");
+                        "[--chunk N] [--seed S] [--altstack BYTES]\n");
         return 2;
+    }
+    if (altstack) {
+        stack_t ss = {.ss_sp = malloc(altstack), .ss_size = altstack};
+        if (!ss.ss_sp || sigaltstack(&ss, 0)) {
+            perror("zc_pages: sigaltstack");
+            return 2;
+        }
     }
     done = calloc(MAX_IDS, 1);
 

@@ -71,7 +71,14 @@ pub fn install() {
     {
         let mut act = unsafe_zeroed();
         act.sa_sigaction = h;
-        act.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER | libc::SA_ONSTACK | libc::SA_RESTART;
+        // Not SA_ONSTACK: the program's alternate stack (Rust's runtime gives each thread
+        // one of a few KiB for its stack-overflow message) is too small for an AVX-512
+        // signal frame plus this handler, and overflowing it killed the program with
+        // SIGSEGV. The faults handled here are stores to protected pages, with the
+        // thread's own stack intact. The cost: a program's real stack overflow can no
+        // longer reach its own handler on its alternate stack, so it dies of SIGSEGV
+        // without its message (docs/design.md §8).
+        act.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER | libc::SA_RESTART;
         // SAFETY: installs a handler of the SA_SIGINFO signature; prev is ours to fill.
         unsafe { real::sigaction(sig, &act, &mut prev[i]) };
     }
