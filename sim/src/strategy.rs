@@ -62,6 +62,7 @@ pub fn faults() -> impl Strategy<Value = Faults> {
                 slow_reader,
                 device,
                 rto,
+                drop: None,
             },
         )
 }

@@ -38,6 +38,10 @@ pub struct Args {
     /// Repeat --peer to run several variants, e.g. `--peer hold-acks --peer drop=3`.
     #[arg(long, value_name = "SCRIPT", value_parser = parse_peer)]
     peer: Vec<PeerScript>,
+    /// A failure scenario file (TOML, as `zcsafe sim --scenario` reads it): its
+    /// `lose = K` and `[peer]` table become one more --peer script (needs -t tun).
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<std::path::PathBuf>,
     /// Percent of the sender's data segments veth-lossy drops.
     #[arg(long, default_value_t = zcsafe_kernel::transport::DEFAULT_LOSS_PCT, value_name = "PCT")]
     loss: u8,
@@ -133,7 +137,11 @@ fn transports(args: &Args) -> Result<Vec<Transport>> {
             out.push(Transport::parse(name, args.loss, args.rate)?);
         }
     }
-    if !args.peer.is_empty() {
+    let mut peers = args.peer.clone();
+    if let Some(path) = &args.scenario {
+        peers.push(zcsafe_policy::FailureScenario::load(path)?.peer_script());
+    }
+    if !peers.is_empty() {
         if !out.iter().any(|t| matches!(t, Transport::Tun(_))) {
             bail!("invalid option: --peer scripts the tun transport's peer; add -t tun");
         }
@@ -141,7 +149,7 @@ fn transports(args: &Args) -> Result<Vec<Transport>> {
         out = out
             .into_iter()
             .flat_map(|t| match t {
-                Transport::Tun(_) => args.peer.iter().map(|p| t.with_peer(*p)).collect(),
+                Transport::Tun(_) => peers.iter().map(|p| t.with_peer(*p)).collect(),
                 t => vec![t],
             })
             .collect();
