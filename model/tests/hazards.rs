@@ -115,5 +115,8 @@ fn hazards_are_in_the_json_in_kebab_case() {
     assert_eq!(v["hazards"]["unreached"], serde_json::json!([]));
     let local = serde_json::to_value(checked("uring-zc-notif", TransportClass::Local, |_| {}))
         .expect("a report serializes");
-    assert!(local["hazards"]["reached"]["copied"].as_u64() > Some(0), "{local}");
+    assert!(
+        local["hazards"]["reached"]["copied"].as_u64() > Some(0),
+        "{local}"
+    );
 }
