@@ -16,8 +16,8 @@ use turmoil::net::UdpSocket;
 use zcsafe_model::ScenarioError;
 use zcsafe_policies::{BuildError, Entry};
 use zcsafe_policy::{
-    Abort, Backend, Hazard, Hazards, Policy, Profile, Trace, TraceProfile, TraceTransport,
-    TransportClass, Verdict, TRACE_FORMAT_VERSION,
+    Abort, Backend, Hazard, Hazards, Pipeline, Policy, Profile, Trace, TraceProfile,
+    TraceTransport, TransportClass, Verdict, TRACE_FORMAT_VERSION,
 };
 
 const PORT: u16 = 4000;
@@ -228,6 +228,9 @@ pub struct SimOptions {
     pub seed: u64,
     /// Fixed faults; `None` draws them from each seed ([`Faults::random`]).
     pub faults: Option<Faults>,
+    /// The policy's declared pipeline: the scenario's buffer, windows and counter are
+    /// derived from it ([`SimScenario::derived`]).
+    pub pipeline: Pipeline,
 }
 
 impl SimOptions {
@@ -239,6 +242,7 @@ impl SimOptions {
             seeds: 200,
             seed: 0,
             faults: None,
+            pipeline: Pipeline::STANDARD,
         }
     }
 
@@ -248,8 +252,12 @@ impl SimOptions {
             .faults
             .clone()
             .unwrap_or_else(|| Faults::random(&mut Rng::new(seed)));
-        let mut s =
-            SimScenario::standard(self.transport, self.profile.clone()).with_stream(self.stream);
+        let mut s = SimScenario::derived(
+            &self.pipeline,
+            self.transport,
+            self.profile.clone(),
+            self.stream,
+        );
         s.faults = faults;
         s
     }
@@ -383,6 +391,10 @@ fn hint(h: Hazard) -> &'static str {
 
 /// [`run`] for a catalogue entry, built for the simulated geometry.
 pub fn run_entry(entry: &Entry, opts: &SimOptions) -> Result<SimReport, SimError> {
+    let opts = &SimOptions {
+        pipeline: entry.pipeline,
+        ..opts.clone()
+    };
     let geometry = opts.scenario(opts.seed).model.geometry;
     let policy = entry.build(&geometry)?;
     run(entry.name, &policy, opts)

@@ -219,14 +219,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
             },
         };
         for e in &entries {
+            // The policy's slots, in chunks of the run's size.
+            let geometry = e.pipeline.kernel_geometry(geometry.chunk, geometry.stream);
             let opts = RunOptions {
                 rcvbuf: args.rcvbuf.for_window(e.window),
+                geometry,
                 ..opts.clone()
             };
             let prediction = predictions
                 .entry((e.name, class, opts.rcvbuf))
                 .or_insert_with(|| {
-                    let mut base = Scenario::standard(class, profile.clone());
+                    let mut base = Scenario::derived(&e.pipeline, class, profile.clone());
                     // Predict for what the kernel run can reach: its 32-bit zerocopy
                     // counter never wraps within one stream.
                     base.geometry.zc_id_bits = geometry.zc_id_bits;

@@ -84,9 +84,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Some(s) => (s, 1),
             None => (args.first_seed, args.seeds),
         };
-        let model = Scenario::standard(t, profile.clone());
-        let geometry = opts.scenario(opts.seed).model.geometry;
         for e in &entries {
+            // The policy's own pipeline sizes both the simulated world and the model's.
+            let model = Scenario::derived(&e.pipeline, t, profile.clone());
+            let opts = SimOptions {
+                pipeline: e.pipeline,
+                ..opts.clone()
+            };
+            let geometry = opts.scenario(opts.seed).model.geometry;
             let expected = e.expect_for(t, &profile, &geometry);
             let predicted = e
                 .build(&model.geometry)
