@@ -5,7 +5,7 @@
 use crate::real;
 use crate::runtime::{self, ACTIVE};
 use crate::signals;
-use crate::tracker::Range;
+use crate::tracker::{prefix, Range};
 use libc::{
     c_int, c_uint, c_void, iovec, mmsghdr, msghdr, off_t, sigset_t, size_t, sockaddr, socklen_t,
     ssize_t,
@@ -33,24 +33,6 @@ unsafe fn iovs(iov: *const iovec, n: usize) -> Vec<Range> {
         .iter()
         .map(|v| range(v.iov_base, v.iov_len))
         .collect()
-}
-
-/// The first `n` bytes of `bufs`.
-fn prefix(bufs: &[Range], n: i64) -> Vec<Range> {
-    let mut left = n.max(0) as u64;
-    let mut out = Vec::new();
-    for b in bufs {
-        if left == 0 {
-            break;
-        }
-        let k = b.len.min(left);
-        out.push(Range {
-            start: b.start,
-            len: k,
-        });
-        left -= k;
-    }
-    out
 }
 
 fn preserving_errno(f: impl FnOnce()) {
@@ -300,7 +282,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     r
 }
 
-/// `sigaction(2)`: SIGSEGV and SIGTRAP are recorded as the program's, the runtime's
+/// `sigaction(2)`: SIGSEGV, SIGTRAP and SIGSYS are recorded as the program's, the runtime's
 /// handlers stay installed and pass on what is not theirs.
 ///
 /// # Safety
@@ -344,7 +326,9 @@ pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc
     }
 }
 
-/// A signal mask without SIGSEGV and SIGTRAP: blocked, a fault would kill the program.
+/// A signal mask without SIGSEGV, SIGTRAP and SIGSYS: blocked, a fault (or a trapped
+/// io_uring call: `force_sig_info_to_task` resets a blocked SIGSYS to its default) would
+/// kill the program.
 ///
 /// # Safety
 /// `set` is null or valid.
@@ -357,11 +341,12 @@ unsafe fn deliverable(how: c_int, set: *const sigset_t) -> Option<sigset_t> {
         let mut s = *set;
         libc::sigdelset(&mut s, libc::SIGSEGV);
         libc::sigdelset(&mut s, libc::SIGTRAP);
+        libc::sigdelset(&mut s, libc::SIGSYS);
         Some(s)
     }
 }
 
-/// `sigprocmask(2)`, keeping SIGSEGV and SIGTRAP deliverable.
+/// `sigprocmask(2)`, keeping SIGSEGV, SIGTRAP and SIGSYS deliverable.
 ///
 /// # Safety
 /// As for libc's.
@@ -380,7 +365,7 @@ pub unsafe extern "C" fn sigprocmask(
     }
 }
 
-/// `pthread_sigmask(3)`, keeping SIGSEGV and SIGTRAP deliverable.
+/// `pthread_sigmask(3)`, keeping SIGSEGV, SIGTRAP and SIGSYS deliverable.
 ///
 /// # Safety
 /// As for libc's.
