@@ -40,10 +40,10 @@ fn cc(src: &Path, extra: &[&str]) -> PathBuf {
     ));
     let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
         .args(["-O2", "-g", "-Wall", "-Werror"])
-        .args(extra)
         .arg("-o")
         .arg(&out)
         .arg(src)
+        .args(extra)
         .status()
         .expect("run cc (install gcc)");
     assert!(st.success(), "cc {}", src.display());
@@ -57,6 +57,19 @@ fn zc_pages() -> PathBuf {
             cc(
                 &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sanitize/zc_pages.c"),
                 &[],
+            )
+        })
+        .clone()
+}
+
+/// The io_uring example (liburing: .ci/run installs liburing-dev).
+fn uring_zc() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            cc(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sanitize/uring_zc.c"),
+                &["-luring"],
             )
         })
         .clone()
@@ -269,6 +282,88 @@ fn over_veth_the_bug_is_flagged_and_the_fix_is_intact() {
     );
 }
 
+/// io_uring SEND_ZC through liburing, whose `io_uring_*` calls are raw `syscall`
+/// instructions (the seccomp trap sees them): a refill after the F_MORE CQE and before
+/// the NOTIF is flagged at its line on every refill — the program's own receiver holds
+/// the stream back, so no NOTIF can come first —, from plain and registered buffers.
+#[test]
+fn an_io_uring_reuse_before_the_notif_is_flagged_at_its_line() {
+    let p = uring_zc();
+    for fixed in [false, true] {
+        let mut args = vec!["--json", "--", p.to_str().unwrap(), "--mode", "early"];
+        if fixed {
+            args.push("--fixed");
+        }
+        let out = sanitize(&args);
+        let what = format!("fixed {fixed}");
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", text(&out));
+        let v = json(&out);
+        let r = v["results"].as_array().unwrap();
+        // 16 sends from 4 buffers: every send from the 5th on refills a held buffer
+        assert_eq!(r.len(), 12, "{what}: one finding per premature refill");
+        for (i, f) in r.iter().enumerate() {
+            assert_eq!(f["verdict"], "corrupt");
+            let c = &f["evidence"]["counts"];
+            assert_eq!(c["submission"]["call"], "uring_send_zc", "{c}");
+            assert_eq!(c["submission"]["user_data"], i as u64, "{c}");
+            assert_eq!(c["tracked"], 16);
+            assert_eq!(c["function"], "fill", "symbolised: {c}");
+            assert!(
+                c["source"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("uring_zc.c:")),
+                "{c}"
+            );
+        }
+        assert!(
+            r[0]["evidence"]["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("io_uring SEND_ZC user_data 0x0 (request #0 on its ring"),
+            "{}",
+            r[0]["evidence"]["detail"]
+        );
+    }
+    let t = text(&sanitize(&["--", p.to_str().unwrap(), "--mode", "early"]));
+    assert!(
+        t.contains("wrong") && !t.contains(" 0 wrong"),
+        "the receiver saw the bug too: {t}"
+    );
+}
+
+/// Waiting for the NOTIF is safe, reaped with `io_uring_wait_cqe` or with
+/// `io_uring_peek_cqe` alone (no system call: the runtime reads the CQ ring when the
+/// refill faults), plain or registered buffers.
+#[test]
+fn an_io_uring_sender_that_waits_for_the_notif_is_safe() {
+    let p = uring_zc();
+    for (mode, fixed) in [("wait", false), ("peek", false), ("wait", true)] {
+        let mut args = vec!["--json", "--", p.to_str().unwrap(), "--mode", mode];
+        if fixed {
+            args.push("--fixed");
+        }
+        let out = sanitize(&args);
+        let what = format!("{mode}, fixed {fixed}");
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
+        let v = json(&out);
+        let r = v["results"].as_array().unwrap();
+        assert_eq!(r.len(), 1, "{what}");
+        assert_eq!(r[0]["verdict"], "safe", "{what}");
+        let c = &r[0]["evidence"]["counts"];
+        assert_eq!(
+            (c["tracked"].as_u64(), c["released"].as_u64()),
+            (Some(16), Some(16)),
+            "{what}: {c}"
+        );
+        assert_eq!(c["premature_writes"], 0, "{what}");
+        let t = text(&sanitize(&["--", p.to_str().unwrap(), "--mode", mode]));
+        assert!(
+            t.contains("16 notifs") && t.contains(" 0 wrong") && !t.contains("PREMATURE"),
+            "{what}: {t}"
+        );
+    }
+}
+
 #[test]
 fn abort_stops_the_program_and_still_exits_1() {
     let p = zc_pages();
@@ -379,6 +474,10 @@ fn the_catalogues_zerocopy_policies_under_the_sanitizer() {
         ("zc-completion", "safe"),
         ("zc-inorder-tracker", "safe"),
         ("copy", "inconclusive"),
+        ("uring-zc-naive", "corrupt"),
+        ("uring-zc-notif", "safe"),
+        ("uring-sendmsg-zc", "safe"),
+        ("uring-zc-report-usage", "safe"),
     ];
     for t in &transports {
         for (policy, expected) in cases {

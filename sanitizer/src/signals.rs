@@ -60,8 +60,45 @@ fn slot(sig: i32) -> Option<usize> {
     }
 }
 
+/// Size of the alternate signal stack the runtime gives the main thread.
+const ALT_STACK: usize = 256 << 10;
+
+/// Gives the main thread an alternate signal stack large enough for the fault handler,
+/// unless it has one: a program's runtime keeps a stack it finds (Rust's
+/// `stack_overflow::init` installs its own, of a few KiB — too small for the handler
+/// of a debug build — only when there is none).
+fn alt_stack() {
+    // SAFETY: queries, then installs a stack of our own that is never freed.
+    unsafe {
+        let mut cur: libc::stack_t = std::mem::zeroed();
+        if libc::sigaltstack(std::ptr::null(), &mut cur) != 0
+            || cur.ss_flags & libc::SS_DISABLE == 0
+        {
+            return;
+        }
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            ALT_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return;
+        }
+        let st = libc::stack_t {
+            ss_sp: p,
+            ss_flags: 0,
+            ss_size: ALT_STACK,
+        };
+        libc::sigaltstack(&st, std::ptr::null_mut());
+    }
+}
+
 /// Installs the runtime's handlers; what was installed before becomes the program's.
 pub fn install() {
+    alt_stack();
     let mut prev = [unsafe_zeroed(), unsafe_zeroed(), unsafe_zeroed()];
     for (i, (sig, h)) in [
         (libc::SIGSEGV, on_segv as *const () as usize),
@@ -74,6 +111,12 @@ pub fn install() {
         let mut act = unsafe_zeroed();
         act.sa_sigaction = h;
         act.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER | libc::SA_ONSTACK | libc::SA_RESTART;
+        if sig == libc::SIGSYS {
+            // A trapped system call has a sound stack, and the runtime's work there (an
+            // mmap, the tracker) needs more than a program's small alternate stack
+            // (Rust's main thread has one of a few KiB).
+            act.sa_flags &= !libc::SA_ONSTACK;
+        }
         // SAFETY: installs a handler of the SA_SIGINFO signature; prev is ours to fill.
         unsafe { real::sigaction(sig, &act, &mut prev[i]) };
     }

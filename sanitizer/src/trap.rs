@@ -112,9 +112,9 @@ fn filter() -> Vec<libc::sock_filter> {
     const JEQ: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
     const AND: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
     const RET: u16 = 0x06; // BPF_RET | BPF_K
-    // struct seccomp_data: nr @0, arch @4, instruction_pointer @8, args[6] @16
-    // (include/uapi/linux/seccomp.h); x86-64 is little-endian. Jumps are relative to the
-    // next instruction.
+                           // struct seccomp_data: nr @0, arch @4, instruction_pointer @8, args[6] @16
+                           // (include/uapi/linux/seccomp.h); x86-64 is little-endian. Jumps are relative to the
+                           // next instruction.
     vec![
         /* 0 */ stmt(LD, 4),
         /* 1 */ jump(JEQ, AUDIT_ARCH_X86_64, 0, 16), // other arch → 18 allow
@@ -141,7 +141,12 @@ fn filter() -> Vec<libc::sock_filter> {
 /// Whether a filter answering the probe is already installed (an earlier image's).
 fn probed() -> bool {
     // SAFETY: io_uring_register(-1, 0, NULL, 0) fails with EBADF without the filter.
-    let r = unsafe { syscall(libc::SYS_io_uring_register, [-1, 0, 0, 0, 0, PROBE_MAGIC as i64]) };
+    let r = unsafe {
+        syscall(
+            libc::SYS_io_uring_register,
+            [-1, 0, 0, 0, 0, PROBE_MAGIC as i64],
+        )
+    };
     r == -(PROBE_ERRNO as i64)
 }
 

@@ -386,7 +386,8 @@ impl RingMap {
             }
         };
         // SAFETY: cq + cq_off.tail lies in the CQ ring mapping (the kernel's layout).
-        let tail = unsafe { (*((cq + p.cq_off.tail as u64) as *const AtomicU32)).load(Ordering::Acquire) };
+        let tail =
+            unsafe { (*((cq + p.cq_off.tail as u64) as *const AtomicU32)).load(Ordering::Acquire) };
         Ok(RingMap {
             maps,
             sq_head: sq + p.sq_off.head as u64,
@@ -433,7 +434,9 @@ impl RingMap {
                 continue; // the kernel drops it too (`io_get_sqe`)
             }
             // SAFETY: idx < sq_entries: inside the SQE array.
-            if let Some(s) = unsafe { zc_sqe((self.sqes + idx as u64 * self.sqe_size) as *const u8) } {
+            if let Some(s) =
+                unsafe { zc_sqe((self.sqes + idx as u64 * self.sqe_size) as *const u8) }
+            {
                 out.push((i, s));
             }
         }
@@ -516,7 +519,10 @@ mod tests {
         assert!(t.holds(0x10000));
         t.uring_cqe(9, cqe(7, 0, CQE_F_NOTIF), &mut p);
         assert!(!t.holds(0x10000) && t.pages.is_empty());
-        assert_eq!((t.summary.tracked, t.summary.released, t.rings[&9].notifs), (1, 1, 2));
+        assert_eq!(
+            (t.summary.tracked, t.summary.released, t.rings[&9].notifs),
+            (1, 1, 2)
+        );
     }
 
     #[test]
@@ -543,8 +549,16 @@ mod tests {
         assert!(t.rings[&9].in_flight.iter().all(|q| q.completed));
         t.uring_cqe(9, cqe(3, 0, CQE_F_NOTIF), &mut p);
         assert!(!t.holds(0x10000) && t.holds(0x20000));
-        let h = t.holder(Range { start: 0x20004, len: 1 }).unwrap();
-        assert_eq!((h.sub.zc_id, h.notifications_read, h.notified_through), (1, 1, None));
+        let h = t
+            .holder(Range {
+                start: 0x20004,
+                len: 1,
+            })
+            .unwrap();
+        assert_eq!(
+            (h.sub.zc_id, h.notifications_read, h.notified_through),
+            (1, 1, None)
+        );
         t.uring_forget(9, &mut p);
         assert!(t.pages.is_empty());
         assert_eq!(t.summary.uring_released_unseen, 1);
@@ -560,13 +574,30 @@ mod tests {
         raw[32..40].copy_from_slice(&0xabcdu64.to_ne_bytes());
         // SAFETY: 64 bytes.
         let s = unsafe { zc_sqe(raw.as_ptr()) }.unwrap();
-        assert_eq!(s, ZcSqe { call: SendCall::UringSendZc, fd: 6, user_data: 0xabcd, bufs: vec![Range { start: 0x1234, len: 100 }] });
+        assert_eq!(
+            s,
+            ZcSqe {
+                call: SendCall::UringSendZc,
+                fd: 6,
+                user_data: 0xabcd,
+                bufs: vec![Range {
+                    start: 0x1234,
+                    len: 100
+                }]
+            }
+        );
         // SENDMSG_ZC: the msghdr's iovecs, read from this process's memory
         let a = [1u8; 10];
         let b = [2u8; 20];
         let iov = [
-            libc::iovec { iov_base: a.as_ptr() as *mut _, iov_len: 10 },
-            libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: 20 },
+            libc::iovec {
+                iov_base: a.as_ptr() as *mut _,
+                iov_len: 10,
+            },
+            libc::iovec {
+                iov_base: b.as_ptr() as *mut _,
+                iov_len: 20,
+            },
         ];
         // SAFETY: plain data.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -577,13 +608,25 @@ mod tests {
         // SAFETY: 64 bytes.
         let s = unsafe { zc_sqe(raw.as_ptr()) }.unwrap();
         assert_eq!(s.call, SendCall::UringSendmsgZc);
-        assert_eq!(s.bufs, vec![Range { start: a.as_ptr() as u64, len: 10 }, Range { start: b.as_ptr() as u64, len: 20 }]);
+        assert_eq!(
+            s.bufs,
+            vec![
+                Range {
+                    start: a.as_ptr() as u64,
+                    len: 10
+                },
+                Range {
+                    start: b.as_ptr() as u64,
+                    len: 20
+                }
+            ]
+        );
         // a bad msghdr pointer is no crash, and no buffer
         raw[16..24].copy_from_slice(&8u64.to_ne_bytes());
         // SAFETY: 64 bytes.
         assert!(unsafe { zc_sqe(raw.as_ptr()) }.unwrap().bufs.is_empty());
         raw[0] = 22; // IORING_OP_SEND
-        // SAFETY: 64 bytes.
+                     // SAFETY: 64 bytes.
         assert!(unsafe { zc_sqe(raw.as_ptr()) }.is_none());
     }
 }
