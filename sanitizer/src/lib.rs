@@ -29,7 +29,6 @@ pub mod report;
 pub mod runtime;
 pub mod signals;
 pub mod tracker;
-#[cfg(not(test))]
 pub mod trap;
 pub mod uring;
 

@@ -341,13 +341,17 @@ const UNREGISTER_RING_FDS: i64 = 21;
 /// the trampoline, with what the runtime learns before and after. Returns the kernel's
 /// result (`-errno`).
 pub fn uring_call(nr: i64, a: [i64; 6]) -> i64 {
-    // SAFETY (every `trap::syscall` below): the program's own call, with its arguments.
+    /// The program's own call, with its arguments.
+    fn pass(nr: i64, a: [i64; 6]) -> i64 {
+        // SAFETY: the call the program made, as it made it.
+        unsafe { crate::trap::syscall(nr, a) }
+    }
     if !ACTIVE.load(Ordering::Acquire) || STATE.held_by_me() {
-        return unsafe { crate::trap::syscall(nr, a) };
+        return pass(nr, a);
     }
     match nr {
         libc::SYS_io_uring_setup => {
-            let r = unsafe { crate::trap::syscall(nr, a) };
+            let r = pass(nr, a);
             if r >= 0 && a[1] != 0 {
                 // SAFETY: the kernel just wrote the params there (copy_to_user succeeded).
                 let p = unsafe { std::ptr::read_unaligned(a[1] as *const Params) };
@@ -357,13 +361,13 @@ pub fn uring_call(nr: i64, a: [i64; 6]) -> i64 {
         }
         libc::SYS_io_uring_enter => uring_enter(a),
         libc::SYS_io_uring_register => {
-            let r = unsafe { crate::trap::syscall(nr, a) };
+            let r = pass(nr, a);
             if r > 0 && (a[1] == REGISTER_RING_FDS || a[1] == UNREGISTER_RING_FDS) {
                 uring_ring_fds(a[1] == REGISTER_RING_FDS, a[2] as u64, r as u64);
             }
             r
         }
-        _ => unsafe { crate::trap::syscall(nr, a) },
+        _ => pass(nr, a),
     }
 }
 

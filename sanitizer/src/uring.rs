@@ -433,9 +433,10 @@ impl RingMap {
             if idx >= self.sq_entries {
                 continue; // the kernel drops it too (`io_get_sqe`)
             }
-            // SAFETY: idx < sq_entries: inside the SQE array.
+            let sqe = (self.sqes + idx as u64 * self.sqe_size) as *const u8;
             if let Some(s) =
-                unsafe { zc_sqe((self.sqes + idx as u64 * self.sqe_size) as *const u8) }
+                // SAFETY: idx < sq_entries: inside the SQE array.
+                unsafe { zc_sqe(sqe) }
             {
                 out.push((i, s));
             }
