@@ -170,13 +170,18 @@ pub fn install() -> Result<(), &'static str> {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return Err("PR_SET_NO_NEW_PRIVS failed");
         }
-        if libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            0,
-            &prog as *const libc::sock_fprog,
-        ) != 0
-        {
+        // TSYNC: threads started before the constructor (another preloaded library's)
+        // get the filter too; without it if the kernel refuses (a thread with another
+        // filter history).
+        let set = |flags: libc::c_ulong| {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                flags,
+                &prog as *const libc::sock_fprog,
+            ) == 0
+        };
+        if !set(libc::SECCOMP_FILTER_FLAG_TSYNC) && !set(0) {
             return Err("seccomp(SECCOMP_SET_MODE_FILTER) failed");
         }
     }
