@@ -11,13 +11,18 @@
  *   wait   refill a buffer only after the NOTIF of its previous send (correct); CQEs are
  *          reaped with io_uring_wait_cqe (an io_uring_enter when none is ready).
  *   peek   the same, but CQEs are reaped only with io_uring_peek_cqe, which reads the
- *          shared CQ ring with no system call (sched_yield between two looks).
+ *          shared CQ ring with no system call (sched_yield between two looks). Its own
+ *          receiver starts reading only once the first NBUF sends are queued, so their
+ *          NOTIFs arrive while the sender spins, after its last io_uring_enter.
  *   early  refill a buffer as soon as the F_MORE CQE of its previous send arrived, before
  *          its NOTIF (the bug: the kernel may still be sending those pages).
  *
  * --fixed sends from a registered buffer (io_uring_register_buffers, IORING_RECVSEND_FIXED_BUF).
+ * --registered-ring registers the ring's own descriptor (io_uring_register_ring_fd): liburing
+ * then enters with IORING_ENTER_REGISTERED_RING and an index instead of the descriptor.
  *
  * usage: uring_zc [HOST PORT] [--mode wait|peek|early] [--iters N] [--chunk N] [--seed S] [--fixed]
+ *                [--registered-ring]
  * With HOST PORT it sends zcsafe's stream pattern there; without, to a receiver it forks
  * itself, which checks the pattern. In early mode that receiver reads only after the
  * last send was queued, so no NOTIF can arrive before the refills: the bug shows on
@@ -112,23 +117,25 @@ static void receive(int lfd, int out, int go, uint64_t expect, uint64_t seed) {
 int main(int argc, char **argv) {
     const char *host = 0, *port = 0, *mode = "wait";
     uint64_t iters = 16, chunk = 16384, seed = 0;
-    int pos = 0, fixed = 0;
+    int pos = 0, fixed = 0, registered = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--mode") && i + 1 < argc) mode = argv[++i];
         else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = strtoull(argv[++i], 0, 0);
         else if (!strcmp(argv[i], "--chunk") && i + 1 < argc) chunk = strtoull(argv[++i], 0, 0);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], 0, 0);
         else if (!strcmp(argv[i], "--fixed")) fixed = 1;
+        else if (!strcmp(argv[i], "--registered-ring")) registered = 1;
         else if (pos == 0) { host = argv[i]; pos++; }
         else if (pos == 1) { port = argv[i]; pos++; }
         else { fprintf(stderr, "uring_zc: unexpected argument %s\n", argv[i]); return 2; }
     }
     int early = !strcmp(mode, "early");
     peek_only = !strcmp(mode, "peek");
+    int hold = (early || peek_only) && !host; /* the receiver waits for "go" */
     if ((!early && !peek_only && strcmp(mode, "wait")) || pos == 1 || chunk == 0 || chunk % 8 ||
         iters == 0 || iters >= (1 << 16)) {
         fprintf(stderr, "usage: uring_zc [HOST PORT] [--mode wait|peek|early] [--iters N] "
-                        "[--chunk N] [--seed S] [--fixed]\n");
+                        "[--chunk N] [--seed S] [--fixed] [--registered-ring]\n");
         return 2;
     }
     struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -141,9 +148,9 @@ int main(int argc, char **argv) {
         int lfd = socket(AF_INET, SOCK_STREAM, 0);
         socklen_t len = sizeof(sa);
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        /* early: a small receive window, so the unread stream stays in the sender */
+        /* early, peek: a small receive window, so the unread stream stays in the sender */
         int small = 4096;
-        if (early) setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+        if (hold) setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
         if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0 ||
             getsockname(lfd, (struct sockaddr *)&sa, &len) < 0 || pipe(report) < 0 || pipe(go) < 0)
             die("listen", errno);
@@ -153,7 +160,7 @@ int main(int argc, char **argv) {
         if (peer == 0) {
             close(report[0]);
             close(go[1]);
-            receive(lfd, report[1], early ? go[0] : -1, iters * chunk, seed);
+            receive(lfd, report[1], hold ? go[0] : -1, iters * chunk, seed);
         }
         close(lfd);
         close(report[1]);
@@ -173,6 +180,8 @@ int main(int argc, char **argv) {
     for (int b = 0; b < NBUF; b++) buf[b] = heap + 40 + b * (chunk + GAP);
     struct counters *ctr = (struct counters *)(buf[0] + chunk + 8); /* shares a page */
     memset(ctr, 0, sizeof(*ctr));
+    if (registered && (r = io_uring_register_ring_fd(&ring)) != 1)
+        die("io_uring_register_ring_fd", r < 0 ? -r : EIO);
     if (fixed) {
         struct iovec iov = {.iov_base = heap, .iov_len = 40 + NBUF * (chunk + GAP)};
         r = io_uring_register_buffers(&ring, &iov, 1);
@@ -183,6 +192,11 @@ int main(int argc, char **argv) {
 
     for (uint64_t i = 0; i < iters; i++) {
         int b = (int)(i % NBUF);
+        if (last[b] >= 0 && hold && !early && go[1] >= 0) {
+            if (write(go[1], "g", 1) != 1) die("write go", errno);
+            close(go[1]);
+            go[1] = -1;
+        }
         if (last[b] >= 0) {
             if (early) while (!more_seen[last[b]]) reap(ctr);
             else while (!notif_seen[last[b]]) reap(ctr);
@@ -201,7 +215,7 @@ int main(int argc, char **argv) {
         last[b] = (int64_t)i;
         ctr->sends++;
     }
-    if (early && go[1] >= 0 && write(go[1], "g", 1) != 1) die("write go", errno);
+    if (hold && go[1] >= 0 && write(go[1], "g", 1) != 1) die("write go", errno);
     while (ctr->notifs < iters) reap(ctr); /* every NOTIF before the buffers go away */
     if (shutdown(fd, SHUT_WR) < 0) die("shutdown", errno);
     char sink[4096];
