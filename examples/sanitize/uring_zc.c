@@ -3,7 +3,9 @@
  * `zcsafe sanitize` reports for io_uring.
  *
  * NBUF heap buffers (one malloc, not page aligned: they share pages with each other and
- * with the program's counters) are sent in turn with io_uring_prep_send_zc. Each request
+ * with the program's counters) are sent in turn with io_uring_prep_send_zc. With each send
+ * goes an IORING_OP_READ from a pipe into a small buffer in a page the buffers share, so
+ * the kernel writes there every iteration. Each request
  * completes twice: a CQE with IORING_CQE_F_MORE when the bytes are queued, and a NOTIF
  * CQE (IORING_CQE_F_NOTIF) when the kernel let go of the pages. When a buffer is written
  * again is the --mode:
@@ -62,8 +64,11 @@ static void fill(unsigned char *buf, size_t len, uint64_t off, uint64_t seed) {
 }
 
 struct counters {
-    uint64_t sends, notifs, completions, bytes;
+    uint64_t sends, notifs, completions, bytes, reads, read_bytes;
 };
+
+#define READ_TAG (1ULL << 62) /* user_data of the READs */
+static unsigned char *input;
 
 static struct io_uring ring;
 static int peek_only;
@@ -80,7 +85,11 @@ static void reap(struct counters *ctr) {
     }
     if (r < 0) die("reaping a CQE", -r);
     uint64_t ud = cqe->user_data;
-    if (cqe->flags & IORING_CQE_F_NOTIF) {
+    if (ud & READ_TAG) {
+        if (cqe->res <= 0) die("io_uring read", cqe->res < 0 ? -cqe->res : EIO);
+        ctr->reads++;
+        ctr->read_bytes += (uint64_t)cqe->res;
+    } else if (cqe->flags & IORING_CQE_F_NOTIF) {
         notif_seen[ud] = 1;
         ctr->notifs++;
     } else {
@@ -180,6 +189,9 @@ int main(int argc, char **argv) {
     for (int b = 0; b < NBUF; b++) buf[b] = heap + 40 + b * (chunk + GAP);
     struct counters *ctr = (struct counters *)(buf[0] + chunk + 8); /* shares a page */
     memset(ctr, 0, sizeof(*ctr));
+    input = buf[1] + chunk + 64; /* so does the READ's buffer */
+    int feed[2];
+    if (pipe(feed) < 0) die("pipe", errno);
     if (registered && (r = io_uring_register_ring_fd(&ring)) != 1)
         die("io_uring_register_ring_fd", r < 0 ? -r : EIO);
     if (fixed) {
@@ -202,7 +214,14 @@ int main(int argc, char **argv) {
             else while (!notif_seen[last[b]]) reap(ctr);
         }
         fill(buf[b], chunk, i * chunk, seed); /* the reuse moment */
+        char msg[32];
+        int k = snprintf(msg, sizeof(msg), "iteration %llu", (unsigned long long)i);
+        if (write(feed[1], msg, (size_t)k) != k) die("write", errno);
         struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+        if (!sqe) die("io_uring_get_sqe", EBUSY);
+        io_uring_prep_read(sqe, feed[0], input, (unsigned)k, (uint64_t)-1);
+        sqe->user_data = READ_TAG | i;
+        sqe = io_uring_get_sqe(&ring);
         if (!sqe) die("io_uring_get_sqe", EBUSY);
         io_uring_prep_send_zc(sqe, fd, buf[b], chunk, MSG_WAITALL, 0);
         if (fixed) {
@@ -211,19 +230,21 @@ int main(int argc, char **argv) {
         }
         sqe->user_data = i;
         r = io_uring_submit(&ring);
-        if (r != 1) die("io_uring_submit", r < 0 ? -r : EIO);
+        if (r != 2) die("io_uring_submit", r < 0 ? -r : EIO);
         last[b] = (int64_t)i;
         ctr->sends++;
     }
     if (hold && go[1] >= 0 && write(go[1], "g", 1) != 1) die("write go", errno);
-    while (ctr->notifs < iters) reap(ctr); /* every NOTIF before the buffers go away */
+    while (ctr->notifs < iters || ctr->reads < iters) reap(ctr); /* all before the buffers go */
     if (shutdown(fd, SHUT_WR) < 0) die("shutdown", errno);
     char sink[4096];
     while (read(fd, sink, sizeof(sink)) > 0) {}
-    printf("mode %s%s: %llu sends, %llu bytes, %llu completions, %llu notifs\n", mode,
-           fixed ? " (fixed buffer)" : "", (unsigned long long)ctr->sends,
+    printf("mode %s%s: %llu sends, %llu bytes, %llu completions, %llu notifs, %llu reads "
+           "(%llu bytes)\n",
+           mode, fixed ? " (fixed buffer)" : "", (unsigned long long)ctr->sends,
            (unsigned long long)ctr->bytes, (unsigned long long)ctr->completions,
-           (unsigned long long)ctr->notifs);
+           (unsigned long long)ctr->notifs, (unsigned long long)ctr->reads,
+           (unsigned long long)ctr->read_bytes);
     if (peer > 0) {
         char line[128];
         ssize_t n = read(report[0], line, sizeof(line) - 1);

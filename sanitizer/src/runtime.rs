@@ -6,7 +6,7 @@ use crate::maps::{self, Mapping};
 use crate::pages::{page_of, Protect};
 use crate::report;
 use crate::tracker::{Holder, Range, Tracker};
-use crate::uring::{Params, RingMap};
+use crate::uring::{Params, RingMap, Sqe};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use zcsafe_sanitizer_events::{Event, PrematureWrite, SendCall, Start, Writer};
@@ -22,6 +22,9 @@ pub struct Runtime {
     /// Ring descriptors registered with `IORING_REGISTER_RING_FDS`: offset → descriptor
     /// (`io_uring_enter` with `IORING_ENTER_REGISTERED_RING` names the offset).
     pub registered: HashMap<u32, i32>,
+    /// io_uring requests that write memory, with their pages lifted until their last CQE:
+    /// (ring, user_data, buffers).
+    pub uring_lifts: Vec<(i32, u64, Vec<Range>)>,
 }
 
 /// The runtime's state; `None` until the constructor ran with a report file.
@@ -95,6 +98,7 @@ pub fn start(report_path: &std::ffi::OsStr, abort: bool) {
         seen: HashSet::new(),
         rings: HashMap::new(),
         registered: HashMap::new(),
+        uring_lifts: Vec::new(),
     });
     ACTIVE.store(true, Ordering::Release);
     let exe = std::fs::read_link("/proc/self/exe")
@@ -226,6 +230,16 @@ impl Runtime {
             }
             for c in cqes {
                 self.tracker.uring_cqe(fd, c, &mut Os::new());
+                if c.flags & crate::uring::CQE_F_MORE == 0 {
+                    let done = self
+                        .uring_lifts
+                        .iter()
+                        .position(|(r, ud, _)| *r == fd && *ud == c.user_data);
+                    if let Some(i) = done {
+                        let (_, _, bufs) = self.uring_lifts.remove(i);
+                        unlift_all(&mut self.tracker, &bufs);
+                    }
+                }
             }
         }
         BUSY.store(!self.tracker.pages.is_empty(), Ordering::Relaxed);
@@ -324,6 +338,7 @@ pub fn forked_child() {
     if let Some(rt) = STATE.lock().as_mut() {
         rt.tracker.forget_all(&mut Os::new());
         rt.seen.clear();
+        rt.uring_lifts.clear();
     }
     BUSY.store(false, Ordering::Relaxed);
 }
@@ -388,6 +403,21 @@ fn uring_setup(fd: i32, p: &Params) {
     });
 }
 
+fn lift_all(t: &mut Tracker, bufs: &[Range]) {
+    for b in bufs {
+        t.pages
+            .lift(b.start, b.len, EAGER_LIFT_PAGES, &mut Os::new());
+    }
+    t.summary.syscall_lifts += 1;
+}
+
+fn unlift_all(t: &mut Tracker, bufs: &[Range]) {
+    for b in bufs {
+        t.pages
+            .unlift(b.start, b.len, EAGER_LIFT_PAGES, &mut Os::new());
+    }
+}
+
 fn uring_enter(a: [i64; 6]) -> i64 {
     let (fd, to_submit, flags) = (a[0] as i32, a[1] as u32, a[3] as u32);
     let pre = with(|rt| {
@@ -399,7 +429,14 @@ fn uring_enter(a: [i64; 6]) -> i64 {
             fd
         };
         let m = rt.rings.get(&ring)?;
-        Some((ring, m.pending(to_submit)))
+        let (head, sqes) = m.pending(to_submit);
+        // the kernel may write from inside this call: lift first
+        for (_, s) in &sqes {
+            if let Sqe::Writes { bufs, .. } = s {
+                lift_all(&mut rt.tracker, bufs);
+            }
+        }
+        Some((ring, (head, sqes)))
     })
     .flatten();
     // SAFETY: the program's call.
@@ -410,8 +447,16 @@ fn uring_enter(a: [i64; 6]) -> i64 {
                 // the SQEs the kernel consumed: its head moved past them
                 let consumed = m.sq_head().wrapping_sub(head);
                 for (i, s) in sqes {
-                    if i < consumed {
-                        rt.tracker.uring_submitted(ring, &s, &mut Os::new());
+                    match s {
+                        Sqe::Zc(z) if i < consumed => {
+                            rt.tracker.uring_submitted(ring, &z, &mut Os::new());
+                        }
+                        Sqe::Zc(_) => {}
+                        // consumed: lifted until its last CQE
+                        Sqe::Writes { user_data, bufs } if i < consumed => {
+                            rt.uring_lifts.push((ring, user_data, bufs));
+                        }
+                        Sqe::Writes { bufs, .. } => unlift_all(&mut rt.tracker, &bufs),
                     }
                 }
             }

@@ -26,6 +26,13 @@ use zcsafe_sanitizer_events::{SendCall, Submission};
 
 /// `IORING_OP_SEND_ZC` (include/uapi/linux/io_uring.h).
 pub const OP_SEND_ZC: u8 = 47;
+/// The operations that write user memory the SQE names: `IORING_OP_READV`, `READ_FIXED`,
+/// `RECVMSG`, `READ`, `RECV`.
+const OP_READV: u8 = 1;
+const OP_READ_FIXED: u8 = 4;
+const OP_RECVMSG: u8 = 10;
+const OP_READ: u8 = 22;
+const OP_RECV: u8 = 27;
 /// `IORING_OP_SENDMSG_ZC`.
 pub const OP_SENDMSG_ZC: u8 = 48;
 /// `IORING_CQE_F_MORE`.
@@ -125,6 +132,22 @@ pub struct ZcSqe {
     pub user_data: u64,
     /// Its buffers (for SENDMSG_ZC, the message's iovecs).
     pub bufs: Vec<Range>,
+}
+
+/// An SQE the runtime acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sqe {
+    /// A zero-copy send: tracked until its NOTIF.
+    Zc(ZcSqe),
+    /// An operation that writes the program's memory (`READ`, `RECV`, …): the kernel
+    /// writes from `io_uring_enter` or later, from its own context, and a protected page
+    /// would make it fail with `EFAULT`; its pages are lifted until its last CQE.
+    Writes {
+        /// Its `user_data`.
+        user_data: u64,
+        /// What it may write.
+        bufs: Vec<Range>,
+    },
 }
 
 /// A CQE as the runtime reads it.
@@ -249,10 +272,15 @@ fn read_u64(addr: u64) -> Option<u64> {
 /// The buffers of the `msghdr` at `msg` (SENDMSG_ZC's `addr`), read as the kernel will
 /// (`io_sendmsg_copy_hdr`).
 fn msghdr_bufs(msg: u64) -> Vec<Range> {
-    const IOV_MAX: u64 = 1024;
     let (Some(iov), Some(n)) = (read_u64(msg + 16), read_u64(msg + 24)) else {
         return Vec::new();
     };
+    iovec_bufs(iov, n)
+}
+
+/// The buffers of `n` iovecs at `iov`.
+fn iovec_bufs(iov: u64, n: u64) -> Vec<Range> {
+    const IOV_MAX: u64 = 1024;
     (0..n.min(IOV_MAX))
         .filter_map(|i| {
             let base = read_u64(iov + 16 * i)?;
@@ -260,6 +288,60 @@ fn msghdr_bufs(msg: u64) -> Vec<Range> {
             Some(Range { start: base, len })
         })
         .collect()
+}
+
+/// What an SQE means to the runtime, if anything.
+///
+/// # Safety
+/// `sqe` points to 64 readable bytes.
+pub unsafe fn sqe(sqe: *const u8) -> Option<Sqe> {
+    // SAFETY: the caller's contract.
+    if let Some(z) = unsafe { zc_sqe(sqe) } {
+        return Some(Sqe::Zc(z));
+    }
+    // SAFETY: the caller's contract; the fields of `struct io_uring_sqe`.
+    let (op, addr, len, user_data) = unsafe {
+        (
+            *sqe,
+            std::ptr::read_unaligned(sqe.add(16) as *const u64),
+            std::ptr::read_unaligned(sqe.add(24) as *const u32),
+            std::ptr::read_unaligned(sqe.add(32) as *const u64),
+        )
+    };
+    let bufs = match op {
+        OP_READ | OP_READ_FIXED | OP_RECV => vec![Range {
+            start: addr,
+            len: len as u64,
+        }],
+        OP_READV => iovec_bufs(addr, len as u64),
+        OP_RECVMSG => {
+            let mut b = msghdr_bufs(addr);
+            // the kernel writes msg_namelen, msg_controllen and msg_flags back too
+            b.push(Range {
+                start: addr,
+                len: std::mem::size_of::<libc::msghdr>() as u64,
+            });
+            if let (Some(name), Some(control), Some(clen)) =
+                (read_u64(addr), read_u64(addr + 32), read_u64(addr + 40))
+            {
+                b.push(Range {
+                    start: name,
+                    len: 128,
+                });
+                b.push(Range {
+                    start: control,
+                    len: clen,
+                });
+            }
+            b
+        }
+        _ => return None,
+    };
+    let bufs = bufs
+        .into_iter()
+        .filter(|b| b.start != 0 && b.len > 0)
+        .collect::<Vec<_>>();
+    (!bufs.is_empty()).then_some(Sqe::Writes { user_data, bufs })
 }
 
 /// The zero-copy request an SQE describes, if it is one.
@@ -416,9 +498,9 @@ impl RingMap {
         Self::load(self.sq_head)
     }
 
-    /// The zero-copy SQEs among the next `to_submit` the kernel would consume, each with
-    /// its position past the current head.
-    pub fn pending(&self, to_submit: u32) -> (u32, Vec<(u32, ZcSqe)>) {
+    /// The SQEs the runtime acts on among the next `to_submit` the kernel would consume,
+    /// each with its position past the current head.
+    pub fn pending(&self, to_submit: u32) -> (u32, Vec<(u32, Sqe)>) {
         let head = self.sq_head();
         let tail = Self::load(self.sq_tail);
         let n = tail.wrapping_sub(head).min(to_submit).min(self.sq_entries);
@@ -436,7 +518,7 @@ impl RingMap {
             let sqe = (self.sqes + idx as u64 * self.sqe_size) as *const u8;
             if let Some(s) =
                 // SAFETY: idx < sq_entries: inside the SQE array.
-                unsafe { zc_sqe(sqe) }
+                unsafe { self::sqe(sqe) }
             {
                 out.push((i, s));
             }
@@ -626,8 +708,22 @@ mod tests {
         raw[16..24].copy_from_slice(&8u64.to_ne_bytes());
         // SAFETY: 64 bytes.
         assert!(unsafe { zc_sqe(raw.as_ptr()) }.unwrap().bufs.is_empty());
-        raw[0] = 22; // IORING_OP_SEND
-                     // SAFETY: 64 bytes.
+        // a READ writes its buffer: lifted, not tracked
+        raw[0] = OP_READ;
+        raw[16..24].copy_from_slice(&0x5000u64.to_ne_bytes());
+        // SAFETY: 64 bytes.
         assert!(unsafe { zc_sqe(raw.as_ptr()) }.is_none());
+        let want = Sqe::Writes {
+            user_data: 0xabcd,
+            bufs: vec![Range {
+                start: 0x5000,
+                len: 100,
+            }],
+        };
+        // SAFETY: 64 bytes.
+        assert_eq!(unsafe { super::sqe(raw.as_ptr()) }, Some(want));
+        raw[0] = 26; // IORING_OP_SEND: neither
+                     // SAFETY: 64 bytes.
+        assert!(unsafe { super::sqe(raw.as_ptr()) }.is_none());
     }
 }
