@@ -418,3 +418,67 @@ fn unreachable_exit(status: c_int) -> ! {
 
 /// Silences "unused" for the offset type on targets where pread64 aliases pread.
 pub type Offset = off_t;
+
+/// A system call made here, as glibc's `syscall` makes it (the instruction is not in the
+/// trampoline's page, so the filter traps the io_uring calls: they never come here).
+///
+/// # Safety
+/// As for the system call.
+unsafe fn raw_syscall(nr: i64, a: [i64; 6]) -> i64 {
+    let r: i64;
+    // SAFETY: the caller's contract; the kernel clobbers rcx and r11.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr => r,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            in("r8") a[4],
+            in("r9") a[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    r
+}
+
+/// `syscall(2)`: the io_uring calls a program makes through it (the io-uring crate does)
+/// go to the runtime directly, without the `SIGSYS` round trip the seccomp filter would
+/// cost (about 5 µs here, docs/design.md §8); every other call is made as glibc makes it.
+/// Declared with seven integer arguments: on x86-64 a variadic call passes them in the
+/// same registers (and the stack slot of the seventh is the caller's, always mapped).
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn syscall(
+    nr: libc::c_long,
+    a1: libc::c_long,
+    a2: libc::c_long,
+    a3: libc::c_long,
+    a4: libc::c_long,
+    a5: libc::c_long,
+    a6: libc::c_long,
+) -> libc::c_long {
+    let a = [a1, a2, a3, a4, a5, a6];
+    let uring = matches!(
+        nr,
+        libc::SYS_io_uring_setup | libc::SYS_io_uring_enter | libc::SYS_io_uring_register
+    );
+    let r = if uring && crate::trap::TRAPPING.load(Ordering::Acquire) {
+        runtime::uring_call(nr, a)
+    } else {
+        // SAFETY: the caller's call, passed through.
+        unsafe { raw_syscall(nr, a) }
+    };
+    if (-4095..0).contains(&r) {
+        // SAFETY: this thread's errno.
+        unsafe { *libc::__errno_location() = -r as c_int };
+        -1
+    } else {
+        r
+    }
+}

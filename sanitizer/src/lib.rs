@@ -10,6 +10,12 @@
 //! program never sees the `EFAULT` a protected page would cause. Reports go to the file
 //! named by `ZCSAFE_SANITIZE_REPORT` as `zcsafe_sanitizer_events::Event` lines.
 //!
+//! io_uring `SEND_ZC` and `SENDMSG_ZC` requests are tracked the same way, read from the
+//! rings at each `io_uring_enter` and released by their NOTIF CQEs ([`uring`]); the
+//! io_uring system calls, which liburing makes with a raw `syscall` instruction, reach
+//! the runtime through a seccomp filter that traps them ([`trap`]), or through the
+//! interposed `syscall(2)`.
+//!
 //! Without that variable the runtime passes every call through and does nothing else.
 //! Design and limits: docs/design.md §8.
 

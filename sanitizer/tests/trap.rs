@@ -45,13 +45,22 @@ fn child() -> i32 {
         act.sa_flags = libc::SA_SIGINFO;
         libc::sigaction(libc::SIGSYS, &act, std::ptr::null_mut());
     }
-    // from libc's syscall(2): trapped, the handler's -ENOSYS comes back
-    // SAFETY: io_uring_setup(0, NULL) fails whatever happens.
-    let r = unsafe { libc::syscall(libc::SYS_io_uring_setup, 0, 0) };
-    let errno = std::io::Error::last_os_error().raw_os_error();
+    // a raw syscall instruction outside the trampoline (as liburing makes it): trapped, the
+    // handler's -ENOSYS comes back (libc's syscall(2) is the runtime's own in this binary)
+    let r: i64;
+    // SAFETY: io_uring_setup(0, NULL) fails whatever happens; rcx and r11 are clobbered.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") libc::SYS_io_uring_setup => r,
+            in("rdi") 0,
+            in("rsi") 0,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
     if TRAPPED.load(Ordering::SeqCst) != libc::SYS_io_uring_setup as i32
-        || r != -1
-        || errno != Some(libc::ENOSYS)
+        || r != -(libc::ENOSYS as i64)
     {
         return 12;
     }
