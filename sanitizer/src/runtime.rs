@@ -213,7 +213,12 @@ pub unsafe fn errqueue(fd: i32, msg: *const libc::msghdr) {
 
 /// The program closed `fd`.
 pub fn closed(fd: i32) {
-    with(|rt| rt.tracker.closed(fd, &mut Os::new()));
+    with(|rt| {
+        rt.tracker.closed(fd, &mut Os::new());
+        if rt.rings.contains_key(&fd) {
+            rt.ring_closed(fd);
+        }
+    });
 }
 
 impl Runtime {
@@ -243,6 +248,34 @@ impl Runtime {
             }
         }
         BUSY.store(!self.tracker.pages.is_empty(), Ordering::Relaxed);
+    }
+
+    /// The ring `fd` was closed: a last look at its CQEs, then its requests are released
+    /// and the runtime's own mappings go (they would keep the ring alive).
+    pub fn ring_closed(&mut self, fd: i32) {
+        if let Some(mut m) = self.rings.remove(&fd) {
+            let (cqes, _) = m.new_cqes();
+            for c in cqes {
+                self.tracker.uring_cqe(fd, c, &mut Os::new());
+            }
+        }
+        self.tracker.uring_closed(fd, &mut Os::new());
+        self.uring_lifts.retain(|(r, _, _)| *r != fd);
+        self.registered.retain(|_, r| *r != fd);
+    }
+
+    /// Rings closed without the runtime seeing it (a raw `close`): their descriptor no
+    /// longer names the ring file.
+    fn sweep_closed_rings(&mut self) {
+        let gone: Vec<i32> = self
+            .rings
+            .iter()
+            .filter(|(fd, m)| !m.still_open(**fd))
+            .map(|(fd, _)| *fd)
+            .collect();
+        for fd in gone {
+            self.ring_closed(fd);
+        }
     }
 
     /// Counts a premature write and says whether it is the first of its kind (to be
@@ -388,7 +421,8 @@ pub fn uring_call(nr: i64, a: [i64; 6]) -> i64 {
 
 fn uring_setup(fd: i32, p: &Params) {
     with(|rt| {
-        // the descriptor number came back for a new ring: the old one is gone
+        // rings closed meanwhile, among them any whose number this new ring got
+        rt.sweep_closed_rings();
         if rt.rings.remove(&fd).is_some() {
             rt.tracker.uring_forget(fd, &mut Os::new());
         }

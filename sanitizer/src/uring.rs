@@ -237,14 +237,27 @@ impl Tracker {
     /// Every request of `ring` is released without its NOTIF (CQEs lost, or the ring's
     /// descriptor reused for a new ring).
     pub fn uring_forget(&mut self, ring: i32, p: &mut impl Protect) {
-        if let Some(r) = self.rings.remove(&ring) {
-            for q in &r.in_flight {
-                for b in &q.ranges {
-                    self.pages.unpin(b.start, b.len, p);
-                }
-                self.summary.uring_released_unseen += 1;
+        let n = self.uring_drop(ring, p);
+        self.summary.uring_released_unseen += n;
+    }
+
+    /// The program closed the ring: its NOTIFs can no longer be reaped, so its requests
+    /// are released (counted apart, as for a closed socket).
+    pub fn uring_closed(&mut self, ring: i32, p: &mut impl Protect) {
+        let n = self.uring_drop(ring, p);
+        self.summary.released_by_close += n;
+    }
+
+    fn uring_drop(&mut self, ring: i32, p: &mut impl Protect) -> u64 {
+        let Some(r) = self.rings.remove(&ring) else {
+            return 0;
+        };
+        for q in &r.in_flight {
+            for b in &q.ranges {
+                self.pages.unpin(b.start, b.len, p);
             }
         }
+        r.in_flight.len() as u64
     }
 }
 
@@ -398,6 +411,18 @@ pub struct RingMap {
     cqe_size: u64,
     /// The next CQ position the runtime has not read.
     cursor: u32,
+    /// The ring file's inode: tells the ring from another file that got its descriptor
+    /// number after a close the runtime did not see (liburing closes with a raw syscall).
+    ino: u64,
+}
+
+/// The inode of the file `fd` names, if it is open.
+pub fn inode(fd: i32) -> Option<u64> {
+    // SAFETY: fstat writes a stat into `st`, a local.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (libc::fstat(fd, &mut st) == 0).then_some(st.st_ino)
+    }
 }
 
 fn map(fd: i32, len: usize, off: i64) -> Option<u64> {
@@ -485,12 +510,18 @@ impl RingMap {
             cqes: cq + p.cq_off.cqes as u64,
             cqe_size,
             cursor: tail,
+            ino: inode(fd).unwrap_or(0),
         })
     }
 
     fn load(addr: u64) -> u32 {
         // SAFETY: addr is a head or tail word inside this ring's mapping.
         unsafe { (*(addr as *const AtomicU32)).load(Ordering::Acquire) }
+    }
+
+    /// Whether `fd` still names this ring.
+    pub fn still_open(&self, fd: i32) -> bool {
+        inode(fd) == Some(self.ino)
     }
 
     /// The kernel's SQ head now.
@@ -645,6 +676,14 @@ mod tests {
         t.uring_forget(9, &mut p);
         assert!(t.pages.is_empty());
         assert_eq!(t.summary.uring_released_unseen, 1);
+        // a closed ring's requests are released, counted as by close
+        t.uring_submitted(4, &sqe(1, 0x30000, 10), &mut p);
+        t.uring_closed(4, &mut p);
+        assert!(t.pages.is_empty() && !t.rings.contains_key(&4));
+        assert_eq!(
+            (t.summary.released_by_close, t.summary.uring_released_unseen),
+            (1, 1)
+        );
     }
 
     #[test]
