@@ -459,8 +459,10 @@ fn run_external_with_sanitize_gives_both_verdicts() {
 }
 
 /// The catalogue's own executor as the sanitized program (`zcsafe send` under
-/// `run --external … --sanitize`): every MSG_ZEROCOPY policy the catalogue expects to
-/// corrupt is flagged on every run, the ones expected safe never; a policy whose API the
+/// `run --external … --sanitize`): every MSG_ZEROCOPY and io_uring SEND_ZC/SENDMSG_ZC
+/// policy the catalogue expects to corrupt is flagged on every run, the ones expected safe
+/// never (the io-uring crate's calls go through libc's `syscall(2)`, which the runtime
+/// interposes); a policy whose API the
 /// runtime does not follow (here plain `send`) is `inconclusive` — nothing tracked —, not
 /// `safe`. Two runs (seeds) per policy, over loopback and, as root, veth.
 #[test]
