@@ -368,6 +368,42 @@ fn an_io_uring_sender_that_waits_for_the_notif_is_safe() {
     }
 }
 
+/// An SQPOLL ring, whose SQEs a kernel thread consumes without `io_uring_enter`, is not
+/// followed: the buggy program is `inconclusive` with the ring counted, never `safe`.
+#[test]
+fn an_sqpoll_ring_is_counted_as_not_followed_and_inconclusive() {
+    let p = uring_zc();
+    let out = sanitize(&[
+        "--json",
+        "--",
+        p.to_str().unwrap(),
+        "--mode",
+        "early",
+        "--sqpoll",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let v = json(&out);
+    let f = &v["results"][0];
+    assert_eq!(f["verdict"], "inconclusive");
+    let c = &f["evidence"]["counts"];
+    assert_eq!(
+        (
+            c["tracked"].as_u64(),
+            c["uring_untracked"].as_u64(),
+            c["uring_rings"].as_u64()
+        ),
+        (Some(0), Some(1), Some(0)),
+        "{c}"
+    );
+    assert!(
+        f["evidence"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 on io_uring rings it cannot follow"),
+        "{f}"
+    );
+}
+
 #[test]
 fn abort_stops_the_program_and_still_exits_1() {
     let p = zc_pages();

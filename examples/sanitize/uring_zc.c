@@ -20,11 +20,12 @@
  *          its NOTIF (the bug: the kernel may still be sending those pages).
  *
  * --fixed sends from a registered buffer (io_uring_register_buffers, IORING_RECVSEND_FIXED_BUF).
+ * --sqpoll sets the ring up with IORING_SETUP_SQPOLL (a kernel thread consumes the SQEs).
  * --registered-ring registers the ring's own descriptor (io_uring_register_ring_fd): liburing
  * then enters with IORING_ENTER_REGISTERED_RING and an index instead of the descriptor.
  *
  * usage: uring_zc [HOST PORT] [--mode wait|peek|early] [--iters N] [--chunk N] [--seed S] [--fixed]
- *                [--registered-ring]
+ *                [--registered-ring] [--sqpoll]
  * With HOST PORT it sends zcsafe's stream pattern there; without, to a receiver it forks
  * itself, which checks the pattern. In early mode that receiver reads only after the
  * last send was queued, so no NOTIF can arrive before the refills: the bug shows on
@@ -126,7 +127,7 @@ static void receive(int lfd, int out, int go, uint64_t expect, uint64_t seed) {
 int main(int argc, char **argv) {
     const char *host = 0, *port = 0, *mode = "wait";
     uint64_t iters = 16, chunk = 16384, seed = 0;
-    int pos = 0, fixed = 0, registered = 0;
+    int pos = 0, fixed = 0, registered = 0, sqpoll = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--mode") && i + 1 < argc) mode = argv[++i];
         else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = strtoull(argv[++i], 0, 0);
@@ -134,6 +135,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], 0, 0);
         else if (!strcmp(argv[i], "--fixed")) fixed = 1;
         else if (!strcmp(argv[i], "--registered-ring")) registered = 1;
+        else if (!strcmp(argv[i], "--sqpoll")) sqpoll = 1;
         else if (pos == 0) { host = argv[i]; pos++; }
         else if (pos == 1) { port = argv[i]; pos++; }
         else { fprintf(stderr, "uring_zc: unexpected argument %s\n", argv[i]); return 2; }
@@ -144,7 +146,7 @@ int main(int argc, char **argv) {
     if ((!early && !peek_only && strcmp(mode, "wait")) || pos == 1 || chunk == 0 || chunk % 8 ||
         iters == 0 || iters >= (1 << 16)) {
         fprintf(stderr, "usage: uring_zc [HOST PORT] [--mode wait|peek|early] [--iters N] "
-                        "[--chunk N] [--seed S] [--fixed] [--registered-ring]\n");
+                        "[--chunk N] [--seed S] [--fixed] [--registered-ring] [--sqpoll]\n");
         return 2;
     }
     struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -180,7 +182,9 @@ int main(int argc, char **argv) {
     int big = 4 << 20; /* early: the whole stream fits in the send buffer */
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) die("connect", errno);
-    int r = io_uring_queue_init(64, &ring, 0);
+    struct io_uring_params params = {0};
+    if (sqpoll) params.flags |= IORING_SETUP_SQPOLL;
+    int r = io_uring_queue_init_params(64, &ring, &params);
     if (r < 0) die("io_uring_queue_init", -r);
 
     unsigned char *heap = malloc(40 + NBUF * (chunk + GAP));
@@ -230,7 +234,7 @@ int main(int argc, char **argv) {
         }
         sqe->user_data = i;
         r = io_uring_submit(&ring);
-        if (r != 2) die("io_uring_submit", r < 0 ? -r : EIO);
+        if (r < 0 || (!sqpoll && r != 2)) die("io_uring_submit", r < 0 ? -r : EIO);
         last[b] = (int64_t)i;
         ctr->sends++;
     }
