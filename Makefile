@@ -41,7 +41,8 @@ unit:
 # then `cargo run --release -- check --json`, which must judge issue 19's ring (ring-zc
 # safe, ring-zc-inorder corrupt, both classes, the scenario derived for it) and exit 0.
 example:
-	cd examples/external-policy && $(CARGO) fmt --check && $(CARGO) test --release && \
+	cd examples/external-policy && unset CARGO_TARGET_DIR && mkdir -p target && \
+		$(CARGO) fmt --check && $(CARGO) test --release && \
 		$(CARGO) run --release --quiet -- check --json > target/check.json
 	python3 .ci/check-example examples/external-policy/target/check.json
 

@@ -403,7 +403,8 @@ pub fn run_entry(entry: &Entry, opts: &SimOptions) -> Result<SimReport, SimError
 /// `zcsafe sim …` that replays one seed.
 pub fn replay_command(name: &str, opts: &SimOptions, seed: u64) -> String {
     let mut cmd = format!(
-        "zcsafe sim --policy {name} --transport {} --seed {seed}",
+        "{} sim --policy {name} --transport {} --seed {seed}",
+        zcsafe_policies::registry::program(),
         opts.transport
     );
     if let Some(f) = &opts.faults {

@@ -354,7 +354,8 @@ fn rerun(f: &zcsafe_policy::Finding, args: &Args) -> String {
     let c = &f.evidence.counts;
     let transport = f.transport.split('(').next().unwrap_or(&f.transport);
     let mut cmd = format!(
-        "zcsafe run --policy {} --transport {transport} --seed {} --repeat 1 --reader {}",
+        "{} run --policy {} --transport {transport} --seed {} --repeat 1 --reader {}",
+        zcsafe_policies::registry::program(),
         f.policy,
         c.get("seed").and_then(|s| s.as_u64()).unwrap_or(0),
         args.reader
