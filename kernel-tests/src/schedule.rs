@@ -635,42 +635,22 @@ fn drive<P: Policy>(
             let Some(seen) = peer.transmitted(Instant::now() + wait)? else {
                 return diverged(waited(wait));
             };
-            if seen.seq != seq || seen.retransmission != again || seen.len != PAGE {
-                return diverged(Divergence::DifferentSegment {
-                    expected_seq: seq,
-                    expected_retransmission: again,
-                    seen,
-                });
+            let kind = seen.retransmission == again && seen.len == PAGE;
+            match the_traced_segment(seen, seq, kind, again, payload.content) {
+                Ok(segment) => ok(Observed::Transmitted { segment }),
+                Err(d) => diverged(d),
             }
-            if seen.content != payload.content {
-                return diverged(Divergence::DifferentContent {
-                    seq,
-                    expected: payload.content,
-                    kernel: seen.content,
-                });
-            }
-            ok(Observed::Transmitted { segment: seen })
         }
         Event::TxComplete { seq, payload } => {
             let seq = *seq as u64;
             let Some(seen) = peer.device_read(Instant::now() + STEP_WAIT)? else {
                 return diverged(waited(STEP_WAIT));
             };
-            if seen.seq != seq {
-                return diverged(Divergence::DifferentSegment {
-                    expected_seq: seq,
-                    expected_retransmission: seen.retransmission,
-                    seen,
-                });
+            let again = seen.retransmission;
+            match the_traced_segment(seen, seq, true, again, payload.content) {
+                Ok(segment) => ok(Observed::DeviceRead { segment }),
+                Err(d) => diverged(d),
             }
-            if seen.content != payload.content {
-                return diverged(Divergence::DifferentContent {
-                    seq,
-                    expected: payload.content,
-                    kernel: seen.content,
-                });
-            }
-            ok(Observed::DeviceRead { segment: seen })
         }
         Event::Lose { seq } | Event::Deliver { seq, .. } => {
             let seq = *seq as u64;
@@ -784,4 +764,31 @@ fn drive<P: Policy>(
             why: NotDrivable::NotAModelStep,
         }),
     }
+}
+
+/// `seen` if it is the trace's segment `seq`, of the kind the trace expects (`kind`:
+/// first transmission or retransmission, a whole page) and carrying `content`; else how
+/// it differs. `retransmission` is what the divergence reports as expected.
+fn the_traced_segment(
+    seen: SegmentSeen,
+    seq: u64,
+    kind: bool,
+    retransmission: bool,
+    content: Option<u64>,
+) -> Result<SegmentSeen, Divergence> {
+    if !kind || seen.seq != seq {
+        return Err(Divergence::DifferentSegment {
+            expected_seq: seq,
+            expected_retransmission: retransmission,
+            seen,
+        });
+    }
+    if seen.content != content {
+        return Err(Divergence::DifferentContent {
+            seq,
+            expected: content,
+            kernel: seen.content,
+        });
+    }
+    Ok(seen)
 }
