@@ -193,37 +193,28 @@ impl Tracker {
     /// The in-flight submission (the newest, if several: the use the write undoes)
     /// holding a byte of `range`.
     pub fn holder(&self, range: Range) -> Option<Holder> {
+        // Every in-flight submission, sockets' then rings', with what its holder reports.
+        let sockets = self.sockets.values().flat_map(|sock| {
+            (sock.in_flight.values())
+                .map(move |f| (f.sub, &f.ranges, sock.notified_through, sock.notifications))
+        });
+        let rings = (self.rings.values()).flat_map(|ring| {
+            ring.in_flight
+                .iter()
+                .map(move |f| (f.sub, &f.ranges, None, ring.notifs))
+        });
         let mut best: Option<Holder> = None;
-        for sock in self.sockets.values() {
-            for f in sock.in_flight.values() {
-                for r in &f.ranges {
-                    if let Some(addr) = r.overlap(range) {
-                        if best.as_ref().is_none_or(|b| f.sub.seq > b.sub.seq) {
-                            best = Some(Holder {
-                                sub: f.sub,
-                                range: *r,
-                                addr,
-                                notified_through: sock.notified_through,
-                                notifications_read: sock.notifications,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        for ring in self.rings.values() {
-            for f in &ring.in_flight {
-                for r in &f.ranges {
-                    if let Some(addr) = r.overlap(range) {
-                        if best.as_ref().is_none_or(|b| f.sub.seq > b.sub.seq) {
-                            best = Some(Holder {
-                                sub: f.sub,
-                                range: *r,
-                                addr,
-                                notified_through: None,
-                                notifications_read: ring.notifs,
-                            });
-                        }
+        for (sub, ranges, notified_through, notifications_read) in sockets.chain(rings) {
+            for r in ranges {
+                if let Some(addr) = r.overlap(range) {
+                    if best.as_ref().is_none_or(|b| sub.seq > b.sub.seq) {
+                        best = Some(Holder {
+                            sub,
+                            range: *r,
+                            addr,
+                            notified_through,
+                            notifications_read,
+                        });
                     }
                 }
             }
