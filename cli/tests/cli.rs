@@ -148,6 +148,29 @@ fn sweep_names_the_smallest_failing_scenario_in_text_and_json() {
     );
 }
 
+/// A sweep whose next step outgrows `--step-states` never reached the derived scenario:
+/// safe smaller steps earn no verdict for it, so the finding is `inconclusive` (exit 4).
+#[test]
+fn a_sweep_stopped_by_its_state_bound_is_inconclusive() {
+    let out = zcsafe(&[
+        "check",
+        "-p",
+        "zc-completion",
+        "-t",
+        "local",
+        "--sweep",
+        "--step-states",
+        "2000",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &v["results"][0];
+    assert_eq!(r["verdict"], "inconclusive", "{r}");
+    assert_eq!(out.status.code(), Some(4), "{r}");
+    let detail = r["evidence"]["detail"].as_str().unwrap();
+    assert!(detail.contains("the next step stopped"), "{detail}");
+}
+
 #[test]
 fn usage_errors_exit_2_with_a_hint() {
     let out = zcsafe(&["check", "--policy", "nope"]);

@@ -377,7 +377,12 @@ fn sweep_finding(
     if let (None, Some(safe)) = (report.counterexample(), chosen) {
         let last = report.steps.last().expect("a chosen step");
         let stop = match &last.outcome {
-            Err(err) => format!("; the next step stopped: {err}"),
+            Err(err) => {
+                // The family was not walked to its end (the derived scenario): what
+                // finished safe covers smaller scenarios only, which earns no verdict.
+                finding.verdict = Verdict::Inconclusive;
+                format!("; the next step stopped: {err}")
+            }
             Ok(_) => String::new(),
         };
         finding.evidence.detail = format!(
@@ -446,6 +451,12 @@ fn print_human(
         match f.verdict {
             Verdict::Safe => println!(
                 "sweep {} / {}: no counterexample in {n} step(s), up to {}",
+                f.policy,
+                f.transport,
+                at.unwrap_or_default()
+            ),
+            Verdict::Inconclusive => println!(
+                "sweep {} / {}: NO VERDICT: safe up to {}, then step {n} stopped (raise --step-states)",
                 f.policy,
                 f.transport,
                 at.unwrap_or_default()
