@@ -43,6 +43,8 @@ pub mod sendfile_rewrite;
 pub mod sendfile_rotate;
 pub mod siocoutq_drain;
 pub mod siocoutq_seq;
+pub mod udp_zc_completion;
+pub mod udp_zc_naive;
 pub mod uring_sendmsg_zc;
 pub mod uring_zc_naive;
 pub mod uring_zc_notif;
@@ -278,6 +280,8 @@ pub fn builtin() -> Vec<Entry> {
         Entry::of::<uring_zc_notif::UringZcNotif>(),
         Entry::of::<uring_zc_report_usage::UringZcReportUsage>(),
         Entry::of::<uring_sendmsg_zc::UringSendmsgZc>(),
+        Entry::of::<udp_zc_naive::UdpZcNaive>(),
+        Entry::of::<udp_zc_completion::UdpZcCompletion>(),
         Entry::of::<sendfile_rewrite::SendfileRewrite>(),
         Entry::of::<sendfile_rotate::SendfileRotate>(),
     ]
