@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use zcsafe_policy::{
-    Backend, Event, Geometry, Hazard, Hazards, Observer, PeerScript, Policy, ReceiveWindow, Step,
+    Backend, Event, Geometry, Hazard, Hazards, Observer, PeerScript, Policy, ReceiveWindow, SocketKind, Step,
     Trace, TraceProfile, TraceTransport, Verdict, TRACE_FORMAT_VERSION,
 };
 
@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub run_timeout: Duration,
     /// The kernel profile the trace records: by default, measured on this kernel.
     pub profile: TraceProfile,
+    /// The socket the policy sends on (its entry's [`zcsafe_policy::Pipeline::socket`]).
+    pub socket: SocketKind,
 }
 
 /// Default stream: 1 MiB in 64 KiB chunks from a 128 KiB buffer, through a 64 KiB pipe.
@@ -54,7 +56,60 @@ impl Default for RunOptions {
             op_timeout: Duration::from_secs(10),
             run_timeout: Duration::from_secs(60),
             profile: TraceProfile::Probed(crate::sys::kernel_release()),
+            socket: SocketKind::Tcp,
         }
+    }
+}
+
+/// Why the host executor answers `unsupported` for a UDP policy: it sends on a
+/// connected TCP stream and its receivers read one ordered byte stream; a UDP run needs
+/// a connected UDP socket with `SO_ZEROCOPY`, `MSG_ZEROCOPY` datagrams and a receiver
+/// that checks each datagram's place in the stream — not built yet.
+pub const UDP_UNSUPPORTED: &str = "the host executor sends on TCP only: a UDP socket \
+     (SO_ZEROCOPY, MSG_ZEROCOPY datagrams, a datagram receiver) is not built yet";
+
+/// The report of a run that cannot happen on this backend: `unsupported`, with why.
+fn unsupported(name: &str, opts: &RunOptions, why: &str) -> RunReport {
+    let evidence = Evidence {
+        verdict: Verdict::Unsupported,
+        detail: why.to_string(),
+        bytes_expected: opts.geometry.stream,
+        bytes_received: 0,
+        corrupt_words: 0,
+        first_corrupt_offset: None,
+        meant_for: None,
+        reused_early_by: None,
+        diagnosis: None,
+        transport: opts.transport.label(),
+        reader: opts.reader.label(),
+        seed: opts.seed,
+        repeat_index: 0,
+        geometry: opts.geometry,
+        ops: 0,
+        elapsed_ms: 0,
+        dropped_packets: None,
+        peer: None,
+        kernel: crate::sys::kernel_release(),
+        exposure: Exposure::default(),
+        hazards: Hazards::default(),
+    };
+    RunReport {
+        policy: name.to_string(),
+        transport: opts.transport.label(),
+        verdict: Verdict::Unsupported,
+        runs: vec![evidence.clone()],
+        evidence,
+        trace: Trace {
+            format: TRACE_FORMAT_VERSION,
+            policy: name.to_string(),
+            transport: TraceTransport::Host(opts.transport),
+            backend: Backend::Kernel,
+            profile: opts.profile.clone(),
+            geometry: opts.geometry,
+            steps: Vec::new(),
+            verdict: Verdict::Unsupported,
+            summary: why.to_string(),
+        },
     }
 }
 
@@ -142,6 +197,9 @@ pub fn try_run_policy<P: Policy, E: std::fmt::Display>(
         make(g).map_err(|e| KernelError::Usage(format!("{name} cannot use this geometry: {e}")))
     };
     build(&opts.geometry)?;
+    if opts.socket == SocketKind::Udp {
+        return Ok(unsupported(name, opts, UDP_UNSUPPORTED));
+    }
     if opts.repeat == 0 {
         return Err(KernelError::Usage(
             "repeat must be at least 1: zero runs would judge nothing".into(),

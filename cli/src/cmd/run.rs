@@ -209,16 +209,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 Some(_) => TraceProfile::Named(profile.name.clone()),
                 None => TraceProfile::Probed(zcsafe_kernel::kernel_release()),
             },
+            socket: zcsafe_policy::SocketKind::Tcp,
         };
         for e in &entries {
             let opts = RunOptions {
                 rcvbuf: args.rcvbuf.for_window(e.window),
+                socket: e.pipeline.socket,
                 ..opts.clone()
             };
             let prediction = predictions
                 .entry((e.name, class, opts.rcvbuf))
                 .or_insert_with(|| {
                     let mut base = Scenario::standard(class, profile.clone());
+                    base.on_socket(e.pipeline.socket);
                     // Predict for what the kernel run can reach: its 32-bit zerocopy
                     // counter never wraps within one stream.
                     base.geometry.zc_id_bits = geometry.zc_id_bits;

@@ -76,6 +76,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let geometry = opts.scenario(opts.seed).model.geometry;
         for e in &entries {
             let expected = e.expect_for(t, &profile, &geometry);
+            let mut model = model.clone();
+            model.on_socket(e.pipeline.socket);
             let predicted = e
                 .build(&model.geometry)
                 .ok()
