@@ -48,3 +48,21 @@ fn sim_and_checker_agree_for_every_policy_and_transport() {
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
+
+/// The simulator's network is TCP's: a UDP entry is `unsupported` with the reason, not
+/// run on a TCP world and not skipped.
+#[test]
+fn udp_entries_are_unsupported_with_the_reason() {
+    for name in ["udp-zc-naive", "udp-zc-completion"] {
+        let e = zcsafe_policies::find(name).expect(name);
+        for t in [
+            zcsafe_policy::TransportClass::Local,
+            zcsafe_policy::TransportClass::Remote,
+        ] {
+            let r = zcsafe_sim::run_entry(&e, &zcsafe_sim::SimOptions::new(t)).expect("report");
+            assert_eq!(r.verdict, zcsafe_policy::Verdict::Unsupported, "{name} {t:?}");
+            assert_eq!(r.detail, zcsafe_sim::run::UDP_UNSUPPORTED);
+            assert_eq!(r.scenarios, 0);
+        }
+    }
+}
