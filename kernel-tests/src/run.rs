@@ -13,8 +13,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use zcsafe_policy::{
-    Backend, Event, Geometry, Hazard, Hazards, Observer, PeerScript, Policy, ReceiveWindow, SocketKind, Step,
-    Trace, TraceProfile, TraceTransport, Verdict, TRACE_FORMAT_VERSION,
+    Backend, Event, Geometry, Hazard, Hazards, Observer, PeerScript, Policy, ReceiveWindow,
+    SocketKind, Step, Trace, TraceProfile, TraceTransport, Verdict, TRACE_FORMAT_VERSION,
 };
 
 /// Options of a kernel run.

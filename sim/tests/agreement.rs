@@ -60,7 +60,11 @@ fn udp_entries_are_unsupported_with_the_reason() {
             zcsafe_policy::TransportClass::Remote,
         ] {
             let r = zcsafe_sim::run_entry(&e, &zcsafe_sim::SimOptions::new(t)).expect("report");
-            assert_eq!(r.verdict, zcsafe_policy::Verdict::Unsupported, "{name} {t:?}");
+            assert_eq!(
+                r.verdict,
+                zcsafe_policy::Verdict::Unsupported,
+                "{name} {t:?}"
+            );
             assert_eq!(r.detail, zcsafe_sim::run::UDP_UNSUPPORTED);
             assert_eq!(r.scenarios, 0);
         }

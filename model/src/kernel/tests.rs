@@ -527,7 +527,11 @@ fn udp_datagram_leaves_at_once_and_is_released_at_tx_completion() {
         "no transmit, ACK or timer"
     );
     assert_eq!(k.fire(&s, Event::DeviceComplete), None);
-    assert_eq!(k.sock.outq(), 1, "TX completion gave the first datagram back");
+    assert_eq!(
+        k.sock.outq(),
+        1,
+        "TX completion gave the first datagram back"
+    );
     assert!(k.holders(DataRef::User(0)).is_empty());
     assert_eq!(
         done(k.perform(&s, &Op::ReadErrqueue { block: false })),
