@@ -333,11 +333,11 @@ mod tests {
     #[test]
     fn names_are_unique_and_kebab_case() {
         let cat = builtin();
-        assert_eq!(cat.len(), 16);
+        assert_eq!(cat.len(), 18);
         let mut names: Vec<_> = cat.iter().map(|e| e.name).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 16);
+        assert_eq!(names.len(), 18);
         assert!(names
             .iter()
             .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '-')));
