@@ -102,6 +102,19 @@ impl Scenario {
         }
     }
 
+    /// [`Scenario::standard`] on the socket `pipeline` sends on: what every caller that
+    /// judges a catalogue entry in the standard scenario must use, so that a UDP policy
+    /// is never checked on a TCP socket.
+    pub fn standard_for(
+        pipeline: &Pipeline,
+        transport: TransportClass,
+        profile: Profile,
+    ) -> Scenario {
+        let mut s = Scenario::standard(transport, profile);
+        s.on_socket(pipeline.socket);
+        s
+    }
+
     /// The scenario a policy's declared [`Pipeline`] needs, so that no hand tuning stands
     /// between an author and their bug: [`Pipeline::model_geometry`] (every slot reused
     /// twice, a counter that wraps with room to refill after it), a send buffer,

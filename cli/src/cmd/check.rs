@@ -151,11 +151,7 @@ impl ScenarioArgs {
     fn for_entry(&self, e: &Entry, t: TransportClass, profile: &Profile) -> Scenario {
         let mut s = match self.base {
             Base::Derived => Scenario::derived(&e.pipeline, t, profile.clone()),
-            Base::Standard => {
-                let mut s = Scenario::standard(t, profile.clone());
-                s.on_socket(e.pipeline.socket);
-                s
-            }
+            Base::Standard => Scenario::standard_for(&e.pipeline, t, profile.clone()),
         };
         self.apply(&mut s);
         s

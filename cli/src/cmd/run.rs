@@ -220,8 +220,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let prediction = predictions
                 .entry((e.name, class, opts.rcvbuf))
                 .or_insert_with(|| {
-                    let mut base = Scenario::standard(class, profile.clone());
-                    base.on_socket(e.pipeline.socket);
+                    let mut base = Scenario::standard_for(&e.pipeline, class, profile.clone());
                     // Predict for what the kernel run can reach: its 32-bit zerocopy
                     // counter never wraps within one stream.
                     base.geometry.zc_id_bits = geometry.zc_id_bits;
