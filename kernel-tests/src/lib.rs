@@ -35,7 +35,8 @@ pub use external::{
 pub use probe::{probe, ProbeReport};
 pub use receiver::{receive, ReadSchedule, ReaderSpeed, Received, ReceiverOptions};
 pub use run::{
-    default_geometry, run_policy, try_run_policy, Evidence, RunOptions, RunReport, UDP_UNSUPPORTED,
+    default_geometry, default_geometry_for, run_policy, try_run_policy, Evidence, RunOptions,
+    RunReport, UDP_TUN_UNSUPPORTED,
 };
 pub use sys::{is_root, kernel_release};
 pub use transport::Transport;

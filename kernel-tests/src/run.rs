@@ -44,6 +44,16 @@ pub fn default_geometry() -> Geometry {
     Geometry::kernel(64 << 10, 128 << 10, 64 << 10, 1 << 20)
 }
 
+/// [`default_geometry`] for a policy on `socket`: on UDP a chunk is one datagram, so
+/// 32 KiB chunks (a 64 KiB one exceeds [`receiver::datagram::MAX_PAYLOAD`]) from a
+/// 64 KiB buffer — two slots, as the TCP default has.
+pub fn default_geometry_for(socket: SocketKind) -> Geometry {
+    match socket {
+        SocketKind::Tcp => default_geometry(),
+        SocketKind::Udp => Geometry::kernel(32 << 10, 64 << 10, 64 << 10, 1 << 20),
+    }
+}
+
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
@@ -60,13 +70,6 @@ impl Default for RunOptions {
         }
     }
 }
-
-/// Why the host executor answers `unsupported` for a UDP policy: it sends on a
-/// connected TCP stream and its receivers read one ordered byte stream; a UDP run needs
-/// a connected UDP socket with `SO_ZEROCOPY`, `MSG_ZEROCOPY` datagrams and a receiver
-/// that checks each datagram's place in the stream — not built yet.
-pub const UDP_UNSUPPORTED: &str = "the host executor sends on TCP only: a UDP socket \
-     (SO_ZEROCOPY, MSG_ZEROCOPY datagrams, a datagram receiver) is not built yet";
 
 /// The report of a run that cannot happen on this backend: `unsupported`, with why.
 fn unsupported(name: &str, opts: &RunOptions, why: &str) -> RunReport {
@@ -92,6 +95,8 @@ fn unsupported(name: &str, opts: &RunOptions, why: &str) -> RunReport {
         kernel: crate::sys::kernel_release(),
         exposure: Exposure::default(),
         hazards: Hazards::default(),
+        sends: None,
+        datagrams: None,
     };
     RunReport {
         policy: name.to_string(),
@@ -148,6 +153,12 @@ pub struct Evidence {
     pub exposure: Exposure,
     /// The hazards this repetition reached, in the vocabulary every backend reports in.
     pub hazards: Hazards,
+    /// A UDP run's sends and their notifications.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sends: Option<crate::executor::Sends>,
+    /// What a UDP run's datagram receiver counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datagrams: Option<receiver::datagram::Datagrams>,
 }
 
 /// The verdict of a policy on one transport over all repetitions.
@@ -198,7 +209,17 @@ pub fn try_run_policy<P: Policy, E: std::fmt::Display>(
     };
     build(&opts.geometry)?;
     if opts.socket == SocketKind::Udp {
-        return Ok(unsupported(name, opts, UDP_UNSUPPORTED));
+        if let Transport::Tun(_) = opts.transport {
+            return Ok(unsupported(name, opts, UDP_TUN_UNSUPPORTED));
+        }
+        let max = receiver::datagram::MAX_PAYLOAD;
+        if opts.geometry.chunk > max {
+            return Err(KernelError::Usage(format!(
+                "{name} sends a chunk per UDP datagram: {} bytes exceed the {max} a datagram carries (use {} byte chunks)",
+                opts.geometry.chunk,
+                default_geometry_for(SocketKind::Udp).chunk
+            )));
+        }
     }
     if opts.repeat == 0 {
         return Err(KernelError::Usage(
@@ -256,7 +277,21 @@ impl FarEnd {
     }
 }
 
+/// One repetition, on the socket the policy sends on.
 fn run_once<P: Policy>(
+    policy: P,
+    name: &str,
+    opts: &RunOptions,
+    index: u32,
+) -> Result<(Evidence, Trace), KernelError> {
+    match opts.socket {
+        SocketKind::Tcp => run_stream(policy, name, opts, index),
+        SocketKind::Udp => run_datagrams(policy, name, opts, index),
+    }
+}
+
+/// One repetition on a connected TCP stream.
+fn run_stream<P: Policy>(
     mut policy: P,
     name: &str,
     opts: &RunOptions,
@@ -314,21 +349,130 @@ fn run_once<P: Policy>(
             }
         };
         let mut ex = Executor::new(g, seed, sock, opts.op_timeout, consumed.clone())?;
+        let driven = crate::send::drive(&mut policy, &mut ex, start, opts.run_timeout);
+        let (received, peer): (Received, Option<PeerStats>) =
+            rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        ex.drain_until_eof(Instant::now() + Duration::from_secs(2));
+        let seen = Seen {
+            dropped: net.dropped_packets(),
+            retransmits: ex.total_retransmits(),
+            exposure: ex.exposure(),
+            sends: None,
+            received,
+            peer,
+        };
+        drop(ex);
+        Ok(seen.record(driven, name, opts, index, start))
+    })
+}
+
+/// Why a UDP policy is `unsupported` over `tun`: the device's far end is zcsafe's own TCP
+/// peer ([`crate::tun::peer`]), and `tun_net_xmit` copies a zero-copy skb's frags at once
+/// (`skb_orphan_frags_rx`, inside `sendmsg`), so a datagram's pages are let go before
+/// `send` returns and no reuse could ever be early: nothing a UDP peer could judge.
+pub const UDP_TUN_UNSUPPORTED: &str = "the tun transport's peer speaks TCP only, and \
+     tun_net_xmit copies zero-copy frags inside sendmsg (skb_orphan_frags_rx), so no UDP \
+     reuse could be early there: use loopback, veth or veth-slow";
+
+/// One repetition on a connected UDP socket: a datagram per send to the datagram
+/// receiver ([`receiver::datagram`]) in the receiving namespace (or on loopback), the
+/// reuses measured against the error queue ([`crate::executor::Sends`]).
+fn run_datagrams<P: Policy>(
+    mut policy: P,
+    name: &str,
+    opts: &RunOptions,
+    index: u32,
+) -> Result<(Evidence, Trace), KernelError> {
+    let g = opts.geometry;
+    let seed = opts.seed.wrapping_add(index as u64);
+    let net = Network::setup(opts.transport)?;
+    net.carry_datagrams()?;
+    let start = Instant::now();
+    let ropts = ReceiverOptions {
+        seed,
+        expect: Some(g.stream),
+        idle_timeout: opts.op_timeout + Duration::from_secs(2),
+        ..ReceiverOptions::default()
+    };
+    let host = net.host;
+    // Room for the whole stream: the sender never waits for the reader.
+    let rx_sock = net.in_receiver(|| {
+        receiver::datagram::bind(SocketAddr::new(host.into(), 0), g.stream + g.chunk)
+    })??;
+    let addr = rx_sock
+        .local_addr()
+        .map_err(|e| KernelError::io("getsockname", e))?;
+    let sock = net.in_sender(|| {
+        let s = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))?;
+        s.connect(addr)?;
+        Ok::<_, std::io::Error>(s)
+    })?;
+    let sock = sock.map_err(|e| KernelError::io(format!("connecting a UDP socket to {addr}"), e))?;
+    let cancel = AtomicBool::new(false);
+    std::thread::scope(|s| -> Result<(Evidence, Trace), KernelError> {
+        let rx = s.spawn(|| receiver::datagram::serve(&rx_sock, &ropts, &cancel));
+        let mut ex = match Executor::udp(g, seed, sock, opts.op_timeout) {
+            Ok(ex) => ex,
+            Err(e) => {
+                cancel.store(true, Ordering::Relaxed);
+                let _ = rx.join();
+                return Err(e);
+            }
+        };
+        let driven = crate::send::drive(&mut policy, &mut ex, start, opts.run_timeout);
+        let received = rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let seen = Seen {
+            dropped: net.dropped_packets(),
+            retransmits: None,
+            exposure: ex.exposure(),
+            sends: ex.sends(),
+            received,
+            peer: None,
+        };
+        drop(ex);
+        Ok(seen.record(driven, name, opts, index, start))
+    })
+}
+
+/// What one repetition's sender and receiver counted, for its evidence and trace.
+struct Seen {
+    received: Received,
+    peer: Option<PeerStats>,
+    dropped: Option<u64>,
+    retransmits: Option<u64>,
+    exposure: Exposure,
+    sends: Option<crate::executor::Sends>,
+}
+
+impl Seen {
+    /// The repetition's evidence and trace: the verdict, the counts, the sender's calls
+    /// and the receiver's checks on one timeline.
+    fn record(
+        self,
+        driven: crate::send::Driven,
+        name: &str,
+        opts: &RunOptions,
+        index: u32,
+        start: Instant,
+    ) -> (Evidence, Trace) {
+        let g = opts.geometry;
         let crate::send::Driven {
             ending,
             mut steps,
             ops,
             omitted,
             observed,
-        } = crate::send::drive(&mut policy, &mut ex, start, opts.run_timeout);
-        let (received, peer): (Received, Option<PeerStats>) =
-            rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        ex.drain_until_eof(Instant::now() + Duration::from_secs(2));
-        let dropped = net.dropped_packets();
-        let exposure = ex.exposure();
-        let hazards = repetition_hazards(&observed, &exposure, ex.total_retransmits(), &peer);
-        drop(ex);
-        let (verdict, detail) = judge(ending, &received);
+        } = driven;
+        let Seen {
+            received,
+            peer,
+            dropped,
+            retransmits,
+            exposure,
+            sends,
+        } = self;
+        let hazards = repetition_hazards(&observed, &exposure, retransmits, &peer, sends);
+        let (verdict, detail) = judge(ending, &received, sends);
         // Merge the receiver's log into the timeline.
         steps.extend(received.log.iter().cloned());
         steps.sort_by_key(|(t, _)| *t);
@@ -354,7 +498,7 @@ fn run_once<P: Policy>(
             diagnosis: received.diagnosis,
             transport: opts.transport.label(),
             reader: opts.reader.label(),
-            seed,
+            seed: opts.seed.wrapping_add(index as u64),
             repeat_index: index,
             geometry: g,
             ops,
@@ -363,6 +507,8 @@ fn run_once<P: Policy>(
             peer,
             exposure,
             hazards,
+            sends,
+            datagrams: received.datagrams,
             kernel: crate::sys::kernel_release(),
         };
         let trace = Trace {
@@ -376,8 +522,8 @@ fn run_once<P: Policy>(
             verdict,
             summary: detail,
         };
-        Ok((ev, trace))
-    })
+        (ev, trace)
+    }
 }
 
 /// What would make a kernel run reach a hazard its repetitions never reached.
@@ -394,17 +540,40 @@ fn kernel_hint(h: Hazard) -> &'static str {
     }
 }
 
+/// [`kernel_hint`] for a UDP run: a reuse before its notification needs a datagram the
+/// kernel holds past `sendmsg`, which only a queue on the way (a qdisc) gives locally.
+fn udp_hint(h: Hazard) -> &'static str {
+    match h {
+        Hazard::ReuseBeforeRead | Hazard::ReuseWhileHeld => {
+            "-t veth-slow: its tbf qdisc holds datagrams (a policy that waits for its notifications never reaches it)"
+        }
+        _ => kernel_hint(h),
+    }
+}
+
 /// What one repetition reached: the calls' answers, the reuses the executor timed against
 /// the receiver, the sender's retransmissions (`TCP_INFO`), and — over `tun` — whether a
-/// retransmission carried rewritten bytes.
+/// retransmission carried rewritten bytes. On UDP the reuses are timed against the error
+/// queue, so one made before its notification is also `reuse-while-held`, and the
+/// notifications the executor read say whether the kernel copied.
 fn repetition_hazards(
     observed: &Observer,
     exposure: &Exposure,
     retransmits: Option<u64>,
     peer: &Option<PeerStats>,
+    sends: Option<crate::executor::Sends>,
 ) -> Hazards {
     let mut h = observed.hazards().clone();
     exposure.add_to(&mut h);
+    if let Some(s) = sends {
+        h.on_socket(SocketKind::Udp);
+        if exposure.reuses_while_unread > 0 {
+            h.add_count(Hazard::ReuseWhileHeld, exposure.reuses_while_unread);
+        }
+        if s.copied > 0 && observed.hazards().count(Hazard::Copied) == 0 {
+            h.add_count(Hazard::Copied, s.copied);
+        }
+    }
     if let Some(n) = retransmits.filter(|n| *n > 0) {
         h.add_count(Hazard::Retransmission, n);
     }
@@ -415,8 +584,24 @@ fn repetition_hazards(
 }
 
 /// The verdict of one repetition: what the receiver saw decides, unless the sender could
-/// not finish.
-fn judge(ending: Option<(Verdict, String)>, r: &Received) -> (Verdict, String) {
+/// not finish. A UDP run that lost, repeated or reordered a datagram is `inconclusive`
+/// before anything else: its wrong bytes may be a gap, not a reuse.
+fn judge(
+    ending: Option<(Verdict, String)>,
+    r: &Received,
+    sends: Option<crate::executor::Sends>,
+) -> (Verdict, String) {
+    let gap = r
+        .datagrams
+        .zip(sends)
+        .and_then(|(d, s)| d.gap(s.datagrams));
+    if let Some(gap) = gap {
+        let mut d = format!("{}; but {gap}, so the bytes say nothing about reuse", r.summary());
+        if let Some((v, why)) = &ending {
+            d += &format!("; the sender also ended {v}: {why}");
+        }
+        return (Verdict::Inconclusive, d);
+    }
     if r.is_corrupt() {
         let mut d = r.summary();
         if let Some((v, why)) = &ending {
@@ -469,10 +654,20 @@ impl RunReport {
         })
     }
 
+    /// A UDP run's sends over every repetition (`None` on TCP).
+    pub fn sends(&self) -> Option<crate::executor::Sends> {
+        self.runs
+            .iter()
+            .filter_map(|r| r.sends)
+            .reduce(|a, b| a + b)
+    }
+
     /// The verdict with its evidence weighed: a `safe` run is `inconclusive` (with the
     /// reason) when the policy never reused a buffer, or when the expectation or the model
     /// says this policy corrupts here and no reuse happened while the previous bytes were
-    /// still unread — the one moment its failure needs.
+    /// still unread — the one moment its failure needs. On UDP that moment is a reuse
+    /// before the send's notification ([`crate::executor::Sends`]): after it the receiver
+    /// reads a copy however far behind it is.
     pub fn judged(
         &self,
         expected: &zcsafe_policy::Expectation,
@@ -491,24 +686,67 @@ impl RunReport {
                 format!("{detail}; but the policy never rewrote or gave back a page it had sent, so nothing could be reused too early (a longer stream, --bytes, makes it reuse)"),
             );
         }
+        let sends = self.sends();
         if fails_here && x.moments_while_unread() == 0 {
+            let why = match sends {
+                Some(s) => format!(
+                    "every one of its {} reuses came after the kernel had let go of the page: \
+                     {} of {} zero-copy datagrams were notified by the end, {} COPIED, each notification \
+                     already queued when the policy rewrote the slot (delivery copied the frags inside \
+                     sendmsg; -t veth-slow holds datagrams in a tbf qdisc)",
+                    x.moments(),
+                    s.notified,
+                    s.zerocopy,
+                    s.copied
+                ),
+                None => format!(
+                    "none of its {} reuses came while the previous bytes were still unread (the receiver was always ahead)",
+                    x.moments()
+                ),
+            };
+            return (
+                Verdict::Inconclusive,
+                format!("{detail}; but {why}, so the window its failure needs never opened"),
+            );
+        }
+        if let Some(s) = sends.filter(|s| s.fills_while_held == 0) {
             return (
                 Verdict::Inconclusive,
                 format!(
-                    "{detail}; but none of its {} reuses came while the previous bytes were still unread (the receiver was always ahead), so the window its failure needs never opened",
-                    x.moments()
+                    "{detail}; but the kernel never held a datagram past its sendmsg: at each of {} fills \
+                     every earlier zero-copy datagram was notified already ({} of {} by the end, {} COPIED: \
+                     delivery copied the frags inside the call), so the reuse its rule guards against could \
+                     never have been early (-t veth-slow holds datagrams in a tbf qdisc)",
+                    x.moments(),
+                    s.notified,
+                    s.zerocopy,
+                    s.copied
                 ),
             );
         }
-        (
-            Verdict::Safe,
-            format!(
-                "{detail}; {} of {} reuses came while the previous bytes were still unread (up to {} bytes behind); {}",
+        let exercised = match sends {
+            Some(s) => format!(
+                "{} of {} fills came while the kernel still held an earlier datagram, {} of {} reuses \
+                 before their send's notification",
+                s.fills_while_held,
+                s.datagrams,
+                x.moments_while_unread(),
+                x.moments()
+            ),
+            None => format!(
+                "{} of {} reuses came while the previous bytes were still unread (up to {} bytes behind)",
                 x.moments_while_unread(),
                 x.moments(),
-                x.max_unread_bytes,
-                self.hazards().clause(kernel_hint)
+                x.max_unread_bytes
             ),
+        };
+        let hint = match sends {
+            Some(_) => udp_hint,
+            None => kernel_hint,
+        };
+        (
+            Verdict::Safe,
+            format!("{detail}; {exercised}; {}", self.hazards().clause(hint)),
         )
     }
 
@@ -556,6 +794,12 @@ impl RunReport {
             "exposure",
             serde_json::to_value(self.exposure()).unwrap_or_default(),
         );
+        if let Some(sends) = self.sends() {
+            put("sends", serde_json::to_value(sends).unwrap_or_default());
+        }
+        if let Some(d) = e.datagrams {
+            put("datagrams", serde_json::to_value(d).unwrap_or_default());
+        }
         zcsafe_policy::Finding {
             policy: self.policy.clone(),
             transport: self.transport.clone(),

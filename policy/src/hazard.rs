@@ -229,6 +229,15 @@ impl Hazards {
         self.opened.insert(h);
     }
 
+    /// Forgets hazards the socket cannot produce ([`crate::SocketKind::unreachable`]), so
+    /// that a run on it lists no gap it could never have closed.
+    pub fn on_socket(&mut self, socket: crate::SocketKind) {
+        for &h in socket.unreachable() {
+            self.reached[h as usize] = 0;
+            self.opened.0 &= !h.bit();
+        }
+    }
+
     /// Both runs' counts together.
     pub fn merge(&mut self, other: &Hazards) {
         for (a, b) in self.reached.iter_mut().zip(other.reached) {

@@ -11,12 +11,14 @@ use anyhow::{bail, Context, Result};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use zcsafe_kernel::{
-    default_geometry, try_run_policy, veth, ExternalOptions, ExternalOutcome, ReaderSpeed,
+    default_geometry_for, try_run_policy, veth, ExternalOptions, ExternalOutcome, ReaderSpeed,
     RunOptions, Transport,
 };
 use zcsafe_model::window::{predict, Receiver};
 use zcsafe_model::{CheckOptions, Scenario};
-use zcsafe_policy::{junit, Align, PeerScript, Profile, Results, Table, TraceProfile, Verdict};
+use zcsafe_policy::{
+    junit, Align, Geometry, PeerScript, Profile, Results, Table, TraceProfile, Verdict,
+};
 
 #[derive(clap::Args)]
 #[command(after_help = super::matrix::EXIT_STATUS_HELP)]
@@ -169,15 +171,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(spec) => super::check::load_profile(spec)?,
         None => zcsafe_kernel::probe().profile,
     };
-    let mut geometry = default_geometry();
-    if let Some(b) = args.bytes {
-        geometry.stream = b;
-        geometry.validate().with_context(|| {
-            format!(
-                "--bytes {b} must be a positive multiple of {}",
-                geometry.chunk
-            )
-        })?;
+    // A UDP policy sends a chunk per datagram, so its chunks are smaller.
+    let geometry_for = |socket| -> Result<Geometry> {
+        let mut geometry = default_geometry_for(socket);
+        if let Some(b) = args.bytes {
+            geometry.stream = b;
+            geometry.validate().with_context(|| {
+                format!(
+                    "--bytes {b} must be a positive multiple of {}",
+                    geometry.chunk
+                )
+            })?;
+        }
+        Ok(geometry)
+    };
+    let geometry = geometry_for(zcsafe_policy::SocketKind::Tcp)?;
+    for e in &entries {
+        geometry_for(e.pipeline.socket)?;
     }
     let mut clock = Clock::start();
     let mut results = Results::default();
@@ -212,9 +222,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             socket: zcsafe_policy::SocketKind::Tcp,
         };
         for e in &entries {
+            let geometry = geometry_for(e.pipeline.socket)?;
             let opts = RunOptions {
                 rcvbuf: args.rcvbuf.for_window(e.window),
                 socket: e.pipeline.socket,
+                geometry,
                 ..opts.clone()
             };
             let prediction = predictions
