@@ -821,3 +821,59 @@ impl RunReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::Sends;
+    use crate::receiver::datagram::Datagrams;
+    use crate::receiver::StreamEnd;
+
+    fn received(corrupt_words: u64, datagrams: Datagrams, bytes: u64) -> Received {
+        Received {
+            bytes,
+            expected: Some(4 << 15),
+            corrupt_words,
+            first_corrupt: (corrupt_words > 0).then_some(1 << 15),
+            meant_for: None,
+            diagnosis: None,
+            held: Default::default(),
+            datagrams: Some(datagrams),
+            end: StreamEnd::Eof,
+            error: None,
+            elapsed_ms: 0,
+            log: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_lost_datagram_makes_wrong_bytes_inconclusive_not_corrupt() {
+        let sends = Sends {
+            datagrams: 4,
+            ..Sends::default()
+        };
+        // Three of four arrived: the later ones sit one place early and read as wrong.
+        let lost = Datagrams {
+            received: 3,
+            out_of_place: 2,
+            ..Datagrams::default()
+        };
+        let (v, why) = judge(None, &received(8192, lost, 3 << 15), Some(sends));
+        assert_eq!(v, Verdict::Inconclusive, "{why}");
+        assert!(why.contains("3 of 4 datagrams arrived"), "{why}");
+        // All four arrived and a place is missing: the bytes were rewritten.
+        let all = Datagrams {
+            received: 4,
+            out_of_place: 1,
+            ..Datagrams::default()
+        };
+        let (v, why) = judge(None, &received(4096, all, 4 << 15), Some(sends));
+        assert_eq!(v, Verdict::Corrupt, "{why}");
+        // The same wrong bytes on TCP (no datagram counts) are corrupt as before.
+        let tcp = Received {
+            datagrams: None,
+            ..received(8192, lost, 3 << 15)
+        };
+        assert_eq!(judge(None, &tcp, None).0, Verdict::Corrupt);
+    }
+}
