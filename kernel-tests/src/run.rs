@@ -407,7 +407,8 @@ fn run_datagrams<P: Policy>(
         s.connect(addr)?;
         Ok::<_, std::io::Error>(s)
     })?;
-    let sock = sock.map_err(|e| KernelError::io(format!("connecting a UDP socket to {addr}"), e))?;
+    let sock =
+        sock.map_err(|e| KernelError::io(format!("connecting a UDP socket to {addr}"), e))?;
     let cancel = AtomicBool::new(false);
     std::thread::scope(|s| -> Result<(Evidence, Trace), KernelError> {
         let rx = s.spawn(|| receiver::datagram::serve(&rx_sock, &ropts, &cancel));
@@ -591,12 +592,12 @@ fn judge(
     r: &Received,
     sends: Option<crate::executor::Sends>,
 ) -> (Verdict, String) {
-    let gap = r
-        .datagrams
-        .zip(sends)
-        .and_then(|(d, s)| d.gap(s.datagrams));
+    let gap = r.datagrams.zip(sends).and_then(|(d, s)| d.gap(s.datagrams));
     if let Some(gap) = gap {
-        let mut d = format!("{}; but {gap}, so the bytes say nothing about reuse", r.summary());
+        let mut d = format!(
+            "{}; but {gap}, so the bytes say nothing about reuse",
+            r.summary()
+        );
         if let Some((v, why)) = &ending {
             d += &format!("; the sender also ended {v}: {why}");
         }

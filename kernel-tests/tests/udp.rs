@@ -77,8 +77,7 @@ fn assert_follows_the_evidence(name: &str, transport: Transport, seed: u64) -> V
             "{name} over {transport}: safe needs the window open and no early reuse: {detail}"
         ),
         Verdict::Inconclusive => assert!(
-            (s.fills_while_held == 0 || x.reuses_while_unread == 0)
-                && detail.contains("never"),
+            (s.fills_while_held == 0 || x.reuses_while_unread == 0) && detail.contains("never"),
             "{name} over {transport}: inconclusive must say what never happened: {detail}"
         ),
         other => panic!("{name} over {transport}: {other}: {detail}"),
@@ -92,7 +91,10 @@ fn assert_follows_the_evidence(name: &str, transport: Transport, seed: u64) -> V
 #[test]
 fn udp_verdicts_follow_the_window_over_loopback_and_veth() {
     let _g = common::serial();
-    for (i, transport) in [Transport::Loopback, Transport::Veth].into_iter().enumerate() {
+    for (i, transport) in [Transport::Loopback, Transport::Veth]
+        .into_iter()
+        .enumerate()
+    {
         if common::skip(&format!("udp over {transport}"), &transport) {
             continue;
         }

@@ -205,7 +205,11 @@ mod tests {
         }
         assert_eq!(l.released.upper(), 0, "nothing notified yet");
         l.note(&zc(1, 1, true));
-        assert_eq!(l.released.upper(), 0, "send 0 still held: nothing after it counts");
+        assert_eq!(
+            l.released.upper(),
+            0,
+            "send 0 still held: nothing after it counts"
+        );
         l.note(&zc(0, 0, true));
         assert_eq!(l.released.upper(), 8192);
         assert_eq!((l.sends.notified, l.sends.copied), (2, 2));

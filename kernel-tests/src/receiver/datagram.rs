@@ -124,7 +124,10 @@ fn drops(sock: &UdpSocket) -> std::io::Result<u64> {
 fn place_of(data: &[u8], seed: u64) -> Option<u64> {
     let first = u64::from_le_bytes(data.get(..8)?.try_into().ok()?);
     let at = stream::carried_offset(first, seed)?;
-    stream::mismatches(data, at, seed).next().is_none().then_some(at)
+    stream::mismatches(data, at, seed)
+        .next()
+        .is_none()
+        .then_some(at)
 }
 
 /// Reads datagrams on `sock` until the empty one that ends the stream, `idle_timeout`
