@@ -234,9 +234,9 @@ fn run_udp_pair_follows_the_window_and_never_contradicts_the_model() {
     let slow = Transport::VethSlow {
         rate_kbit: zcsafe_kernel::transport::DEFAULT_RATE_KBIT,
     };
-    let rooted = !zcsafe_kernel::skip::skip("zcsafe run udp over veth and veth-slow", &slow);
+    let rooted = !zcsafe_kernel::skip::skip("zcsafe run udp over veth, veth-slow and tun", &slow);
     if rooted {
-        transports.extend(["veth", "veth-slow"]);
+        transports.extend(["veth", "veth-slow", "tun"]);
     }
     let list = transports.join(",");
     let out = zcsafe(&[

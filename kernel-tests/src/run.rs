@@ -71,53 +71,6 @@ impl Default for RunOptions {
     }
 }
 
-/// The report of a run that cannot happen on this backend: `unsupported`, with why.
-fn unsupported(name: &str, opts: &RunOptions, why: &str) -> RunReport {
-    let evidence = Evidence {
-        verdict: Verdict::Unsupported,
-        detail: why.to_string(),
-        bytes_expected: opts.geometry.stream,
-        bytes_received: 0,
-        corrupt_words: 0,
-        first_corrupt_offset: None,
-        meant_for: None,
-        reused_early_by: None,
-        diagnosis: None,
-        transport: opts.transport.label(),
-        reader: opts.reader.label(),
-        seed: opts.seed,
-        repeat_index: 0,
-        geometry: opts.geometry,
-        ops: 0,
-        elapsed_ms: 0,
-        dropped_packets: None,
-        peer: None,
-        kernel: crate::sys::kernel_release(),
-        exposure: Exposure::default(),
-        hazards: Hazards::default(),
-        sends: None,
-        datagrams: None,
-    };
-    RunReport {
-        policy: name.to_string(),
-        transport: opts.transport.label(),
-        verdict: Verdict::Unsupported,
-        runs: vec![evidence.clone()],
-        evidence,
-        trace: Trace {
-            format: TRACE_FORMAT_VERSION,
-            policy: name.to_string(),
-            transport: TraceTransport::Host(opts.transport),
-            backend: Backend::Kernel,
-            profile: opts.profile.clone(),
-            geometry: opts.geometry,
-            steps: Vec::new(),
-            verdict: Verdict::Unsupported,
-            summary: why.to_string(),
-        },
-    }
-}
-
 /// What one repetition showed, and how to rerun it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Evidence {
@@ -209,9 +162,6 @@ pub fn try_run_policy<P: Policy, E: std::fmt::Display>(
     };
     build(&opts.geometry)?;
     if opts.socket == SocketKind::Udp {
-        if let Transport::Tun(_) = opts.transport {
-            return Ok(unsupported(name, opts, UDP_TUN_UNSUPPORTED));
-        }
         let max = receiver::datagram::MAX_PAYLOAD;
         if opts.geometry.chunk > max {
             return Err(KernelError::Usage(format!(
@@ -366,17 +316,10 @@ fn run_stream<P: Policy>(
     })
 }
 
-/// Why a UDP policy is `unsupported` over `tun`: the device's far end is zcsafe's own TCP
-/// peer ([`crate::tun::peer`]), and `tun_net_xmit` copies a zero-copy skb's frags at once
-/// (`skb_orphan_frags_rx`, inside `sendmsg`), so a datagram's pages are let go before
-/// `send` returns and no reuse could ever be early: nothing a UDP peer could judge.
-pub const UDP_TUN_UNSUPPORTED: &str = "the tun transport's peer speaks TCP only, and \
-     tun_net_xmit copies zero-copy frags inside sendmsg (skb_orphan_frags_rx), so no UDP \
-     reuse could be early there: use loopback, veth or veth-slow";
-
 /// One repetition on a connected UDP socket: a datagram per send to the datagram
-/// receiver ([`receiver::datagram`]) in the receiving namespace (or on loopback), the
-/// reuses measured against the error queue ([`crate::executor::Sends`]).
+/// receiver ([`receiver::datagram`]) in the receiving namespace (or on loopback), or to
+/// the `tun` device's peer ([`crate::tun::peer::serve_datagrams`]); the reuses measured
+/// against the error queue ([`crate::executor::Sends`]).
 fn run_datagrams<P: Policy>(
     mut policy: P,
     name: &str,
@@ -385,7 +328,7 @@ fn run_datagrams<P: Policy>(
 ) -> Result<(Evidence, Trace), KernelError> {
     let g = opts.geometry;
     let seed = opts.seed.wrapping_add(index as u64);
-    let net = Network::setup(opts.transport)?;
+    let mut net = Network::setup(opts.transport)?;
     net.carry_datagrams()?;
     let start = Instant::now();
     let ropts = ReceiverOptions {
@@ -395,13 +338,19 @@ fn run_datagrams<P: Policy>(
         ..ReceiverOptions::default()
     };
     let host = net.host;
-    // Room for the whole stream: the sender never waits for the reader.
-    let rx_sock = net.in_receiver(|| {
-        receiver::datagram::bind(SocketAddr::new(host.into(), 0), g.stream + g.chunk)
-    })??;
-    let addr = rx_sock
-        .local_addr()
-        .map_err(|e| KernelError::io("getsockname", e))?;
+    let mut far = match net.tun.take() {
+        Some(dev) => Err(dev),
+        // Room for the whole stream: the sender never waits for the reader.
+        None => Ok(net.in_receiver(|| {
+            receiver::datagram::bind(SocketAddr::new(host.into(), 0), g.stream + g.chunk)
+        })??),
+    };
+    let addr = match &far {
+        Ok(s) => s
+            .local_addr()
+            .map_err(|e| KernelError::io("getsockname", e))?,
+        Err(_) => SocketAddr::new(host.into(), crate::tun::PEER_PORT),
+    };
     let sock = net.in_sender(|| {
         let s = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))?;
         s.connect(addr)?;
@@ -411,7 +360,10 @@ fn run_datagrams<P: Policy>(
         sock.map_err(|e| KernelError::io(format!("connecting a UDP socket to {addr}"), e))?;
     let cancel = AtomicBool::new(false);
     std::thread::scope(|s| -> Result<(Evidence, Trace), KernelError> {
-        let rx = s.spawn(|| receiver::datagram::serve(&rx_sock, &ropts, &cancel));
+        let rx = s.spawn(|| match &mut far {
+            Ok(sock) => receiver::datagram::serve(sock, &ropts, &cancel),
+            Err(dev) => crate::tun::peer::serve_datagrams(dev, addr.port(), &ropts, &cancel),
+        });
         let mut ex = match Executor::udp(g, seed, sock, opts.op_timeout) {
             Ok(ex) => ex,
             Err(e) => {
@@ -693,7 +645,7 @@ impl RunReport {
                 Some(s) => format!(
                     "every one of its {} reuses came after the kernel had let go of the page: \
                      {} of {} zero-copy datagrams were notified by the end, {} COPIED, each notification \
-                     already queued when the policy rewrote the slot (delivery copied the frags inside \
+                     already queued when the policy rewrote the slot (the kernel copied the frags inside \
                      sendmsg; -t veth-slow holds datagrams in a tbf qdisc)",
                     x.moments(),
                     s.notified,
@@ -716,7 +668,7 @@ impl RunReport {
                 format!(
                     "{detail}; but the kernel never held a datagram past its sendmsg: at each of {} fills \
                      every earlier zero-copy datagram was notified already ({} of {} by the end, {} COPIED: \
-                     delivery copied the frags inside the call), so the reuse its rule guards against could \
+                     the kernel copied the frags inside the call), so the reuse its rule guards against could \
                      never have been early (-t veth-slow holds datagrams in a tbf qdisc)",
                     x.moments(),
                     s.notified,

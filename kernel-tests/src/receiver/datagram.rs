@@ -130,16 +130,88 @@ fn place_of(data: &[u8], seed: u64) -> Option<u64> {
         .then_some(at)
 }
 
+/// Checks datagrams one by one at their place; shared by the socket receiver below and
+/// the `tun` transport's peer ([`crate::tun::peer::serve_datagrams`]).
+pub(crate) struct DatagramCheck {
+    start: Instant,
+    seed: u64,
+    chk: Checker,
+    seen: Datagrams,
+    /// (arrived at, length, intact at): for the order check at the end.
+    places: Vec<(u64, u64, Option<u64>)>,
+    log: Vec<(Instant, Event)>,
+}
+
+impl DatagramCheck {
+    pub(crate) fn new(seed: u64) -> DatagramCheck {
+        DatagramCheck {
+            start: Instant::now(),
+            seed,
+            chk: Checker::new(seed),
+            seen: Datagrams::default(),
+            places: Vec::new(),
+            log: Vec::new(),
+        }
+    }
+
+    /// One datagram's payload, cut to the read buffer if `truncated`.
+    pub(crate) fn datagram(&mut self, data: &[u8], truncated: bool) {
+        self.seen.received += 1;
+        self.seen.truncated += truncated as u64;
+        let at = self.chk.offset + self.chk.carry.len() as u64;
+        let place = place_of(data, self.seed);
+        if place.is_some_and(|p| p != at) {
+            self.seen.out_of_place += 1;
+        }
+        self.places.push((at, data.len() as u64, place));
+        self.chk
+            .feed_logged(data, self.seen.received, &mut self.log);
+    }
+
+    /// What the receiver saw, `dropped` datagrams lost at its socket.
+    pub(crate) fn finish(
+        mut self,
+        dropped: u64,
+        expect: Option<u64>,
+        end: StreamEnd,
+        error: Option<String>,
+    ) -> Received {
+        self.chk.finish();
+        let mut seen = self.seen;
+        seen.dropped = dropped;
+        let places = &self.places;
+        if seen.out_of_place > 0 && places.iter().all(|p| p.2.is_some()) {
+            let mut arrived: Vec<(u64, u64)> = places.iter().map(|p| (p.0, p.1)).collect();
+            let mut belong: Vec<(u64, u64)> =
+                places.iter().map(|p| (p.2.unwrap_or(0), p.1)).collect();
+            arrived.sort_unstable();
+            belong.sort_unstable();
+            seen.reordered = arrived == belong;
+        }
+        let mut log = self.log;
+        log.push((
+            Instant::now(),
+            Event::Ended {
+                end,
+                bytes: self.chk.offset,
+                reads: seen.received,
+                corrupt_words: self.chk.corrupt,
+            },
+        ));
+        Received {
+            elapsed_ms: self.start.elapsed().as_millis() as u64,
+            log,
+            datagrams: Some(seen),
+            ..self.chk.into_received(expect, end, error)
+        }
+    }
+}
+
 /// Reads datagrams on `sock` until the empty one that ends the stream, `idle_timeout`
 /// without one, or `cancel`; checks each at its place.
 pub fn serve(sock: &UdpSocket, opts: &ReceiverOptions, cancel: &AtomicBool) -> Received {
-    let start = Instant::now();
-    let mut log = Vec::new();
-    let mut chk = Checker::new(opts.seed);
+    let mut check = DatagramCheck::new(opts.seed);
     let mut buf = vec![0u8; MAX_PAYLOAD as usize + 1];
-    let mut seen = Datagrams::default();
-    // (arrived at, length, intact at): for the order check at the end.
-    let mut places: Vec<(u64, u64, Option<u64>)> = Vec::new();
     let mut error = None;
     let mut last = Instant::now();
     let fd = sock.as_raw_fd();
@@ -147,7 +219,10 @@ pub fn serve(sock: &UdpSocket, opts: &ReceiverOptions, cancel: &AtomicBool) -> R
         let slice = (last + opts.idle_timeout).min(Instant::now() + Duration::from_millis(50));
         match crate::sys::poll_until(fd, libc::POLLIN, slice) {
             Ok(Some(_)) => {}
-            Ok(None) if cancel.load(Ordering::Relaxed) => break StreamEnd::Failed,
+            Ok(None) if cancel.load(Ordering::Relaxed) => {
+                error = Some("the sender gave up".into());
+                break StreamEnd::Failed;
+            }
             Ok(None) if Instant::now() >= last + opts.idle_timeout => break StreamEnd::Idle,
             Ok(None) => continue,
             Err(e) => {
@@ -160,10 +235,6 @@ pub fn serve(sock: &UdpSocket, opts: &ReceiverOptions, cancel: &AtomicBool) -> R
             crate::sys::recv(fd, &mut buf, libc::MSG_TRUNC | libc::MSG_DONTWAIT)
         }) {
             Ok(0) => break StreamEnd::Eof,
-            Ok(n) if n > buf.len() - 1 => {
-                seen.truncated += 1;
-                buf.len() - 1
-            }
             Ok(n) => n,
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
             Err(e) => {
@@ -171,44 +242,10 @@ pub fn serve(sock: &UdpSocket, opts: &ReceiverOptions, cancel: &AtomicBool) -> R
                 break StreamEnd::Failed;
             }
         };
-        seen.received += 1;
-        let data = &buf[..n];
-        let at = chk.offset + chk.carry.len() as u64;
-        let place = place_of(data, opts.seed);
-        if place.is_some_and(|p| p != at) {
-            seen.out_of_place += 1;
-        }
-        places.push((at, n as u64, place));
-        chk.feed_logged(data, seen.received, &mut log);
+        let kept = n.min(buf.len() - 1);
+        check.datagram(&buf[..kept], n > kept);
     };
-    if cancel.load(Ordering::Relaxed) && error.is_none() {
-        error = Some("the sender gave up".into());
-    }
-    chk.finish();
-    seen.dropped = drops(sock).unwrap_or(0);
-    if seen.out_of_place > 0 && places.iter().all(|p| p.2.is_some()) {
-        let mut arrived: Vec<(u64, u64)> = places.iter().map(|p| (p.0, p.1)).collect();
-        let mut belong: Vec<(u64, u64)> = places.iter().map(|p| (p.2.unwrap_or(0), p.1)).collect();
-        arrived.sort_unstable();
-        belong.sort_unstable();
-        seen.reordered = arrived == belong;
-    }
-    let bytes = chk.offset;
-    log.push((
-        Instant::now(),
-        Event::Ended {
-            end,
-            bytes,
-            reads: seen.received,
-            corrupt_words: chk.corrupt,
-        },
-    ));
-    Received {
-        elapsed_ms: start.elapsed().as_millis() as u64,
-        log,
-        datagrams: Some(seen),
-        ..chk.into_received(opts.expect, end, error)
-    }
+    check.finish(drops(sock).unwrap_or(0), opts.expect, end, error)
 }
 
 #[cfg(test)]
