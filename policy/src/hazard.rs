@@ -31,7 +31,8 @@ pub enum Hazard {
     ReuseBeforeRead,
     /// A reuse while a kernel object (pipe, write or retransmit queue, device ring, wire,
     /// the peer's queue) still referenced the page — harmful if the reference is read
-    /// again, harmless if only a discarded duplicate sees it. Model and simulation only.
+    /// again, harmless if only a discarded duplicate sees it. Model and simulation; on
+    /// the kernel, UDP runs only (a reuse before its send's notification).
     /// A risk the policy takes, not a moment the scenario must create: never listed as
     /// unreached.
     ReuseWhileHeld,
