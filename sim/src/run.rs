@@ -381,7 +381,7 @@ fn hint(h: Hazard) -> &'static str {
 }
 
 /// Why the simulator answers `unsupported` for a UDP policy: its network
-/// ([`crate::wire`]) carries TCP segments, ACKs and retransmission timers, and its faults
+/// (`crate::wire`) carries TCP segments, ACKs and retransmission timers, and its faults
 /// are losses and delays — a UDP world has no ACK to delay and, in the model's UDP
 /// scenarios, no loss, so what is left are the kernel model's own interleavings, which
 /// `zcsafe check` already exhausts.

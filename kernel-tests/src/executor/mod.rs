@@ -97,7 +97,7 @@ impl Executor {
     }
 
     /// The sender on a connected UDP socket, its reuses measured against its own
-    /// notification ledger ([`udp`]).
+    /// notification ledger ([`Sends`] counts what it saw).
     pub fn udp(
         g: Geometry,
         seed: u64,

@@ -4,7 +4,7 @@
 //! a full qdisc whose `NET_XMIT_DROP` `udp_send_skb` swallows), and a datagram carries no
 //! sequence number — but the stream pattern does: every word says which stream offset it
 //! was written for ([`zcsafe_policy::stream`]). Each datagram is checked at its place
-//! (the bytes before it) by the same [`Checker`] as a TCP stream, and also located by its
+//! (the bytes before it) by the same checker as a TCP stream, and also located by its
 //! first word. A lost, duplicated or reordered datagram would read as corrupt bytes, so
 //! such a run is no evidence about the policy: [`Datagrams::gap`] says so and the run is
 //! `inconclusive`, never `safe` or `corrupt`. Told apart from a rewrite by what the

@@ -157,7 +157,7 @@ pub fn serve(
 }
 
 /// The peer of a UDP run: every UDP packet to `port` the device hands over is the next
-/// datagram ([`DatagramCheck`]), the empty one the end. No answers, no ACKs: the kernel
+/// datagram (checked as [`crate::receiver::datagram::serve`] checks them), the empty one the end. No answers, no ACKs: the kernel
 /// let go of the pages when `tun_net_xmit` copied them (`skb_orphan_frags_rx`).
 pub fn serve_datagrams(
     dev: &mut TunDevice,
