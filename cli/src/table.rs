@@ -129,6 +129,32 @@ pub fn contradictions(results: &Results) -> String {
     out
 }
 
+/// The `safe` findings whose runs never reached a hazard their calls opened, one line
+/// each with the setting that would reach it: a `safe` says what it did not cover.
+pub fn gaps(results: &Results) -> String {
+    let mut out = String::new();
+    for f in &results.results {
+        let Some(h) = f
+            .evidence
+            .hazards
+            .as_ref()
+            .filter(|_| f.verdict == Verdict::Safe)
+        else {
+            continue;
+        };
+        let gaps = h.gaps();
+        if !gaps.is_empty() {
+            out.push_str(&format!(
+                "SAFE, BUT NEVER REACHED {} / {}: {}\n",
+                f.policy,
+                f.transport,
+                gaps.join(", ")
+            ));
+        }
+    }
+    out
+}
+
 /// The `--timings` section of a text report: the wall clock, apart from the verdicts
 /// (which the same seed and options reproduce byte for byte; these figures never do).
 pub fn timing(timing: &Timing) -> String {

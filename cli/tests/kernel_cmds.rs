@@ -223,6 +223,87 @@ fn a_run_that_never_reuses_is_inconclusive_and_every_run_reports_its_exposure() 
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not auto, kernel or a positive number"));
 }
 
+/// One scenario file drives both backends: `sim --scenario` loses the same segment the
+/// `tun` peer loses under `run -t tun --scenario` (root), and both give zc-naive's and
+/// copy's verdicts.
+#[test]
+fn one_scenario_file_drives_the_simulator_and_the_tun_peer() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/scenarios/lose-third.toml"
+    );
+    let out = zcsafe(&[
+        "sim",
+        "-p",
+        "zc-naive,copy",
+        "-t",
+        "remote",
+        "--scenario",
+        file,
+        "--seeds",
+        "3",
+        "--json",
+    ]);
+    let v = json(&out);
+    let verdicts: Vec<_> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["verdict"].clone())
+        .collect();
+    assert_eq!(verdicts, ["corrupt", "safe"], "{v}");
+    assert!(
+        String::from_utf8_lossy(
+            &zcsafe(&[
+                "sim",
+                "-p",
+                "copy",
+                "-t",
+                "remote",
+                "--scenario",
+                file,
+                "--seeds",
+                "1"
+            ])
+            .stdout
+        )
+        .contains("rto=8ms,drop=3"),
+        "the file's faults and its shared loss"
+    );
+    if !zcsafe_kernel::is_root() {
+        zcsafe_kernel::skip::skipped(
+            "run -t tun --scenario",
+            "tun needs root (network namespaces)",
+        );
+        return;
+    }
+    let out = zcsafe(&[
+        "run",
+        "-p",
+        "zc-naive,copy",
+        "-t",
+        "tun",
+        "--scenario",
+        file,
+        "--repeat",
+        "1",
+        "--json",
+    ]);
+    let v = json(&out);
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["transport"], "tun(window=65536,drop=3)", "{r}");
+        let lost = &r["evidence"]["counts"]["peer"]["lost"];
+        assert_eq!(*lost, 1, "the peer lost the third segment once: {r}");
+    }
+    let verdicts: Vec<_> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["verdict"].clone())
+        .collect();
+    assert_eq!(verdicts, ["corrupt", "safe"], "{v}");
+}
+
 /// `zcsafe run` of the UDP pair: never a contradiction with the model. Over loopback and
 /// veth delivery copies inside `sendmsg`, and whatever the host did the verdict follows the
 /// counts (`inconclusive` when no fill found a datagram still held); behind veth-slow's

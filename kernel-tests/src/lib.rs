@@ -18,6 +18,7 @@ pub mod probe;
 pub mod rcvwindow;
 pub mod receiver;
 pub mod run;
+pub mod schedule;
 pub mod send;
 pub mod skip;
 pub mod sock_diag;

@@ -314,6 +314,9 @@ pub(crate) fn report<P: Policy>(
     path_to: impl FnOnce(u32) -> Vec<Move>,
     start: Instant,
 ) -> CheckReport {
+    let hazards = explored
+        .hazards
+        .with_hints(|h| crate::hazard::hint(h, scenario));
     let (verdict, trace, detail) = match findings.worst() {
         Some((at, last, ending)) => {
             let mut path = path_to(at);
@@ -328,7 +331,7 @@ pub(crate) fn report<P: Policy>(
                 "no interleaving corrupts the stream: {} states, {} of them with the whole stream read intact; {}",
                 explored.states,
                 explored.complete,
-                crate::hazard::clause(&explored.hazards, scenario)
+                hazards.clause()
             ),
         ),
     };
@@ -341,7 +344,7 @@ pub(crate) fn report<P: Policy>(
         trace,
         detail,
         coverage: None,
-        hazards: explored.hazards,
+        hazards,
     }
 }
 

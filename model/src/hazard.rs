@@ -5,7 +5,7 @@
 //! one) that opens each hazard, so the verdict's detail can say how to close the gap.
 
 use crate::config::Scenario;
-use zcsafe_policy::{Hazard, Hazards, TransportClass};
+use zcsafe_policy::{Hazard, TransportClass};
 
 /// How `scenario` could be changed so that a search reaches `h`.
 pub fn hint(h: Hazard, scenario: &Scenario) -> &'static str {
@@ -13,29 +13,27 @@ pub fn hint(h: Hazard, scenario: &Scenario) -> &'static str {
     let no_faults = cfg.losses == 0 && cfg.spurious_rto == 0;
     match h {
         Hazard::Reuse | Hazard::ReuseBeforeRead | Hazard::Release | Hazard::ReleaseBeforeRead => {
-            "a longer --stream, so that every slot is used again"
+            "try a longer --stream, so that every slot is used again"
         }
-        Hazard::ReuseWhileHeld => "a longer --stream or a larger --sndbuf/--rcvbuf",
+        Hazard::ReuseWhileHeld => "try a longer --stream or a larger --sndbuf/--rcvbuf",
         Hazard::Retransmission | Hazard::RetransmitAfterReuse if no_faults => {
-            "--losses 1 or --spurious-rto 1"
+            "try --losses 1 or --spurious-rto 1"
         }
         Hazard::Retransmission | Hazard::RetransmitAfterReuse => {
-            "a longer --stream or more --losses/--spurious-rto"
+            "try a longer --stream or more --losses/--spurious-rto"
         }
-        Hazard::OutOfOrderCompletion => {
-            "--spurious-rto 1, a retransmitted clone outliving the original, or --losses 1"
+        Hazard::OutOfOrderCompletion if no_faults => {
+            "try --spurious-rto 1, a retransmitted clone outliving the original, or --losses 1"
         }
-        Hazard::CounterWrap => "a narrower --zc-id-bits or a longer --stream",
+        Hazard::OutOfOrderCompletion if cfg.zc_optmem < 2 => {
+            "try --zc-optmem 2: two notifications must be pending at once"
+        }
+        Hazard::OutOfOrderCompletion => "try a larger --sndbuf and --cwnd, or a longer --stream",
+        Hazard::CounterWrap => "try a narrower --zc-id-bits or a longer --stream",
         Hazard::Copied if cfg.transport == TransportClass::Remote => {
-            "-t local: local delivery copies MSG_ZEROCOPY data"
+            "try -t local: local delivery copies MSG_ZEROCOPY data"
         }
-        Hazard::Copied => "a kernel profile whose local delivery copies zero-copy frags",
-        Hazard::Enobufs => "--zc-optmem 1",
+        Hazard::Copied => "try a kernel profile whose local delivery copies zero-copy frags",
+        Hazard::Enobufs => "try --zc-optmem 1",
     }
-}
-
-/// The clause a `safe` verdict's detail ends with ([`Hazards::clause`], hinted for
-/// `scenario`).
-pub fn clause(hazards: &Hazards, scenario: &Scenario) -> String {
-    hazards.clause(|h| hint(h, scenario))
 }

@@ -13,6 +13,19 @@ use std::sync::OnceLock;
 use thiserror::Error;
 
 static REGISTERED: OnceLock<Vec<Entry>> = OnceLock::new();
+static PROGRAM: OnceLock<String> = OnceLock::new();
+
+/// Names the binary that embeds zcsafe (its file name, from `argv[0]`), once per process:
+/// the commands reports print for rerunning a finding start with it, so that an author's
+/// own binary prints commands that know the author's policies.
+pub fn set_program(name: &str) {
+    let _ = PROGRAM.set(name.to_string());
+}
+
+/// The binary to name in printed commands: `zcsafe` unless [`set_program`] said otherwise.
+pub fn program() -> &'static str {
+    PROGRAM.get().map_or("zcsafe", String::as_str)
+}
 
 /// Why a set of outside policies cannot be registered.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -262,6 +262,14 @@ impl Pipeline {
         self.wrapping_bits(self.derived_chunks())
     }
 
+    /// The kernel geometry (bytes) of this pipeline: chunks of `chunk_bytes` per model
+    /// page, its slots, a pipe of one chunk and a stream of `stream` bytes — what the
+    /// kernel backend runs the policy with.
+    pub fn kernel_geometry(&self, chunk_bytes: u64, stream: u64) -> Geometry {
+        let chunk = self.chunk * chunk_bytes;
+        Geometry::kernel(chunk, self.slots * chunk, chunk, stream)
+    }
+
     /// The model geometry (pages) that exercises this pipeline: its chunk and slots, a
     /// pipe of one chunk, [`derived_chunks`](Pipeline::derived_chunks) chunks of stream
     /// and a [`derived_zc_id_bits`](Pipeline::derived_zc_id_bits)-bit counter.

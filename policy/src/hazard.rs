@@ -208,6 +208,8 @@ impl HazardMarks {
 pub struct Hazards {
     reached: [u64; Hazard::ALL.len()],
     opened: HazardSet,
+    /// For hazards never reached: the setting of the backend that would reach each.
+    hints: BTreeMap<Hazard, String>,
 }
 
 impl Hazards {
@@ -283,10 +285,43 @@ impl Hazards {
         self.opened.is_empty()
     }
 
+    /// These hazards with `hint(h)` — the backend's setting that would reach `h` —
+    /// recorded for each one never reached.
+    /// A reuse before read never reached although pages were reused means the policy
+    /// waits for the reader (an application-level acknowledgement): no setting reaches
+    /// it, and the hint says so instead of the backend's.
+    pub fn with_hints(mut self, hint: impl Fn(Hazard) -> &'static str) -> Hazards {
+        const WAITS: &str = "unreachable here: every reuse came after the receiver had read \
+                             the page, so the policy waits for the reader";
+        let waits = self.count(Hazard::Reuse) + self.count(Hazard::Release) > 0;
+        self.hints = (self.unreached())
+            .map(|h| match h {
+                Hazard::ReuseBeforeRead | Hazard::ReleaseBeforeRead if waits => (h, WAITS),
+                _ => (h, hint(h)),
+            })
+            .map(|(h, t)| (h, t.to_string()))
+            .collect();
+        self
+    }
+
+    /// The setting that would reach `h`, if [`Hazards::with_hints`] recorded one.
+    pub fn hint(&self, h: Hazard) -> Option<&str> {
+        self.hints.get(&h).map(String::as_str)
+    }
+
+    /// Each hazard never reached, with its hint: `copied (try -t local: …)`.
+    pub fn gaps(&self) -> Vec<String> {
+        self.unreached()
+            .map(|h| match self.hint(h) {
+                Some(t) => format!("{h} ({t})"),
+                None => h.name().to_string(),
+            })
+            .collect()
+    }
+
     /// The clause a verdict's detail ends with: the hazards reached with their counts,
-    /// then — loudly — each one opened and never reached, with `hint(h)`: the setting
-    /// that would reach it.
-    pub fn clause(&self, hint: impl Fn(Hazard) -> &'static str) -> String {
+    /// then — loudly — each one opened and never reached, with its hint.
+    pub fn clause(&self) -> String {
         if self.is_empty() {
             return "no hazard opened: nothing was handed to the kernel zero-copy".into();
         }
@@ -295,10 +330,7 @@ impl Hazards {
             true => "no hazard reached".to_string(),
             false => format!("hazards reached: {}", reached.join(", ")),
         };
-        let unreached: Vec<String> = self
-            .unreached()
-            .map(|h| format!("{h} (try {})", hint(h)))
-            .collect();
+        let unreached = self.gaps();
         if !unreached.is_empty() {
             s.push_str(&format!("; NEVER REACHED: {}", unreached.join(", ")));
         }
@@ -388,6 +420,9 @@ struct HazardsJson {
     reached: BTreeMap<Hazard, u64>,
     #[serde(default)]
     unreached: Vec<Hazard>,
+    /// The setting that would reach each unreached hazard.
+    #[serde(default, rename = "try", skip_serializing_if = "BTreeMap::is_empty")]
+    hints: BTreeMap<Hazard, String>,
 }
 
 impl Serialize for Hazards {
@@ -395,6 +430,7 @@ impl Serialize for Hazards {
         HazardsJson {
             reached: self.reached().collect(),
             unreached: self.unreached().collect(),
+            hints: self.hints.clone(),
         }
         .serialize(s)
     }
@@ -408,6 +444,7 @@ impl<'de> Deserialize<'de> for Hazards {
             h.add_count(k, n);
         }
         j.unreached.into_iter().for_each(|k| h.open(k));
+        h.hints = j.hints;
         Ok(h)
     }
 }
@@ -444,7 +481,7 @@ mod tests {
         assert_eq!(h.count(Hazard::Reuse), 2);
         assert_eq!(h.unreached().collect::<Vec<_>>(), vec![Hazard::CounterWrap]);
         assert_eq!(
-            h.clause(|_| "a longer stream"),
+            h.clone().with_hints(|_| "try a longer stream").clause(),
             "hazards reached: reuse ×2; NEVER REACHED: counter-wrap (try a longer stream)"
         );
     }
@@ -487,5 +524,12 @@ mod tests {
             r#"{"reached":{"reuse-before-read":3},"unreached":["out-of-order-completion"]}"#
         );
         assert_eq!(serde_json::from_str::<Hazards>(&j).unwrap(), h);
+        let hinted = h.with_hints(|_| "try --spurious-rto 1");
+        let j = serde_json::to_string(&hinted).unwrap();
+        assert!(
+            j.ends_with(r#""try":{"out-of-order-completion":"try --spurious-rto 1"}}"#),
+            "{j}"
+        );
+        assert_eq!(serde_json::from_str::<Hazards>(&j).unwrap(), hinted);
     }
 }

@@ -27,6 +27,7 @@
 pub mod any;
 pub mod evidence;
 pub mod expect;
+pub mod failure;
 pub mod geometry;
 pub mod hazard;
 pub mod host;
@@ -50,6 +51,7 @@ pub mod window;
 pub use any::AnyPolicy;
 pub use evidence::NoEvidence;
 pub use expect::Expectation;
+pub use failure::{FailureScenario, FailureScenarioError};
 pub use geometry::{Geometry, GeometryError, Pipeline, Region};
 pub use hazard::{Hazard, HazardMarks, HazardSet, Hazards, Observer};
 pub use host::{HostTransport, UnknownHostTransport};

@@ -58,6 +58,10 @@ pub enum SendCall {
     Sendmsg,
     /// `sendmmsg(2)` (one submission per message).
     Sendmmsg,
+    /// An io_uring `IORING_OP_SEND_ZC` request.
+    UringSendZc,
+    /// An io_uring `IORING_OP_SENDMSG_ZC` request.
+    UringSendmsgZc,
 }
 
 impl SendCall {
@@ -68,20 +72,34 @@ impl SendCall {
             SendCall::Sendto => "sendto",
             SendCall::Sendmsg => "sendmsg",
             SendCall::Sendmmsg => "sendmmsg",
+            SendCall::UringSendZc => "io_uring SEND_ZC",
+            SendCall::UringSendmsgZc => "io_uring SENDMSG_ZC",
         }
+    }
+
+    /// Whether the call is an io_uring request (released by its NOTIF CQE, not by the
+    /// error queue).
+    pub fn is_uring(self) -> bool {
+        matches!(self, SendCall::UringSendZc | SendCall::UringSendmsgZc)
     }
 }
 
 /// A tracked zero-copy submission: one `MSG_ZEROCOPY` call that queued bytes (the kernel
-/// gave it one notification id, `msg_zerocopy_realloc`).
+/// gave it one notification id, `msg_zerocopy_realloc`), or one io_uring zero-copy
+/// request the kernel consumed from the submission queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Submission {
     /// The call.
     pub call: SendCall,
-    /// The socket.
+    /// The socket (for io_uring: the SQE's `fd`, a registered-file index with
+    /// `IOSQE_FIXED_FILE`).
     pub fd: i32,
-    /// The `MSG_ZEROCOPY` notification id the kernel assigned (`sk_zckey`, a `u32`).
+    /// The `MSG_ZEROCOPY` notification id the kernel assigned (`sk_zckey`, a `u32`); for
+    /// io_uring, the request's number among the ring's tracked ones.
     pub zc_id: u32,
+    /// For io_uring: the SQE's `user_data`, which its NOTIF CQE carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<u64>,
     /// Its number among the process's tracked submissions (from 0).
     pub seq: u64,
 }
@@ -124,9 +142,11 @@ pub struct PrematureWrite<'a> {
     pub range_start: u64,
     /// … and length.
     pub range_len: u64,
-    /// The highest notification id the program had read on that socket (`None`: none).
+    /// The highest notification id the program had read on that socket (`None`: none;
+    /// always `None` for io_uring, whose NOTIFs carry a `user_data`, not an id).
     pub notified_through: Option<u32>,
-    /// How many zero-copy notifications the program had read on that socket.
+    /// How many zero-copy notifications the program had read on that socket (for io_uring:
+    /// NOTIF CQEs seen in that ring).
     pub notifications_read: u64,
     /// Whether the runtime stops the program here (`--abort`).
     pub abort: bool,
@@ -137,6 +157,19 @@ impl PrematureWrite<'_> {
     /// MSG_ZEROCOPY notification (error queue read up to #38)`.
     pub fn sentence(&self) -> String {
         let s = &self.submission;
+        if let Some(ud) = s.user_data {
+            return format!(
+                "{} user_data {ud:#x} (request #{} on its ring, fd {}) [{:#x}, +{}) written at +{} \
+                 before its NOTIF CQE ({} NOTIF(s) seen in the ring)",
+                s.call.name(),
+                s.zc_id,
+                s.fd,
+                self.range_start,
+                self.range_len,
+                self.addr.wrapping_sub(self.range_start),
+                self.notifications_read,
+            );
+        }
         let read = match self.notified_through {
             Some(n) => format!("error queue read up to #{n}"),
             None => "no notification read yet".into(),
@@ -182,6 +215,20 @@ pub struct Summary {
     pub syscall_lifts: u64,
     /// `mprotect` calls that failed (the pages stayed as they were).
     pub protect_failures: u64,
+    /// io_uring rings the runtime followed (from `io_uring_setup`).
+    #[serde(default)]
+    pub uring_rings: u64,
+    /// `io_uring_enter` calls the seccomp trap passed through the runtime.
+    #[serde(default)]
+    pub uring_enters: u64,
+    /// io_uring zero-copy requests on rings the runtime cannot follow (SQPOLL, no
+    /// mapping, an unknown ring), or io_uring calls made while the trap was not installed.
+    #[serde(default)]
+    pub uring_untracked: u64,
+    /// In-flight io_uring requests released without their NOTIF being seen: CQEs
+    /// overwritten before the runtime looked (the ring wrapped), or a ring replaced.
+    #[serde(default)]
+    pub uring_released_unseen: u64,
 }
 
 /// A line of the channel that is not an [`Event`].
@@ -245,6 +292,7 @@ mod tests {
                 call: SendCall::Sendmsg,
                 fd: 3,
                 zc_id: u32::MAX,
+                user_data: None,
                 seq: 9,
             },
             range_start: 0x1000,

@@ -5,7 +5,7 @@
 use crate::real;
 use crate::runtime::{self, ACTIVE};
 use crate::signals;
-use crate::tracker::Range;
+use crate::tracker::{prefix, Range};
 use libc::{
     c_int, c_uint, c_void, iovec, mmsghdr, msghdr, off_t, sigset_t, size_t, sockaddr, socklen_t,
     ssize_t,
@@ -33,24 +33,6 @@ unsafe fn iovs(iov: *const iovec, n: usize) -> Vec<Range> {
         .iter()
         .map(|v| range(v.iov_base, v.iov_len))
         .collect()
-}
-
-/// The first `n` bytes of `bufs`.
-fn prefix(bufs: &[Range], n: i64) -> Vec<Range> {
-    let mut left = n.max(0) as u64;
-    let mut out = Vec::new();
-    for b in bufs {
-        if left == 0 {
-            break;
-        }
-        let k = b.len.min(left);
-        out.push(Range {
-            start: b.start,
-            len: k,
-        });
-        left -= k;
-    }
-    out
 }
 
 fn preserving_errno(f: impl FnOnce()) {
@@ -300,7 +282,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     r
 }
 
-/// `sigaction(2)`: SIGSEGV and SIGTRAP are recorded as the program's, the runtime's
+/// `sigaction(2)`: SIGSEGV, SIGTRAP and SIGSYS are recorded as the program's, the runtime's
 /// handlers stay installed and pass on what is not theirs.
 ///
 /// # Safety
@@ -344,7 +326,9 @@ pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc
     }
 }
 
-/// A signal mask without SIGSEGV and SIGTRAP: blocked, a fault would kill the program.
+/// A signal mask without SIGSEGV, SIGTRAP and SIGSYS: blocked, a fault (or a trapped
+/// io_uring call: `force_sig_info_to_task` resets a blocked SIGSYS to its default) would
+/// kill the program.
 ///
 /// # Safety
 /// `set` is null or valid.
@@ -357,11 +341,12 @@ unsafe fn deliverable(how: c_int, set: *const sigset_t) -> Option<sigset_t> {
         let mut s = *set;
         libc::sigdelset(&mut s, libc::SIGSEGV);
         libc::sigdelset(&mut s, libc::SIGTRAP);
+        libc::sigdelset(&mut s, libc::SIGSYS);
         Some(s)
     }
 }
 
-/// `sigprocmask(2)`, keeping SIGSEGV and SIGTRAP deliverable.
+/// `sigprocmask(2)`, keeping SIGSEGV, SIGTRAP and SIGSYS deliverable.
 ///
 /// # Safety
 /// As for libc's.
@@ -380,7 +365,7 @@ pub unsafe extern "C" fn sigprocmask(
     }
 }
 
-/// `pthread_sigmask(3)`, keeping SIGSEGV and SIGTRAP deliverable.
+/// `pthread_sigmask(3)`, keeping SIGSEGV, SIGTRAP and SIGSYS deliverable.
 ///
 /// # Safety
 /// As for libc's.
@@ -433,3 +418,67 @@ fn unreachable_exit(status: c_int) -> ! {
 
 /// Silences "unused" for the offset type on targets where pread64 aliases pread.
 pub type Offset = off_t;
+
+/// A system call made here, as glibc's `syscall` makes it (the instruction is not in the
+/// trampoline's page, so the filter traps the io_uring calls: they never come here).
+///
+/// # Safety
+/// As for the system call.
+unsafe fn raw_syscall(nr: i64, a: [i64; 6]) -> i64 {
+    let r: i64;
+    // SAFETY: the caller's contract; the kernel clobbers rcx and r11.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr => r,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            in("r8") a[4],
+            in("r9") a[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    r
+}
+
+/// `syscall(2)`: the io_uring calls a program makes through it (the io-uring crate does)
+/// go to the runtime directly, without the `SIGSYS` round trip the seccomp filter would
+/// cost (about 5 µs here, docs/design.md §8); every other call is made as glibc makes it.
+/// Declared with seven integer arguments: on x86-64 a variadic call passes them in the
+/// same registers (and the stack slot of the seventh is the caller's, always mapped).
+///
+/// # Safety
+/// As for libc's.
+#[no_mangle]
+pub unsafe extern "C" fn syscall(
+    nr: libc::c_long,
+    a1: libc::c_long,
+    a2: libc::c_long,
+    a3: libc::c_long,
+    a4: libc::c_long,
+    a5: libc::c_long,
+    a6: libc::c_long,
+) -> libc::c_long {
+    let a = [a1, a2, a3, a4, a5, a6];
+    let uring = matches!(
+        nr,
+        libc::SYS_io_uring_setup | libc::SYS_io_uring_enter | libc::SYS_io_uring_register
+    );
+    let r = if uring && crate::trap::TRAPPING.load(Ordering::Acquire) {
+        runtime::uring_call(nr, a)
+    } else {
+        // SAFETY: the caller's call, passed through.
+        unsafe { raw_syscall(nr, a) }
+    };
+    if (-4095..0).contains(&r) {
+        // SAFETY: this thread's errno.
+        unsafe { *libc::__errno_location() = -r as c_int };
+        -1
+    } else {
+        r
+    }
+}

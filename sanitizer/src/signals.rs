@@ -24,8 +24,8 @@ const TRAP_FLAG: i64 = 0x100;
 const SEGV_ACCERR: i32 = 2;
 const MAX_STEP_PAGES: usize = 4;
 
-/// The handlers the program asked for (SIGSEGV, SIGTRAP).
-static PROGRAM: SpinLock<Option<[libc::sigaction; 2]>> = SpinLock::new(None);
+/// The handlers the program asked for (SIGSEGV, SIGTRAP, SIGSYS).
+static PROGRAM: SpinLock<Option<[libc::sigaction; 3]>> = SpinLock::new(None);
 
 /// Whether the runtime's handlers are installed.
 pub static INSTALLED: AtomicBool = AtomicBool::new(false);
@@ -55,23 +55,25 @@ fn slot(sig: i32) -> Option<usize> {
     match sig {
         libc::SIGSEGV => Some(0),
         libc::SIGTRAP => Some(1),
+        libc::SIGSYS => Some(2),
         _ => None,
     }
 }
 
 /// Installs the runtime's handlers; what was installed before becomes the program's.
 pub fn install() {
-    let mut prev = [unsafe_zeroed(), unsafe_zeroed()];
+    let mut prev = [unsafe_zeroed(), unsafe_zeroed(), unsafe_zeroed()];
     for (i, (sig, h)) in [
         (libc::SIGSEGV, on_segv as *const () as usize),
         (libc::SIGTRAP, on_trap as *const () as usize),
+        (libc::SIGSYS, on_sys as *const () as usize),
     ]
     .into_iter()
     .enumerate()
     {
         let mut act = unsafe_zeroed();
         act.sa_sigaction = h;
-        // Not SA_ONSTACK: the program's alternate stack (Rust's runtime gives each thread
+        // Not SA_ONSTACK (SIGSYS included): the program's alternate stack (Rust's runtime gives each thread
         // one of a few KiB for its stack-overflow message) is too small for an AVX-512
         // signal frame plus this handler, and overflowing it killed the program with
         // SIGSEGV. The faults handled here are stores to protected pages, with the
@@ -192,8 +194,12 @@ fn ours(info: *mut libc::siginfo_t, ctx: *mut libc::c_void) -> bool {
     let Some(rt) = g.as_mut() else {
         return false;
     };
+    let before = rt.tracker.pages.get(page).copied();
+    // a NOTIF the program reaped (or the kernel posted) without a system call
+    rt.look_rings();
     let Some(e) = rt.tracker.pages.get(page).copied() else {
-        return false;
+        // released just now: the store is retried on a writable page
+        return before.is_some_and(|b| b.protected && b.writable_prot.is_some());
     };
     if e.writable_prot.is_none() {
         return false; // a page the program made read-only: its fault
@@ -235,6 +241,19 @@ fn ours(info: *mut libc::siginfo_t, ctx: *mut libc::c_void) -> bool {
     rt.tracker.pages.step_begin(page, &mut Os::new());
     set_trap(ctx, true);
     true
+}
+
+/// `SIGSYS`: an io_uring call the seccomp filter trapped ([`crate::trap`]), or the
+/// program's own.
+extern "C" fn on_sys(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: errno of this thread, restored before returning to the interrupted code.
+    let errno = unsafe { *libc::__errno_location() };
+    let handled = crate::trap::on_sys(info, ctx);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+    if !handled {
+        chain(sig, info, ctx);
+    }
 }
 
 extern "C" fn on_trap(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
@@ -279,7 +298,7 @@ fn chain(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
         // SAFETY: installs SIG_DFL and re-raises to this thread.
         unsafe {
             real::sigaction(sig, &dfl, std::ptr::null_mut());
-            if sig == libc::SIGTRAP {
+            if sig == libc::SIGTRAP || sig == libc::SIGSYS {
                 libc::syscall(libc::SYS_tgkill, libc::getpid(), crate::lock::tid(), sig);
             }
         }

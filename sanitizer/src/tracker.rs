@@ -14,6 +14,7 @@
 //! same.
 
 use crate::pages::{Pages, Protect};
+use crate::uring::UringRing;
 use std::collections::{BTreeMap, HashMap};
 use zcsafe_sanitizer_events::{SendCall, Submission, Summary};
 
@@ -79,11 +80,31 @@ pub struct Holder {
 pub struct Tracker {
     /// Sockets by descriptor.
     pub sockets: HashMap<i32, Socket>,
+    /// io_uring rings by descriptor: their in-flight zero-copy requests ([`crate::uring`]).
+    pub rings: HashMap<i32, UringRing>,
     /// Protected pages.
     pub pages: Pages,
     /// Counters for the summary.
     pub summary: Summary,
     next_seq: u64,
+}
+
+/// The first `n` bytes of `bufs` (what a call that returned `n` sent or wrote).
+pub fn prefix(bufs: &[Range], n: i64) -> Vec<Range> {
+    let mut left = n.max(0) as u64;
+    let mut out = Vec::new();
+    for b in bufs {
+        if left == 0 {
+            break;
+        }
+        let k = b.len.min(left);
+        out.push(Range {
+            start: b.start,
+            len: k,
+        });
+        left -= k;
+    }
+    out
 }
 
 /// Whether `id` lies in the inclusive, wrapping range `[lo, hi]`.
@@ -105,31 +126,21 @@ impl Tracker {
         if ret <= 0 {
             return None; // no id consumed (msg_zerocopy_put_abort, or size 0)
         }
+        let seq = self.next_seq();
         let sock = self.sockets.entry(fd).or_default();
         let id = sock.next_id;
         sock.next_id = id.wrapping_add(1);
-        let mut left = ret as u64;
-        let mut ranges = Vec::new();
-        for b in bufs {
-            if left == 0 {
-                break;
-            }
-            let n = b.len.min(left);
-            if n > 0 {
-                ranges.push(Range {
-                    start: b.start,
-                    len: n,
-                });
-            }
-            left -= n;
-        }
+        let ranges: Vec<Range> = prefix(bufs, ret)
+            .into_iter()
+            .filter(|r| r.len > 0)
+            .collect();
         let sub = Submission {
             call,
             fd,
             zc_id: id,
-            seq: self.next_seq,
+            user_data: None,
+            seq,
         };
-        self.next_seq += 1;
         for r in &ranges {
             self.pages.pin(r.start, r.len, p);
         }
@@ -182,20 +193,28 @@ impl Tracker {
     /// The in-flight submission (the newest, if several: the use the write undoes)
     /// holding a byte of `range`.
     pub fn holder(&self, range: Range) -> Option<Holder> {
+        // Every in-flight submission, sockets' then rings', with what its holder reports.
+        let sockets = self.sockets.values().flat_map(|sock| {
+            (sock.in_flight.values())
+                .map(move |f| (f.sub, &f.ranges, sock.notified_through, sock.notifications))
+        });
+        let rings = (self.rings.values()).flat_map(|ring| {
+            ring.in_flight
+                .iter()
+                .map(move |f| (f.sub, &f.ranges, None, ring.notifs))
+        });
         let mut best: Option<Holder> = None;
-        for sock in self.sockets.values() {
-            for f in sock.in_flight.values() {
-                for r in &f.ranges {
-                    if let Some(addr) = r.overlap(range) {
-                        if best.as_ref().is_none_or(|b| f.sub.seq > b.sub.seq) {
-                            best = Some(Holder {
-                                sub: f.sub,
-                                range: *r,
-                                addr,
-                                notified_through: sock.notified_through,
-                                notifications_read: sock.notifications,
-                            });
-                        }
+        for (sub, ranges, notified_through, notifications_read) in sockets.chain(rings) {
+            for r in ranges {
+                if let Some(addr) = r.overlap(range) {
+                    if best.as_ref().is_none_or(|b| sub.seq > b.sub.seq) {
+                        best = Some(Holder {
+                            sub,
+                            range: *r,
+                            addr,
+                            notified_through,
+                            notifications_read,
+                        });
                     }
                 }
             }
@@ -203,26 +222,39 @@ impl Tracker {
         best
     }
 
+    /// The next submission number (every submission of the process, sockets and rings).
+    pub fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq - 1
+    }
+
     /// Whether an in-flight range holds `addr`.
     pub fn holds(&self, addr: u64) -> bool {
-        self.sockets.values().any(|s| {
-            s.in_flight
+        let held = |ranges: &[Range]| ranges.iter().any(|r| r.contains(addr));
+        self.sockets
+            .values()
+            .any(|s| s.in_flight.values().any(|f| held(&f.ranges)))
+            || self
+                .rings
                 .values()
-                .any(|f| f.ranges.iter().any(|r| r.contains(addr)))
-        })
+                .any(|r| r.in_flight.iter().any(|q| held(&q.ranges)))
     }
 
     /// In flight now.
     pub fn in_flight(&self) -> u64 {
-        self.sockets
+        let sockets: u64 = self
+            .sockets
             .values()
             .map(|s| s.in_flight.len() as u64)
-            .sum()
+            .sum();
+        let rings: u64 = self.rings.values().map(|r| r.in_flight.len() as u64).sum();
+        sockets + rings
     }
 
     /// A forked child: nothing it inherited can be released where it can see it.
     pub fn forget_all(&mut self, p: &mut impl Protect) {
         self.sockets.clear();
+        self.rings.clear();
         self.pages.release_all(p);
         self.summary = Summary::default();
         self.next_seq = 0;

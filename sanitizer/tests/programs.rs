@@ -40,6 +40,10 @@ fn build(src: &str) -> PathBuf {
         src.file_stem().unwrap().to_string_lossy(),
         std::process::id()
     ));
+    // Tests run in parallel and build the same programs: one build at a time, or a second
+    // `cc` replaces the file a first test is running (its maps then say "(deleted)").
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     if !out.exists() {
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
         let st = Command::new(&cc)

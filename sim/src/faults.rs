@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! latency=5ms,jitter=2ms,loss=0.05,reorder=0.1,partition=20ms..40ms,hold=50ms..60ms,
-//! slow-reader=3ms,device=2ms,rto=30ms
+//! slow-reader=3ms,device=2ms,rto=30ms,drop=3
 //! ```
 //!
 //! Keys left out keep their default ([`Faults::default`]). Durations take `us`, `ms` or
@@ -41,6 +41,12 @@ pub struct Faults {
     pub device: Duration,
     /// Retransmission timeout; `None` derives it from latency and jitter.
     pub rto: Option<Duration>,
+    /// The K-th segment carrying new sequence space (1-based, in the order they reach
+    /// the receiver; retransmissions never) is lost once: the same rule as the `tun`
+    /// peer's `drop=K`, so one scenario file drives both
+    /// ([`zcsafe_policy::FailureScenario`]).
+    #[serde(default)]
+    pub drop: Option<u32>,
 }
 
 /// A time window `[start, end)` of simulated time.
@@ -68,6 +74,7 @@ impl Default for Faults {
             slow_reader: Duration::ZERO,
             device: Duration::ZERO,
             rto: None,
+            drop: None,
         }
     }
 }
@@ -77,7 +84,7 @@ impl Default for Faults {
 pub enum FaultsError {
     #[error("`{0}` is not `key=value` (e.g. `latency=5ms`)")]
     NotKeyValue(String),
-    #[error("unknown fault `{0}`; known: latency, jitter, loss, reorder, partition, hold, slow-reader, device, rto")]
+    #[error("unknown fault `{0}`; known: latency, jitter, loss, reorder, partition, hold, slow-reader, device, rto, drop")]
     UnknownKey(String),
     #[error("`{key}={value}`: expected a duration such as 500us, 5ms or 1s")]
     BadDuration { key: String, value: String },
@@ -85,6 +92,8 @@ pub enum FaultsError {
     BadProbability { key: String, value: String },
     #[error("`{key}={value}`: expected a window START..END with START < END, e.g. 20ms..40ms")]
     BadWindow { key: String, value: String },
+    #[error("`{key}={value}`: expected a segment number, 1 for the first")]
+    BadSegment { key: String, value: String },
     #[error("`{0}` is given twice")]
     Duplicate(String),
 }
@@ -140,6 +149,14 @@ impl Faults {
                 "slow-reader" => f.slow_reader = dur()?,
                 "device" => f.device = dur()?,
                 "rto" => f.rto = Some(dur()?),
+                "drop" => {
+                    f.drop = Some(value.parse::<u32>().ok().filter(|k| *k >= 1).ok_or_else(
+                        || FaultsError::BadSegment {
+                            key: key.into(),
+                            value: value.into(),
+                        },
+                    )?)
+                }
                 _ => return Err(FaultsError::UnknownKey(key.to_string())),
             }
         }
@@ -170,6 +187,7 @@ impl Faults {
             slow_reader: slow,
             device: ms(*rng.pick(&[0, 1, 3, 10])),
             rto: rng.chance(0.4).then(|| ms(*rng.pick(&[2, 4, 8, 16]))),
+            drop: None,
         }
     }
 
@@ -233,6 +251,9 @@ impl fmt::Display for Faults {
         if let Some(r) = self.rto {
             write!(f, ",rto={}", show(r))?;
         }
+        if let Some(k) = self.drop {
+            write!(f, ",drop={k}")?;
+        }
         Ok(())
     }
 }
@@ -258,6 +279,10 @@ mod tests {
         );
         assert_eq!(f.rto(), Duration::from_secs(1));
         assert_eq!(Faults::parse("").unwrap(), Faults::default());
+        let d = Faults::parse("drop=3").unwrap();
+        assert_eq!(d.drop, Some(3));
+        assert_eq!(Faults::parse(&d.to_string()).unwrap(), d);
+        assert!(Faults::parse("drop=0").is_err());
     }
 
     #[test]

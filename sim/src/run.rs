@@ -16,8 +16,8 @@ use turmoil::net::UdpSocket;
 use zcsafe_model::ScenarioError;
 use zcsafe_policies::{BuildError, Entry};
 use zcsafe_policy::{
-    Abort, Backend, Hazard, Hazards, Policy, Profile, Trace, TraceProfile, TraceTransport,
-    TransportClass, Verdict, TRACE_FORMAT_VERSION,
+    Abort, Backend, Hazard, Hazards, Pipeline, Policy, Profile, Trace, TraceProfile,
+    TraceTransport, TransportClass, Verdict, TRACE_FORMAT_VERSION,
 };
 
 const PORT: u16 = 4000;
@@ -228,6 +228,9 @@ pub struct SimOptions {
     pub seed: u64,
     /// Fixed faults; `None` draws them from each seed ([`Faults::random`]).
     pub faults: Option<Faults>,
+    /// The policy's declared pipeline: the scenario's buffer, windows and counter are
+    /// derived from it ([`SimScenario::derived`]).
+    pub pipeline: Pipeline,
 }
 
 impl SimOptions {
@@ -239,6 +242,7 @@ impl SimOptions {
             seeds: 200,
             seed: 0,
             faults: None,
+            pipeline: Pipeline::STANDARD,
         }
     }
 
@@ -248,8 +252,12 @@ impl SimOptions {
             .faults
             .clone()
             .unwrap_or_else(|| Faults::random(&mut Rng::new(seed)));
-        let mut s =
-            SimScenario::standard(self.transport, self.profile.clone()).with_stream(self.stream);
+        let mut s = SimScenario::derived(
+            &self.pipeline,
+            self.transport,
+            self.profile.clone(),
+            self.stream,
+        );
         s.faults = faults;
         s
     }
@@ -328,6 +336,7 @@ pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimRe
     if ran == 0 {
         return Err(none);
     }
+    let hazards = hazards.with_hints(hint);
     let Some(seed) = finding else {
         return Ok(SimReport {
             policy: name.into(),
@@ -343,7 +352,7 @@ pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimRe
             detail: format!(
                 "{ran} seeds from {}: the receiver read the whole stream intact every time; {}",
                 opts.seed,
-                hazards.clause(hint)
+                hazards.clause()
             ),
             hazards,
         });
@@ -371,12 +380,12 @@ pub fn run<P: Policy>(name: &str, policy: &P, opts: &SimOptions) -> Result<SimRe
 fn hint(h: Hazard) -> &'static str {
     match h {
         Hazard::Retransmission | Hazard::RetransmitAfterReuse | Hazard::OutOfOrderCompletion => {
-            "more --seeds, or --faults with loss or a hold"
+            "try more --seeds, or --faults with loss or a hold"
         }
-        Hazard::CounterWrap => "a longer --stream",
-        Hazard::Copied => "-t local: local delivery copies MSG_ZEROCOPY data",
-        Hazard::Enobufs => "`zcsafe check --zc-optmem 1`",
-        _ => "more --seeds or a longer --stream",
+        Hazard::CounterWrap => "try a longer --stream",
+        Hazard::Copied => "try -t local: local delivery copies MSG_ZEROCOPY data",
+        Hazard::Enobufs => "try `zcsafe check --zc-optmem 1`",
+        _ => "try more --seeds or a longer --stream",
     }
 }
 
@@ -408,6 +417,10 @@ pub fn run_entry(entry: &Entry, opts: &SimOptions) -> Result<SimReport, SimError
             hazards: Hazards::default(),
         });
     }
+    let opts = &SimOptions {
+        pipeline: entry.pipeline,
+        ..opts.clone()
+    };
     let geometry = opts.scenario(opts.seed).model.geometry;
     let policy = entry.build(&geometry)?;
     run(entry.name, &policy, opts)
@@ -416,7 +429,8 @@ pub fn run_entry(entry: &Entry, opts: &SimOptions) -> Result<SimReport, SimError
 /// `zcsafe sim …` that replays one seed.
 pub fn replay_command(name: &str, opts: &SimOptions, seed: u64) -> String {
     let mut cmd = format!(
-        "zcsafe sim --policy {name} --transport {} --seed {seed}",
+        "{} sim --policy {name} --transport {} --seed {seed}",
+        zcsafe_policies::registry::program(),
         opts.transport
     );
     if let Some(f) = &opts.faults {

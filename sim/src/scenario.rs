@@ -3,7 +3,7 @@
 use crate::faults::Faults;
 use serde::{Deserialize, Serialize};
 use zcsafe_model::Scenario;
-use zcsafe_policy::{Profile, TransportClass};
+use zcsafe_policy::{Pipeline, Profile, TransportClass};
 
 /// A scenario for the simulator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,6 +20,21 @@ impl SimScenario {
     pub fn standard(transport: TransportClass, profile: Profile) -> SimScenario {
         SimScenario::from_model(Scenario::standard(transport, profile), Faults::default())
             .with_stream(16)
+    }
+
+    /// The checker's scenario derived from a policy's declared pipeline
+    /// ([`Scenario::derived`]) with a stream of at least `pages`: a 4-slot ring gets its
+    /// four slots and the windows to fill them. For [`Pipeline::STANDARD`] (every
+    /// built-in policy) it is [`SimScenario::standard`] exactly.
+    pub fn derived(
+        pipeline: &Pipeline,
+        transport: TransportClass,
+        profile: Profile,
+        pages: u64,
+    ) -> SimScenario {
+        let model = Scenario::derived(pipeline, transport, profile);
+        let pages = pages.max(model.geometry.stream);
+        SimScenario::from_model(model, Faults::default()).with_stream(pages)
     }
 
     /// Wraps a checker scenario, lifting its fault budgets.

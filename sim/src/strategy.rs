@@ -66,6 +66,7 @@ pub fn faults() -> impl Strategy<Value = Faults> {
                 slow_reader,
                 device,
                 rto,
+                drop: None,
             },
         )
 }

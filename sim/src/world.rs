@@ -62,6 +62,10 @@ pub(crate) struct World<P> {
     probe_due: Option<Duration>,
     last_ack_id: u64,
     ack_ids: u64,
+    /// Highest segment that reached the receiver, and how many carried new sequence
+    /// space (for `drop=K`).
+    new_high: Option<u16>,
+    new_segments: u32,
     next_read: Duration,
     quiet_since: Option<Duration>,
     finished: bool,
@@ -88,6 +92,8 @@ impl<P: Policy> World<P> {
             probe_due: None,
             last_ack_id: 0,
             ack_ids: 0,
+            new_high: None,
+            new_segments: 0,
             next_read: Duration::ZERO,
             quiet_since: None,
             finished: false,
@@ -327,6 +333,15 @@ impl<P: Policy> World<P> {
         }
         match msg {
             Msg::Seg { flight, seq } => {
+                // `drop=K`: the K-th segment carrying new sequence space never arrives;
+                // its flight expires and the model's `Lose` fires (`expire`).
+                if self.new_high.is_none_or(|h| seq > h) {
+                    self.new_high = Some(seq);
+                    self.new_segments += 1;
+                    if self.faults.drop == Some(self.new_segments) {
+                        return None;
+                    }
+                }
                 let i = self.flights.iter().position(|f| f.id == flight)?;
                 self.flights.remove(i);
                 debug_assert_eq!(self.kernel.in_flight_seq(i), seq);

@@ -112,3 +112,27 @@ fn a_finding_replays_from_its_seed() {
     let again = simulate(e.name, e.build(&s.model.geometry).unwrap(), &s, seed).unwrap();
     assert_eq!(Some(again.trace), r.trace);
 }
+
+/// `drop=K` loses exactly the K-th segment carrying new sequence space, once: the model's
+/// `Lose` of that segment, and its retransmission delivered — the rule the `tun` peer's
+/// `drop=K` follows, so one scenario file means the same loss on both backends.
+#[test]
+fn drop_loses_the_kth_new_segment_once() {
+    let t = trace("copy", TransportClass::Remote, "latency=1ms,drop=3", 1);
+    assert_eq!(t.verdict, Verdict::Safe);
+    let lost: Vec<u32> = t
+        .steps
+        .iter()
+        .filter_map(|s| match s.event {
+            Event::Lose { seq } => Some(seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lost, vec![2], "the third segment (seq 2), once");
+    assert!(t.steps.iter().any(|s| retransmission(&s.event)));
+    let plain = trace("copy", TransportClass::Remote, "latency=1ms", 1);
+    assert!(!plain
+        .steps
+        .iter()
+        .any(|s| matches!(s.event, Event::Lose { .. })));
+}

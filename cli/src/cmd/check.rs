@@ -489,6 +489,10 @@ fn print_human(
     if !loud.is_empty() {
         println!("\n{loud}");
     }
+    let gaps = table::gaps(results);
+    if !gaps.is_empty() {
+        print!("\n{gaps}");
+    }
     if quiet {
         return;
     }

@@ -57,7 +57,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             serde_json::to_string_pretty(&serde_json::json!({
                 "policy": r.policy, "backend": r.backend, "transport": r.transport,
                 "recorded": r.recorded, "replayed": r.replayed, "same_steps": r.same_steps,
-                "same": r.same(), "detail": r.detail}))?
+                "same": r.same(), "detail": r.detail, "conformance": r.conformance}))?
         );
     } else {
         println!(
@@ -66,10 +66,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
         println!("recorded verdict: {}", r.recorded);
         println!("replayed verdict: {}  — {}", r.replayed, r.detail);
-        match r.same_steps {
-            Some(true) => println!("steps: identical ({} steps)", trace.steps.len()),
-            Some(false) => println!("steps: DIFFERENT (the model's counterexample changed)"),
-            None => println!("steps: not comparable on this backend (only verdicts are)"),
+        if let Some(c) = &r.conformance {
+            print!("{}", conformance_text(c));
+            // A wall-clock figure: on stderr, so the report's bytes stay the same.
+            eprintln!("schedule replay: {} ms wall time", c.elapsed_ms);
+        }
+        match (r.same_steps, &r.conformance) {
+            (Some(true), Some(c)) => println!(
+                "steps: the kernel followed all {} steps of the schedule",
+                c.steps.len()
+            ),
+            (Some(false), Some(c)) => println!(
+                "steps: THE KERNEL DIVERGED FROM THE MODEL at {} step(s)",
+                c.divergences
+            ),
+            (Some(true), None) => println!("steps: identical ({} steps)", trace.steps.len()),
+            (Some(false), None) => {
+                println!("steps: DIFFERENT (the model's counterexample changed)")
+            }
+            (None, _) => println!("steps: not comparable on this backend (only verdicts are)"),
         }
         println!(
             "{}",
@@ -86,4 +101,106 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(u8::from(!r.same())))
+}
+
+/// The step-by-step conformance report of a schedule replay: each model step, what the
+/// kernel did there, and every divergence marked so it cannot be missed.
+fn conformance_text(c: &zcsafe_kernel::schedule::Conformance) -> String {
+    use std::fmt::Write;
+    use zcsafe_kernel::schedule::{Divergence, Observed, StepResult};
+    let seg = |s: &zcsafe_kernel::schedule::SegmentSeen| {
+        format!(
+            "seq {}{}, {} bytes, {}",
+            s.seq,
+            if s.retransmission {
+                " (retransmission)"
+            } else {
+                ""
+            },
+            s.len,
+            match s.content {
+                Some(p) => format!("bytes of stream page {p}"),
+                None => "not one stream page".into(),
+            }
+        )
+    };
+    let page = |p: &Option<u64>| p.map_or("no stream page".to_string(), |p| format!("page {p}"));
+    let mut out = String::from("\nconformance (model step → what the kernel did):\n");
+    for s in &c.steps {
+        let what = zcsafe_explain::words::action(&s.expected);
+        let (mark, said) = match &s.result {
+            StepResult::Conforms { observed } => (
+                "ok ",
+                match observed {
+                    Observed::Call { .. } => "the kernel answered the same".into(),
+                    Observed::Transmitted { segment } => format!("tap: transmitted {}", seg(segment)),
+                    Observed::DeviceRead { segment } => format!("TUN fd read {}", seg(segment)),
+                    Observed::Lost { seq } => format!("peer discarded seq {seq}"),
+                    Observed::Delivered { seq, in_order } => format!(
+                        "peer TCP took seq {seq}{}",
+                        if *in_order { " in order" } else { " beyond a gap" }
+                    ),
+                    Observed::AckSent { ack, window, model_window } => format!(
+                        "peer ACKed {ack} page(s), window {window} bytes (model: {model_window} page(s)); the kernel took it"
+                    ),
+                    Observed::Read { seq, content } => {
+                        format!("receiver read stream page {seq}: {}", page(content))
+                    }
+                    Observed::RanAtSubmit => "io_uring ran it inside the submit call".into(),
+                },
+            ),
+            StepResult::Diverged { divergence } => (
+                "DIVERGED",
+                match divergence {
+                    Divergence::DifferentOp { expected, policy } => {
+                        format!("the policy asked for {policy} instead of {expected}")
+                    }
+                    Divergence::DifferentAnswer { expected, kernel } => {
+                        format!("the kernel answered {kernel:?}, the model {expected:?}")
+                    }
+                    Divergence::NoSegment { waited_ms } => {
+                        format!("nothing reached the device in {waited_ms} ms")
+                    }
+                    Divergence::DifferentSegment { expected_seq, expected_retransmission, seen } => format!(
+                        "the kernel sent {} where the model sends seq {expected_seq}{}",
+                        seg(seen),
+                        if *expected_retransmission { " (retransmission)" } else { "" }
+                    ),
+                    Divergence::DifferentContent { seq, expected, kernel } => format!(
+                        "seq {seq} carried {} where the model's carries {}",
+                        page(kernel),
+                        page(expected)
+                    ),
+                    Divergence::UnexpectedSegment { seen } => {
+                        format!("the kernel also sent {} here, which the model does not", seg(seen))
+                    }
+                    Divergence::DifferentAck { expected, accepted_pages } => format!(
+                        "the peer had accepted {accepted_pages} page(s), the model's ACK says {expected}"
+                    ),
+                    Divergence::DifferentOrder { seq, expected_in_order } => format!(
+                        "seq {seq} arrived {} where the model's was {}",
+                        if *expected_in_order { "beyond a gap" } else { "in order" },
+                        if *expected_in_order { "in order" } else { "beyond a gap" }
+                    ),
+                    Divergence::NotReceived { seq } => {
+                        format!("the peer had not received stream page {seq}")
+                    }
+                    Divergence::AckNotTaken { ack } => {
+                        format!("the kernel did not process the ACK of {ack} page(s)")
+                    }
+                },
+            ),
+            StepResult::NotDrivable { why } => {
+                ("NOT DRIVABLE", format!("{why:?}: the replayer cannot make this happen on the kernel"))
+            }
+            StepResult::NotReached => ("-", "not reached (an earlier divergence)".into()),
+        };
+        let _ = writeln!(
+            out,
+            "  {:>3} {mark:<8} {what}\n               ↳ {said}",
+            s.step
+        );
+    }
+    let _ = writeln!(out, "{}\n", c.summary());
+    out
 }

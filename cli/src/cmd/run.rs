@@ -40,6 +40,10 @@ pub struct Args {
     /// Repeat --peer to run several variants, e.g. `--peer hold-acks --peer drop=3`.
     #[arg(long, value_name = "SCRIPT", value_parser = parse_peer)]
     peer: Vec<PeerScript>,
+    /// A failure scenario file (TOML, as `zcsafe sim --scenario` reads it): its
+    /// `lose = K` and `[peer]` table become one more --peer script (needs -t tun).
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<std::path::PathBuf>,
     /// Percent of the sender's data segments veth-lossy drops.
     #[arg(long, default_value_t = zcsafe_kernel::transport::DEFAULT_LOSS_PCT, value_name = "PCT")]
     loss: u8,
@@ -135,7 +139,11 @@ fn transports(args: &Args) -> Result<Vec<Transport>> {
             out.push(Transport::parse(name, args.loss, args.rate)?);
         }
     }
-    if !args.peer.is_empty() {
+    let mut peers = args.peer.clone();
+    if let Some(path) = &args.scenario {
+        peers.push(zcsafe_policy::FailureScenario::load(path)?.peer_script());
+    }
+    if !peers.is_empty() {
         if !out.iter().any(|t| matches!(t, Transport::Tun(_))) {
             bail!("invalid option: --peer scripts the tun transport's peer; add -t tun");
         }
@@ -143,7 +151,7 @@ fn transports(args: &Args) -> Result<Vec<Transport>> {
         out = out
             .into_iter()
             .flat_map(|t| match t {
-                Transport::Tun(_) => args.peer.iter().map(|p| t.with_peer(*p)).collect(),
+                Transport::Tun(_) => peers.iter().map(|p| t.with_peer(*p)).collect(),
                 t => vec![t],
             })
             .collect();
@@ -222,7 +230,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             socket: zcsafe_policy::SocketKind::Tcp,
         };
         for e in &entries {
-            let geometry = geometry_for(e.pipeline.socket)?;
+            // The policy's slots, in chunks of the run's size for its socket.
+            let run = geometry_for(e.pipeline.socket)?;
+            let geometry = e.pipeline.kernel_geometry(run.chunk, run.stream);
             let opts = RunOptions {
                 rcvbuf: args.rcvbuf.for_window(e.window),
                 socket: e.pipeline.socket,
@@ -232,7 +242,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let prediction = predictions
                 .entry((e.name, class, opts.rcvbuf))
                 .or_insert_with(|| {
-                    let mut base = Scenario::standard_for(&e.pipeline, class, profile.clone());
+                    let mut base = Scenario::derived(&e.pipeline, class, profile.clone());
                     // Predict for what the kernel run can reach: its 32-bit zerocopy
                     // counter never wraps within one stream.
                     base.geometry.zc_id_bits = geometry.zc_id_bits;
@@ -325,6 +335,10 @@ fn print_human(results: &Results, profile: &Profile, args: &Args) {
     if !loud.is_empty() {
         println!("\n{loud}");
     }
+    let gaps = table::gaps(results);
+    if !gaps.is_empty() {
+        print!("\n{gaps}");
+    }
     for f in &results.results {
         if f.verdict == Verdict::Safe && f.agrees() {
             continue;
@@ -353,7 +367,8 @@ fn rerun(f: &zcsafe_policy::Finding, args: &Args) -> String {
     let c = &f.evidence.counts;
     let transport = f.transport.split('(').next().unwrap_or(&f.transport);
     let mut cmd = format!(
-        "zcsafe run --policy {} --transport {transport} --seed {} --repeat 1 --reader {}",
+        "{} run --policy {} --transport {transport} --seed {} --repeat 1 --reader {}",
+        zcsafe_policies::registry::program(),
         f.policy,
         c.get("seed").and_then(|s| s.as_u64()).unwrap_or(0),
         args.reader

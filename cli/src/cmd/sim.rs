@@ -31,6 +31,11 @@ pub struct Args {
     /// Without it each seed draws its own faults.
     #[arg(long, value_name = "SPEC")]
     faults: Option<String>,
+    /// A failure scenario file (TOML: `lose = K` for both backends, `[sim] faults = SPEC`,
+    /// `[peer] window`/`hold_acks_ms`): the same file `zcsafe run -t tun --scenario`
+    /// tries on the real kernel.
+    #[arg(long, value_name = "FILE", conflicts_with = "faults")]
+    scenario: Option<std::path::PathBuf>,
     /// Transport class: local, remote or all.
     #[arg(long, short = 't', default_value = "all", value_parser = ["local", "remote", "all"])]
     transport: String,
@@ -54,8 +59,15 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let entries = args.select.entries()?;
     let profile = load_profile(&args.profile)?;
+    let from_file = args
+        .scenario
+        .as_deref()
+        .map(zcsafe_policy::FailureScenario::load)
+        .transpose()?
+        .map(|s| s.sim_faults());
     let faults = args
         .faults
+        .or(from_file)
         .as_deref()
         .map(Faults::parse)
         .transpose()
@@ -72,9 +84,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Some(s) => (s, 1),
             None => (args.first_seed, args.seeds),
         };
-        let model = Scenario::standard(t, profile.clone());
-        let geometry = opts.scenario(opts.seed).model.geometry;
         for e in &entries {
+            // The policy's own pipeline sizes both the simulated world and the model's.
+            let model = Scenario::derived(&e.pipeline, t, profile.clone());
+            let opts = SimOptions {
+                pipeline: e.pipeline,
+                ..opts.clone()
+            };
+            let geometry = opts.scenario(opts.seed).model.geometry;
             let expected = e.expect_for(t, &profile, &geometry);
             let mut model = model.clone();
             model.on_socket(e.pipeline.socket);
@@ -150,6 +167,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let loud = table::contradictions(&results);
     if !loud.is_empty() {
         println!("\n{loud}");
+    }
+    let gaps = table::gaps(&results);
+    if !gaps.is_empty() {
+        print!("\n{gaps}");
     }
     for (policy, t, seed, cmd) in &replays {
         println!("\n{policy} / {t}: seed {seed}; replay: {cmd}");

@@ -125,3 +125,39 @@ fn its_counterexample_replays_by_name() {
     assert_eq!(r["same"], true, "{r}");
     assert_eq!(r["same_steps"], true, "{r}");
 }
+
+/// The simulator runs the 4-slot ring in its own geometry (the scenario derived from its
+/// pipeline), finds the bug, and prints a replay command for this binary, not `zcsafe`.
+#[test]
+fn sim_runs_the_ring_in_its_own_geometry_and_prints_a_replay_for_this_binary() {
+    let out = zcsafe(&[
+        "sim",
+        "-p",
+        "ring-zc-inorder",
+        "-t",
+        "local",
+        "--seeds",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let f = &v["results"][0];
+    assert_eq!(f["verdict"], "corrupt", "{f}");
+    let cmd = f["evidence"]["counts"]["replay_command"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        cmd.starts_with("zcsafe-zc-drain sim --policy ring-zc-inorder"),
+        "{cmd}"
+    );
+    assert!(
+        f["evidence"]["hazards"]["reached"]["reuse-before-read"].as_u64() > Some(0),
+        "{f}"
+    );
+}

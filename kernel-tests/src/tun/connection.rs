@@ -120,6 +120,11 @@ pub struct Connection {
     ack_due: Option<Instant>,
     ip_id: u16,
     decisions: Decisions,
+    /// Set by [`Connection::follow_schedule`]: the window every segment advertises,
+    /// instead of the script's.
+    window_override: Option<u32>,
+    /// Set by [`Connection::follow_schedule`]: ACKs go out only by [`Connection::ack_now`].
+    manual_acks: bool,
     pub stats: PeerStats,
 }
 
@@ -152,7 +157,29 @@ impl Connection {
                 ..PeerStats::default()
             },
             decisions,
+            window_override: None,
+            manual_acks: false,
         }
+    }
+
+    /// The schedule replay ([`crate::schedule`]) decides every ACK and window: the
+    /// SYN-ACK and every later segment advertise `window` bytes until
+    /// [`Connection::ack_now`] names another, and data never makes an ACK due by itself.
+    pub fn follow_schedule(&mut self, window: u32) {
+        self.window_override = Some(window);
+        self.manual_acks = true;
+    }
+
+    /// An ACK for everything accepted so far, advertising `window` bytes (from now on).
+    pub fn ack_now(&mut self, window: u32, now: Instant) -> Option<Outgoing> {
+        self.window_override = Some(window);
+        self.ack_due = Some(now);
+        self.poll_transmit(now)
+    }
+
+    /// The window advertised, bytes: the schedule's, else the script's.
+    fn advertised(&self) -> u32 {
+        self.window_override.unwrap_or(self.decisions.window())
     }
 
     /// Stream bytes accepted in order so far.
@@ -173,7 +200,7 @@ impl Connection {
     }
 
     /// The stream offset of sequence number `seq` (the stream starts after the SYN).
-    fn offset_of(&self, seq: u32) -> u64 {
+    pub fn offset_of(&self, seq: u32) -> u64 {
         let base = self.irs.wrapping_add(1).wrapping_add(self.rcv as u32);
         let delta = seq.wrapping_sub(base) as i32 as i64;
         (self.rcv as i64 + delta).max(0) as u64
@@ -308,7 +335,9 @@ impl Connection {
         }
         // Every segment with data or FIN is ACKed (again, for duplicates and segments
         // beyond a gap: the duplicate ACKs that start the kernel's fast retransmit).
-        self.ack_due.get_or_insert(now + self.decisions.ack_delay());
+        if !self.manual_acks {
+            self.ack_due.get_or_insert(now + self.decisions.ack_delay());
+        }
         arrival
     }
 
@@ -351,7 +380,7 @@ impl Connection {
                 ..Options::default()
             };
             // The window of a SYN is never scaled (RFC 7323 §2.2).
-            let window = self.decisions.window().min(0xffff) as u16;
+            let window = self.advertised().min(0xffff) as u16;
             return Some(self.build(kernel, ISS, Flags::SYN | Flags::ACK, window, options, &[]));
         }
         let resend = self.last_sent.is_some_and(|t| now >= t + RESEND_AFTER);
@@ -388,7 +417,7 @@ impl Connection {
             self.fin_sent = true;
             self.state = State::LastAck;
         }
-        let window = (self.decisions.window() >> self.our_shift).min(0xffff) as u16;
+        let window = (self.advertised() >> self.our_shift).min(0xffff) as u16;
         self.last_sent = Some(now);
         self.stats.acks += 1;
         let mut out = self.build(kernel, seq, flags, window, Options::default(), &payload);

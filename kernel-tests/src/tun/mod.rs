@@ -15,6 +15,7 @@ pub mod device;
 pub mod peer;
 pub mod script;
 pub mod segment;
+pub mod tap;
 
 use std::net::Ipv4Addr;
 

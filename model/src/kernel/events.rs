@@ -191,19 +191,11 @@ impl Kernel {
     /// CQE carries `IORING_CQE_F_MORE` whatever the result, and a NOTIF follows: at once
     /// via `io_notif_flush` when no page was queued, else when the last skb lets go.
     fn uring_exec(&mut self, s: &Scenario, i: u8) {
-        let cfg = &s.config;
         let sqe = self.zc.sq.remove(i as usize);
         if let SqeKind::Send { msg_zerocopy } = sqe.kind {
             return self.uring_exec_send(s, sqe, msg_zerocopy);
         }
-        let len = match cfg.uring_waitall {
-            true => sqe.buf.len,
-            false => sqe.buf.len.min(self.sock.room(cfg.sndbuf)),
-        };
-        let refs: Vec<DataRef> = (sqe.buf.offset..sqe.buf.offset + len)
-            .map_while(|p| self.mem.user_refs(Region::new(p, 1)).ok())
-            .flatten()
-            .collect();
+        let refs = self.sqe_pages(s, &sqe);
         let notif = Notif::Uring(sqe.user_data);
         for r in &refs {
             self.sock.queue(*r, Some(notif));
@@ -239,15 +231,7 @@ impl Kernel {
     /// CQE, `io_req_set_res(req, ret, 0)`: no `F_MORE`, and nothing on the ring when the
     /// pages are let go.
     fn uring_exec_send(&mut self, s: &Scenario, sqe: Sqe, msg_zerocopy: bool) {
-        let cfg = &s.config;
-        let len = match cfg.uring_waitall {
-            true => sqe.buf.len,
-            false => sqe.buf.len.min(self.sock.room(cfg.sndbuf)),
-        };
-        let refs: Vec<DataRef> = (sqe.buf.offset..sqe.buf.offset + len)
-            .map_while(|p| self.mem.user_refs(Region::new(p, 1)).ok())
-            .flatten()
-            .collect();
+        let refs = self.sqe_pages(s, &sqe);
         let res = if refs.is_empty() {
             -14 // EFAULT
         } else if msg_zerocopy && self.sock.zerocopy_enabled {
@@ -274,6 +258,22 @@ impl Kernel {
             notif: false,
             copied: false,
         });
+    }
+
+    /// The pages an io_uring send of `sqe` queues: all of them with `MSG_WAITALL`
+    /// (`io_net_retry` resubmits the rest), else what the socket has room for now (a
+    /// short send under `MSG_DONTWAIT`); either way only up to the first page that is not
+    /// mapped (`tcp_sendmsg_locked` stops at the first it cannot pin).
+    fn sqe_pages(&self, s: &Scenario, sqe: &Sqe) -> Vec<DataRef> {
+        let cfg = &s.config;
+        let len = match cfg.uring_waitall {
+            true => sqe.buf.len,
+            false => sqe.buf.len.min(self.sock.room(cfg.sndbuf)),
+        };
+        (sqe.buf.offset..sqe.buf.offset + len)
+            .map_while(|p| self.mem.user_refs(Region::new(p, 1)).ok())
+            .flatten()
+            .collect()
     }
 
     pub(super) fn send_clone(&mut self, seg: Segment, local: bool) {

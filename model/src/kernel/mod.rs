@@ -153,7 +153,8 @@ impl Kernel {
             return;
         };
         let unread = unit >= self.peer.consumed as u64;
-        let held = !self.holders(page).is_empty();
+        let mut held = false;
+        self.holders_each(page, |_| held = true);
         let (any, before_read) = if release {
             (Hazard::Release, Hazard::ReleaseBeforeRead)
         } else {
@@ -310,9 +311,16 @@ impl Kernel {
     /// Which kernel objects reference the page behind `page` (for timelines).
     pub fn holders(&self, page: DataRef) -> Vec<Holder> {
         let mut h = Vec::new();
+        self.holders_each(page, |holder| h.push(holder));
+        h
+    }
+
+    /// [`Kernel::holders`], each handed to `f`: the checker asks at every fill whether a
+    /// page is held, and needs no vector for that.
+    fn holders_each(&self, page: DataRef, mut f: impl FnMut(Holder)) {
         let mut add = |cond: bool, holder| {
             if cond {
-                h.push(holder)
+                f(holder)
             }
         };
         add(self.pipe.bufs.contains(&page), Holder::Pipe);
@@ -343,7 +351,6 @@ impl Kernel {
             matches!(page, DataRef::User(p) if in_sq(p)),
             Holder::UringSubmission,
         );
-        h
     }
 }
 

@@ -20,9 +20,13 @@ impl Kernel {
                 }
         ) && !self.sock.zerocopy_enabled;
         if !copies {
-            for h in s.config.socket.opened_by(op) {
-                self.marks.0.opened.insert(h);
-            }
+            // The model's NIC never copies: COPIED comes only from local delivery and a
+            // failed SEND_ZC's flush, so a scenario with neither cannot reach it.
+            let can_copy = (Self::local(s) && s.config.profile.zerocopy_local_copies)
+                || s.config.uring_failures > 0;
+            (s.config.socket.opened_by(op))
+                .filter(|h| can_copy || *h != Hazard::Copied)
+                .for_each(|h| self.marks.0.opened.insert(h));
         }
         let r = self.perform_inner(s, op);
         self.sweep(s);

@@ -54,6 +54,10 @@ pub fn totals(events: &[Event<'_>]) -> Totals {
                 a.other_writes += s.other_writes;
                 a.syscall_lifts += s.syscall_lifts;
                 a.protect_failures += s.protect_failures;
+                a.uring_rings += s.uring_rings;
+                a.uring_enters += s.uring_enters;
+                a.uring_untracked += s.uring_untracked;
+                a.uring_released_unseen += s.uring_released_unseen;
             }
             Event::PrematureWrite(_) => {}
         }
@@ -77,6 +81,10 @@ fn counts(t: &Totals, program: &str) -> Map<String, Value> {
         "other_writes": s.other_writes,
         "syscall_lifts": s.syscall_lifts,
         "protect_failures": s.protect_failures,
+        "uring_rings": s.uring_rings,
+        "uring_enters": s.uring_enters,
+        "uring_untracked": s.uring_untracked,
+        "uring_released_unseen": s.uring_released_unseen,
     });
     match v {
         Value::Object(m) => m,
@@ -205,9 +213,10 @@ pub fn findings(
             Verdict::Inconclusive,
             format!(
                 "nothing to judge: the program made no MSG_ZEROCOPY send through libc on a TCP \
-                 socket with SO_ZEROCOPY ({} untracked zero-copy call(s): UDP, raw syscalls and \
-                 io_uring are not tracked yet)",
-                s.untracked
+                 socket with SO_ZEROCOPY and no io_uring SEND_ZC/SENDMSG_ZC on a ring the \
+                 runtime follows ({} untracked zero-copy call(s): UDP, raw send syscalls; {} \
+                 on io_uring rings it cannot follow, such as SQPOLL)",
+                s.untracked, s.uring_untracked
             ),
         ),
         Ending::Success => (

@@ -351,6 +351,14 @@ pub(crate) fn print_human(
         s.other_writes,
         s.syscall_lifts
     );
+    if s.uring_rings > 0 || s.uring_untracked > 0 {
+        println!(
+            "  io_uring: {} ring(s) followed, {} io_uring_enter call(s) trapped, {} ring(s) or \
+             request(s) not followed (SQPOLL, NO_MMAP), {} request(s) released unseen (CQ ring \
+             overwritten before a look)",
+            s.uring_rings, s.uring_enters, s.uring_untracked, s.uring_released_unseen
+        );
+    }
     if s.untracked > 0 {
         println!(
             "  {} MSG_ZEROCOPY call(s) on sockets other than TCP were not tracked",
