@@ -227,29 +227,43 @@ impl FarEnd {
     }
 }
 
-/// One repetition, on the socket the policy sends on.
+/// Which repetition of which policy runs, and how.
+#[derive(Clone, Copy)]
+struct Repetition<'a> {
+    name: &'a str,
+    opts: &'a RunOptions,
+    index: u32,
+    /// The stream's seed: `opts.seed + index`.
+    seed: u64,
+}
+
+/// One repetition, on the socket the policy sends on, over a network set up for it.
 fn run_once<P: Policy>(
     policy: P,
     name: &str,
     opts: &RunOptions,
     index: u32,
 ) -> Result<(Evidence, Trace), KernelError> {
+    let rep = Repetition {
+        name,
+        opts,
+        index,
+        seed: opts.seed.wrapping_add(index as u64),
+    };
+    let net = Network::setup(opts.transport)?;
     match opts.socket {
-        SocketKind::Tcp => run_stream(policy, name, opts, index),
-        SocketKind::Udp => run_datagrams(policy, name, opts, index),
+        SocketKind::Tcp => run_stream(policy, rep, net),
+        SocketKind::Udp => run_datagrams(policy, rep, net),
     }
 }
 
 /// One repetition on a connected TCP stream.
 fn run_stream<P: Policy>(
     mut policy: P,
-    name: &str,
-    opts: &RunOptions,
-    index: u32,
+    rep: Repetition<'_>,
+    mut net: Network,
 ) -> Result<(Evidence, Trace), KernelError> {
-    let g = opts.geometry;
-    let seed = opts.seed.wrapping_add(index as u64);
-    let mut net = Network::setup(opts.transport)?;
+    let (opts, seed, g) = (rep.opts, rep.seed, rep.opts.geometry);
     let start = Instant::now();
     let consumed = crate::exposure::Consumed::default();
     let ropts = ReceiverOptions {
@@ -312,7 +326,7 @@ fn run_stream<P: Policy>(
             peer,
         };
         drop(ex);
-        Ok(seen.record(driven, name, opts, index, start))
+        Ok(seen.record(driven, rep, start))
     })
 }
 
@@ -322,13 +336,10 @@ fn run_stream<P: Policy>(
 /// against the error queue ([`crate::executor::Sends`]).
 fn run_datagrams<P: Policy>(
     mut policy: P,
-    name: &str,
-    opts: &RunOptions,
-    index: u32,
+    rep: Repetition<'_>,
+    mut net: Network,
 ) -> Result<(Evidence, Trace), KernelError> {
-    let g = opts.geometry;
-    let seed = opts.seed.wrapping_add(index as u64);
-    let mut net = Network::setup(opts.transport)?;
+    let (opts, seed, g) = (rep.opts, rep.seed, rep.opts.geometry);
     net.carry_datagrams()?;
     let start = Instant::now();
     let ropts = ReceiverOptions {
@@ -383,7 +394,7 @@ fn run_datagrams<P: Policy>(
             peer: None,
         };
         drop(ex);
-        Ok(seen.record(driven, name, opts, index, start))
+        Ok(seen.record(driven, rep, start))
     })
 }
 
@@ -403,11 +414,15 @@ impl Seen {
     fn record(
         self,
         driven: crate::send::Driven,
-        name: &str,
-        opts: &RunOptions,
-        index: u32,
+        rep: Repetition<'_>,
         start: Instant,
     ) -> (Evidence, Trace) {
+        let Repetition {
+            name,
+            opts,
+            index,
+            seed,
+        } = rep;
         let g = opts.geometry;
         let crate::send::Driven {
             ending,
@@ -451,7 +466,7 @@ impl Seen {
             diagnosis: received.diagnosis,
             transport: opts.transport.label(),
             reader: opts.reader.label(),
-            seed: opts.seed.wrapping_add(index as u64),
+            seed,
             repeat_index: index,
             geometry: g,
             ops,

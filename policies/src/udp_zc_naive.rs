@@ -9,17 +9,11 @@
 //! copies the frags (`skb_orphan_frags_rx`). A reuse in either window rewrites bytes
 //! that have not left. Everything else is `zc-naive`'s script.
 
-use crate::script::{scripted_policy, Action, Script};
+use crate::script::scripted_policy;
 use crate::{BuildError, Catalogued, Feature};
 use zcsafe_policy::{Expectation, Geometry, Pipeline, Profile, TransportClass};
 
-scripted_policy!(
-    UdpZcNaive,
-    Script {
-        setup: &[Action::EnableZerocopy],
-        per_chunk: &[Action::Fill, Action::Send { zerocopy: true }],
-    }
-);
+scripted_policy!(UdpZcNaive, crate::zc_naive::SCRIPT);
 
 impl Catalogued for UdpZcNaive {
     const NAME: &'static str = "udp-zc-naive";
