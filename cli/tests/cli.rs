@@ -218,3 +218,26 @@ fn a_closed_stdout_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141));
 }
+
+/// The simulator's network is TCP's: `zcsafe sim` answers `unsupported` for the UDP
+/// policies, with the reason, and expects exactly that — no contradiction, no model
+/// prediction it cannot reach.
+#[test]
+fn sim_expects_unsupported_for_udp_policies_and_says_why() {
+    let out = zcsafe(&["sim", "-p", "udp-zc-naive,udp-zc-completion", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "two policies, two classes");
+    for r in results {
+        assert_eq!(r["verdict"], "unsupported", "{r}");
+        assert_eq!(r["expected"], "unsupported", "{r}");
+        assert!(r["predicted"].is_null(), "{r}");
+        assert!(
+            r["evidence"]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("zcsafe check")),
+            "{r}"
+        );
+    }
+}
