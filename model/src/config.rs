@@ -1,7 +1,7 @@
 //! What the checker explores: a geometry for the policy and the kernel's knobs.
 
 use serde::{Deserialize, Serialize};
-use zcsafe_policy::{Geometry, Pipeline, Profile, SocketKind, TransportClass};
+use zcsafe_policy::{Geometry, Pipeline, Profile, ScenarioSizes, SocketKind, TransportClass};
 
 /// The kernel side of a scenario. Sizes are in pages (one page = one segment).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -148,6 +148,30 @@ impl Scenario {
             let fits = (c.sndbuf + 1).min(u8::MAX as u64) as u8;
             c.zc_optmem = c.zc_optmem.max(fits);
         }
+    }
+
+    /// The sizes results report for this scenario and model traces keep.
+    pub fn sizes(&self) -> ScenarioSizes {
+        let c = &self.config;
+        ScenarioSizes {
+            geometry: self.geometry,
+            sndbuf: c.sndbuf,
+            cwnd: c.cwnd,
+            rcvbuf: c.rcvbuf,
+            losses: c.losses,
+            spurious_rto: c.spurious_rto,
+            zc_optmem: c.zc_optmem,
+        }
+    }
+
+    /// This scenario resized to `sizes` (a trace's own, for its replay).
+    pub fn resized(mut self, sizes: &ScenarioSizes) -> Scenario {
+        let c = &mut self.config;
+        self.geometry = sizes.geometry;
+        (c.sndbuf, c.cwnd, c.rcvbuf) = (sizes.sndbuf, sizes.cwnd, sizes.rcvbuf);
+        (c.losses, c.spurious_rto, c.zc_optmem) =
+            (sizes.losses, sizes.spurious_rto, sizes.zc_optmem);
+        self
     }
 
     /// Checks that the scenario is one the model can run.
