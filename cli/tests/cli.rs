@@ -39,7 +39,8 @@ fn check_json_has_one_result_per_policy_and_transport() {
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let results = v["results"].as_array().expect("results array");
-    assert_eq!(results.len(), 32);
+    // Two transport classes per catalogue policy.
+    assert_eq!(results.len(), 2 * zcsafe_policies::builtin().len());
     for r in results {
         for key in [
             "policy",
@@ -212,12 +213,17 @@ fn policies_lists_the_catalogue() {
         "siocoutq-drain",
         "uring-zc-notif",
         "sendfile-rotate",
+        "udp-zc-naive",
+        "udp-zc-completion",
     ] {
         assert!(text.contains(name), "{name}");
     }
     let json = zcsafe(&["policies", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 16);
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        zcsafe_policies::builtin().len()
+    );
 }
 
 #[test]
@@ -234,4 +240,27 @@ fn a_closed_stdout_ends_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141));
+}
+
+/// The simulator's network is TCP's: `zcsafe sim` answers `unsupported` for the UDP
+/// policies, with the reason, and expects exactly that — no contradiction, no model
+/// prediction it cannot reach.
+#[test]
+fn sim_expects_unsupported_for_udp_policies_and_says_why() {
+    let out = zcsafe(&["sim", "-p", "udp-zc-naive,udp-zc-completion", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "two policies, two classes");
+    for r in results {
+        assert_eq!(r["verdict"], "unsupported", "{r}");
+        assert_eq!(r["expected"], "unsupported", "{r}");
+        assert!(r["predicted"].is_null(), "{r}");
+        assert!(
+            r["evidence"]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("zcsafe check")),
+            "{r}"
+        );
+    }
 }

@@ -303,3 +303,76 @@ fn one_scenario_file_drives_the_simulator_and_the_tun_peer() {
         .collect();
     assert_eq!(verdicts, ["corrupt", "safe"], "{v}");
 }
+
+/// `zcsafe run` of the UDP pair: never a contradiction with the model. Over loopback and
+/// veth delivery copies inside `sendmsg`, and whatever the host did the verdict follows the
+/// counts (`inconclusive` when no fill found a datagram still held); behind veth-slow's
+/// tbf qdisc the window is open and the verdicts are the model's.
+#[test]
+fn run_udp_pair_follows_the_window_and_never_contradicts_the_model() {
+    use zcsafe_kernel::Transport;
+    let mut transports = vec!["loopback"];
+    let slow = Transport::VethSlow {
+        rate_kbit: zcsafe_kernel::transport::DEFAULT_RATE_KBIT,
+    };
+    let rooted = !zcsafe_kernel::skip::skip("zcsafe run udp over veth, veth-slow and tun", &slow);
+    if rooted {
+        transports.extend(["veth", "veth-slow", "tun"]);
+    }
+    let list = transports.join(",");
+    let out = zcsafe(&[
+        "run",
+        "-p",
+        "udp-zc-naive,udp-zc-completion",
+        "-t",
+        &list,
+        "--repeat",
+        "1",
+        "--json",
+    ]);
+    let v = json(&out);
+    let results = v["results"].as_array().expect("results array");
+    assert_eq!(results.len(), 2 * transports.len());
+    let mut inconclusive = false;
+    for r in results {
+        let (policy, transport) = (
+            r["policy"].as_str().unwrap(),
+            r["transport"].as_str().unwrap(),
+        );
+        let verdict = r["verdict"].as_str().unwrap();
+        let held = r["evidence"]["counts"]["sends"]["fills_while_held"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{policy} over {transport} counts its sends: {r}"));
+        let detail = r["evidence"]["detail"].as_str().unwrap();
+        assert_eq!(
+            r["predicted"], r["expected"],
+            "the model agrees with the expectation"
+        );
+        match (policy, verdict) {
+            (_, "inconclusive") => {
+                inconclusive = true;
+                assert!(
+                    detail.contains("never"),
+                    "{policy} over {transport}: {detail}"
+                );
+            }
+            ("udp-zc-naive", "corrupt") | ("udp-zc-completion", "safe") => {
+                assert!(
+                    held > 0,
+                    "{policy} over {transport}: {verdict} with the window shut: {detail}"
+                )
+            }
+            _ => panic!("{policy} over {transport}: {verdict}: {detail}"),
+        }
+        if transport.starts_with("veth-slow") {
+            assert_eq!(r["verdict"], r["expected"], "behind tbf: {detail}");
+        }
+    }
+    let want = if inconclusive { 4 } else { 0 };
+    assert_eq!(
+        out.status.code(),
+        Some(want),
+        "no contradiction: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -138,6 +138,20 @@ pub fn note(step: &Step, class: TransportClass) -> String {
         }
         Event::Deliver {
             payload,
+            frags_copied,
+            datagram: true,
+            ..
+        } => format!(
+            "peer UDP queues the datagram, {}{} (no ACK)",
+            carried(payload),
+            if *frags_copied {
+                ", after copying its MSG_ZEROCOPY frags (skb_orphan_frags_rx)"
+            } else {
+                ""
+            }
+        ),
+        Event::Deliver {
+            payload,
             in_order,
             frags_copied,
             ..

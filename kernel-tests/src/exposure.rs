@@ -213,6 +213,14 @@ impl Tracker {
         }
     }
 
+    /// The end of the stream bytes `buf` holds now (what a send of it carries), if
+    /// any of its pages was written.
+    pub fn content_end(&self, buf: Region) -> Option<u64> {
+        self.pages(buf)
+            .filter_map(|p| self.ends.get(&PageKey::Buf(p)).copied())
+            .max()
+    }
+
     /// What the run showed so far.
     pub fn exposure(&self) -> Exposure {
         self.seen

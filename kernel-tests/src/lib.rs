@@ -35,6 +35,9 @@ pub use external::{
 };
 pub use probe::{probe, ProbeReport};
 pub use receiver::{receive, ReadSchedule, ReaderSpeed, Received, ReceiverOptions};
-pub use run::{default_geometry, run_policy, try_run_policy, Evidence, RunOptions, RunReport};
+pub use run::{
+    default_geometry, default_geometry_for, run_policy, try_run_policy, Evidence, RunOptions,
+    RunReport,
+};
 pub use sys::{is_root, kernel_release};
 pub use transport::Transport;

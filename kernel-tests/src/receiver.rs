@@ -11,6 +11,7 @@
 //! A corrupt stream is diagnosed, not only counted: [`diagnosis`] tells buffer reuse from
 //! interleaved, lost or repeated bytes by where the displaced words reappear.
 
+pub mod datagram;
 pub mod diagnosis;
 
 use crate::app_ack::AckWriter;
@@ -188,6 +189,9 @@ pub struct Received {
     /// results older than it).
     #[serde(default)]
     pub held: Held,
+    /// What the datagram receiver of a UDP run counted ([`datagram`]); `None` on TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datagrams: Option<datagram::Datagrams>,
     pub end: StreamEnd,
     /// Error text for `Failed` ends.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -233,6 +237,9 @@ impl Received {
     /// One line for people.
     pub fn summary(&self) -> String {
         let mut s = format!("received {} bytes", self.bytes);
+        if let Some(d) = &self.datagrams {
+            s += &format!(" in {} datagrams", d.received);
+        }
         if self.is_corrupt() {
             s += &format!(
                 ", {} corrupt words, first at stream offset {}",
@@ -365,6 +372,7 @@ impl Checker {
             meant_for: self.first.and_then(|m| m.meant_for),
             diagnosis: self.runs.diagnose(self.offset, expected),
             held: Held::default(),
+            datagrams: None,
             end,
             error,
             elapsed_ms: 0,

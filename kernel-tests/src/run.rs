@@ -13,8 +13,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use zcsafe_policy::{
-    Backend, Event, Geometry, Hazard, Hazards, Observer, PeerScript, Policy, ReceiveWindow, Step,
-    Trace, TraceProfile, TraceTransport, Verdict, TRACE_FORMAT_VERSION,
+    Backend, Event, Geometry, Hazard, Hazards, Observer, PeerScript, Policy, ReceiveWindow,
+    SocketKind, Step, Trace, TraceProfile, TraceTransport, Verdict, TRACE_FORMAT_VERSION,
 };
 
 /// Options of a kernel run.
@@ -35,11 +35,23 @@ pub struct RunOptions {
     pub run_timeout: Duration,
     /// The kernel profile the trace records: by default, measured on this kernel.
     pub profile: TraceProfile,
+    /// The socket the policy sends on (its entry's [`zcsafe_policy::Pipeline::socket`]).
+    pub socket: SocketKind,
 }
 
 /// Default stream: 1 MiB in 64 KiB chunks from a 128 KiB buffer, through a 64 KiB pipe.
 pub fn default_geometry() -> Geometry {
     Geometry::kernel(64 << 10, 128 << 10, 64 << 10, 1 << 20)
+}
+
+/// [`default_geometry`] for a policy on `socket`: on UDP a chunk is one datagram, so
+/// 32 KiB chunks (a 64 KiB one exceeds [`receiver::datagram::MAX_PAYLOAD`]) from a
+/// 64 KiB buffer — two slots, as the TCP default has.
+pub fn default_geometry_for(socket: SocketKind) -> Geometry {
+    match socket {
+        SocketKind::Tcp => default_geometry(),
+        SocketKind::Udp => Geometry::kernel(32 << 10, 64 << 10, 64 << 10, 1 << 20),
+    }
 }
 
 impl Default for RunOptions {
@@ -54,6 +66,7 @@ impl Default for RunOptions {
             op_timeout: Duration::from_secs(10),
             run_timeout: Duration::from_secs(60),
             profile: TraceProfile::Probed(crate::sys::kernel_release()),
+            socket: SocketKind::Tcp,
         }
     }
 }
@@ -93,6 +106,12 @@ pub struct Evidence {
     pub exposure: Exposure,
     /// The hazards this repetition reached, in the vocabulary every backend reports in.
     pub hazards: Hazards,
+    /// A UDP run's sends and their notifications.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sends: Option<crate::executor::Sends>,
+    /// What a UDP run's datagram receiver counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datagrams: Option<receiver::datagram::Datagrams>,
 }
 
 /// The verdict of a policy on one transport over all repetitions.
@@ -142,6 +161,16 @@ pub fn try_run_policy<P: Policy, E: std::fmt::Display>(
         make(g).map_err(|e| KernelError::Usage(format!("{name} cannot use this geometry: {e}")))
     };
     build(&opts.geometry)?;
+    if opts.socket == SocketKind::Udp {
+        let max = receiver::datagram::MAX_PAYLOAD;
+        if opts.geometry.chunk > max {
+            return Err(KernelError::Usage(format!(
+                "{name} sends a chunk per UDP datagram: {} bytes exceed the {max} a datagram carries (use {} byte chunks)",
+                opts.geometry.chunk,
+                default_geometry_for(SocketKind::Udp).chunk
+            )));
+        }
+    }
     if opts.repeat == 0 {
         return Err(KernelError::Usage(
             "repeat must be at least 1: zero runs would judge nothing".into(),
@@ -198,15 +227,43 @@ impl FarEnd {
     }
 }
 
+/// Which repetition of which policy runs, and how.
+#[derive(Clone, Copy)]
+struct Repetition<'a> {
+    name: &'a str,
+    opts: &'a RunOptions,
+    index: u32,
+    /// The stream's seed: `opts.seed + index`.
+    seed: u64,
+}
+
+/// One repetition, on the socket the policy sends on, over a network set up for it.
 fn run_once<P: Policy>(
-    mut policy: P,
+    policy: P,
     name: &str,
     opts: &RunOptions,
     index: u32,
 ) -> Result<(Evidence, Trace), KernelError> {
-    let g = opts.geometry;
-    let seed = opts.seed.wrapping_add(index as u64);
-    let mut net = Network::setup(opts.transport)?;
+    let rep = Repetition {
+        name,
+        opts,
+        index,
+        seed: opts.seed.wrapping_add(index as u64),
+    };
+    let net = Network::setup(opts.transport)?;
+    match opts.socket {
+        SocketKind::Tcp => run_stream(policy, rep, net),
+        SocketKind::Udp => run_datagrams(policy, rep, net),
+    }
+}
+
+/// One repetition on a connected TCP stream.
+fn run_stream<P: Policy>(
+    mut policy: P,
+    rep: Repetition<'_>,
+    mut net: Network,
+) -> Result<(Evidence, Trace), KernelError> {
+    let (opts, seed, g) = (rep.opts, rep.seed, rep.opts.geometry);
     let start = Instant::now();
     let consumed = crate::exposure::Consumed::default();
     let ropts = ReceiverOptions {
@@ -256,21 +313,134 @@ fn run_once<P: Policy>(
             }
         };
         let mut ex = Executor::new(g, seed, sock, opts.op_timeout, consumed.clone())?;
+        let driven = crate::send::drive(&mut policy, &mut ex, start, opts.run_timeout);
+        let (received, peer): (Received, Option<PeerStats>) =
+            rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        ex.drain_until_eof(Instant::now() + Duration::from_secs(2));
+        let seen = Seen {
+            dropped: net.dropped_packets(),
+            retransmits: ex.total_retransmits(),
+            exposure: ex.exposure(),
+            sends: None,
+            received,
+            peer,
+        };
+        drop(ex);
+        Ok(seen.record(driven, rep, start))
+    })
+}
+
+/// One repetition on a connected UDP socket: a datagram per send to the datagram
+/// receiver ([`receiver::datagram`]) in the receiving namespace (or on loopback), or to
+/// the `tun` device's peer ([`crate::tun::peer::serve_datagrams`]); the reuses measured
+/// against the error queue ([`crate::executor::Sends`]).
+fn run_datagrams<P: Policy>(
+    mut policy: P,
+    rep: Repetition<'_>,
+    mut net: Network,
+) -> Result<(Evidence, Trace), KernelError> {
+    let (opts, seed, g) = (rep.opts, rep.seed, rep.opts.geometry);
+    net.carry_datagrams()?;
+    let start = Instant::now();
+    let ropts = ReceiverOptions {
+        seed,
+        expect: Some(g.stream),
+        idle_timeout: opts.op_timeout + Duration::from_secs(2),
+        ..ReceiverOptions::default()
+    };
+    let host = net.host;
+    let mut far = match net.tun.take() {
+        Some(dev) => Err(dev),
+        // Room for the whole stream: the sender never waits for the reader.
+        None => Ok(net.in_receiver(|| {
+            receiver::datagram::bind(SocketAddr::new(host.into(), 0), g.stream + g.chunk)
+        })??),
+    };
+    let addr = match &far {
+        Ok(s) => s
+            .local_addr()
+            .map_err(|e| KernelError::io("getsockname", e))?,
+        Err(_) => SocketAddr::new(host.into(), crate::tun::PEER_PORT),
+    };
+    let sock = net.in_sender(|| {
+        let s = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))?;
+        s.connect(addr)?;
+        Ok::<_, std::io::Error>(s)
+    })?;
+    let sock =
+        sock.map_err(|e| KernelError::io(format!("connecting a UDP socket to {addr}"), e))?;
+    let cancel = AtomicBool::new(false);
+    std::thread::scope(|s| -> Result<(Evidence, Trace), KernelError> {
+        let rx = s.spawn(|| match &mut far {
+            Ok(sock) => receiver::datagram::serve(sock, &ropts, &cancel),
+            Err(dev) => crate::tun::peer::serve_datagrams(dev, addr.port(), &ropts, &cancel),
+        });
+        let mut ex = match Executor::udp(g, seed, sock, opts.op_timeout) {
+            Ok(ex) => ex,
+            Err(e) => {
+                cancel.store(true, Ordering::Relaxed);
+                let _ = rx.join();
+                return Err(e);
+            }
+        };
+        let driven = crate::send::drive(&mut policy, &mut ex, start, opts.run_timeout);
+        let received = rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let seen = Seen {
+            dropped: net.dropped_packets(),
+            retransmits: None,
+            exposure: ex.exposure(),
+            sends: ex.sends(),
+            received,
+            peer: None,
+        };
+        drop(ex);
+        Ok(seen.record(driven, rep, start))
+    })
+}
+
+/// What one repetition's sender and receiver counted, for its evidence and trace.
+struct Seen {
+    received: Received,
+    peer: Option<PeerStats>,
+    dropped: Option<u64>,
+    retransmits: Option<u64>,
+    exposure: Exposure,
+    sends: Option<crate::executor::Sends>,
+}
+
+impl Seen {
+    /// The repetition's evidence and trace: the verdict, the counts, the sender's calls
+    /// and the receiver's checks on one timeline.
+    fn record(
+        self,
+        driven: crate::send::Driven,
+        rep: Repetition<'_>,
+        start: Instant,
+    ) -> (Evidence, Trace) {
+        let Repetition {
+            name,
+            opts,
+            index,
+            seed,
+        } = rep;
+        let g = opts.geometry;
         let crate::send::Driven {
             ending,
             mut steps,
             ops,
             omitted,
             observed,
-        } = crate::send::drive(&mut policy, &mut ex, start, opts.run_timeout);
-        let (received, peer): (Received, Option<PeerStats>) =
-            rx.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        ex.drain_until_eof(Instant::now() + Duration::from_secs(2));
-        let dropped = net.dropped_packets();
-        let exposure = ex.exposure();
-        let hazards = repetition_hazards(&observed, &exposure, ex.total_retransmits(), &peer);
-        drop(ex);
-        let (verdict, detail) = judge(ending, &received);
+        } = driven;
+        let Seen {
+            received,
+            peer,
+            dropped,
+            retransmits,
+            exposure,
+            sends,
+        } = self;
+        let hazards = repetition_hazards(&observed, &exposure, retransmits, &peer, sends);
+        let (verdict, detail) = judge(ending, &received, sends);
         // Merge the receiver's log into the timeline.
         steps.extend(received.log.iter().cloned());
         steps.sort_by_key(|(t, _)| *t);
@@ -305,6 +475,8 @@ fn run_once<P: Policy>(
             peer,
             exposure,
             hazards,
+            sends,
+            datagrams: received.datagrams,
             kernel: crate::sys::kernel_release(),
         };
         let trace = Trace {
@@ -319,8 +491,8 @@ fn run_once<P: Policy>(
             summary: detail,
             scenario: None,
         };
-        Ok((ev, trace))
-    })
+        (ev, trace)
+    }
 }
 
 /// What would make a kernel run reach a hazard its repetitions never reached.
@@ -344,17 +516,40 @@ fn kernel_hint(h: Hazard) -> &'static str {
     }
 }
 
+/// [`kernel_hint`] for a UDP run: a reuse before its notification needs a datagram the
+/// kernel holds past `sendmsg`, which only a queue on the way (a qdisc) gives locally.
+fn udp_hint(h: Hazard) -> &'static str {
+    match h {
+        Hazard::ReuseBeforeRead | Hazard::ReuseWhileHeld => {
+            "-t veth-slow: its tbf qdisc holds datagrams (a policy that waits for its notifications never reaches it)"
+        }
+        _ => kernel_hint(h),
+    }
+}
+
 /// What one repetition reached: the calls' answers, the reuses the executor timed against
 /// the receiver, the sender's retransmissions (`TCP_INFO`), and — over `tun` — whether a
-/// retransmission carried rewritten bytes.
+/// retransmission carried rewritten bytes. On UDP the reuses are timed against the error
+/// queue, so one made before its notification is also `reuse-while-held`, and the
+/// notifications the executor read say whether the kernel copied.
 fn repetition_hazards(
     observed: &Observer,
     exposure: &Exposure,
     retransmits: Option<u64>,
     peer: &Option<PeerStats>,
+    sends: Option<crate::executor::Sends>,
 ) -> Hazards {
     let mut h = observed.hazards().clone();
     exposure.add_to(&mut h);
+    if let Some(s) = sends {
+        h.on_socket(SocketKind::Udp);
+        if exposure.reuses_while_unread > 0 {
+            h.add_count(Hazard::ReuseWhileHeld, exposure.reuses_while_unread);
+        }
+        if s.copied > 0 && observed.hazards().count(Hazard::Copied) == 0 {
+            h.add_count(Hazard::Copied, s.copied);
+        }
+    }
     if let Some(n) = retransmits.filter(|n| *n > 0) {
         h.add_count(Hazard::Retransmission, n);
     }
@@ -365,8 +560,24 @@ fn repetition_hazards(
 }
 
 /// The verdict of one repetition: what the receiver saw decides, unless the sender could
-/// not finish.
-fn judge(ending: Option<(Verdict, String)>, r: &Received) -> (Verdict, String) {
+/// not finish. A UDP run that lost, repeated or reordered a datagram is `inconclusive`
+/// before anything else: its wrong bytes may be a gap, not a reuse.
+fn judge(
+    ending: Option<(Verdict, String)>,
+    r: &Received,
+    sends: Option<crate::executor::Sends>,
+) -> (Verdict, String) {
+    let gap = r.datagrams.zip(sends).and_then(|(d, s)| d.gap(s.datagrams));
+    if let Some(gap) = gap {
+        let mut d = format!(
+            "{}; but {gap}, so the bytes say nothing about reuse",
+            r.summary()
+        );
+        if let Some((v, why)) = &ending {
+            d += &format!("; the sender also ended {v}: {why}");
+        }
+        return (Verdict::Inconclusive, d);
+    }
     if r.is_corrupt() {
         let mut d = r.summary();
         if let Some((v, why)) = &ending {
@@ -418,13 +629,26 @@ impl RunReport {
             a.merge(&r.hazards);
             a
         });
-        all.with_hints(kernel_hint)
+        match self.sends() {
+            Some(_) => all.with_hints(udp_hint),
+            None => all.with_hints(kernel_hint),
+        }
+    }
+
+    /// A UDP run's sends over every repetition (`None` on TCP).
+    pub fn sends(&self) -> Option<crate::executor::Sends> {
+        self.runs
+            .iter()
+            .filter_map(|r| r.sends)
+            .reduce(|a, b| a + b)
     }
 
     /// The verdict with its evidence weighed: a `safe` run is `inconclusive` (with the
     /// reason) when the policy never reused a buffer, or when the expectation or the model
     /// says this policy corrupts here and no reuse happened while the previous bytes were
-    /// still unread — the one moment its failure needs.
+    /// still unread — the one moment its failure needs. On UDP that moment is a reuse
+    /// before the send's notification ([`crate::executor::Sends`]): after it the receiver
+    /// reads a copy however far behind it is.
     pub fn judged(
         &self,
         expected: &zcsafe_policy::Expectation,
@@ -443,24 +667,63 @@ impl RunReport {
                 format!("{detail}; but the policy never rewrote or gave back a page it had sent, so nothing could be reused too early (a longer stream, --bytes, makes it reuse)"),
             );
         }
+        let sends = self.sends();
         if fails_here && x.moments_while_unread() == 0 {
+            let why = match sends {
+                Some(s) => format!(
+                    "every one of its {} reuses came after the kernel had let go of the page: \
+                     {} of {} zero-copy datagrams were notified by the end, {} COPIED, each notification \
+                     already queued when the policy rewrote the slot (the kernel copied the frags inside \
+                     sendmsg; -t veth-slow holds datagrams in a tbf qdisc)",
+                    x.moments(),
+                    s.notified,
+                    s.zerocopy,
+                    s.copied
+                ),
+                None => format!(
+                    "none of its {} reuses came while the previous bytes were still unread (the receiver was always ahead)",
+                    x.moments()
+                ),
+            };
+            return (
+                Verdict::Inconclusive,
+                format!("{detail}; but {why}, so the window its failure needs never opened"),
+            );
+        }
+        if let Some(s) = sends.filter(|s| s.fills_while_held == 0) {
             return (
                 Verdict::Inconclusive,
                 format!(
-                    "{detail}; but none of its {} reuses came while the previous bytes were still unread (the receiver was always ahead), so the window its failure needs never opened",
-                    x.moments()
+                    "{detail}; but the kernel never held a datagram past its sendmsg: at each of {} fills \
+                     every earlier zero-copy datagram was notified already ({} of {} by the end, {} COPIED: \
+                     the kernel copied the frags inside the call), so the reuse its rule guards against could \
+                     never have been early (-t veth-slow holds datagrams in a tbf qdisc)",
+                    x.moments(),
+                    s.notified,
+                    s.zerocopy,
+                    s.copied
                 ),
             );
         }
-        (
-            Verdict::Safe,
-            format!(
-                "{detail}; {} of {} reuses came while the previous bytes were still unread (up to {} bytes behind); {}",
+        let exercised = match sends {
+            Some(s) => format!(
+                "{} of {} fills came while the kernel still held an earlier datagram, {} of {} reuses \
+                 before their send's notification",
+                s.fills_while_held,
+                s.datagrams,
+                x.moments_while_unread(),
+                x.moments()
+            ),
+            None => format!(
+                "{} of {} reuses came while the previous bytes were still unread (up to {} bytes behind)",
                 x.moments_while_unread(),
                 x.moments(),
-                x.max_unread_bytes,
-                self.hazards().clause()
+                x.max_unread_bytes
             ),
+        };
+        (
+            Verdict::Safe,
+            format!("{detail}; {exercised}; {}", self.hazards().clause()),
         )
     }
 
@@ -508,6 +771,12 @@ impl RunReport {
             "exposure",
             serde_json::to_value(self.exposure()).unwrap_or_default(),
         );
+        if let Some(sends) = self.sends() {
+            put("sends", serde_json::to_value(sends).unwrap_or_default());
+        }
+        if let Some(d) = e.datagrams {
+            put("datagrams", serde_json::to_value(d).unwrap_or_default());
+        }
         zcsafe_policy::Finding {
             policy: self.policy.clone(),
             transport: self.transport.clone(),
@@ -527,5 +796,61 @@ impl RunReport {
                 ..Default::default()
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::Sends;
+    use crate::receiver::datagram::Datagrams;
+    use crate::receiver::StreamEnd;
+
+    fn received(corrupt_words: u64, datagrams: Datagrams, bytes: u64) -> Received {
+        Received {
+            bytes,
+            expected: Some(4 << 15),
+            corrupt_words,
+            first_corrupt: (corrupt_words > 0).then_some(1 << 15),
+            meant_for: None,
+            diagnosis: None,
+            held: Default::default(),
+            datagrams: Some(datagrams),
+            end: StreamEnd::Eof,
+            error: None,
+            elapsed_ms: 0,
+            log: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_lost_datagram_makes_wrong_bytes_inconclusive_not_corrupt() {
+        let sends = Sends {
+            datagrams: 4,
+            ..Sends::default()
+        };
+        // Three of four arrived: the later ones sit one place early and read as wrong.
+        let lost = Datagrams {
+            received: 3,
+            out_of_place: 2,
+            ..Datagrams::default()
+        };
+        let (v, why) = judge(None, &received(8192, lost, 3 << 15), Some(sends));
+        assert_eq!(v, Verdict::Inconclusive, "{why}");
+        assert!(why.contains("3 of 4 datagrams arrived"), "{why}");
+        // All four arrived and a place is missing: the bytes were rewritten.
+        let all = Datagrams {
+            received: 4,
+            out_of_place: 1,
+            ..Datagrams::default()
+        };
+        let (v, why) = judge(None, &received(4096, all, 4 << 15), Some(sends));
+        assert_eq!(v, Verdict::Corrupt, "{why}");
+        // The same wrong bytes on TCP (no datagram counts) are corrupt as before.
+        let tcp = Received {
+            datagrams: None,
+            ..received(8192, lost, 3 << 15)
+        };
+        assert_eq!(judge(None, &tcp, None).0, Verdict::Corrupt);
     }
 }

@@ -237,6 +237,27 @@ impl Network {
         })
     }
 
+    /// Lets a whole UDP chunk through the veth pair as one unfragmented datagram: the
+    /// pair's MTU to its maximum (`veth_setup`: `ETH_MAX_MTU`). Without it a datagram over
+    /// 1500 bytes is fragmented, `__ip_append_data` does not choose `CHECKSUM_PARTIAL`
+    /// (`length + fragheaderlen <= mtu`) and copies the data in `sendmsg`: no zero copy
+    /// at all. The TUN device likewise (its [`crate::tun::MTU`] is sized for TCP's MSS).
+    /// Nothing to do on loopback (MTU 65536) or a namespace we do not own.
+    pub fn carry_datagrams(&self) -> Result<(), KernelError> {
+        let devices = match (&self.sender, &self.receiver) {
+            (Some(s), Some(r)) => vec![(s, SENDER_DEV), (r, RECEIVER_DEV)],
+            (Some(s), None) if self.tun.is_some() => vec![(s, TUN_DEVICE)],
+            _ => return Ok(()),
+        };
+        for (ns, dev) in devices {
+            run_cmd(
+                &["ip", "-n", ns.name(), "link", "set", dev, "mtu", "65535"],
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
     pub fn sender_ns(&self) -> Option<&Netns> {
         self.sender.as_ref()
     }

@@ -8,7 +8,7 @@ fn main() {
             continue;
         }
         for t in TransportClass::ALL {
-            let s = Scenario::standard(t, Profile::classic());
+            let s = Scenario::standard_for(&e.pipeline, t, Profile::classic());
             let p = e.build(&s.geometry).unwrap();
             let r = check(p, &s, &CheckOptions::default()).unwrap();
             let exp = e.expect(t, &s.config.profile);

@@ -1,7 +1,7 @@
 //! What the checker explores: a geometry for the policy and the kernel's knobs.
 
 use serde::{Deserialize, Serialize};
-use zcsafe_policy::{Geometry, Pipeline, Profile, ScenarioSizes, TransportClass};
+use zcsafe_policy::{Geometry, Pipeline, Profile, ScenarioSizes, SocketKind, TransportClass};
 
 /// The kernel side of a scenario. Sizes are in pages (one page = one segment).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -54,6 +54,14 @@ pub struct ModelConfig {
     /// that fills the socket completes short (`res < len`).
     #[serde(default = "yes")]
     pub uring_waitall: bool,
+    /// The sending socket ([`Pipeline::socket`]). UDP (docs/design.md §10): every send
+    /// is one datagram that goes down the stack at once (`udp_sendmsg` → `ip_make_skb`
+    /// → `udp_send_skb`), with no write or retransmit queue and no ACK; its pages are
+    /// let go when that skb is freed — at TX completion (remote) or, locally, when
+    /// `skb_orphan_frags_rx` copies them on delivery. The model's UDP scenarios lose
+    /// nothing ([`ScenarioError::UdpLoss`]).
+    #[serde(default, skip_serializing_if = "SocketKind::is_tcp")]
+    pub socket: SocketKind,
 }
 
 fn yes() -> bool {
@@ -89,8 +97,22 @@ impl Scenario {
                 autotune: None,
                 zc_uarg_pages: crate::window::ZC_UARG_PAGES,
                 uring_waitall: true,
+                socket: SocketKind::Tcp,
             },
         }
+    }
+
+    /// [`Scenario::standard`] on the socket `pipeline` sends on: what every caller that
+    /// judges a catalogue entry in the standard scenario must use, so that a UDP policy
+    /// is never checked on a TCP socket.
+    pub fn standard_for(
+        pipeline: &Pipeline,
+        transport: TransportClass,
+        profile: Profile,
+    ) -> Scenario {
+        let mut s = Scenario::standard(transport, profile);
+        s.on_socket(pipeline.socket);
+        s
     }
 
     /// The scenario a policy's declared [`Pipeline`] needs, so that no hand tuning stands
@@ -108,7 +130,24 @@ impl Scenario {
         let c = &mut s.config;
         (c.sndbuf, c.cwnd, c.rcvbuf) = (window, window, window);
         c.zc_optmem = pipeline.outstanding.clamp(2, u8::MAX as u64) as u8;
+        s.on_socket(pipeline.socket);
         s
+    }
+
+    /// Puts the scenario on a `socket`. For UDP: no loss and no retransmission timer
+    /// (there is none), as [`Scenario::validate`] requires; and optmem for a
+    /// notification per datagram the send buffer holds plus one on the error queue —
+    /// UDP allocates a `ubuf_info` per `sendmsg` and `__msg_zerocopy_callback` merges
+    /// in-order ranges into the error queue's tail, so that is what a sender that never
+    /// reads the queue keeps, and `ENOBUFS` comes from a policy, not from a small model.
+    pub fn on_socket(&mut self, socket: SocketKind) {
+        let c = &mut self.config;
+        c.socket = socket;
+        if socket == SocketKind::Udp {
+            (c.losses, c.spurious_rto) = (0, 0);
+            let fits = (c.sndbuf + 1).min(u8::MAX as u64) as u8;
+            c.zc_optmem = c.zc_optmem.max(fits);
+        }
     }
 
     /// The sizes results report for this scenario and model traces keep.
@@ -165,6 +204,10 @@ impl Scenario {
         if self.config.zc_uarg_pages == 0 {
             return Err(ScenarioError::ZcUargPages);
         }
+        let c = &self.config;
+        if c.socket == SocketKind::Udp && (c.losses > 0 || c.spurious_rto > 0) {
+            return Err(ScenarioError::UdpLoss);
+        }
         Ok(())
     }
 }
@@ -186,4 +229,8 @@ pub enum ScenarioError {
     Autotune { rcvbuf: u64, grown: u64 },
     #[error("zc_uarg_pages must be at least one page (a notification covers one send)")]
     ZcUargPages,
+    /// A lost datagram is a gap in the receiver's stream, not a retransmission: the
+    /// model's receiver checks an unbroken stream, so its UDP scenarios lose nothing.
+    #[error("a UDP scenario has no losses or retransmission timeouts: UDP never retransmits, and the model's receiver checks an unbroken stream (use --losses 0 --spurious-rto 0)")]
+    UdpLoss,
 }

@@ -41,6 +41,7 @@ impl Kernel {
                     frags_copied: s.config.transport == TransportClass::Local
                         && seg.notif.is_some()
                         && s.config.profile.zerocopy_local_copies,
+                    datagram: s.config.socket == zcsafe_policy::SocketKind::Udp,
                 }
             }
             Event::Lose => Step::Lose {

@@ -18,8 +18,8 @@ fn each(
 ) {
     for profile in Profile::builtin() {
         for t in TransportClass::ALL {
-            let scenario = Scenario::standard(t, profile.clone());
             for e in zcsafe_policies::catalogue() {
+                let scenario = Scenario::standard_for(&e.pipeline, t, profile.clone());
                 let policy = e
                     .build(&scenario.geometry)
                     .expect("standard geometry fits every policy");

@@ -7,7 +7,7 @@ use zcsafe_policy::{Hazard, Profile, TransportClass, Verdict};
 
 fn checked(name: &str, t: TransportClass, tweak: impl FnOnce(&mut Scenario)) -> CheckReport {
     let e = zcsafe_policies::find(name).expect("a catalogue policy");
-    let mut s = Scenario::standard(t, Profile::classic());
+    let mut s = Scenario::standard_for(&e.pipeline, t, Profile::classic());
     tweak(&mut s);
     let p = e.build(&s.geometry).expect("fits the standard geometry");
     check(p, &s, &CheckOptions::default())

@@ -43,6 +43,8 @@ pub mod sendfile_rewrite;
 pub mod sendfile_rotate;
 pub mod siocoutq_drain;
 pub mod siocoutq_seq;
+pub mod udp_zc_completion;
+pub mod udp_zc_naive;
 pub mod uring_sendmsg_zc;
 pub mod uring_zc_naive;
 pub mod uring_zc_notif;
@@ -290,6 +292,8 @@ pub fn builtin() -> Vec<Entry> {
         Entry::of::<uring_zc_notif::UringZcNotif>(),
         Entry::of::<uring_zc_report_usage::UringZcReportUsage>(),
         Entry::of::<uring_sendmsg_zc::UringSendmsgZc>(),
+        Entry::of::<udp_zc_naive::UdpZcNaive>(),
+        Entry::of::<udp_zc_completion::UdpZcCompletion>(),
         Entry::of::<sendfile_rewrite::SendfileRewrite>(),
         Entry::of::<sendfile_rotate::SendfileRotate>(),
     ]
@@ -341,11 +345,11 @@ mod tests {
     #[test]
     fn names_are_unique_and_kebab_case() {
         let cat = builtin();
-        assert_eq!(cat.len(), 16);
+        assert_eq!(cat.len(), 18);
         let mut names: Vec<_> = cat.iter().map(|e| e.name).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 16);
+        assert_eq!(names.len(), 18);
         assert!(names
             .iter()
             .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '-')));

@@ -9,13 +9,14 @@ use crate::script::{scripted_policy, Action, Script};
 use crate::{BuildError, Catalogued, Feature};
 use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass};
 
-scripted_policy!(
-    ZcNaive,
-    Script {
-        setup: &[Action::EnableZerocopy],
-        per_chunk: &[Action::Fill, Action::Send { zerocopy: true }],
-    }
-);
+/// Enable `SO_ZEROCOPY`, then fill and `send(MSG_ZEROCOPY)` every chunk: the same
+/// script on any socket (`udp-zc-naive` sends it on UDP).
+pub(crate) const SCRIPT: Script = Script {
+    setup: &[Action::EnableZerocopy],
+    per_chunk: &[Action::Fill, Action::Send { zerocopy: true }],
+};
+
+scripted_policy!(ZcNaive, SCRIPT);
 
 impl Catalogued for ZcNaive {
     const NAME: &'static str = "zc-naive";

@@ -193,6 +193,9 @@ pub struct Pipeline {
     /// Sends the policy may keep outstanding (queued, in flight or unreleased) at once:
     /// the send buffer and windows a scenario must allow for the pipeline to fill.
     pub outstanding: u64,
+    /// The socket the sends go to.
+    #[serde(default, skip_serializing_if = "crate::SocketKind::is_tcp")]
+    pub socket: crate::SocketKind,
 }
 
 impl Pipeline {
@@ -206,6 +209,15 @@ impl Pipeline {
             chunk: 1,
             slots,
             outstanding: slots,
+            socket: crate::SocketKind::Tcp,
+        }
+    }
+
+    /// This pipeline on a UDP socket.
+    pub const fn udp(self) -> Pipeline {
+        Pipeline {
+            socket: crate::SocketKind::Udp,
+            ..self
         }
     }
 

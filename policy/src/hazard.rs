@@ -31,7 +31,8 @@ pub enum Hazard {
     ReuseBeforeRead,
     /// A reuse while a kernel object (pipe, write or retransmit queue, device ring, wire,
     /// the peer's queue) still referenced the page — harmful if the reference is read
-    /// again, harmless if only a discarded duplicate sees it. Model and simulation only.
+    /// again, harmless if only a discarded duplicate sees it. Model and simulation; on
+    /// the kernel, UDP runs only (a reuse before its send's notification).
     /// A risk the policy takes, not a moment the scenario must create: never listed as
     /// unreached.
     ReuseWhileHeld,
@@ -229,6 +230,15 @@ impl Hazards {
     /// Opens `h` without reaching it: the run could have met it.
     pub fn open(&mut self, h: Hazard) {
         self.opened.insert(h);
+    }
+
+    /// Forgets hazards the socket cannot produce ([`crate::SocketKind::unreachable`]), so
+    /// that a run on it lists no gap it could never have closed.
+    pub fn on_socket(&mut self, socket: crate::SocketKind) {
+        for &h in socket.unreachable() {
+            self.reached[h as usize] = 0;
+            self.opened.0 &= !h.bit();
+        }
     }
 
     /// Both runs' counts together.

@@ -39,6 +39,7 @@ pub mod peer;
 pub mod profile;
 pub mod report;
 pub mod retry;
+pub mod socket;
 pub mod stream;
 pub mod table;
 pub mod timing;
@@ -64,6 +65,7 @@ pub use report::{
     RESULTS_FORMAT_VERSION,
 };
 pub use retry::{settle, RetryBudget};
+pub use socket::SocketKind;
 pub use table::{Align, Table};
 pub use timing::{FindingTiming, Timing};
 pub use trace::{

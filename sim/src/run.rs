@@ -390,8 +390,34 @@ fn hint(h: Hazard) -> &'static str {
     }
 }
 
-/// [`run`] for a catalogue entry, built for the simulated geometry.
+/// Why the simulator answers `unsupported` for a UDP policy: its network
+/// (`crate::wire`) carries TCP segments, ACKs and retransmission timers, and its faults
+/// are losses and delays — a UDP world has no ACK to delay and, in the model's UDP
+/// scenarios, no loss, so what is left are the kernel model's own interleavings, which
+/// `zcsafe check` already exhausts.
+pub const UDP_UNSUPPORTED: &str = "the simulator's network is TCP's (segments, ACKs, \
+     retransmission timers); a UDP world without loss is the model's own interleavings: \
+     judge UDP policies with zcsafe check";
+
+/// [`run`] for a catalogue entry, built for the simulated geometry; `unsupported` for a
+/// UDP entry ([`UDP_UNSUPPORTED`]).
 pub fn run_entry(entry: &Entry, opts: &SimOptions) -> Result<SimReport, SimError> {
+    if entry.pipeline.socket == zcsafe_policy::SocketKind::Udp {
+        return Ok(SimReport {
+            policy: entry.name.to_string(),
+            transport: opts.transport,
+            verdict: Verdict::Unsupported,
+            seed: None,
+            scenarios: 0,
+            faults: None,
+            trace: None,
+            replay_command: None,
+            elapsed: Duration::ZERO,
+            sim_time: Duration::ZERO,
+            detail: UDP_UNSUPPORTED.to_string(),
+            hazards: Hazards::default(),
+        });
+    }
     let opts = &SimOptions {
         pipeline: entry.pipeline,
         ..opts.clone()

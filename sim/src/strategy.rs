@@ -24,8 +24,12 @@ pub struct SimCase {
 
 impl SimCase {
     /// Runs `entry` in this case; `Ok(None)` when the policy cannot be built for the
-    /// generated sizes (the case is then not meaningful).
+    /// generated sizes (the case is then not meaningful) or sends on UDP, which the
+    /// simulator's TCP network cannot carry ([`crate::run::UDP_UNSUPPORTED`]).
     pub fn run(&self, entry: &Entry) -> Result<Option<SimRun>, SimError> {
+        if entry.pipeline.socket != zcsafe_policy::SocketKind::Tcp {
+            return Ok(None);
+        }
         let Ok(policy) = entry.build(&self.scenario.model.geometry) else {
             return Ok(None);
         };

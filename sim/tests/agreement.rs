@@ -19,7 +19,11 @@ fn seeds() -> u64 {
 fn sim_and_checker_agree_for_every_policy_and_transport() {
     let mut disagreements = Vec::new();
     for profile in Profile::builtin() {
-        for e in zcsafe_policies::catalogue() {
+        // The simulator runs no UDP world (`udp_entries_are_unsupported_with_the_reason`).
+        let tcp = zcsafe_policies::catalogue()
+            .into_iter()
+            .filter(|e| e.pipeline.socket == zcsafe_policy::SocketKind::Tcp);
+        for e in tcp {
             for t in TransportClass::ALL {
                 let s = Scenario::standard(t, profile.clone());
                 let checked = check(e.build(&s.geometry).unwrap(), &s, &CheckOptions::default())
@@ -47,4 +51,26 @@ fn sim_and_checker_agree_for_every_policy_and_transport() {
         }
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
+
+/// The simulator's network is TCP's: a UDP entry is `unsupported` with the reason, not
+/// run on a TCP world and not skipped.
+#[test]
+fn udp_entries_are_unsupported_with_the_reason() {
+    for name in ["udp-zc-naive", "udp-zc-completion"] {
+        let e = zcsafe_policies::find(name).expect(name);
+        for t in [
+            zcsafe_policy::TransportClass::Local,
+            zcsafe_policy::TransportClass::Remote,
+        ] {
+            let r = zcsafe_sim::run_entry(&e, &zcsafe_sim::SimOptions::new(t)).expect("report");
+            assert_eq!(
+                r.verdict,
+                zcsafe_policy::Verdict::Unsupported,
+                "{name} {t:?}"
+            );
+            assert_eq!(r.detail, zcsafe_sim::run::UDP_UNSUPPORTED);
+            assert_eq!(r.scenarios, 0);
+        }
+    }
 }

@@ -137,7 +137,7 @@ fn loom_agrees_with_the_checker_on_the_tiny_scenario() {
     let mut checked = 0;
     for e in zcsafe_policies::catalogue() {
         for t in TransportClass::ALL {
-            let s = interleave::tiny(Scenario::standard(t, Profile::classic()));
+            let s = interleave::tiny(Scenario::standard_for(&e.pipeline, t, Profile::classic()));
             let Ok(p) = e.build(&s.geometry) else {
                 continue;
             };

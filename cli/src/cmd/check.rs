@@ -151,7 +151,7 @@ impl ScenarioArgs {
     fn for_entry(&self, e: &Entry, t: TransportClass, profile: &Profile) -> Scenario {
         let mut s = match self.base {
             Base::Derived => Scenario::derived(&e.pipeline, t, profile.clone()),
-            Base::Standard => Scenario::standard(t, profile.clone()),
+            Base::Standard => Scenario::standard_for(&e.pipeline, t, profile.clone()),
         };
         self.apply(&mut s);
         s
@@ -437,8 +437,19 @@ fn print_human(
     match scenarios {
         [(line, _)] => println!("scenario: {line}"),
         many => {
-            for (line, names) in many {
-                println!("scenario ({}): {line}", names.join(", "));
+            // The scenario most policies share is named by exception, so that one odd
+            // pipeline (UDP, a wide ring) does not list the whole catalogue.
+            let common = (0..many.len())
+                .max_by_key(|&i| (many[i].1.len(), std::cmp::Reverse(i)))
+                .unwrap_or(0);
+            let shared = many.get(common).is_some_and(|g| g.1.len() > 1);
+            for (i, (line, names)) in many.iter().enumerate() {
+                if !(shared && i == common) {
+                    println!("scenario ({}): {line}", names.join(", "));
+                }
+            }
+            if shared {
+                println!("scenario (every other policy): {}", many[common].0);
             }
         }
     }

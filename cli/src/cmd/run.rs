@@ -11,12 +11,14 @@ use anyhow::{bail, Context, Result};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use zcsafe_kernel::{
-    default_geometry, try_run_policy, veth, ExternalOptions, ExternalOutcome, ReaderSpeed,
+    default_geometry_for, try_run_policy, veth, ExternalOptions, ExternalOutcome, ReaderSpeed,
     RunOptions, Transport,
 };
 use zcsafe_model::window::{predict, Receiver};
 use zcsafe_model::{CheckOptions, Scenario};
-use zcsafe_policy::{junit, Align, PeerScript, Profile, Results, Table, TraceProfile, Verdict};
+use zcsafe_policy::{
+    junit, Align, Geometry, PeerScript, Profile, Results, Table, TraceProfile, Verdict,
+};
 
 #[derive(clap::Args)]
 #[command(after_help = super::matrix::EXIT_STATUS_HELP)]
@@ -177,15 +179,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(spec) => super::check::load_profile(spec)?,
         None => zcsafe_kernel::probe().profile,
     };
-    let mut geometry = default_geometry();
-    if let Some(b) = args.bytes {
-        geometry.stream = b;
-        geometry.validate().with_context(|| {
-            format!(
-                "--bytes {b} must be a positive multiple of {}",
-                geometry.chunk
-            )
-        })?;
+    // A UDP policy sends a chunk per datagram, so its chunks are smaller.
+    let geometry_for = |socket| -> Result<Geometry> {
+        let mut geometry = default_geometry_for(socket);
+        if let Some(b) = args.bytes {
+            geometry.stream = b;
+            geometry.validate().with_context(|| {
+                format!(
+                    "--bytes {b} must be a positive multiple of {}",
+                    geometry.chunk
+                )
+            })?;
+        }
+        Ok(geometry)
+    };
+    let geometry = geometry_for(zcsafe_policy::SocketKind::Tcp)?;
+    for e in &entries {
+        geometry_for(e.pipeline.socket)?;
     }
     let mut clock = Clock::start();
     let mut results = Results::default();
@@ -217,12 +227,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 Some(_) => TraceProfile::Named(profile.name.clone()),
                 None => TraceProfile::Probed(zcsafe_kernel::kernel_release()),
             },
+            socket: zcsafe_policy::SocketKind::Tcp,
         };
         for e in &entries {
-            // The policy's slots, in chunks of the run's size.
-            let geometry = e.pipeline.kernel_geometry(geometry.chunk, geometry.stream);
+            // The policy's slots, in chunks of the run's size for its socket.
+            let run = geometry_for(e.pipeline.socket)?;
+            let geometry = e.pipeline.kernel_geometry(run.chunk, run.stream);
             let opts = RunOptions {
                 rcvbuf: args.rcvbuf.for_window(e.window),
+                socket: e.pipeline.socket,
                 geometry,
                 ..opts.clone()
             };

@@ -47,6 +47,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .into_iter()
         .next()
         .context("no policy named")?;
+    if entry.pipeline.socket != zcsafe_policy::SocketKind::Tcp {
+        // `zcsafe send` connects a TCP stream to `zcsafe receive`; a UDP policy needs
+        // the datagram receiver `zcsafe run` sets up.
+        anyhow::bail!(
+            "{} sends UDP datagrams: zcsafe send and receive speak TCP; use zcsafe run -p {}",
+            entry.name,
+            entry.name
+        );
+    }
     let to = resolve(&args.to)?;
     let seed = match args.seed {
         Some(s) => s,

@@ -92,10 +92,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 ..opts.clone()
             };
             let geometry = opts.scenario(opts.seed).model.geometry;
-            let expected = e.expect_for(t, &profile, &geometry);
+            // The simulated network is TCP's: a UDP policy is unsupported here, which is
+            // known before it runs (the model judges it, `zcsafe check`; the host kernel
+            // runs it, `zcsafe run`), so that is this backend's expectation and the model's
+            // verdict is no prediction of what it can reach.
+            let tcp = e.pipeline.socket == zcsafe_policy::SocketKind::Tcp;
+            let expected = match tcp {
+                true => e.expect_for(t, &profile, &geometry),
+                false => zcsafe_policy::Expectation::unsupported(zcsafe_sim::run::UDP_UNSUPPORTED),
+            };
+            let mut model = model.clone();
+            model.on_socket(e.pipeline.socket);
             let predicted = e
                 .build(&model.geometry)
                 .ok()
+                .filter(|_| tcp)
                 .and_then(|p| check(p, &model, &CheckOptions::default()).ok())
                 .map(|r| r.verdict);
             let mut finding = Finding {

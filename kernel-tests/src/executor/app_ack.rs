@@ -62,7 +62,11 @@ impl Executor {
 
     /// Reads the receiver's remaining acks until it closes, so our close sends FIN, not
     /// RST (`tcp_close` resets when unread data is queued).
+    /// A UDP socket has no acks and no close to protect.
     pub fn drain_until_eof(&mut self, deadline: Instant) {
+        if self.udp.is_some() {
+            return;
+        }
         while !self.ack_eof && Instant::now() < deadline {
             match sys::poll_until(self.fd(), libc::POLLIN, deadline) {
                 Ok(Some(_)) => self.read_acks(),

@@ -32,6 +32,8 @@ impl Executor {
                 "policy filled buf{buf}, but page {p} is unmapped"
             )));
         }
+        // On UDP the tracker's bound is the error queue: read it as of now.
+        self.udp_before_fill();
         self.reuses.fill(buf, at);
         fill(self.buf.slice_mut(off, len), at, self.seed);
         Ok(Outcome::Ok)

@@ -8,7 +8,8 @@
 //! state that API needs — `buffer` (the user buffer and its page table), `socket`
 //! (`send`, `SIOCOUTQ`), `zerocopy` (`SO_ZEROCOPY`, the error queue), `splice` (the
 //! pipe, `vmsplice`, `splice`), `uring` (`IORING_OP_SEND_ZC`), `files` (tmpfs files,
-//! `sendfile`) and `app_ack` (the receiver's consumed-byte counts). This file holds
+//! `sendfile`), `app_ack` (the receiver's consumed-byte counts) and `udp` (when the
+//! kernel let go of each datagram, for a UDP socket). This file holds
 //! what they share: the result types, the dispatch, errno reporting and the one
 //! EINTR/EAGAIN policy of blocking writes (`Executor::blocking_write`). The raw calls
 //! are in [`crate::sys`], shared with the probe.
@@ -18,14 +19,18 @@ mod buffer;
 mod files;
 mod socket;
 mod splice;
+mod udp;
 mod uring;
 mod zerocopy;
+
+pub use socket::Conn;
+pub use udp::Sends;
 
 use crate::app_ack::AckDecoder;
 use crate::exposure::{Consumed, Exposure, Tracker};
 use crate::sys::{self, Mapping};
 use crate::uring::ZcRing;
-use std::net::TcpStream;
+use std::net::{TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 use zcsafe_policy::{Errno, Geometry, Op, Outcome, Region};
@@ -64,7 +69,9 @@ pub struct Executor {
     buf: Mapping,
     /// Which pages of the buffer are mapped (Munmap/Mmap); Fill of a hole is a policy bug.
     mapped: Vec<bool>,
-    sock: TcpStream,
+    sock: Conn,
+    /// A UDP socket's notification ledger ([`udp`]); `None` on TCP.
+    udp: Option<udp::Ledger>,
     pipe: Option<(OwnedFd, OwnedFd)>,
     files: files::Files,
     outq: socket::OutqWatch,
@@ -77,6 +84,8 @@ pub struct Executor {
 }
 
 impl Executor {
+    /// The sender on a connected TCP stream, its reuses measured against `consumed`
+    /// (the receiver's progress).
     pub fn new(
         g: Geometry,
         seed: u64,
@@ -84,10 +93,35 @@ impl Executor {
         op_timeout: Duration,
         consumed: Consumed,
     ) -> Result<Executor, crate::KernelError> {
+        Executor::on(g, seed, Conn::Tcp(sock), op_timeout, consumed, None)
+    }
+
+    /// The sender on a connected UDP socket, its reuses measured against its own
+    /// notification ledger ([`Sends`] counts what it saw).
+    pub fn udp(
+        g: Geometry,
+        seed: u64,
+        sock: UdpSocket,
+        op_timeout: Duration,
+    ) -> Result<Executor, crate::KernelError> {
+        let ledger = udp::Ledger::default();
+        let released = ledger.released.clone();
+        Executor::on(g, seed, Conn::Udp(sock), op_timeout, released, Some(ledger))
+    }
+
+    fn on(
+        g: Geometry,
+        seed: u64,
+        sock: Conn,
+        op_timeout: Duration,
+        consumed: Consumed,
+        udp: Option<udp::Ledger>,
+    ) -> Result<Executor, crate::KernelError> {
         let buf = Mapping::new(g.buffer as usize)?;
         sys::set_timeout_opt(sock.as_raw_fd(), libc::SO_SNDTIMEO, op_timeout)
             .map_err(|e| crate::KernelError::io("setsockopt(SO_SNDTIMEO)", e))?;
         Ok(Executor {
+            udp,
             mapped: vec![true; (g.buffer / g.page) as usize],
             g,
             seed,
@@ -225,11 +259,11 @@ impl Executor {
 
     /// After `Finish`: shut the write side so the receiver sees EOF.
     pub fn shutdown_write(&self) {
-        let _ = self.sock.shutdown(std::net::Shutdown::Write);
+        self.sock.end(std::net::Shutdown::Write);
     }
 
     /// Unblocks the receiver at once (a stuck or failed run).
     pub fn abort_connection(&self) {
-        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+        self.sock.end(std::net::Shutdown::Both);
     }
 }

@@ -1,13 +1,49 @@
-//! The TCP socket's send path: `Send` (`send(2)`, with or without `MSG_ZEROCOPY`) and
-//! `Siocoutq` (how much of what was written the peer has not acknowledged).
+//! The socket's send path: `Send` (`send(2)`, with or without `MSG_ZEROCOPY`) and
+//! `Siocoutq` (how much of what was written the peer has not acknowledged; on UDP
+//! `udp_ioctl` answers `sk_wmem_alloc_get`, the bytes of datagrams not yet freed).
 //!
 //! Why a module: `Siocoutq` carries state between polls (the last answer, and how fast
 //! the queue drains) that only these two operations touch.
 
 use super::{Executor, Halt, Step};
 use crate::sys;
+use std::net::{Shutdown, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 use zcsafe_policy::{Outcome, Region};
+
+/// The connected socket a policy sends on.
+#[derive(Debug)]
+pub enum Conn {
+    /// A TCP stream: the receiver sees EOF when the write side is shut.
+    Tcp(TcpStream),
+    /// A UDP socket: every send is one datagram; the end of the stream is an empty one.
+    Udp(UdpSocket),
+}
+
+impl AsRawFd for Conn {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Conn::Tcp(s) => s.as_raw_fd(),
+            Conn::Udp(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+impl Conn {
+    /// Ends the stream: `shutdown(how)` on TCP; on UDP, which has no end, the empty
+    /// datagram the datagram receiver takes for it ([`crate::receiver::datagram`]).
+    pub(super) fn end(&self, how: Shutdown) {
+        match self {
+            Conn::Tcp(s) => {
+                let _ = s.shutdown(how);
+            }
+            Conn::Udp(s) => {
+                let _ = s.send(&[]);
+            }
+        }
+    }
+}
 
 /// What `Op::Siocoutq` remembers between polls.
 #[derive(Debug, Default)]
@@ -40,7 +76,11 @@ impl Executor {
         let fd = self.fd();
         let data = self.buf.slice(off, len);
         let r = sys::retry_eintr(|| sys::send(fd, data, flags));
-        self.blocking_write("send", r)
+        let done = self.blocking_write("send", r);
+        if let Ok(zcsafe_policy::Outcome::Done(_)) = done {
+            self.udp_sent(buf, zerocopy);
+        }
+        done
     }
 
     /// `Op::Siocoutq`: the unacknowledged byte count, once it differs from the last

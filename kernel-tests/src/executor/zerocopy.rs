@@ -15,19 +15,28 @@ impl Executor {
     /// `Op::EnableZerocopy`.
     pub(super) fn enable_zerocopy(&mut self) -> Step {
         match sys::set_int_opt(self.fd(), libc::SOL_SOCKET, libc::SO_ZEROCOPY, 1) {
-            Ok(()) => Ok(Outcome::Ok),
+            Ok(()) => {
+                self.udp_zerocopy_enabled();
+                Ok(Outcome::Ok)
+            }
             Err(e) => Ok(self.err("setsockopt(SO_ZEROCOPY)", &e)),
         }
     }
 
     /// `Op::ReadErrqueue`: the next notification, waiting for one if `block`.
     pub(super) fn read_errqueue(&mut self, block: bool) -> Step {
+        if let Some(n) = self.udp_stashed() {
+            return Ok(Outcome::Zc(Some(n)));
+        }
         let deadline = self.deadline();
         // The last poll woke with POLLERR: read at once, without a nap.
         let mut err_wake = false;
         loop {
             match errqueue::read_one(self.fd()) {
-                Ok(ErrqueueRead::Notification(n)) => return Ok(Outcome::Zc(Some(n))),
+                Ok(ErrqueueRead::Notification(n)) => {
+                    self.udp_noted(&n);
+                    return Ok(Outcome::Zc(Some(n)));
+                }
                 Ok(ErrqueueRead::Other { .. }) => continue,
                 Ok(ErrqueueRead::Empty) if !block => return Ok(Outcome::Zc(None)),
                 Ok(ErrqueueRead::Empty) => {}

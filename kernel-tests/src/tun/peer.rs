@@ -5,8 +5,9 @@
 use super::connection::{Connection, PeerStats, State};
 use super::device::TunDevice;
 use super::script::Decisions;
-use super::segment::{Segment, SegmentError};
+use super::segment::{udp_datagram, Segment, SegmentError};
 use crate::app_ack;
+use crate::receiver::datagram::DatagramCheck;
 use crate::receiver::{Checker, Received, ReceiverOptions, StreamEnd};
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,4 +154,55 @@ pub fn serve(
         },
         stats,
     }
+}
+
+/// The peer of a UDP run: every UDP packet to `port` the device hands over is the next
+/// datagram (checked as [`crate::receiver::datagram::serve`] checks them), the empty one the end. No answers, no ACKs: the kernel
+/// let go of the pages when `tun_net_xmit` copied them (`skb_orphan_frags_rx`).
+pub fn serve_datagrams(
+    dev: &mut TunDevice,
+    port: u16,
+    opts: &ReceiverOptions,
+    cancel: &AtomicBool,
+) -> Received {
+    let mut check = DatagramCheck::new(opts.seed);
+    let mut error = None;
+    let mut last = Instant::now();
+    let mut ignored = 0u64;
+    let end = loop {
+        if cancel.load(Ordering::Relaxed) {
+            error = Some("the sender gave up".into());
+            break StreamEnd::Failed;
+        }
+        let now = Instant::now();
+        if now >= last + opts.idle_timeout {
+            break StreamEnd::Idle;
+        }
+        let packet = match dev.recv((now + SLICE).min(last + opts.idle_timeout)) {
+            Ok(Some(p)) => p,
+            Ok(None) => continue,
+            Err(e) => {
+                error = Some(e.to_string());
+                break StreamEnd::Failed;
+            }
+        };
+        match udp_datagram(packet) {
+            Ok((p, payload)) if p == port => {
+                last = Instant::now();
+                if payload.is_empty() {
+                    break StreamEnd::Eof;
+                }
+                check.datagram(payload, false);
+            }
+            // IPv6 neighbour discovery, other ports: not ours.
+            Ok(_) | Err(SegmentError::NotIpv4(_) | SegmentError::NotUdp(_)) => ignored += 1,
+            Err(e) => {
+                error = Some(format!(
+                    "a packet from the kernel: {e} ({ignored} ignored before)"
+                ));
+                break StreamEnd::Failed;
+            }
+        }
+    };
+    check.finish(0, opts.expect, end, error)
 }

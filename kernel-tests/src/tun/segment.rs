@@ -15,6 +15,8 @@ pub const IP_HEADER: usize = 20;
 /// TCP header without options.
 pub const TCP_HEADER: usize = 20;
 const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+const UDP_HEADER: usize = 8;
 
 /// TCP header flags.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -108,6 +110,8 @@ pub enum SegmentError {
     NotIpv4(u8),
     #[error("IP protocol {0}, not TCP")]
     NotTcp(u8),
+    #[error("IP protocol {0}, not UDP")]
+    NotUdp(u8),
     #[error("IP fragment (flags/offset {0:#06x}): the kernel sets DF and never fragments TCP")]
     Fragment(u16),
     #[error("IPv4 header checksum {got:#06x}, computed {want:#06x}")]
@@ -177,9 +181,17 @@ fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-impl<'a> Segment<'a> {
-    /// Parses one IPv4 packet; both checksums must be right.
-    pub fn parse(packet: &'a [u8]) -> Result<Segment<'a>, SegmentError> {
+/// An unfragmented IPv4 packet with a right header checksum: what both the TCP peer and
+/// the UDP one read from the device.
+struct Ipv4<'a> {
+    proto: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    payload: &'a [u8],
+}
+
+impl<'a> Ipv4<'a> {
+    fn parse(packet: &'a [u8]) -> Result<Ipv4<'a>, SegmentError> {
         let short = || SegmentError::Short { len: packet.len() };
         let first = *packet.first().ok_or_else(short)?;
         if first >> 4 != 4 {
@@ -198,18 +210,49 @@ impl<'a> Segment<'a> {
         if frag & 0x3fff != 0 {
             return Err(SegmentError::Fragment(frag));
         }
-        if packet[9] != PROTO_TCP {
-            return Err(SegmentError::NotTcp(packet[9]));
-        }
         let mut header = packet[..ihl].to_vec();
         header[10..12].fill(0);
         let (got, want) = (be16(packet, 10), ip_checksum(&header));
         if got != want {
             return Err(SegmentError::IpChecksum { got, want });
         }
-        let src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
-        let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
-        let tcp = &packet[ihl..];
+        Ok(Ipv4 {
+            proto: packet[9],
+            src: Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]),
+            dst: Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]),
+            payload: &packet[ihl..],
+        })
+    }
+}
+
+/// The destination port and payload of one UDP datagram read from the device (an
+/// unfragmented IPv4 packet; the UDP checksum is the sender's, not checked: the payload
+/// is checked word by word against the stream).
+pub fn udp_datagram(packet: &[u8]) -> Result<(u16, &[u8]), SegmentError> {
+    let ip = Ipv4::parse(packet)?;
+    if ip.proto != PROTO_UDP {
+        return Err(SegmentError::NotUdp(ip.proto));
+    }
+    let udp = ip.payload;
+    let len = udp.get(4..6).map(|b| be16(b, 0) as usize);
+    match len {
+        Some(len) if (UDP_HEADER..=udp.len()).contains(&len) => {
+            Ok((be16(udp, 2), &udp[UDP_HEADER..len]))
+        }
+        _ => Err(SegmentError::Short { len: packet.len() }),
+    }
+}
+
+impl<'a> Segment<'a> {
+    /// Parses one IPv4 packet; both checksums must be right.
+    pub fn parse(packet: &'a [u8]) -> Result<Segment<'a>, SegmentError> {
+        let short = || SegmentError::Short { len: packet.len() };
+        let ip = Ipv4::parse(packet)?;
+        if ip.proto != PROTO_TCP {
+            return Err(SegmentError::NotTcp(ip.proto));
+        }
+        let (src, dst) = (ip.src, ip.dst);
+        let tcp = ip.payload;
         if tcp.len() < TCP_HEADER {
             return Err(short());
         }

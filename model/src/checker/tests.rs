@@ -36,8 +36,8 @@ fn every_catalogue_cell_is_judged_as_by_the_whole_state_checker() {
     let mut cells = 0;
     for profile in Profile::builtin() {
         for t in TransportClass::ALL {
-            let scenario = Scenario::standard(t, profile.clone());
             for e in zcsafe_policies::catalogue() {
+                let scenario = Scenario::standard_for(&e.pipeline, t, profile.clone());
                 let (new, old) =
                     both(&e, &scenario, &CheckOptions::default()).expect("standard fits");
                 assert_eq!(new, old, "{} / {t} / {}", e.name, profile.name);
@@ -50,8 +50,9 @@ fn every_catalogue_cell_is_judged_as_by_the_whole_state_checker() {
 
 #[test]
 fn the_state_limit_stops_both_checkers_alike() {
-    let scenario = Scenario::standard(TransportClass::Remote, Profile::classic());
     for e in zcsafe_policies::catalogue() {
+        let scenario =
+            Scenario::standard_for(&e.pipeline, TransportClass::Remote, Profile::classic());
         for max_states in [1, 50, 400] {
             let opts = CheckOptions {
                 max_states,

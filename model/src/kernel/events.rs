@@ -32,6 +32,12 @@ impl Kernel {
             Event::DeviceComplete => {
                 // The NIC DMAs the pages; TX completion frees the clone (napi_consume_skb).
                 let seg = self.net.ring.pop_front().expect("enabled");
+                // UDP: the ring held the datagram itself, so freeing it runs sock_wfree
+                // (sk_wmem_alloc, SIOCOUTQ) and skb_release_data → skb_zcopy_clear →
+                // msg_zerocopy_callback: the notification (the sweep queues it).
+                if Self::udp(s) {
+                    self.sock.snd_una += 1;
+                }
                 let data = DataRef::Copied(self.mem.read(seg.data));
                 self.net.wire.push_back(Segment {
                     data,
@@ -52,6 +58,20 @@ impl Kernel {
                     self.zc.mark_copied(n);
                     seg.data = DataRef::Copied(self.mem.read(seg.data));
                     seg.notif = None;
+                }
+                // udp_rcv → __udp_enqueue_schedule_skb: the datagram joins the receive
+                // queue, no ACK. It drops a datagram past sk_rcvbuf; the model's UDP
+                // scenarios assume a receive buffer that holds every datagram in flight
+                // (no loss, Scenario::validate), so the stream check sees no gaps.
+                if Self::udp(s) {
+                    // ip_rcv_core's skb_orphan gives sk_wmem_alloc back (local only: a
+                    // remote datagram was given back at TX completion).
+                    if local {
+                        self.sock.snd_una += 1;
+                    }
+                    self.peer.queue.push_back((seg.seq, seg.data, seg.notif));
+                    self.peer.rcv_nxt += 1;
+                    return None;
                 }
                 // tcp_rcv_established / tcp_data_queue: in-order data is queued (page
                 // references and all); duplicates and out-of-order data are dropped here
@@ -94,7 +114,7 @@ impl Kernel {
                 self.peer.consumed += 1;
                 // tcp_cleanup_rbuf: a read that reopens a closed window sends an update.
                 let wnd = self.peer.window();
-                if self.peer.last_wnd == 0 {
+                if self.peer.last_wnd == 0 && !Self::udp(s) {
                     self.peer.last_wnd = wnd;
                     self.net.ack = Some((self.peer.rcv_nxt, wnd));
                 }
@@ -256,7 +276,7 @@ impl Kernel {
             .collect()
     }
 
-    fn send_clone(&mut self, seg: Segment, local: bool) {
+    pub(super) fn send_clone(&mut self, seg: Segment, local: bool) {
         if local {
             self.net.wire.push_back(seg);
         } else {

@@ -173,6 +173,10 @@ impl Kernel {
         s.config.transport == TransportClass::Local
     }
 
+    fn udp(s: &Scenario) -> bool {
+        s.config.socket == zcsafe_policy::SocketKind::Udp
+    }
+
     /// The application finished and the receiver read the whole stream.
     pub fn complete(&self, s: &Scenario) -> bool {
         self.finished && self.peer.consumed as u64 == s.geometry.stream

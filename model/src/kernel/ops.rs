@@ -24,9 +24,9 @@ impl Kernel {
             // failed SEND_ZC's flush, so a scenario with neither cannot reach it.
             let can_copy = (Self::local(s) && s.config.profile.zerocopy_local_copies)
                 || s.config.uring_failures > 0;
-            (Hazard::opened_by(op).iter())
-                .filter(|h| can_copy || **h != Hazard::Copied)
-                .for_each(|h| self.marks.0.opened.insert(*h));
+            (s.config.socket.opened_by(op))
+                .filter(|h| can_copy || *h != Hazard::Copied)
+                .for_each(|h| self.marks.0.opened.insert(h));
         }
         let r = self.perform_inner(s, op);
         self.sweep(s);
@@ -48,6 +48,7 @@ impl Kernel {
                 }
                 Err(f) => Perform::Fault(f),
             },
+            Op::Send { buf, zerocopy } if Self::udp(s) => self.udp_send(s, buf, zerocopy),
             Op::Send { buf, zerocopy } => {
                 let refs = match self.mem.user_refs(buf) {
                     Ok(r) => r,
@@ -269,6 +270,60 @@ impl Kernel {
             self.reach(Hazard::CounterWrap);
         }
         Ok(notif)
+    }
+
+    /// `udp_sendmsg`, uncorked (no `MSG_MORE`, no `UDP_CORK`): `ip_make_skb` →
+    /// `__ip_append_data` builds the one datagram and `udp_send_skb` → `ip_send_skb` sends
+    /// it before the call returns — no write queue, nothing kept for a retransmission.
+    /// With `MSG_ZEROCOPY` on an `SO_ZEROCOPY` socket `__ip_append_data` calls
+    /// `msg_zerocopy_realloc(sk, length, skb_zcopy(skb))` with the tail of the call's own
+    /// private queue, which is empty, so every call allocates a new `ubuf_info`
+    /// (`msg_zerocopy_alloc`, `sock_omalloc`: `ENOBUFS` past optmem) — UDP coalesces
+    /// notifications only on the error queue (`__msg_zerocopy_callback`); then
+    /// `skb_zerocopy_iter_dgram` puts the user's pages in the frags (loopback and veth
+    /// have `NETIF_F_SG` and `CHECKSUM_PARTIAL`, so `zc` is set; a device without would
+    /// copy and report COPIED). The skb is charged to `sk_wmem_alloc` (`SIOCOUTQ`,
+    /// `udp_ioctl`) and `sock_alloc_send_pskb` blocks while that is at `sk_sndbuf`
+    /// (`sock.outq()` counts the datagrams not yet given back). Remote: the skb waits in
+    /// the device ring until TX completion frees it. Local: it goes into the backlog
+    /// (`veth_xmit` → `veth_forward_skb`; `loopback_xmit` → `__netif_rx`), where it
+    /// still references the pages until `__netif_receive_skb_core` copies them, and is
+    /// given back right after (`ip_rcv_core`'s `skb_orphan`). `loopback_xmit` orphans
+    /// earlier, at transmit; the model keeps veth's rule for the local class (more
+    /// datagrams in loopback's backlog change how many are at risk, not whether).
+    fn udp_send(&mut self, s: &Scenario, buf: Region, zerocopy: bool) -> Perform {
+        let cfg = &s.config;
+        let local = Self::local(s);
+        let refs = match self.mem.user_refs(buf) {
+            Ok(r) => r,
+            Err(f) => return Perform::Fault(f),
+        };
+        if self.sock.outq() as u64 + buf.len > cfg.sndbuf {
+            return Perform::Blocked;
+        }
+        let notif = if zerocopy && self.sock.zerocopy_enabled {
+            match self.msg_zerocopy_notif(s, buf.len) {
+                Ok(n) => Some(n),
+                Err(e) => return Perform::Done(Outcome::Err(e)),
+            }
+        } else {
+            None
+        };
+        for r in refs {
+            let data = match notif {
+                Some(_) => r,
+                None => DataRef::Copied(self.mem.read(r)),
+            };
+            let seg = crate::socket::Segment {
+                seq: self.sock.write_seq,
+                data,
+                notif,
+            };
+            self.sock.write_seq += 1;
+            self.sock.snd_nxt += 1;
+            self.send_clone(seg, local);
+        }
+        Perform::Done(Outcome::Done(buf.len))
     }
 
     /// Marks the release of every page of `file` (unlinked or truncated), if it exists.

@@ -472,3 +472,131 @@ fn a_plain_uring_send_with_msg_zerocopy_releases_through_the_errqueue() {
         assert_eq!(k.perform(&s, &Op::UringWaitCqe), Perform::Blocked);
     }
 }
+
+/// The standard scenario on a UDP socket.
+fn udp(t: TransportClass) -> Scenario {
+    let mut s = scenario(t);
+    s.on_socket(zcsafe_policy::SocketKind::Udp);
+    s
+}
+
+/// The error queue's next notification is send `id` alone, COPIED or not.
+fn assert_next_notification(s: &Scenario, k: &mut Kernel, id: u32, copied: bool) {
+    assert_eq!(
+        done(k.perform(s, &Op::ReadErrqueue { block: false })),
+        Outcome::Zc(Some(ZcNotification {
+            lo: id,
+            hi: id,
+            copied
+        }))
+    );
+}
+
+/// SO_ZEROCOPY, then fill page `p` with stream page `p` and send it with MSG_ZEROCOPY.
+fn udp_sent(s: &Scenario, pages: u16) -> Kernel {
+    let mut k = Kernel::new(s);
+    assert_eq!(done(k.perform(s, &Op::EnableZerocopy)), Outcome::Ok);
+    for p in 0..pages {
+        let buf = Region::new(p as u64, 1);
+        done(k.perform(
+            s,
+            &Op::Fill {
+                buf,
+                stream: p as u64,
+            },
+        ));
+        let sent = k.perform(
+            s,
+            &Op::Send {
+                buf,
+                zerocopy: true,
+            },
+        );
+        assert_eq!(done(sent), Outcome::Done(1));
+    }
+    k
+}
+
+#[test]
+fn udp_datagram_leaves_at_once_and_is_released_at_tx_completion() {
+    let s = udp(TransportClass::Remote);
+    let mut k = udp_sent(&s, 2);
+    // udp_send_skb: no write or retransmit queue; the skb is in the device ring.
+    assert!(k.sock.write_queue.is_empty() && k.sock.rtx.is_empty());
+    assert_eq!(k.holders(DataRef::User(0)), vec![Holder::DeviceRing]);
+    // sk_wmem_alloc holds both; a third datagram waits for room (sock_alloc_send_pskb).
+    assert_eq!(k.sock.outq(), 2);
+    let third = Op::Send {
+        buf: Region::new(0, 1),
+        zerocopy: true,
+    };
+    assert_eq!(k.perform(&s, &third), Perform::Blocked);
+    // One ubuf_info per sendmsg: two outstanding, nothing on the error queue yet.
+    assert_eq!(k.zc.uargs.len(), 2);
+    assert_eq!(
+        k.enabled(&s),
+        vec![Event::DeviceComplete],
+        "no transmit, ACK or timer"
+    );
+    assert_eq!(k.fire(&s, Event::DeviceComplete), None);
+    assert_eq!(
+        k.sock.outq(),
+        1,
+        "TX completion gave the first datagram back"
+    );
+    assert!(k.holders(DataRef::User(0)).is_empty());
+    assert_next_notification(&s, &mut k, 0, false);
+    // Delivered and read: no ACK comes back.
+    assert_eq!(k.fire(&s, Event::Deliver), None);
+    assert_eq!(k.net.ack, None);
+    assert_eq!(k.fire(&s, Event::Read), None);
+}
+
+#[test]
+fn udp_local_delivery_copies_and_a_reuse_before_it_corrupts() {
+    let s = udp(TransportClass::Local);
+    let mut k = udp_sent(&s, 1);
+    // The datagram waits in the backlog with the user's page in its frags.
+    assert_eq!(k.holders(DataRef::User(0)), vec![Holder::Wire]);
+    assert_eq!(k.sock.outq(), 1);
+    done(k.perform(
+        &s,
+        &Op::Fill {
+            buf: Region::new(0, 1),
+            stream: 2,
+        },
+    ));
+    // __netif_receive_skb_core → skb_orphan_frags_rx copies what the page holds now.
+    assert_eq!(k.fire(&s, Event::Deliver), None);
+    assert_eq!(k.sock.outq(), 0, "ip_rcv_core's skb_orphan");
+    assert!(k.holders(DataRef::User(0)).is_empty());
+    assert_next_notification(&s, &mut k, 0, true);
+    assert_eq!(
+        k.fire(&s, Event::Read),
+        Some(Corruption {
+            offset: 0,
+            meant_for: Some(2)
+        })
+    );
+}
+
+#[test]
+fn udp_scenarios_lose_nothing_and_open_no_retransmission() {
+    let mut s = udp(TransportClass::Remote);
+    assert_eq!((s.config.losses, s.config.spurious_rto), (0, 0));
+    assert!(s.config.zc_optmem as u64 > s.config.sndbuf);
+    assert_eq!(s.validate(), Ok(()));
+    let mut k = udp_sent(&s, 1);
+    let marks = k.take_marks();
+    // The model's NIC never copies: only local delivery opens COPIED.
+    assert!(!marks.opened.contains(Hazard::Copied));
+    let local = udp(TransportClass::Local);
+    assert!(udp_sent(&local, 1)
+        .take_marks()
+        .opened
+        .contains(Hazard::Copied));
+    assert!(!marks.opened.contains(Hazard::Retransmission));
+    assert!(!marks.opened.contains(Hazard::OutOfOrderCompletion));
+    s.config.losses = 1;
+    assert_eq!(s.validate(), Err(crate::config::ScenarioError::UdpLoss));
+}

@@ -156,6 +156,9 @@ pub enum Event {
         in_order: bool,
         /// Local delivery copied its `MSG_ZEROCOPY` frags first (`skb_orphan_frags_rx`).
         frags_copied: bool,
+        /// A UDP datagram (`udp_rcv`): queued without an ACK.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        datagram: bool,
     },
     /// Receive autotuning grows the peer's buffer (`tcp_rcv_space_adjust`, after a read),
     /// and with it the window, which the peer advertises at once (`tcp_cleanup_rbuf`).
