@@ -144,6 +144,9 @@ pub enum NotDrivable {
     UringFail,
     /// The NOTIF of a failed `SEND_ZC`: follows a [`NotDrivable::UringFail`].
     UringNotifFlush,
+    /// A linked timeout firing at the model's chosen moment: the kernel's timer fires on
+    /// its own clock.
+    UringLinkTimeout,
     /// Receive autotuning of the model's peer: the replayer's peer has no buffer to grow.
     RcvbufGrow,
     /// A read of the pipe by another process: the remote class has none.
@@ -752,6 +755,9 @@ fn drive<P: Policy>(
         }),
         Event::UringNotifFlush { .. } => Ok(StepResult::NotDrivable {
             why: NotDrivable::UringNotifFlush,
+        }),
+        Event::UringLinkTimeout { .. } => Ok(StepResult::NotDrivable {
+            why: NotDrivable::UringLinkTimeout,
         }),
         Event::RcvbufGrow { .. } => Ok(StepResult::NotDrivable {
             why: NotDrivable::RcvbufGrow,

@@ -6,7 +6,7 @@
 //! `IORING_NOTIF_USAGE_ZC_COPIED` when the data was copied instead — or when nothing was
 //! sent with zero copy at all (`zc_copied || !zc_used`, docs/design.md §9).
 
-use io_uring::{cqueue, opcode, types, IoUring, Probe};
+use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::time::Instant;
@@ -56,7 +56,31 @@ pub struct ZcRing {
     /// The probe lists `IORING_OP_SENDMSG_ZC`.
     sendmsg_zc: bool,
     inflight: HashMap<UserData, Submission>,
+    /// The `IORING_OP_LINK_TIMEOUT` linked after each send that asked for one, by the
+    /// send's tag (kept for a resubmission without `REPORT_USAGE`).
+    links: HashMap<UserData, UserData>,
+    /// Per linked send: whether its timeout fired, and its send CQE's `res`.
+    pairs: HashMap<UserData, (Option<bool>, Option<i32>)>,
+    /// Linked timeouts that fired (`-ETIME`), and of those, how many cancelled a send
+    /// that had already queued part of its bytes (its CQE `res > 0` with `F_MORE`).
+    pub timeouts: LinkTimeouts,
 }
+
+/// What the linked timeouts of a run did: the evidence a link-timeout verdict needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkTimeouts {
+    /// Timeouts that fired (`-ETIME`).
+    pub fired: u64,
+    /// Sends cancelled by one after queueing part of their bytes.
+    pub fired_part_queued: u64,
+    /// Timeouts disarmed because their send completed first (`-ECANCELED`).
+    pub disarmed: u64,
+}
+
+/// How long a linked timeout waits: long enough that a send the socket has room for
+/// completes first, short enough that a send stalled by a closed window is cancelled
+/// well within any operation timeout.
+pub const LINK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Why the ring could not be used.
 #[derive(Debug)]
@@ -103,6 +127,9 @@ impl ZcRing {
             send_zc,
             sendmsg_zc,
             inflight: HashMap::new(),
+            links: HashMap::new(),
+            pairs: HashMap::new(),
+            timeouts: LinkTimeouts::default(),
         })
     }
 
@@ -138,18 +165,44 @@ impl ZcRing {
             }
         }
         .user_data(user_data as u64);
-        loop {
-            // SAFETY: the buffer stays mapped for the run (the executor owns it) and the
-            // kernel reads it until the NOTIF CQE, which is the point of the exercise;
-            // the msghdr and iovec live in `inflight` until the request's last CQE.
-            if unsafe { self.ring.submission().push(&e) }.is_ok() {
-                break;
-            }
-            self.ring.submit().map_err(RingError::Submit)?;
+        let mut entries = vec![e];
+        if let Some(&timeout) = self.links.get(&user_data) {
+            // io_prep_linked_timeout: the timeout guards the request before it in the
+            // link; io_timeout_prep copies the timespec, so a local one will do.
+            let ts = types::Timespec::from(LINK_TIMEOUT);
+            let link = opcode::LinkTimeout::new(&ts)
+                .build()
+                .user_data(timeout as u64);
+            entries[0] = entries[0].clone().flags(squeue::Flags::IO_LINK);
+            entries.push(link);
+            self.push_entries(&entries)?;
+        } else {
+            self.push_entries(&entries)?;
         }
         self.ring.submit().map_err(RingError::Submit)?;
         self.inflight.insert(user_data, s);
         Ok(())
+    }
+
+    /// Pushes linked entries together (a link must not be split across a full queue)
+    /// and submits them.
+    fn push_entries(&mut self, entries: &[squeue::Entry]) -> Result<(), RingError> {
+        loop {
+            // SAFETY: the buffer stays mapped for the run (the executor owns it) and the
+            // kernel reads it until the NOTIF CQE, which is the point of the exercise;
+            // the msghdr and iovec live in `inflight` until the request's last CQE.
+            if unsafe { self.ring.submission().push_multiple(entries) }.is_ok() {
+                return Ok(());
+            }
+            self.ring.submit().map_err(RingError::Submit)?;
+        }
+    }
+
+    /// Links an `IORING_OP_LINK_TIMEOUT` tagged `timeout` ([`LINK_TIMEOUT`]) after the
+    /// next send tagged `user_data`.
+    pub fn link_timeout(&mut self, user_data: UserData, timeout: UserData) {
+        self.links.insert(user_data, timeout);
+        self.pairs.insert(user_data, (None, None));
     }
 
     /// Submits one SEND_ZC now (`io_uring_enter` before returning).
@@ -214,6 +267,24 @@ impl ZcRing {
                 let notif = cqueue::notif(flags);
                 let more = cqueue::more(flags);
                 let res = c.result();
+                if let Some((&send, _)) = self.links.iter().find(|(_, &t)| t == ud) {
+                    // The linked timeout's own CQE: fired, or disarmed by its send.
+                    self.links.remove(&send);
+                    match -res {
+                        libc::ETIME => self.timeouts.fired += 1,
+                        libc::ECANCELED => self.timeouts.disarmed += 1,
+                        _ => {}
+                    }
+                    self.pair(send).0 = Some(res == -libc::ETIME);
+                    self.settle(send);
+                    return Ok(Some(Cqe::from_raw(ud, res, more, notif)));
+                }
+                if !notif {
+                    if let Some(p) = self.pairs.get_mut(&ud) {
+                        p.1 = Some(res);
+                        self.settle(ud);
+                    }
+                }
                 if !notif {
                     if res >= 0 {
                         self.none_succeeded = false;
@@ -249,6 +320,22 @@ impl ZcRing {
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
                 Err(e) => return Err(RingError::Submit(e)),
+            }
+        }
+    }
+
+    /// The send tagged `send` and its linked timeout, as far as their CQEs came.
+    fn pair(&mut self, send: UserData) -> &mut (Option<bool>, Option<i32>) {
+        self.pairs.entry(send).or_default()
+    }
+
+    /// Counts a send and its timeout once both CQEs came, in either order (the
+    /// timeout's completes in the task work that cancels the send).
+    fn settle(&mut self, send: UserData) {
+        if let Some(&(Some(fired), Some(res))) = self.pairs.get(&send) {
+            self.pairs.remove(&send);
+            if fired && res > 0 {
+                self.timeouts.fired_part_queued += 1;
             }
         }
     }

@@ -290,6 +290,7 @@ fn send_zc(k: &mut Kernel, s: &Scenario, buf: Region, user_data: u32) {
             buf,
             user_data,
             opcode: Default::default(),
+            link_timeout: None,
         },
     ));
 }
