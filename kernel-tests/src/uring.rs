@@ -175,10 +175,8 @@ impl ZcRing {
                 .user_data(timeout as u64);
             entries[0] = entries[0].clone().flags(squeue::Flags::IO_LINK);
             entries.push(link);
-            self.push_entries(&entries)?;
-        } else {
-            self.push_entries(&entries)?;
         }
+        self.push_entries(&entries)?;
         self.ring.submit().map_err(RingError::Submit)?;
         self.inflight.insert(user_data, s);
         Ok(())
