@@ -59,22 +59,6 @@ pub struct ZcRing {
     /// The `IORING_OP_LINK_TIMEOUT` linked after each send that asked for one, by the
     /// send's tag (kept for a resubmission without `REPORT_USAGE`).
     links: HashMap<UserData, UserData>,
-    /// Per linked send: whether its timeout fired, and its send CQE's `res`.
-    pairs: HashMap<UserData, (Option<bool>, Option<i32>)>,
-    /// Linked timeouts that fired (`-ETIME`), and of those, how many cancelled a send
-    /// that had already queued part of its bytes (its CQE `res > 0` with `F_MORE`).
-    pub timeouts: LinkTimeouts,
-}
-
-/// What the linked timeouts of a run did: the evidence a link-timeout verdict needs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LinkTimeouts {
-    /// Timeouts that fired (`-ETIME`).
-    pub fired: u64,
-    /// Sends cancelled by one after queueing part of their bytes.
-    pub fired_part_queued: u64,
-    /// Timeouts disarmed because their send completed first (`-ECANCELED`).
-    pub disarmed: u64,
 }
 
 /// How long a linked timeout waits: long enough that a send the socket has room for
@@ -128,8 +112,6 @@ impl ZcRing {
             sendmsg_zc,
             inflight: HashMap::new(),
             links: HashMap::new(),
-            pairs: HashMap::new(),
-            timeouts: LinkTimeouts::default(),
         })
     }
 
@@ -166,10 +148,12 @@ impl ZcRing {
         }
         .user_data(user_data as u64);
         let mut entries = vec![e];
+        // io_link_timeout_prep copies the timespec at submission: it must live until the
+        // io_uring_enter below.
+        let ts = types::Timespec::from(LINK_TIMEOUT);
         if let Some(&timeout) = self.links.get(&user_data) {
             // io_prep_linked_timeout: the timeout guards the request before it in the
-            // link; io_timeout_prep copies the timespec, so a local one will do.
-            let ts = types::Timespec::from(LINK_TIMEOUT);
+            // link.
             let link = opcode::LinkTimeout::new(&ts)
                 .build()
                 .user_data(timeout as u64);
@@ -200,7 +184,6 @@ impl ZcRing {
     /// next send tagged `user_data`.
     pub fn link_timeout(&mut self, user_data: UserData, timeout: UserData) {
         self.links.insert(user_data, timeout);
-        self.pairs.insert(user_data, (None, None));
     }
 
     /// Submits one SEND_ZC now (`io_uring_enter` before returning).
@@ -266,22 +249,10 @@ impl ZcRing {
                 let more = cqueue::more(flags);
                 let res = c.result();
                 if let Some((&send, _)) = self.links.iter().find(|(_, &t)| t == ud) {
-                    // The linked timeout's own CQE: fired, or disarmed by its send.
+                    // The linked timeout's own CQE (-ETIME fired, -ECANCELED disarmed):
+                    // the policy reads it; the send's own CQEs are booked below.
                     self.links.remove(&send);
-                    match -res {
-                        libc::ETIME => self.timeouts.fired += 1,
-                        libc::ECANCELED => self.timeouts.disarmed += 1,
-                        _ => {}
-                    }
-                    self.pair(send).0 = Some(res == -libc::ETIME);
-                    self.settle(send);
                     return Ok(Some(Cqe::from_raw(ud, res, more, notif)));
-                }
-                if !notif {
-                    if let Some(p) = self.pairs.get_mut(&ud) {
-                        p.1 = Some(res);
-                        self.settle(ud);
-                    }
                 }
                 if !notif {
                     if res >= 0 {
@@ -318,22 +289,6 @@ impl ZcRing {
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
                 Err(e) => return Err(RingError::Submit(e)),
-            }
-        }
-    }
-
-    /// The send tagged `send` and its linked timeout, as far as their CQEs came.
-    fn pair(&mut self, send: UserData) -> &mut (Option<bool>, Option<i32>) {
-        self.pairs.entry(send).or_default()
-    }
-
-    /// Counts a send and its timeout once both CQEs came, in either order (the
-    /// timeout's completes in the task work that cancels the send).
-    fn settle(&mut self, send: UserData) {
-        if let Some(&(Some(fired), Some(res))) = self.pairs.get(&send) {
-            self.pairs.remove(&send);
-            if fired && res > 0 {
-                self.timeouts.fired_part_queued += 1;
             }
         }
     }

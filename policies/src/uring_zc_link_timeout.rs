@@ -113,7 +113,18 @@ impl UringZcLinkTimeout {
         }
     }
 
-    /// Both CQEs of a request came: book the send and decide what comes next.
+    /// Books a send CQE as it arrives — its NOTIF may come before the timeout's CQE: the
+    /// send no longer holds its slot, and the NOTIF its `F_MORE` promises does, unless
+    /// this sender takes a send that did not queue it all (so the timeout cancelled it:
+    /// with `MSG_WAITALL` nothing else completes a send short) to have freed the buffer.
+    fn book(&mut self, part: &Part, send: &Cqe) {
+        let whole = send.res >= 0 && send.res as u64 >= part.buf.len;
+        let freed = !whole && self.on_timeout == OnTimeout::FreeAndReallocate;
+        self.holds
+            .completed(self.slot_of(send.user_data), send.more && !freed);
+    }
+
+    /// Both CQEs of a request came: decide what comes next.
     fn settle(&mut self, part: Part, send: &Cqe, timeout: &Cqe) -> Phase {
         let fired = match -timeout.res {
             62 => true,   // ETIME: it fired and cancelled the send
@@ -127,8 +138,6 @@ impl UringZcLinkTimeout {
         };
         let cancelled = fired && (send.res >= 0 || send.res == -125);
         let done = send.res.max(0) as u64;
-        let promised = send.more && !(cancelled && self.on_timeout == OnTimeout::FreeAndReallocate);
-        self.holds.completed(self.slot_of(send.user_data), promised);
         if done >= part.buf.len {
             self.at.advance(&self.g);
             return self.ready();
@@ -214,7 +223,10 @@ impl Policy for UringZcLinkTimeout {
                 Outcome::Cqe(c),
             ) if c.user_data == tag || c.user_data == tag + 1 => {
                 match c.user_data == tag {
-                    true => send = Some(*c),
+                    true => {
+                        self.book(&part, c);
+                        send = Some(*c);
+                    }
                     false => timeout = Some(*c),
                 }
                 match (send, timeout) {

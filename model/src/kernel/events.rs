@@ -188,6 +188,9 @@ impl Kernel {
     fn uring_link_timeout(&mut self, i: u8) {
         let sqe = self.zc.sq.remove(i as usize);
         self.zc.link_timeouts += 1;
+        if sqe.done > 0 {
+            self.reach(Hazard::CancelAfterQueued);
+        }
         self.zc.cq.push_back(Cqe {
             user_data: sqe.link_timeout.expect("enabled only for linked requests"),
             res: -62, // ETIME
