@@ -113,7 +113,8 @@ pub fn arrow(event: &Event) -> Arrow {
         // A failure or a notification: io_uring answers the application.
         Event::UringFail { .. }
         | Event::UringNotifFlush { .. }
-        | Event::UringLinkTimeout { .. } => Arrow::new(WriteQueue, App),
+        | Event::UringLinkTimeout { .. }
+        | Event::UringTimeoutDisarmed { .. } => Arrow::new(WriteQueue, App),
         Event::TxComplete { .. } | Event::Lose { .. } => Arrow::on(Wire),
         Event::Deliver { .. } => Arrow::new(Wire, Peer),
         Event::RcvbufGrow { .. } => Arrow::new(Peer, WriteQueue),

@@ -45,6 +45,9 @@ pub fn action(e: &Event) -> String {
             timeout,
             queued,
         } => format!("LINK_TIMEOUT #{timeout} fires: SEND_ZC #{user_data} cancelled after {queued} queued"),
+        Event::UringTimeoutDisarmed { timeout } => {
+            format!("io_uring posts LINK_TIMEOUT #{timeout}, disarmed (-ECANCELED)")
+        }
         Event::UringFail { user_data } => {
             format!("io_uring fails SEND_ZC #{user_data} (-ECANCELED)")
         }
@@ -137,6 +140,9 @@ pub fn note(step: &Step, class: TransportClass) -> String {
             part: true,
             ..
         } => "io_send_zc queues what the socket has room for (done_io) and waits in poll for the rest; no CQE yet".into(),
+        Event::UringTimeoutDisarmed { .. } => {
+            "io_disarm_next: the send completed first; task work completes its timeout".into()
+        }
         Event::UringLinkTimeout { .. } => {
             "io_req_task_link_timeout cancels the send: -ETIME for the timeout, done_io (or -ECANCELED) with F_MORE for the send; the NOTIF waits for the queued pages".into()
         }

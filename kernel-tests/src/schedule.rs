@@ -144,8 +144,8 @@ pub enum NotDrivable {
     UringFail,
     /// The NOTIF of a failed `SEND_ZC`: follows a [`NotDrivable::UringFail`].
     UringNotifFlush,
-    /// A linked timeout firing at the model's chosen moment: the kernel's timer fires on
-    /// its own clock.
+    /// A linked timeout firing, or its disarmed CQE, at the model's chosen moment: the
+    /// kernel's timer and task work run on their own clock.
     UringLinkTimeout,
     /// Receive autotuning of the model's peer: the replayer's peer has no buffer to grow.
     RcvbufGrow,
@@ -756,9 +756,11 @@ fn drive<P: Policy>(
         Event::UringNotifFlush { .. } => Ok(StepResult::NotDrivable {
             why: NotDrivable::UringNotifFlush,
         }),
-        Event::UringLinkTimeout { .. } => Ok(StepResult::NotDrivable {
-            why: NotDrivable::UringLinkTimeout,
-        }),
+        Event::UringLinkTimeout { .. } | Event::UringTimeoutDisarmed { .. } => {
+            Ok(StepResult::NotDrivable {
+                why: NotDrivable::UringLinkTimeout,
+            })
+        }
         Event::RcvbufGrow { .. } => Ok(StepResult::NotDrivable {
             why: NotDrivable::RcvbufGrow,
         }),

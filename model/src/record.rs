@@ -81,6 +81,9 @@ impl Kernel {
                     part: q.part_queues() && self.sock.room(s.config.sndbuf) < q.buf.len,
                 }
             }
+            Event::UringTimeoutDisarmed => Step::UringTimeoutDisarmed {
+                timeout: self.zc.disarmed[0],
+            },
             Event::UringLinkTimeout(i) => {
                 let q = &self.zc.sq[i as usize];
                 Step::UringLinkTimeout {

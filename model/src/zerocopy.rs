@@ -79,6 +79,9 @@ pub struct Zerocopy {
     pub failed_notifs: VecDeque<u32>,
     /// Linked timeouts that fired so far (bounded by `uring_link_timeouts`).
     pub link_timeouts: u8,
+    /// Linked timeouts disarmed by their send's completion whose `-ECANCELED` CQE task
+    /// work has not posted yet (`io_req_queue_tw_complete`), by tag, oldest first.
+    pub disarmed: VecDeque<u32>,
 }
 
 clone_reusing!(Zerocopy {
@@ -91,7 +94,8 @@ clone_reusing!(Zerocopy {
     cq,
     failures,
     failed_notifs,
-    link_timeouts
+    link_timeouts,
+    disarmed
 });
 
 impl Zerocopy {

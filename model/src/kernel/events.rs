@@ -144,15 +144,7 @@ impl Kernel {
                 });
                 self.zc.failed_notifs.push_back(sqe.user_data);
                 // io_disarm_next: a failed request's linked timeout completes -ECANCELED.
-                if let Some(timeout) = sqe.link_timeout {
-                    self.zc.cq.push_back(Cqe {
-                        user_data: timeout,
-                        res: -125,
-                        more: false,
-                        notif: false,
-                        copied: false,
-                    });
-                }
+                self.zc.disarmed.extend(sqe.link_timeout);
             }
             Event::UringNotifFlush => {
                 // The notif of a request that queued no page: io_notif_tw_complete
@@ -169,6 +161,17 @@ impl Kernel {
                 });
             }
             Event::UringLinkTimeout(i) => self.uring_link_timeout(i),
+            Event::UringTimeoutDisarmed => {
+                // io_req_queue_tw_complete(link, -ECANCELED), run as task work.
+                let timeout = self.zc.disarmed.pop_front().expect("enabled");
+                self.zc.cq.push_back(Cqe {
+                    user_data: timeout,
+                    res: -125, // ECANCELED
+                    more: false,
+                    notif: false,
+                    copied: false,
+                });
+            }
             Event::UringExec(i) => self.uring_exec(s, i),
         }
         None
@@ -225,8 +228,9 @@ impl Kernel {
     /// (`ret > 0 && io_net_retry`: `zc->buf += ret`, `done_io += ret`,
     /// `REQ_F_PARTIAL_IO`, back to poll) and posts nothing yet. When it completes, the
     /// CQE counts `done_io` too, and the completion disarms the timeout
-    /// (`io_disarm_next` → `io_req_queue_tw_complete(link, -ECANCELED)`): its CQE, from
-    /// task work, follows the send's.
+    /// (`io_disarm_next` → `io_req_queue_tw_complete(link, -ECANCELED)`): its CQE comes
+    /// from task work, a later move ([`Event::UringTimeoutDisarmed`]) — after the send's,
+    /// and possibly after the send's NOTIF (seen on the 6.18 host).
     fn uring_exec(&mut self, s: &Scenario, i: u8) {
         let mut sqe = self.zc.sq.remove(i as usize);
         if let SqeKind::Send { msg_zerocopy } = sqe.kind {
@@ -263,15 +267,7 @@ impl Kernel {
             notif: false,
             copied: false,
         });
-        if let Some(timeout) = sqe.link_timeout {
-            self.zc.cq.push_back(Cqe {
-                user_data: timeout,
-                res: -125, // ECANCELED
-                more: false,
-                notif: false,
-                copied: false,
-            });
-        }
+        self.zc.disarmed.extend(sqe.link_timeout);
     }
 
     /// io_send (6.1 io_uring/net.c): `sock_sendmsg` with the SQE's

@@ -50,6 +50,8 @@ pub enum Event {
     UringNotifFlush,
     /// The linked timeout of the `n`th pending `SEND_ZC` fires and cancels it.
     UringLinkTimeout(u8),
+    /// io_uring posts the `-ECANCELED` CQE of the oldest disarmed linked timeout.
+    UringTimeoutDisarmed,
     /// Receive autotuning grows the peer's buffer (`tcp_rcv_space_adjust`).
     Autotune,
 }
@@ -259,6 +261,9 @@ impl Kernel {
         if !self.zc.failed_notifs.is_empty() {
             ev(Event::UringNotifFlush);
         }
+        if !self.zc.disarmed.is_empty() {
+            ev(Event::UringTimeoutDisarmed);
+        }
         // tcp_rcv_space_adjust runs from tcp_recvmsg after the application copied data
         // out, and only grows a buffer SO_RCVBUF did not lock.
         if cfg
@@ -319,6 +324,7 @@ impl Kernel {
             + buf::<crate::zerocopy::UringNotif>(z.uring_notifs.capacity())
             + buf::<zcsafe_policy::Cqe>(z.cq.capacity())
             + buf::<u32>(z.failed_notifs.capacity())
+            + buf::<u32>(z.disarmed.capacity())
     }
 
     /// Which kernel objects reference the page behind `page` (for timelines).

@@ -548,6 +548,11 @@ fn a_linked_send_zc_part_queues_and_posts_nothing_until_done() {
     k.fire(&s, Event::UringExec(0));
     let c = cqe(&mut k, &s);
     assert_eq!((c.user_data, c.res, c.more), (8, 2, true), "{c:?}");
+    // The disarmed timeout's CQE comes from task work: a later move, which the NOTIF
+    // may precede.
+    assert_eq!(k.perform(&s, &Op::UringWaitCqe), Perform::Blocked);
+    assert!(k.enabled(&s).contains(&Event::UringTimeoutDisarmed));
+    k.fire(&s, Event::UringTimeoutDisarmed);
     let t = cqe(&mut k, &s);
     assert_eq!((t.user_data, t.res, t.more), (9, -125, false), "{t:?}");
 }

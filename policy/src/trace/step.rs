@@ -134,6 +134,12 @@ pub enum Event {
         /// Pages (bytes, on a real kernel) the send had queued.
         queued: u32,
     },
+    /// io_uring posts the `-ECANCELED` CQE of a linked timeout its send disarmed by
+    /// completing (`io_disarm_next`, from task work).
+    UringTimeoutDisarmed {
+        /// The timeout's tag.
+        timeout: UserData,
+    },
     /// A `SEND_ZC` fails before it runs (`io_sendrecv_fail`, `-ECANCELED`); its
     /// notification still follows.
     UringFail {
@@ -247,6 +253,7 @@ impl Event {
             | Event::UringExec { .. }
             | Event::UringFail { .. }
             | Event::UringLinkTimeout { .. }
+            | Event::UringTimeoutDisarmed { .. }
             | Event::UringNotifFlush { .. } => Actor::Tcp,
             Event::TxComplete { .. } => Actor::Device,
             Event::Lose { .. } => Actor::Wire,
