@@ -44,7 +44,9 @@ pub fn action(e: &Event) -> String {
             user_data,
             timeout,
             queued,
-        } => format!("LINK_TIMEOUT #{timeout} fires: SEND_ZC #{user_data} cancelled after {queued} queued"),
+        } => format!(
+            "LINK_TIMEOUT #{timeout} fires: SEND_ZC #{user_data} cancelled after {queued} queued"
+        ),
         Event::UringTimeoutDisarmed { timeout } => {
             format!("io_uring posts LINK_TIMEOUT #{timeout}, disarmed (-ECANCELED)")
         }

@@ -112,7 +112,10 @@ fn a_linked_timeout_cancels_a_stalled_send_zc_with_part_of_it_queued() {
     let timeout = cqes.iter().find(|c| c.user_data == 2).unwrap();
     let send = cqes.iter().find(|c| c.user_data == 1).unwrap();
     assert_eq!(timeout.res, -(libc::ETIME as i64), "{cqes:?}");
-    assert!(send.more && send.res > 0 && (send.res as usize) < buf.len(), "{cqes:?}");
+    assert!(
+        send.more && send.res > 0 && (send.res as usize) < buf.len(),
+        "{cqes:?}"
+    );
     let mut sink = vec![0u8; 1 << 20];
     let mut read = 0;
     while read < send.res as usize {

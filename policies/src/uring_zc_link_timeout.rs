@@ -31,7 +31,6 @@ pub(crate) enum OnTimeout {
     FreeAndReallocate,
 }
 
-
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct UringZcLinkTimeout {
     g: Geometry,

@@ -530,7 +530,10 @@ fn linked_send_with_room_for_one(s: &mut Scenario) -> Kernel {
 fn a_linked_send_zc_part_queues_and_posts_nothing_until_done() {
     let mut s = scenario(TransportClass::Remote);
     let mut k = linked_send_with_room_for_one(&mut s);
-    assert!(k.enabled(&s).contains(&Event::UringExec(0)), "room for 1 page is enough");
+    assert!(
+        k.enabled(&s).contains(&Event::UringExec(0)),
+        "room for 1 page is enough"
+    );
     k.fire(&s, Event::UringExec(0));
     assert_eq!(k.zc.sq.len(), 1, "still pending");
     assert_eq!((k.zc.sq[0].done, k.zc.sq[0].buf), (1, Region::new(3, 1)));
@@ -538,7 +541,10 @@ fn a_linked_send_zc_part_queues_and_posts_nothing_until_done() {
     assert_eq!(k.perform(&s, &Op::UringWaitCqe), Perform::Blocked);
     // Everything queued so far leaves the host and is acknowledged.
     drain(&mut k, &s);
-    assert!(k.holders(DataRef::User(2)).is_empty(), "page 2 acknowledged");
+    assert!(
+        k.holders(DataRef::User(2)).is_empty(),
+        "page 2 acknowledged"
+    );
     assert_eq!(
         k.perform(&s, &Op::UringWaitCqe),
         Perform::Blocked,
@@ -575,13 +581,24 @@ fn a_linked_timeout_cancels_a_part_queued_send_and_its_notif_waits_for_the_page(
     let t = cqe(&mut k, &s);
     assert_eq!((t.user_data, t.res, t.more), (9, -62, false), "{t:?}");
     let c = cqe(&mut k, &s);
-    assert_eq!((c.user_data, c.res, c.more, c.notif), (8, 1, true, false), "{c:?}");
+    assert_eq!(
+        (c.user_data, c.res, c.more, c.notif),
+        (8, 1, true, false),
+        "{c:?}"
+    );
     assert!(
         k.holders(DataRef::User(2)).contains(&Holder::WriteQueue),
         "the cancelled send's page is still queued"
     );
-    assert!(k.holders(DataRef::User(3)).is_empty(), "the unsent page is free");
-    assert_eq!(k.perform(&s, &Op::UringWaitCqe), Perform::Blocked, "no NOTIF yet");
+    assert!(
+        k.holders(DataRef::User(3)).is_empty(),
+        "the unsent page is free"
+    );
+    assert_eq!(
+        k.perform(&s, &Op::UringWaitCqe),
+        Perform::Blocked,
+        "no NOTIF yet"
+    );
     drain(&mut k, &s);
     let n = cqe(&mut k, &s);
     assert_eq!((n.user_data, n.notif, n.copied), (8, true, false), "{n:?}");

@@ -44,7 +44,10 @@ impl Catalogued for LiburingZcTimeoutRealloc {
     const NEEDS: &'static [Feature] = &[Feature::UringSendZc];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
-        Ok(Self(UringZcLinkTimeout::new(g, OnTimeout::FreeAndReallocate)))
+        Ok(Self(UringZcLinkTimeout::new(
+            g,
+            OnTimeout::FreeAndReallocate,
+        )))
     }
 
     fn expect(_: TransportClass, _: &Profile) -> Expectation {
