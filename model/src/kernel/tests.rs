@@ -498,6 +498,11 @@ fn drain(k: &mut Kernel, s: &Scenario) {
     }
 }
 
+/// Nothing on the completion queue: a wait for a CQE blocks.
+fn no_cqe_yet(k: &mut Kernel, s: &Scenario, why: &str) {
+    assert_eq!(k.perform(s, &Op::UringWaitCqe), Perform::Blocked, "{why}");
+}
+
 /// Two slots of two-page sends and a send buffer of three pages, as the liburing-643
 /// fixture has them.
 fn two_page_sends(s: &mut Scenario) {
@@ -554,18 +559,14 @@ fn a_linked_send_zc_part_queues_and_posts_nothing_until_done() {
     assert_eq!(k.zc.sq.len(), 1, "still pending");
     assert_eq!((k.zc.sq[0].done, k.zc.sq[0].buf), (1, Region::new(3, 1)));
     assert!(k.holders(DataRef::User(2)).contains(&Holder::WriteQueue));
-    assert_eq!(k.perform(&s, &Op::UringWaitCqe), Perform::Blocked);
+    no_cqe_yet(&mut k, &s, "a part-queued send posts nothing");
     // Everything queued so far leaves the host and is acknowledged.
     drain(&mut k, &s);
     assert!(
         k.holders(DataRef::User(2)).is_empty(),
         "page 2 acknowledged"
     );
-    assert_eq!(
-        k.perform(&s, &Op::UringWaitCqe),
-        Perform::Blocked,
-        "no NOTIF before the request completes"
-    );
+    no_cqe_yet(&mut k, &s, "no NOTIF before the request completes");
     // The rest fits now: one send CQE for both parts, then the disarmed timeout's.
     k.fire(&s, Event::UringExec(0));
     let c = cqe(&mut k, &s);
@@ -610,11 +611,7 @@ fn a_linked_timeout_cancels_a_part_queued_send_and_its_notif_waits_for_the_page(
         k.holders(DataRef::User(3)).is_empty(),
         "the unsent page is free"
     );
-    assert_eq!(
-        k.perform(&s, &Op::UringWaitCqe),
-        Perform::Blocked,
-        "no NOTIF yet"
-    );
+    no_cqe_yet(&mut k, &s, "no NOTIF yet");
     drain(&mut k, &s);
     let n = cqe(&mut k, &s);
     assert_eq!((n.user_data, n.notif, n.copied), (8, true, false), "{n:?}");
