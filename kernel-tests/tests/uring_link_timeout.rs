@@ -3,6 +3,7 @@
 //! reads (the default slow reader: 300 ms of quiet first) behind a 64 KiB `SO_RCVBUF`
 //! close the window, so a send finds room for only part of its chunk and its 20 ms timer
 //! cancels it with that part queued — the moment the reproducer and its twin differ in (`cancel-after-queued`).
+//! Over `tun` (the remote class) the peer's held ACKs close the window instead.
 //! The freed-and-reallocated buffer must come out corrupt, the kept one safe, and a
 //! run in which no timeout cancelled a part-queued send is `inconclusive`, never `safe`.
 
@@ -138,4 +139,13 @@ fn set_buf(fd: std::os::fd::RawFd, opt: libc::c_int, bytes: libc::c_int) {
         )
     };
     assert_eq!(rc, 0, "setsockopt: {}", std::io::Error::last_os_error());
+}
+
+/// The remote class: zcsafe's TCP peer behind a TUN device holds its ACKs 50 ms behind
+/// a 64 KiB window, so the window closes with a send part-queued; the pages it queued are
+/// read by the device (the TUN fd) when the window opens again.
+#[test]
+fn a_timeout_cancelling_a_part_queued_send_zc_over_tun() {
+    let script = zcsafe_policy::PeerScript::parse("window=65536,hold-acks=50").unwrap();
+    reproduces(Transport::Tun(script), 645);
 }
