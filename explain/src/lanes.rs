@@ -111,7 +111,10 @@ pub fn arrow(event: &Event) -> Arrow {
         Event::ZeroWindowProbe => Arrow::on(WriteQueue),
         Event::UringExec { .. } => Arrow::new(App, WriteQueue),
         // A failure or a notification: io_uring answers the application.
-        Event::UringFail { .. } | Event::UringNotifFlush { .. } => Arrow::new(WriteQueue, App),
+        Event::UringFail { .. }
+        | Event::UringNotifFlush { .. }
+        | Event::UringLinkTimeout { .. }
+        | Event::UringTimeoutDisarmed { .. } => Arrow::new(WriteQueue, App),
         Event::TxComplete { .. } | Event::Lose { .. } => Arrow::on(Wire),
         Event::Deliver { .. } => Arrow::new(Wire, Peer),
         Event::RcvbufGrow { .. } => Arrow::new(Peer, WriteQueue),

@@ -28,11 +28,28 @@ pub fn action(e: &Event) -> String {
         Event::UringExec {
             user_data,
             plain: false,
+            part: false,
         } => format!("io_uring runs SEND_ZC #{user_data}"),
         Event::UringExec {
             user_data,
+            plain: false,
+            part: true,
+        } => format!("io_uring runs SEND_ZC #{user_data}, part of it fits"),
+        Event::UringExec {
+            user_data,
             plain: true,
+            ..
         } => format!("io_uring runs SEND #{user_data}"),
+        Event::UringLinkTimeout {
+            user_data,
+            timeout,
+            queued,
+        } => format!(
+            "LINK_TIMEOUT #{timeout} fires: SEND_ZC #{user_data} cancelled after {queued} queued"
+        ),
+        Event::UringTimeoutDisarmed { timeout } => {
+            format!("io_uring posts LINK_TIMEOUT #{timeout}, disarmed (-ECANCELED)")
+        }
         Event::UringFail { user_data } => {
             format!("io_uring fails SEND_ZC #{user_data} (-ECANCELED)")
         }
@@ -115,8 +132,21 @@ pub fn note(step: &Step, class: TransportClass) -> String {
         Event::ZeroWindowProbe => {
             "tcp_send_probe0: the peer advertised a closed window; ask whether it opened".into()
         }
-        Event::UringExec { plain: false, .. } => {
-            "io_send_zc queues the pages and posts the send CQE (F_MORE)".into()
+        Event::UringExec {
+            plain: false,
+            part: false,
+            ..
+        } => "io_send_zc queues the pages and posts the send CQE (F_MORE)".into(),
+        Event::UringExec {
+            plain: false,
+            part: true,
+            ..
+        } => "io_send_zc queues what the socket has room for (done_io) and waits in poll for the rest; no CQE yet".into(),
+        Event::UringTimeoutDisarmed { .. } => {
+            "io_disarm_next: the send completed first; task work completes its timeout".into()
+        }
+        Event::UringLinkTimeout { .. } => {
+            "io_req_task_link_timeout cancels the send: -ETIME for the timeout, done_io (or -ECANCELED) with F_MORE for the send; the NOTIF waits for the queued pages".into()
         }
         Event::UringExec { plain: true, .. } => {
             "io_send → tcp_sendmsg_locked queues the bytes (the pages themselves with MSG_ZEROCOPY \

@@ -29,6 +29,11 @@ pub struct RunOptions {
     /// `SO_RCVBUF` of the receiving socket, set before the connection arrives (the
     /// policy's [`ReceiveWindow`]); `None` leaves the kernel's default and autotuning.
     pub rcvbuf: Option<u32>,
+    /// `SO_SNDBUF` of the sending socket (the kernel doubles it); `None` leaves the
+    /// default and autotuning. A small one makes a send stall part-way once the
+    /// receiver's window is closed: what a linked timeout needs to cancel it after it
+    /// queued part of its bytes.
+    pub sndbuf: Option<u32>,
     /// The longest any single blocking operation may wait.
     pub op_timeout: Duration,
     /// The longest a whole repetition may take.
@@ -63,6 +68,7 @@ impl Default for RunOptions {
             repeat: 3,
             reader: ReaderSpeed::Slow,
             rcvbuf: ReceiveWindow::Wide.rcvbuf(),
+            sndbuf: None,
             op_timeout: Duration::from_secs(10),
             run_timeout: Duration::from_secs(60),
             profile: TraceProfile::Probed(crate::sys::kernel_release()),
@@ -312,6 +318,13 @@ fn run_stream<P: Policy>(
                 return Err(KernelError::io(format!("connecting to {addr}"), e));
             }
         };
+        if let Some(bytes) = opts.sndbuf {
+            let v = i32::try_from(bytes)
+                .map_err(|_| KernelError::Usage(format!("SO_SNDBUF {bytes} is too large")))?;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+            crate::sys::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, v)
+                .map_err(|e| KernelError::io("setsockopt(SO_SNDBUF)", e))?;
+        }
         let mut ex = Executor::new(g, seed, sock, opts.op_timeout, consumed.clone())?;
         let driven = crate::send::drive(&mut policy, &mut ex, start, opts.run_timeout);
         let (received, peer): (Received, Option<PeerStats>) =
@@ -511,6 +524,9 @@ fn kernel_hint(h: Hazard) -> &'static str {
         }
         Hazard::Copied => "try -t loopback: local delivery copies MSG_ZEROCOPY data",
         Hazard::Enobufs => "try a lower net.core.optmem_max",
+        Hazard::CancelAfterQueued => {
+            "try --reader crawl: a receiver that stops reading closes the window, so a send stalls part-way and its timeout fires"
+        }
         Hazard::CounterWrap => "try `zcsafe check`: the kernel's counter is 32 bits wide",
         _ => "try a longer stream, --bytes, or more --repeat",
     }
@@ -668,6 +684,18 @@ impl RunReport {
             );
         }
         let sends = self.sends();
+        // A send with a linked timeout is judged by what happens when the timer cancels
+        // it after part of it was queued: a run in which that never happened is no proof.
+        if self
+            .hazards()
+            .unreached()
+            .any(|h| h == Hazard::CancelAfterQueued)
+        {
+            return (
+                Verdict::Inconclusive,
+                format!("{detail}; but no linked timeout cancelled a send after it had queued part of its bytes, the moment this policy is about ({})", kernel_hint(Hazard::CancelAfterQueued)),
+            );
+        }
         if fails_here && x.moments_while_unread() == 0 {
             let why = match sends {
                 Some(s) => format!(

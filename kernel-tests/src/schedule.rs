@@ -144,6 +144,9 @@ pub enum NotDrivable {
     UringFail,
     /// The NOTIF of a failed `SEND_ZC`: follows a [`NotDrivable::UringFail`].
     UringNotifFlush,
+    /// A linked timeout firing, or its disarmed CQE, at the model's chosen moment: the
+    /// kernel's timer and task work run on their own clock.
+    UringLinkTimeout,
     /// Receive autotuning of the model's peer: the replayer's peer has no buffer to grow.
     RcvbufGrow,
     /// A read of the pipe by another process: the remote class has none.
@@ -753,6 +756,11 @@ fn drive<P: Policy>(
         Event::UringNotifFlush { .. } => Ok(StepResult::NotDrivable {
             why: NotDrivable::UringNotifFlush,
         }),
+        Event::UringLinkTimeout { .. } | Event::UringTimeoutDisarmed { .. } => {
+            Ok(StepResult::NotDrivable {
+                why: NotDrivable::UringLinkTimeout,
+            })
+        }
         Event::RcvbufGrow { .. } => Ok(StepResult::NotDrivable {
             why: NotDrivable::RcvbufGrow,
         }),

@@ -6,7 +6,7 @@
 //! `IORING_NOTIF_USAGE_ZC_COPIED` when the data was copied instead — or when nothing was
 //! sent with zero copy at all (`zc_copied || !zc_used`, docs/design.md §9).
 
-use io_uring::{cqueue, opcode, types, IoUring, Probe};
+use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::time::Instant;
@@ -56,7 +56,15 @@ pub struct ZcRing {
     /// The probe lists `IORING_OP_SENDMSG_ZC`.
     sendmsg_zc: bool,
     inflight: HashMap<UserData, Submission>,
+    /// The `IORING_OP_LINK_TIMEOUT` linked after each send that asked for one, by the
+    /// send's tag (kept for a resubmission without `REPORT_USAGE`).
+    links: HashMap<UserData, UserData>,
 }
+
+/// How long a linked timeout waits: long enough that a send the socket has room for
+/// completes first, short enough that a send stalled by a closed window is cancelled
+/// well within any operation timeout.
+pub const LINK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Why the ring could not be used.
 #[derive(Debug)]
@@ -103,6 +111,7 @@ impl ZcRing {
             send_zc,
             sendmsg_zc,
             inflight: HashMap::new(),
+            links: HashMap::new(),
         })
     }
 
@@ -138,18 +147,43 @@ impl ZcRing {
             }
         }
         .user_data(user_data as u64);
+        let mut entries = vec![e];
+        // io_link_timeout_prep copies the timespec at submission: it must live until the
+        // io_uring_enter below.
+        let ts = types::Timespec::from(LINK_TIMEOUT);
+        if let Some(&timeout) = self.links.get(&user_data) {
+            // io_prep_linked_timeout: the timeout guards the request before it in the
+            // link.
+            let link = opcode::LinkTimeout::new(&ts)
+                .build()
+                .user_data(timeout as u64);
+            entries[0] = entries[0].clone().flags(squeue::Flags::IO_LINK);
+            entries.push(link);
+        }
+        self.push_entries(&entries)?;
+        self.ring.submit().map_err(RingError::Submit)?;
+        self.inflight.insert(user_data, s);
+        Ok(())
+    }
+
+    /// Pushes linked entries together (a link must not be split across a full queue)
+    /// and submits them.
+    fn push_entries(&mut self, entries: &[squeue::Entry]) -> Result<(), RingError> {
         loop {
             // SAFETY: the buffer stays mapped for the run (the executor owns it) and the
             // kernel reads it until the NOTIF CQE, which is the point of the exercise;
             // the msghdr and iovec live in `inflight` until the request's last CQE.
-            if unsafe { self.ring.submission().push(&e) }.is_ok() {
-                break;
+            if unsafe { self.ring.submission().push_multiple(entries) }.is_ok() {
+                return Ok(());
             }
             self.ring.submit().map_err(RingError::Submit)?;
         }
-        self.ring.submit().map_err(RingError::Submit)?;
-        self.inflight.insert(user_data, s);
-        Ok(())
+    }
+
+    /// Links an `IORING_OP_LINK_TIMEOUT` tagged `timeout` ([`LINK_TIMEOUT`]) after the
+    /// next send tagged `user_data`.
+    pub fn link_timeout(&mut self, user_data: UserData, timeout: UserData) {
+        self.links.insert(user_data, timeout);
     }
 
     /// Submits one SEND_ZC now (`io_uring_enter` before returning).
@@ -214,6 +248,12 @@ impl ZcRing {
                 let notif = cqueue::notif(flags);
                 let more = cqueue::more(flags);
                 let res = c.result();
+                if let Some((&send, _)) = self.links.iter().find(|(_, &t)| t == ud) {
+                    // The linked timeout's own CQE (-ETIME fired, -ECANCELED disarmed):
+                    // the policy reads it; the send's own CQEs are booked below.
+                    self.links.remove(&send);
+                    return Ok(Some(Cqe::from_raw(ud, res, more, notif)));
+                }
                 if !notif {
                     if res >= 0 {
                         self.none_succeeded = false;

@@ -44,6 +44,13 @@ pub struct ModelConfig {
     /// work, so other CQEs can overtake it.
     #[serde(default)]
     pub uring_failures: u8,
+    /// io_uring linked timeouts (`IORING_OP_LINK_TIMEOUT`) that may fire, each cancelling
+    /// the `SEND_ZC` it is linked to at any moment before that completed — queued whole,
+    /// part-queued or not yet run (`io_link_timeout_fn` → `io_req_task_link_timeout`). A
+    /// timer is a nondeterministic event: the checker tries it firing and not. Only
+    /// requests the policy linked a timeout to are affected.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub uring_link_timeouts: u8,
     /// Pages one `MSG_ZEROCOPY` notification range may cover before the next send starts
     /// a new one: `msg_zerocopy_realloc` extends the tail's `ubuf_info` only while its
     /// `bytelen` stays within `byte_limit` (512 KiB, "a few TSO") — 8 chunks of 64 KiB.
@@ -66,6 +73,10 @@ pub struct ModelConfig {
 
 fn yes() -> bool {
     true
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 /// A geometry and a kernel configuration: one bounded world to explore.
@@ -94,6 +105,7 @@ impl Scenario {
                 zc_optmem: 2,
                 pipe_reader: false,
                 uring_failures: 0,
+                uring_link_timeouts: 0,
                 autotune: None,
                 zc_uarg_pages: crate::window::ZC_UARG_PAGES,
                 uring_waitall: true,

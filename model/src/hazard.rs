@@ -35,5 +35,8 @@ pub fn hint(h: Hazard, scenario: &Scenario) -> &'static str {
         }
         Hazard::Copied => "try a kernel profile whose local delivery copies zero-copy frags",
         Hazard::Enobufs => "try --zc-optmem 1",
+        Hazard::CancelAfterQueued => {
+            "try requests of several pages and a send buffer one page short of two (the liburing-643 fixture's tuning)"
+        }
     }
 }

@@ -74,13 +74,25 @@ impl Kernel {
                 payload: self.payload(self.pipe.bufs[0]),
                 from_pipe: true,
             },
-            Event::UringExec(i) => Step::UringExec {
-                user_data: self.zc.sq[i as usize].user_data,
-                plain: matches!(
-                    self.zc.sq[i as usize].kind,
-                    crate::zerocopy::SqeKind::Send { .. }
-                ),
+            Event::UringExec(i) => {
+                let q = &self.zc.sq[i as usize];
+                Step::UringExec {
+                    user_data: q.user_data,
+                    plain: matches!(q.kind, crate::zerocopy::SqeKind::Send { .. }),
+                    part: q.part_queues() && self.sock.room(s.config.sndbuf) < q.buf.len,
+                }
+            }
+            Event::UringTimeoutDisarmed => Step::UringTimeoutDisarmed {
+                timeout: self.zc.disarmed[0],
             },
+            Event::UringLinkTimeout(i) => {
+                let q = &self.zc.sq[i as usize];
+                Step::UringLinkTimeout {
+                    user_data: q.user_data,
+                    timeout: q.link_timeout.unwrap_or_default(),
+                    queued: q.done as u32,
+                }
+            }
             Event::UringFail(i) => Step::UringFail {
                 user_data: self.zc.sq[i as usize].user_data,
             },

@@ -17,12 +17,27 @@ pub struct Uarg {
     pub copied: bool,
 }
 
-/// An io_uring send submitted but not yet executed.
+/// An io_uring send submitted but not yet executed, or (with a linked timeout) part-queued
+/// and waiting for room for the rest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Sqe {
     pub user_data: u32,
+    /// What is left to queue: the whole request until it runs, then, for a part-queued
+    /// one, the rest (`io_send_zc`: `zc->buf += ret; zc->len -= ret`).
     pub buf: Region,
     pub kind: SqeKind,
+    /// The tag of its `IORING_OP_LINK_TIMEOUT`, if one is linked.
+    pub link_timeout: Option<u32>,
+    /// Pages already queued (`zc->done_io`, `REQ_F_PARTIAL_IO`).
+    pub done: u64,
+}
+
+impl Sqe {
+    /// Whether the request queues what fits and waits for room for the rest (a
+    /// `SEND_ZC` with a linked timeout; see `Kernel::enabled_each`).
+    pub fn part_queues(&self) -> bool {
+        self.kind == SqeKind::SendZc && self.link_timeout.is_some()
+    }
 }
 
 /// Which io_uring send an [`Sqe`] is.
@@ -40,6 +55,9 @@ pub enum SqeKind {
 pub struct UringNotif {
     pub user_data: u32,
     pub copied: bool,
+    /// The request dropped its own reference (`io_notif_flush`, when it completed or was
+    /// cancelled): until then the notif cannot complete, however many skbs were freed.
+    pub flushed: bool,
 }
 
 #[derive(Debug, Default, PartialEq, Eq, Hash)]
@@ -59,6 +77,11 @@ pub struct Zerocopy {
     /// Notifications of failed `SEND_ZC`s not yet posted (`io_notif_flush` runs them
     /// from task work), by `user_data`, oldest first.
     pub failed_notifs: VecDeque<u32>,
+    /// Linked timeouts that fired so far (bounded by `uring_link_timeouts`).
+    pub link_timeouts: u8,
+    /// Linked timeouts disarmed by their send's completion whose `-ECANCELED` CQE task
+    /// work has not posted yet (`io_req_queue_tw_complete`), by tag, oldest first.
+    pub disarmed: VecDeque<u32>,
 }
 
 clone_reusing!(Zerocopy {
@@ -70,7 +93,9 @@ clone_reusing!(Zerocopy {
     uring_notifs,
     cq,
     failures,
-    failed_notifs
+    failed_notifs,
+    link_timeouts,
+    disarmed
 });
 
 impl Zerocopy {
@@ -141,6 +166,32 @@ impl Zerocopy {
         }
     }
 
+    /// The first pages of the `SEND_ZC` tagged `user_data` went into skbs: its notif is
+    /// their `msg_ubuf` from now on (`io_sg_from_iter_iovec`), not yet flushed.
+    pub fn uring_hold(&mut self, user_data: u32) {
+        if !self.uring_notifs.iter().any(|n| n.user_data == user_data) {
+            self.uring_notifs.push(UringNotif {
+                user_data,
+                copied: false,
+                flushed: false,
+            });
+        }
+    }
+
+    /// The request tagged `user_data` is done with its notif (`io_notif_flush`, from
+    /// `io_send_zc` or `io_send_zc_cleanup`): it completes once no skb references it, or
+    /// at once — from task work, so as a later move — when no page was ever queued.
+    pub fn uring_flush(&mut self, user_data: u32) {
+        match self
+            .uring_notifs
+            .iter_mut()
+            .find(|n| n.user_data == user_data && !n.flushed)
+        {
+            Some(n) => n.flushed = true,
+            None => self.failed_notifs.push_back(user_data),
+        }
+    }
+
     /// Completes every notification no segment references any more, oldest first
     /// (`__msg_zerocopy_callback`, `io_notif_tw_complete`). Returns how many fired and
     /// the hazards that reached: a completion while an older one is still pending is
@@ -169,7 +220,7 @@ impl Zerocopy {
         let mut i = 0;
         while i < self.uring_notifs.len() {
             let n = self.uring_notifs[i];
-            if live(Notif::Uring(n.user_data)) {
+            if !n.flushed || live(Notif::Uring(n.user_data)) {
                 i += 1;
                 continue;
             }

@@ -71,6 +71,7 @@ fn a_failed_send_zc_posts_f_more_and_later_its_notif() {
             buf: page,
             user_data: 7,
             opcode: Default::default(),
+            link_timeout: None,
         },
     ));
     assert!(k.enabled(&s).contains(&Event::UringFail(0)));

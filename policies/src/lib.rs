@@ -36,6 +36,7 @@ pub mod registry;
 pub mod script;
 pub mod steps;
 pub mod uring;
+pub(crate) mod uring_zc_link_timeout;
 
 pub mod app_ack;
 pub mod copy;

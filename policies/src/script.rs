@@ -127,6 +127,7 @@ impl Scripted {
                 buf: slot,
                 user_data: self.at.chunk as u32,
                 opcode: UringZcOpcode::Send,
+                link_timeout: None,
             }),
             Action::UringPlainSendAwaitCqe { msg_zerocopy } => Running::Once(Op::UringSend {
                 buf: slot,

@@ -253,6 +253,7 @@ impl Policy for UringZcNotif {
                 buf: self.at.slot(&self.g),
                 user_data: self.tag(),
                 opcode: self.knobs.opcode,
+                link_timeout: None,
             },
             Phase::Done => Op::Finish,
             Phase::Failed(a) => Op::Abort(a.clone()),

@@ -58,11 +58,15 @@ pub enum Hazard {
     /// A `MSG_ZEROCOPY` send failed with `ENOBUFS` (the notification could not be
     /// allocated: `optmem_max`).
     Enobufs,
+    /// An io_uring send was cancelled (its linked timeout fired) after it had queued part
+    /// of its bytes: its CQE counts fewer bytes than asked, with `F_MORE`, and its NOTIF
+    /// still waits for the pages it queued (`io_sendrecv_fail`, liburing#643).
+    CancelAfterQueued,
 }
 
 impl Hazard {
     /// Every hazard, in the order reports list them.
-    pub const ALL: [Hazard; 11] = [
+    pub const ALL: [Hazard; 12] = [
         Hazard::Reuse,
         Hazard::ReuseBeforeRead,
         Hazard::ReuseWhileHeld,
@@ -74,6 +78,7 @@ impl Hazard {
         Hazard::CounterWrap,
         Hazard::Copied,
         Hazard::Enobufs,
+        Hazard::CancelAfterQueued,
     ];
 
     /// The name in reports and JSON (kebab-case).
@@ -90,6 +95,7 @@ impl Hazard {
             Hazard::CounterWrap => "counter-wrap",
             Hazard::Copied => "copied",
             Hazard::Enobufs => "enobufs",
+            Hazard::CancelAfterQueued => "cancel-after-queued",
         }
     }
 
@@ -118,11 +124,24 @@ impl Hazard {
             OutOfOrderCompletion,
             Copied,
         ];
+        // A linked timeout may cancel the send after part of it was queued.
+        const SEND_ZC_LINKED: &[Hazard] = &[
+            Reuse,
+            ReuseBeforeRead,
+            Retransmission,
+            OutOfOrderCompletion,
+            Copied,
+            CancelAfterQueued,
+        ];
         const RELEASE: &[Hazard] = &[Release, ReleaseBeforeRead];
         match op {
             // Whether MSG_ZEROCOPY takes effect depends on SO_ZEROCOPY: the caller opens
             // these only for a send that really referenced the pages.
             Op::Send { zerocopy: true, .. } => MSG_ZEROCOPY,
+            Op::UringSendZc {
+                link_timeout: Some(_),
+                ..
+            } => SEND_ZC_LINKED,
             Op::UringSendZc { .. } => SEND_ZC,
             Op::Vmsplice { .. } | Op::Splice { .. } | Op::Sendfile { .. } => PAGES,
             Op::Munmap { .. } | Op::RemoveFile { .. } | Op::CreateFile { .. } => RELEASE,
@@ -353,6 +372,10 @@ pub struct Observer {
     notified: std::collections::BTreeSet<u32>,
     /// `SEND_ZC` requests submitted and not yet notified, oldest first.
     uring_pending: std::collections::VecDeque<crate::op::UserData>,
+    /// Sends with a linked timeout whose send CQE has not come, and their lengths: a send
+    /// CQE with `F_MORE` counting fewer (but some) bytes was cancelled after it queued
+    /// them (with `MSG_WAITALL` nothing else completes a send short).
+    linked: BTreeMap<crate::op::UserData, u64>,
 }
 
 impl Observer {
@@ -370,8 +393,25 @@ impl Observer {
             (Op::Send { zerocopy: true, .. }, Outcome::Err(Errno::NoBufs)) => {
                 self.hazards.add_count(Hazard::Enobufs, 1);
             }
-            (Op::UringSendZc { user_data, .. }, Outcome::Ok) => {
+            (
+                Op::UringSendZc {
+                    user_data,
+                    link_timeout,
+                    buf,
+                    ..
+                },
+                Outcome::Ok,
+            ) => {
                 self.uring_pending.push_back(*user_data);
+                if link_timeout.is_some() {
+                    self.linked.insert(*user_data, buf.len);
+                }
+            }
+            (_, Outcome::Cqe(c)) if !c.notif && self.linked.contains_key(&c.user_data) => {
+                let len = self.linked.remove(&c.user_data).unwrap_or_default();
+                if c.more && c.res > 0 && (c.res as u64) < len {
+                    self.hazards.add_count(Hazard::CancelAfterQueued, 1);
+                }
             }
             (_, Outcome::Zc(Some(n))) => {
                 if n.copied {

@@ -102,6 +102,15 @@ pub enum Op {
         /// Which opcode; traces written before `SENDMSG_ZC` existed read as `SEND_ZC`.
         #[serde(default, skip_serializing_if = "UringZcOpcode::is_send")]
         opcode: UringZcOpcode,
+        /// An `IORING_OP_LINK_TIMEOUT` linked after the send (`IOSQE_IO_LINK`), with this
+        /// tag: when it fires before the send completed it cancels the send
+        /// (`io_link_timeout_fn` → `io_req_task_link_timeout` → `io_try_cancel`) and
+        /// posts `-ETIME`; the send's CQE says what it had queued by then (`done_io`) or
+        /// `-ECANCELED`, with `F_MORE`, and its NOTIF still follows once the kernel let go
+        /// of the pages it queued. A send that completes first disarms it
+        /// (`io_disarm_next`): its CQE is `-ECANCELED`. Left out of traces when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link_timeout: Option<UserData>,
     },
     /// Submit a plain io_uring `IORING_OP_SEND` of `buf`, with `MSG_ZEROCOPY` in its
     /// `msg_flags` per `msg_zerocopy`. Outcome: `Ok` once submitted; one CQE follows, with
@@ -238,6 +247,12 @@ impl std::fmt::Display for Op {
             Op::ReadErrqueue { block } => {
                 write!(f, "{name}{}", if *block { " (blocking)" } else { "" })
             }
+            Op::UringSendZc {
+                buf,
+                user_data,
+                link_timeout: Some(t),
+                ..
+            } => write!(f, "{name} buf{buf} #{user_data} + LINK_TIMEOUT #{t}"),
             Op::UringSendZc { buf, user_data, .. } | Op::UringSend { buf, user_data, .. } => {
                 write!(f, "{name} buf{buf} #{user_data}")
             }

@@ -103,6 +103,10 @@ pub enum Errno {
     Again,
     /// `EPIPE` / `ECONNRESET`: the connection is gone.
     Pipe,
+    /// `ECANCELED`: an io_uring request was cancelled (by a linked timeout, say).
+    Canceled,
+    /// `ETIME`: an io_uring timeout fired.
+    Time,
     /// Any other errno, by number.
     Other(i32),
 }
@@ -117,6 +121,8 @@ impl Errno {
             92 => Errno::NoProtoOpt,
             11 => Errno::Again,
             32 | 104 => Errno::Pipe,
+            125 => Errno::Canceled,
+            62 => Errno::Time,
             n => Errno::Other(n),
         }
     }
@@ -131,6 +137,8 @@ impl std::fmt::Display for Errno {
             Errno::NoProtoOpt => f.write_str("ENOPROTOOPT"),
             Errno::Again => f.write_str("EAGAIN"),
             Errno::Pipe => f.write_str("EPIPE"),
+            Errno::Canceled => f.write_str("ECANCELED"),
+            Errno::Time => f.write_str("ETIME"),
             Errno::Other(n) => write!(f, "errno {n}"),
         }
     }

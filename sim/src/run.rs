@@ -386,6 +386,9 @@ fn hint(h: Hazard) -> &'static str {
         Hazard::CounterWrap => "try a longer --stream",
         Hazard::Copied => "try -t local: local delivery copies MSG_ZEROCOPY data",
         Hazard::Enobufs => "try `zcsafe check --zc-optmem 1`",
+        Hazard::CancelAfterQueued => {
+            "the simulated kernel fires no linked timeout: `zcsafe fixtures --check` runs it in the model"
+        }
         _ => "try more --seeds or a longer --stream",
     }
 }

@@ -221,6 +221,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             repeat: args.repeat,
             reader,
             rcvbuf: None,
+            sndbuf: None,
             op_timeout: timeout,
             run_timeout: timeout * 6,
             profile: match &args.profile {

@@ -237,7 +237,8 @@ impl Executor {
                 buf,
                 user_data,
                 opcode,
-            } => self.uring_send_zc(buf, user_data, opcode),
+                link_timeout,
+            } => self.uring_send_zc(buf, user_data, opcode, link_timeout),
             Op::UringSend {
                 buf,
                 user_data,

@@ -1,5 +1,5 @@
 //! io_uring: `UringSendZc` (submit one `IORING_OP_SEND_ZC`, or `IORING_OP_SENDMSG_ZC`
-//! with one iovec entry per page), `UringSend` (a plain `IORING_OP_SEND`) and `UringWaitCqe` (the next completion, send or
+//! with one iovec entry per page, an `IORING_OP_LINK_TIMEOUT` linked after it if asked), `UringSend` (a plain `IORING_OP_SEND`) and `UringWaitCqe` (the next completion, send or
 //! notification), over [`crate::uring::ZcRing`].
 //!
 //! Why a module: the ring is created on the first send, and a kernel without io_uring
@@ -18,6 +18,7 @@ impl Executor {
         buf: Region,
         user_data: UserData,
         opcode: UringZcOpcode,
+        link_timeout: Option<UserData>,
     ) -> Step {
         let (off, len) = self.region(buf)?;
         if let Some(refused) = self.ensure_ring() {
@@ -26,6 +27,9 @@ impl Executor {
         let page = self.g.page as usize;
         let data = self.buf.slice(off, len);
         let ring = self.ring.as_mut().expect("created above");
+        if let Some(t) = link_timeout {
+            ring.link_timeout(user_data, t);
+        }
         let submitted = match opcode {
             UringZcOpcode::Send => ring.send_zc(user_data, data),
             UringZcOpcode::Sendmsg => ring.sendmsg_zc(user_data, data, page),

@@ -163,6 +163,8 @@ impl Kernel {
                     copied: false,
                 });
                 self.zc.failed_notifs.push_back(sqe.user_data);
+                // io_disarm_next: a failed request's linked timeout completes -ECANCELED.
+                self.zc.disarmed.extend(sqe.link_timeout);
             }
             Event::UringNotifFlush => {
                 // The notif of a request that queued no page: io_notif_tw_complete
@@ -178,9 +180,59 @@ impl Kernel {
                     copied: true,
                 });
             }
+            Event::UringLinkTimeout(i) => self.uring_link_timeout(i),
+            Event::UringTimeoutDisarmed => {
+                // io_req_queue_tw_complete(link, -ECANCELED), run as task work.
+                let timeout = self.zc.disarmed.pop_front().expect("enabled");
+                self.zc.cq.push_back(Cqe {
+                    user_data: timeout,
+                    res: -125, // ECANCELED
+                    more: false,
+                    notif: false,
+                    copied: false,
+                });
+            }
             Event::UringExec(i) => self.uring_exec(s, i),
         }
         None
+    }
+
+    /// The linked timeout of a pending `SEND_ZC` fires: `io_link_timeout_fn` detaches
+    /// the request and queues `io_req_task_link_timeout`, whose `io_try_cancel` finds it
+    /// poll-armed (`io_poll_cancel` → `io_poll_cancel_req`, the request's cancellation
+    /// queued as task work) and completes the timeout with `-ETIME` (`ret ?: -ETIME`,
+    /// the cancel having found it). The request then fails in that task work
+    /// (`io_apoll_task_func` → `io_req_complete_failed`): `io_sendrecv_fail` sets `res`
+    /// to `done_io` when it had queued part (`REQ_F_PARTIAL_IO`), else it stays
+    /// `-ECANCELED`, and `F_MORE` (the notif is still owned, `REQ_F_NEED_CLEANUP`);
+    /// `io_send_zc_cleanup` flushes the notif, which completes once the skbs holding
+    /// the queued pages are freed — or at once if none was queued. 6.1 io_uring/timeout.c,
+    /// net.c, poll.c.
+    fn uring_link_timeout(&mut self, i: u8) {
+        let sqe = self.zc.sq.remove(i as usize);
+        self.zc.link_timeouts += 1;
+        if sqe.done > 0 {
+            self.reach(Hazard::CancelAfterQueued);
+        }
+        self.zc.cq.push_back(Cqe {
+            user_data: sqe.link_timeout.expect("enabled only for linked requests"),
+            res: -62, // ETIME
+            more: false,
+            notif: false,
+            copied: false,
+        });
+        self.zc.cq.push_back(Cqe {
+            user_data: sqe.user_data,
+            res: if sqe.done > 0 {
+                sqe.done as i64
+            } else {
+                -125 // ECANCELED
+            },
+            more: true,
+            notif: false,
+            copied: false,
+        });
+        self.zc.uring_flush(sqe.user_data);
     }
 
     /// io_send_zc: `sock_sendmsg` → `tcp_sendmsg_locked` puts the pages into skbs
@@ -190,35 +242,52 @@ impl Kernel {
     /// short; with it `io_net_retry` resubmits the rest and the CQE counts it all. The
     /// CQE carries `IORING_CQE_F_MORE` whatever the result, and a NOTIF follows: at once
     /// via `io_notif_flush` when no page was queued, else when the last skb lets go.
+    ///
+    /// A request with a linked timeout queues what the socket has room for; with room
+    /// for less than the rest it stays pending with `done` counting what it queued
+    /// (`ret > 0 && io_net_retry`: `zc->buf += ret`, `done_io += ret`,
+    /// `REQ_F_PARTIAL_IO`, back to poll) and posts nothing yet. When it completes, the
+    /// CQE counts `done_io` too, and the completion disarms the timeout
+    /// (`io_disarm_next` → `io_req_queue_tw_complete(link, -ECANCELED)`): its CQE comes
+    /// from task work, a later move ([`Event::UringTimeoutDisarmed`]) — after the send's,
+    /// and possibly after the send's NOTIF (seen on the 6.18 host).
     fn uring_exec(&mut self, s: &Scenario, i: u8) {
-        let sqe = self.zc.sq.remove(i as usize);
+        let mut sqe = self.zc.sq.remove(i as usize);
         if let SqeKind::Send { msg_zerocopy } = sqe.kind {
             return self.uring_exec_send(s, sqe, msg_zerocopy);
         }
+        let fits = match sqe.part_queues() {
+            true => sqe.buf.len.min(self.sock.room(s.config.sndbuf)),
+            false => sqe.buf.len,
+        };
         let refs = self.sqe_pages(s, &sqe);
         let notif = Notif::Uring(sqe.user_data);
         for r in &refs {
             self.sock.queue(*r, Some(notif));
         }
-        if refs.is_empty() {
-            self.zc.failed_notifs.push_back(sqe.user_data);
-        } else {
-            self.zc.uring_notifs.push(crate::zerocopy::UringNotif {
-                user_data: sqe.user_data,
-                copied: false,
-            });
+        if !refs.is_empty() {
+            self.zc.uring_hold(sqe.user_data);
         }
+        let queued = refs.len() as u64;
+        sqe.done += queued;
+        if queued == fits && queued < sqe.buf.len {
+            sqe.buf = Region::new(sqe.buf.offset + queued, sqe.buf.len - queued);
+            self.zc.sq.insert(i as usize, sqe);
+            return;
+        }
+        self.zc.uring_flush(sqe.user_data);
         self.zc.cq.push_back(Cqe {
             user_data: sqe.user_data,
-            res: if refs.is_empty() {
+            res: if sqe.done == 0 {
                 -14 // EFAULT
             } else {
-                refs.len() as i64
+                sqe.done as i64
             },
             more: true,
             notif: false,
             copied: false,
         });
+        self.zc.disarmed.extend(sqe.link_timeout);
     }
 
     /// io_send (6.1 io_uring/net.c): `sock_sendmsg` with the SQE's
@@ -261,12 +330,12 @@ impl Kernel {
     }
 
     /// The pages an io_uring send of `sqe` queues: all of them with `MSG_WAITALL`
-    /// (`io_net_retry` resubmits the rest), else what the socket has room for now (a
-    /// short send under `MSG_DONTWAIT`); either way only up to the first page that is not
+    /// (`io_net_retry` resubmits the rest), else — or for a request that part-queues —
+    /// what the socket has room for now (a short send under `MSG_DONTWAIT`); either way only up to the first page that is not
     /// mapped (`tcp_sendmsg_locked` stops at the first it cannot pin).
     fn sqe_pages(&self, s: &Scenario, sqe: &Sqe) -> Vec<DataRef> {
         let cfg = &s.config;
-        let len = match cfg.uring_waitall {
+        let len = match cfg.uring_waitall && !sqe.part_queues() {
             true => sqe.buf.len,
             false => sqe.buf.len.min(self.sock.room(cfg.sndbuf)),
         };

@@ -48,6 +48,10 @@ pub enum Event {
     UringFail(u8),
     /// io_uring posts the notification CQE of the oldest failed `SEND_ZC`.
     UringNotifFlush,
+    /// The linked timeout of the `n`th pending `SEND_ZC` fires and cancels it.
+    UringLinkTimeout(u8),
+    /// io_uring posts the `-ECANCELED` CQE of the oldest disarmed linked timeout.
+    UringTimeoutDisarmed,
     /// Receive autotuning grows the peer's buffer (`tcp_rcv_space_adjust`).
     Autotune,
 }
@@ -225,8 +229,18 @@ impl Kernel {
         }
         for (i, sqe) in self.zc.sq.iter().enumerate() {
             // io_send_zc runs once the socket takes the whole request (MSG_WAITALL,
-            // resubmitted by io_net_retry) or, without it, any of it (a short send).
-            let need = if cfg.uring_waitall { sqe.buf.len } else { 1 };
+            // resubmitted by io_net_retry) or, without it, any of it (a short send). One
+            // with a linked timeout queues what fits and waits for the rest, as the
+            // kernel does any MSG_WAITALL send (`ret > 0 && io_net_retry`: `done_io +=
+            // ret`, `REQ_F_PARTIAL_IO`, poll armed again): only a cancellation in between
+            // makes that visible — unlinked, the request ends with the same CQE as one
+            // queued whole later — so only these part-queue, and the other policies' state
+            // spaces stay as they were.
+            let need = if cfg.uring_waitall && !sqe.part_queues() {
+                sqe.buf.len
+            } else {
+                1
+            };
             if self.sock.room(cfg.sndbuf) >= need {
                 ev(Event::UringExec(i as u8));
             }
@@ -240,11 +254,19 @@ impl Kernel {
                 .sq
                 .iter()
                 .enumerate()
-                .filter(|(_, q)| q.kind == crate::zerocopy::SqeKind::SendZc)
+                .filter(|(_, q)| q.kind == crate::zerocopy::SqeKind::SendZc && q.done == 0)
                 .for_each(|(i, _)| ev(Event::UringFail(i as u8)));
+        }
+        if self.zc.link_timeouts < cfg.uring_link_timeouts {
+            (self.zc.sq.iter().enumerate())
+                .filter(|(_, q)| q.link_timeout.is_some())
+                .for_each(|(i, _)| ev(Event::UringLinkTimeout(i as u8)));
         }
         if !self.zc.failed_notifs.is_empty() {
             ev(Event::UringNotifFlush);
+        }
+        if !self.zc.disarmed.is_empty() {
+            ev(Event::UringTimeoutDisarmed);
         }
         // tcp_rcv_space_adjust runs from tcp_recvmsg after the application copied data
         // out, and only grows a buffer SO_RCVBUF did not lock.
@@ -306,6 +328,7 @@ impl Kernel {
             + buf::<crate::zerocopy::UringNotif>(z.uring_notifs.capacity())
             + buf::<zcsafe_policy::Cqe>(z.cq.capacity())
             + buf::<u32>(z.failed_notifs.capacity())
+            + buf::<u32>(z.disarmed.capacity())
     }
 
     /// Which kernel objects reference the page behind `page` (for timelines).

@@ -23,7 +23,8 @@ impl Kernel {
             // The model's NIC never copies: COPIED comes only from local delivery and a
             // failed SEND_ZC's flush, so a scenario with neither cannot reach it.
             let can_copy = (Self::local(s) && s.config.profile.zerocopy_local_copies)
-                || s.config.uring_failures > 0;
+                || s.config.uring_failures > 0
+                || s.config.uring_link_timeouts > 0;
             (s.config.socket.opened_by(op))
                 .filter(|h| can_copy || *h != Hazard::Copied)
                 .for_each(|h| self.marks.0.opened.insert(h));
@@ -136,7 +137,14 @@ impl Kernel {
             },
             // io_send_zc and io_sendmsg_zc alike (6.1, 6.12): the request's one notif is
             // the skbs' msg_ubuf, whatever the iovec; the model keeps no iovec.
-            Op::UringSendZc { buf, user_data, .. } => {
+            // A linked IORING_OP_LINK_TIMEOUT (5.5) is armed once the send was issued
+            // (io_queue_linked_timeout); the model's sq entry is that armed request.
+            Op::UringSendZc {
+                buf,
+                user_data,
+                link_timeout,
+                ..
+            } => {
                 if !cfg.profile.uring_send_zc {
                     return err(Errno::Inval);
                 }
@@ -144,6 +152,8 @@ impl Kernel {
                     user_data,
                     buf,
                     kind: SqeKind::SendZc,
+                    link_timeout,
+                    done: 0,
                 });
                 ok
             }
@@ -158,6 +168,8 @@ impl Kernel {
                     user_data,
                     buf,
                     kind: SqeKind::Send { msg_zerocopy },
+                    link_timeout: None,
+                    done: 0,
                 });
                 ok
             }

@@ -290,6 +290,7 @@ fn send_zc(k: &mut Kernel, s: &Scenario, buf: Region, user_data: u32) {
             buf,
             user_data,
             opcode: Default::default(),
+            link_timeout: None,
         },
     ));
 }
@@ -312,11 +313,21 @@ fn a_send_zc_that_faults_still_has_f_more_and_a_later_copied_notif() {
         Perform::Blocked,
         "NOTIF later"
     );
-    assert!(k.enabled(&s).contains(&Event::UringNotifFlush));
-    k.fire(&s, Event::UringNotifFlush);
-    let n = cqe(&mut k, &s);
-    // io_notif_tw_complete: zc_copied || !zc_used — nothing was sent with zero copy.
-    assert_eq!((n.user_data, n.notif, n.copied), (3, true, true), "{n:?}");
+    flushed_notif_is_copied(&mut k, &s, 3);
+}
+
+/// The notif of a request that queued nothing, flushed from task work: COPIED, since
+/// `io_notif_tw_complete` reports `zc_copied || !zc_used` and nothing went out with zero
+/// copy.
+fn flushed_notif_is_copied(k: &mut Kernel, s: &Scenario, user_data: u32) {
+    assert!(k.enabled(s).contains(&Event::UringNotifFlush));
+    k.fire(s, Event::UringNotifFlush);
+    let n = cqe(k, s);
+    assert_eq!(
+        (n.user_data, n.notif, n.copied),
+        (user_data, true, true),
+        "{n:?}"
+    );
 }
 
 /// A request that faults on its second page sent the first: res < len, F_MORE, and
@@ -599,4 +610,167 @@ fn udp_scenarios_lose_nothing_and_open_no_retransmission() {
     assert!(!marks.opened.contains(Hazard::OutOfOrderCompletion));
     s.config.losses = 1;
     assert_eq!(s.validate(), Err(crate::config::ScenarioError::UdpLoss));
+}
+
+/// Transmits, delivers, reads and acknowledges everything queued (the remote class).
+fn drain(k: &mut Kernel, s: &Scenario) {
+    let moves = [
+        Event::Transmit,
+        Event::DeviceComplete,
+        Event::Deliver,
+        Event::Read,
+        Event::Ack,
+    ];
+    while let Some(ev) = moves.into_iter().find(|e| k.enabled(s).contains(e)) {
+        k.fire(s, ev);
+    }
+}
+
+/// Nothing on the completion queue: a wait for a CQE blocks.
+fn no_cqe_yet(k: &mut Kernel, s: &Scenario, why: &str) {
+    assert_eq!(k.perform(s, &Op::UringWaitCqe), Perform::Blocked, "{why}");
+}
+
+/// Two slots of two-page sends and a send buffer of three pages, as the liburing-643
+/// fixture has them.
+fn two_page_sends(s: &mut Scenario) {
+    (s.geometry.chunk, s.geometry.buffer) = (2, 4);
+    s.config.sndbuf = 3;
+}
+
+/// A 2-page `SEND_ZC` with a linked timeout (tag 9) on a socket with room for one page.
+fn linked_send_with_room_for_one(s: &mut Scenario) -> Kernel {
+    two_page_sends(s);
+    s.config.uring_link_timeouts = 1;
+    let mut k = Kernel::new(s);
+    for p in 0..4 {
+        done(k.perform(
+            s,
+            &Op::Fill {
+                buf: Region::new(p, 1),
+                stream: p,
+            },
+        ));
+    }
+    // Two pages of an earlier plain send take two of the three pages of sndbuf.
+    done(k.perform(
+        s,
+        &Op::Send {
+            buf: Region::new(0, 2),
+            zerocopy: false,
+        },
+    ));
+    done(k.perform(
+        s,
+        &Op::UringSendZc {
+            buf: Region::new(2, 2),
+            user_data: 8,
+            opcode: Default::default(),
+            link_timeout: Some(9),
+        },
+    ));
+    k
+}
+
+/// io_send_zc with MSG_WAITALL: `ret > 0 && io_net_retry` queues what fits (`done_io`,
+/// `REQ_F_PARTIAL_IO`) and waits for the rest; no CQE yet, and the notif — not yet
+/// flushed — does not complete when the queued page is freed.
+#[test]
+fn a_linked_send_zc_part_queues_and_posts_nothing_until_done() {
+    let mut s = scenario(TransportClass::Remote);
+    let mut k = linked_send_with_room_for_one(&mut s);
+    assert!(
+        k.enabled(&s).contains(&Event::UringExec(0)),
+        "room for 1 page is enough"
+    );
+    k.fire(&s, Event::UringExec(0));
+    assert_eq!(k.zc.sq.len(), 1, "still pending");
+    assert_eq!((k.zc.sq[0].done, k.zc.sq[0].buf), (1, Region::new(3, 1)));
+    assert!(k.holders(DataRef::User(2)).contains(&Holder::WriteQueue));
+    no_cqe_yet(&mut k, &s, "a part-queued send posts nothing");
+    // Everything queued so far leaves the host and is acknowledged.
+    drain(&mut k, &s);
+    assert!(
+        k.holders(DataRef::User(2)).is_empty(),
+        "page 2 acknowledged"
+    );
+    no_cqe_yet(&mut k, &s, "no NOTIF before the request completes");
+    // The rest fits now: one send CQE for both parts, then the disarmed timeout's.
+    k.fire(&s, Event::UringExec(0));
+    let c = cqe(&mut k, &s);
+    assert_eq!((c.user_data, c.res, c.more), (8, 2, true), "{c:?}");
+    // The disarmed timeout's CQE comes from task work: a later move, which the NOTIF
+    // may precede.
+    assert_eq!(k.perform(&s, &Op::UringWaitCqe), Perform::Blocked);
+    assert!(k.enabled(&s).contains(&Event::UringTimeoutDisarmed));
+    k.fire(&s, Event::UringTimeoutDisarmed);
+    let t = cqe(&mut k, &s);
+    assert_eq!((t.user_data, t.res, t.more), (9, -125, false), "{t:?}");
+}
+
+/// io_link_timeout_fn → io_req_task_link_timeout → io_try_cancel: the timeout's CQE is
+/// -ETIME, the send's `done_io` with F_MORE (io_sendrecv_fail), and the NOTIF
+/// (io_send_zc_cleanup → io_notif_flush) only once the queued page is let go.
+#[test]
+fn a_linked_timeout_cancels_a_part_queued_send_and_its_notif_waits_for_the_page() {
+    let mut s = scenario(TransportClass::Remote);
+    let mut k = linked_send_with_room_for_one(&mut s);
+    k.fire(&s, Event::UringExec(0));
+    assert!(k.enabled(&s).contains(&Event::UringLinkTimeout(0)));
+    k.fire(&s, Event::UringLinkTimeout(0));
+    assert!(k.zc.sq.is_empty());
+    assert!(
+        !k.enabled(&s).contains(&Event::UringLinkTimeout(0)),
+        "one timer budgeted"
+    );
+    let t = cqe(&mut k, &s);
+    assert_eq!((t.user_data, t.res, t.more), (9, -62, false), "{t:?}");
+    let c = cqe(&mut k, &s);
+    assert_eq!(
+        (c.user_data, c.res, c.more, c.notif),
+        (8, 1, true, false),
+        "{c:?}"
+    );
+    assert!(
+        k.holders(DataRef::User(2)).contains(&Holder::WriteQueue),
+        "the cancelled send's page is still queued"
+    );
+    assert!(
+        k.holders(DataRef::User(3)).is_empty(),
+        "the unsent page is free"
+    );
+    no_cqe_yet(&mut k, &s, "no NOTIF yet");
+    drain(&mut k, &s);
+    let n = cqe(&mut k, &s);
+    assert_eq!((n.user_data, n.notif, n.copied), (8, true, false), "{n:?}");
+}
+
+/// A timeout that fires before the send queued anything: -ECANCELED with F_MORE, and
+/// a NOTIF flushed at once, COPIED (nothing went out with zero copy).
+#[test]
+fn a_linked_timeout_before_the_send_ran_gives_ecanceled_and_a_copied_notif() {
+    let mut s = scenario(TransportClass::Remote);
+    let mut k = linked_send_with_room_for_one(&mut s);
+    k.fire(&s, Event::UringLinkTimeout(0));
+    assert_eq!(cqe(&mut k, &s).res, -62);
+    let c = cqe(&mut k, &s);
+    assert_eq!((c.res, c.more), (-125, true), "{c:?}");
+    flushed_notif_is_copied(&mut k, &s, 8);
+}
+
+/// Without a linked timeout nothing changes: the request waits for room for all of it.
+#[test]
+fn an_unlinked_send_zc_still_waits_for_room_for_the_whole_request() {
+    let mut s = scenario(TransportClass::Remote);
+    two_page_sends(&mut s);
+    let mut k = Kernel::new(&s);
+    done(k.perform(
+        &s,
+        &Op::Send {
+            buf: Region::new(0, 2),
+            zerocopy: false,
+        },
+    ));
+    send_zc(&mut k, &s, Region::new(2, 2), 8);
+    assert!(!k.enabled(&s).contains(&Event::UringExec(0)));
 }

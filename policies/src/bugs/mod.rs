@@ -12,6 +12,7 @@
 pub mod glommio_46;
 pub mod grpc_30320;
 pub mod io_uring_354;
+pub mod liburing_643;
 pub mod netty_15599;
 pub mod netty_17238;
 pub mod qemu_multifd_header;
@@ -36,6 +37,13 @@ pub struct Tuning {
     pub pipe_reader: bool,
     /// io_uring `SEND_ZC` requests that may fail before running.
     pub uring_failures: u8,
+    /// Pages per send (the standard scenario's is one): a request of several pages can
+    /// be part-queued. The buffer keeps two slots of it and the stream three chunks.
+    pub chunk: Option<u64>,
+    /// Pages the send buffer holds (`sk_sndbuf`).
+    pub sndbuf: Option<u64>,
+    /// io_uring linked timeouts that may fire (`IORING_OP_LINK_TIMEOUT`).
+    pub uring_link_timeouts: u8,
 }
 
 impl std::fmt::Display for Tuning {
@@ -54,6 +62,18 @@ impl std::fmt::Display for Tuning {
             parts.push(format!(
                 "{} failing SEND_ZC request(s)",
                 self.uring_failures
+            ));
+        }
+        if let Some(c) = self.chunk {
+            parts.push(format!("{c}-page sends"));
+        }
+        if let Some(b) = self.sndbuf {
+            parts.push(format!("a {b}-page send buffer"));
+        }
+        if self.uring_link_timeouts > 0 {
+            parts.push(format!(
+                "{} linked timeout(s) firing",
+                self.uring_link_timeouts
             ));
         }
         if parts.is_empty() {
@@ -93,6 +113,7 @@ pub fn all() -> Vec<Bug> {
         spdk_3610::bug(),
         qemu_multifd_header::bug(),
         glommio_46::bug(),
+        liburing_643::bug(),
     ]
 }
 
@@ -116,10 +137,10 @@ mod tests {
             .iter()
             .flat_map(|b| [b.buggy.name, b.fixed.name])
             .collect();
-        assert_eq!(names.len(), 20);
+        assert_eq!(names.len(), 22);
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 20);
+        assert_eq!(names.len(), 22);
         for n in names {
             assert!(n.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{n}");
             assert!(crate::find(n).is_none(), "{n} must not be in the catalogue");

@@ -117,6 +117,28 @@ pub enum Event {
         /// `SEND_ZC`; left out of traces when false, so older traces read unchanged.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         plain: bool,
+        /// A `SEND_ZC` with a linked timeout queued only what the socket had room for and
+        /// waits (poll) for the rest: no CQE yet (`io_send_zc`, `done_io`). Left out of
+        /// traces when false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        part: bool,
+    },
+    /// The linked timeout of a pending `SEND_ZC` fires (`io_link_timeout_fn`) and cancels
+    /// it: the timeout's CQE `-ETIME`, the send's `done_io` (or `-ECANCELED`) with
+    /// `F_MORE`; the NOTIF still waits for the pages it queued.
+    UringLinkTimeout {
+        /// The send's tag.
+        user_data: UserData,
+        /// The timeout's tag.
+        timeout: UserData,
+        /// Pages (bytes, on a real kernel) the send had queued.
+        queued: u32,
+    },
+    /// io_uring posts the `-ECANCELED` CQE of a linked timeout its send disarmed by
+    /// completing (`io_disarm_next`, from task work).
+    UringTimeoutDisarmed {
+        /// The timeout's tag.
+        timeout: UserData,
     },
     /// A `SEND_ZC` fails before it runs (`io_sendrecv_fail`, `-ECANCELED`); its
     /// notification still follows.
@@ -233,6 +255,8 @@ impl Event {
             | Event::ZeroWindowProbe
             | Event::UringExec { .. }
             | Event::UringFail { .. }
+            | Event::UringLinkTimeout { .. }
+            | Event::UringTimeoutDisarmed { .. }
             | Event::UringNotifFlush { .. } => Actor::Tcp,
             Event::TxComplete { .. } => Actor::Device,
             Event::Lose { .. } => Actor::Wire,
