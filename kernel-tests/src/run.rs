@@ -311,6 +311,7 @@ fn run_once<P: Policy>(
             format: TRACE_FORMAT_VERSION,
             policy: name.to_string(),
             transport: TraceTransport::Host(opts.transport),
+            device: Default::default(),
             backend: Backend::Kernel,
             profile: opts.profile.clone(),
             geometry: g,

@@ -620,7 +620,7 @@ fn drive<P: Policy>(
             }
             ok(Observed::Call { answer: kernel })
         }
-        Event::Transmit { seq, payload } | Event::Retransmit { seq, payload } => {
+        Event::Transmit { seq, payload, .. } | Event::Retransmit { seq, payload, .. } => {
             let again = matches!(ev, Event::Retransmit { .. });
             let seq = *seq as u64;
             let wait = if again {

@@ -1,7 +1,7 @@
 //! What the checker explores: a geometry for the policy and the kernel's knobs.
 
 use serde::{Deserialize, Serialize};
-use zcsafe_policy::{Geometry, Pipeline, Profile, TransportClass};
+use zcsafe_policy::{Geometry, Pipeline, Profile, RemoteDevice, TransportClass};
 
 /// The kernel side of a scenario. Sizes are in pages (one page = one segment).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -54,6 +54,11 @@ pub struct ModelConfig {
     /// that fills the socket completes short (`res < len`).
     #[serde(default = "yes")]
     pub uring_waitall: bool,
+    /// The remote class's device: a NIC that reads the pages at TX completion (the
+    /// default), or a TUN device, which copies zero-copy frags when the segment is
+    /// queued on it (`tun_net_xmit`). Ignored by the local class.
+    #[serde(default)]
+    pub device: RemoteDevice,
 }
 
 fn yes() -> bool {
@@ -89,6 +94,7 @@ impl Scenario {
                 autotune: None,
                 zc_uarg_pages: crate::window::ZC_UARG_PAGES,
                 uring_waitall: true,
+                device: RemoteDevice::Nic,
             },
         }
     }
@@ -109,6 +115,17 @@ impl Scenario {
         (c.sndbuf, c.cwnd, c.rcvbuf) = (window, window, window);
         c.zc_optmem = pipeline.outstanding.clamp(2, u8::MAX as u64) as u8;
         s
+    }
+
+    /// The scenario with `device` behind the remote class.
+    pub fn with_device(mut self, device: RemoteDevice) -> Scenario {
+        self.config.device = device;
+        self
+    }
+
+    /// The device behind the socket, when the class has one (the remote class).
+    pub fn device(&self) -> Option<RemoteDevice> {
+        (self.config.transport == TransportClass::Remote).then_some(self.config.device)
     }
 
     /// Checks that the scenario is one the model can run.
@@ -141,6 +158,9 @@ impl Scenario {
         if self.config.zc_uarg_pages == 0 {
             return Err(ScenarioError::ZcUargPages);
         }
+        if self.config.transport == TransportClass::Local && !self.config.device.is_nic() {
+            return Err(ScenarioError::DeviceOnLocal(self.config.device));
+        }
         Ok(())
     }
 }
@@ -162,4 +182,6 @@ pub enum ScenarioError {
     Autotune { rcvbuf: u64, grown: u64 },
     #[error("zc_uarg_pages must be at least one page (a notification covers one send)")]
     ZcUargPages,
+    #[error("device {0} is the remote class's: local delivery has no device that reads the pages")]
+    DeviceOnLocal(RemoteDevice),
 }

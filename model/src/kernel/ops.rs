@@ -20,9 +20,11 @@ impl Kernel {
                 }
         ) && !self.sock.zerocopy_enabled;
         if !copies {
-            // The model's NIC never copies: COPIED comes only from local delivery and a
-            // failed SEND_ZC's flush, so a scenario with neither cannot reach it.
+            // The model's NIC never copies: COPIED comes only from local delivery, a TUN
+            // device (`tun_net_xmit`) and a failed SEND_ZC's flush, so a scenario with
+            // none of them cannot reach it.
             let can_copy = (Self::local(s) && s.config.profile.zerocopy_local_copies)
+                || s.device().is_some_and(|d| d.copies_zerocopy_at_transmit())
                 || s.config.uring_failures > 0;
             (Hazard::opened_by(op).iter())
                 .filter(|h| can_copy || **h != Hazard::Copied)
