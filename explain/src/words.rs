@@ -238,6 +238,23 @@ fn held(pages: &[HeldPage]) -> String {
 }
 
 /// `buf[0] (now stream page 3)` or `a copy of stream page 2`.
+/// A remote-class device, as a sentence names it.
+pub fn device_name(d: RemoteDevice) -> &'static str {
+    match d {
+        RemoteDevice::Nic => "NIC",
+        RemoteDevice::Tun => "TUN device",
+    }
+}
+
+/// Where a remote-class device reads the pages, in the kernel's terms (a clause that
+/// follows "which").
+pub fn device_reads(d: RemoteDevice) -> &'static str {
+    match d {
+        RemoteDevice::Nic => "reads the pages by DMA at TX completion and holds retransmissions back until then",
+        RemoteDevice::Tun => "copies zero-copy frags when it queues a segment (tun_net_xmit → skb_orphan_frags_rx → skb_copy_ubufs), reads other pages when the peer reads the fd (tun_put_user) and orphans the clone, so a retransmission need not wait for that read (skb_orphan)",
+    }
+}
+
 /// What a TUN device did to a clone it queued: its zero-copy frags are copied there.
 fn copied_at_device(frags_copied: bool) -> &'static str {
     match frags_copied {
