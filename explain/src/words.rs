@@ -334,7 +334,8 @@ mod tests {
         });
         assert!(note(&step, TransportClass::Local, RemoteDevice::Nic).contains("to the peer"));
         assert!(note(&step, TransportClass::Remote, RemoteDevice::Nic).contains("device TX ring"));
-        assert!(note(&step, TransportClass::Remote, RemoteDevice::Nic).contains("buf[1] (now stream page 1)"));
+        assert!(note(&step, TransportClass::Remote, RemoteDevice::Nic)
+            .contains("buf[1] (now stream page 1)"));
         assert!(!note(&step, TransportClass::Remote, RemoteDevice::Nic).contains("tun_net_xmit"));
         if let Event::Transmit { frags_copied, .. } = &mut step.event {
             *frags_copied = true;

@@ -329,8 +329,15 @@ fn kernel_hint(h: Hazard) -> &'static str {
         Hazard::Retransmission | Hazard::RetransmitAfterReuse => {
             "try -t tun --peer drop=3: a lost segment is sent again"
         }
-        Hazard::OutOfOrderCompletion => "try -t tun --peer hold-acks or drop=3",
-        Hazard::Copied => "try -t loopback: local delivery copies MSG_ZEROCOPY data",
+        // Over tun the clones' zero-copy frags are copied at transmission (tun_net_xmit),
+        // so completions follow the ACKs: only a NIC's retransmitted clone outlives the
+        // original (measured: none with hold-acks or drop=3, docs/design.md §13).
+        Hazard::OutOfOrderCompletion => {
+            "try `zcsafe matrix --transports remote`: a NIC's retransmitted clone can outlive the original"
+        }
+        Hazard::Copied => {
+            "try -t loopback or -t tun: local delivery and a TUN device copy MSG_ZEROCOPY data"
+        }
         Hazard::Enobufs => "try a lower net.core.optmem_max",
         Hazard::CounterWrap => "try `zcsafe check`: the kernel's counter is 32 bits wide",
         _ => "try a longer stream, --bytes, or more --repeat",

@@ -170,7 +170,10 @@ mod tests {
         let s = nic();
         let t = counterexample(UringZcNaive::new(&s.geometry).unwrap(), &s);
         let f = follow(UringZcNaive::new(&s.geometry).unwrap(), &s, &t);
-        assert_eq!((f.same, f.difference, f.ended), (t.steps.len(), None, Some(Verdict::Corrupt)));
+        assert_eq!(
+            (f.same, f.difference, f.ended),
+            (t.steps.len(), None, Some(Verdict::Corrupt))
+        );
     }
 
     /// The NIC's counterexample rewrites `buf[0]` after transmission, before the DMA:
@@ -186,11 +189,22 @@ mod tests {
         let Event::TxComplete { seq, payload } = &d.recorded else {
             panic!("the difference is the device's read: {d:?}")
         };
-        assert_ne!(payload.content, Some(*seq as u64), "the NIC read the rewritten page");
+        assert_ne!(
+            payload.content,
+            Some(*seq as u64),
+            "the NIC read the rewritten page"
+        );
         match &d.here {
-            Some(Event::TxComplete { seq: s2, payload: p2 }) => {
+            Some(Event::TxComplete {
+                seq: s2,
+                payload: p2,
+            }) => {
                 assert_eq!(s2, seq);
-                assert_eq!(p2.content, Some(*seq as u64), "tun copied the page's own bytes");
+                assert_eq!(
+                    p2.content,
+                    Some(*seq as u64),
+                    "tun copied the page's own bytes"
+                );
             }
             other => panic!("the same device read, other bytes: {other:?}"),
         }

@@ -45,7 +45,10 @@ fn every_policy_meets_its_expectation_on_every_builtin_profile() {
     each(|e, t, profile, g, report| {
         let expected = e.expect_for(t, profile, g);
         if report.verdict != expected.verdict {
-            let device = report.trace.as_ref().map_or(RemoteDevice::Nic, |t| t.device);
+            let device = report
+                .trace
+                .as_ref()
+                .map_or(RemoteDevice::Nic, |t| t.device);
             failures.push(format!(
                 "{} / {t} (device {device}) / {}: model says {}, expected {} ({})\n{}",
                 e.name,

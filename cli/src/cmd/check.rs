@@ -6,13 +6,13 @@ use crate::output::{self, Clock, TimingArgs};
 use crate::progress::{ProgressBar, SearchProgress};
 use crate::table;
 use anyhow::{bail, Context, Result};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 use zcsafe_explain::text::render;
 use zcsafe_model::{check_observed, sweep, CheckOptions, CheckReport, Scenario};
 use zcsafe_policies::Entry;
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use zcsafe_policy::{
     Evidence, Expectation, Finding, Profile, RemoteDevice, Results, ScenarioSizes, SweepStep,
     TransportClass, Verdict,

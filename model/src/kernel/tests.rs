@@ -201,7 +201,10 @@ fn a_tun_device_copies_zerocopy_frags_at_transmission() {
     let (s, mut k) = zerocopy_queued_behind_tun();
     k.fire(&s, Event::Transmit);
     assert_eq!(k.holders(DataRef::User(0)), vec![Holder::Retransmit]);
-    assert_eq!(k.net.ring[0].notif, None, "the ring's clone lets go of the notif");
+    assert_eq!(
+        k.net.ring[0].notif, None,
+        "the ring's clone lets go of the notif"
+    );
     let rewrite = Op::Fill {
         buf: Region::new(0, 1),
         stream: 2,
@@ -210,7 +213,11 @@ fn a_tun_device_copies_zerocopy_frags_at_transmission() {
     for ev in [Event::DeviceComplete, Event::Deliver, Event::Ack] {
         assert_eq!(k.fire(&s, ev), None, "{ev:?}");
     }
-    assert_eq!(k.fire(&s, Event::Read), None, "the peer has page 0's own bytes");
+    assert_eq!(
+        k.fire(&s, Event::Read),
+        None,
+        "the peer has page 0's own bytes"
+    );
     let n = done(k.perform(&s, &Op::ReadErrqueue { block: true }));
     assert_eq!(
         n,
