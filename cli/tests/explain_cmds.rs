@@ -111,7 +111,7 @@ fn fixtures_lists_and_checks_on_the_model() {
     let (code, out, _) = zcsafe(&["fixtures", "--check", "--backend", "model"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("19 fixture checks: 19 passed, 0 failed, 0 skipped"),
+        out.contains("20 fixture checks: 20 passed, 0 failed, 0 skipped"),
         "{out}"
     );
 }
@@ -180,4 +180,44 @@ fn a_remote_counterexample_is_replayed_step_by_step_on_the_kernel() {
         at + 1
     );
     assert!(out.contains("THE KERNEL DIVERGED FROM THE MODEL"), "{out}");
+}
+
+/// `zcsafe check -p uring-zc-naive -t remote --json > f.json && zcsafe replay f.json --on
+/// kernel` (root): the NIC's counterexample needs its late DMA read, so the replay says
+/// first, loudly, where a TUN device goes otherwise, replays the TUN device's
+/// counterexample instead and ends corrupt with every step conforming (exit 0).
+#[test]
+fn a_nic_counterexample_tun_cannot_follow_is_replaced_and_said_so_first() {
+    if !zcsafe_kernel::is_root() {
+        zcsafe_kernel::skip::skipped(
+            "replay --on kernel with a substitution",
+            "a schedule replay over tun needs root (network namespaces)",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (code, json, _) = zcsafe(&["check", "-p", "uring-zc-naive", "-t", "remote", "--json"]);
+    assert_eq!(code, 0);
+    let f = dir.path().join("f.json");
+    std::fs::write(&f, &json).unwrap();
+    let f = f.display().to_string();
+    let (code, out, err) = zcsafe(&["replay", &f, "--on", "kernel"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("THIS COUNTEREXAMPLE NEEDS A NIC"), "{out}");
+    assert!(out.contains("tun_net_xmit → skb_orphan_frags_rx"), "{out}");
+    assert!(out.contains("REPLAYING INSTEAD"), "{out}");
+    assert!(out.contains("--device tun"), "{out}");
+    assert!(
+        out.contains("steps: the kernel followed all 13 steps"),
+        "{out}"
+    );
+    assert!(!out.contains("DIVERGED"), "{out}");
+    let (code, j, _) = zcsafe(&["replay", &f, "--on", "kernel", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+    assert_eq!(v["replayed"], "corrupt", "{j}");
+    assert_eq!(v["substitution"]["device"], "tun", "{j}");
+    assert_eq!(v["substitution"]["recorded"]["kind"], "tx_complete", "{j}");
+    assert_eq!(v["substitution"]["trace"]["device"], "tun", "{j}");
+    assert_eq!(v["conformance"]["divergences"], 0, "{j}");
 }
