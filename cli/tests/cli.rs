@@ -165,7 +165,7 @@ fn usage_errors_exit_2_with_a_hint() {
 /// is refused for the local class, which has no device.
 #[test]
 fn check_behind_a_tun_device_says_so_and_is_refused_for_local() {
-    let out = zcsafe(&[
+    let tun = [
         "check",
         "-p",
         "uring-zc-naive",
@@ -173,8 +173,8 @@ fn check_behind_a_tun_device_says_so_and_is_refused_for_local() {
         "remote",
         "--device",
         "tun",
-        "--json",
-    ]);
+    ];
+    let out = zcsafe(&[&tun[..], &["--json"]].concat());
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let r = &v["results"][0];
@@ -189,15 +189,7 @@ fn check_behind_a_tun_device_says_so_and_is_refused_for_local() {
         .find(|s| s["event"]["kind"] == "transmit")
         .expect("a transmission");
     assert_eq!(tx["event"]["frags_copied"], true, "{tx}");
-    let text = stdout(&zcsafe(&[
-        "check",
-        "-p",
-        "uring-zc-naive",
-        "-t",
-        "remote",
-        "--device",
-        "tun",
-    ]));
+    let text = stdout(&zcsafe(&tun));
     assert!(text.contains("zerocopy counter, device tun"), "{text}");
     assert!(text.contains("tun_net_xmit"), "{text}");
     // The NIC, the default, is left out of the JSON as before.

@@ -126,25 +126,39 @@ fn tempfile_dir() -> PathBuf {
     d
 }
 
+/// Whether a schedule replay can run here (root); a counted skip of `test` otherwise.
+fn can_replay_on_kernel(test: &str) -> bool {
+    let root = zcsafe_kernel::is_root();
+    if !root {
+        zcsafe_kernel::skip::skipped(
+            test,
+            "a schedule replay over tun needs root (network namespaces)",
+        );
+    }
+    root
+}
+
+/// `zcsafe check -p POLICY -t remote --json > f.json` in `dir`: the file's path and its
+/// JSON.
+fn remote_counterexample(dir: &tempfile::TempDir, policy: &str) -> (String, String) {
+    let (code, json, _) = zcsafe(&["check", "-p", policy, "-t", "remote", "--json"]);
+    assert_eq!(code, 0);
+    let f = dir.path().join("f.json");
+    std::fs::write(&f, &json).unwrap();
+    (f.display().to_string(), json)
+}
+
 /// `zcsafe replay f.json --on kernel` of a remote-class model counterexample as a user
 /// runs it (root: a namespace and a TUN device): the step-by-step conformance report,
 /// zero divergences and exit 0; the same file with one transmission changed diverges at
 /// that step, loudly, with exit 1.
 #[test]
 fn a_remote_counterexample_is_replayed_step_by_step_on_the_kernel() {
-    if !zcsafe_kernel::is_root() {
-        zcsafe_kernel::skip::skipped(
-            "replay --on kernel step by step",
-            "a schedule replay over tun needs root (network namespaces)",
-        );
+    if !can_replay_on_kernel("replay --on kernel step by step") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (code, json, _) = zcsafe(&["check", "-p", "zc-naive", "-t", "remote", "--json"]);
-    assert_eq!(code, 0);
-    let f = dir.path().join("f.json");
-    std::fs::write(&f, &json).unwrap();
-    let f = f.display().to_string();
+    let (f, json) = remote_counterexample(&dir, "zc-naive");
     let (code, out, err) = zcsafe(&["replay", &f, "--on", "kernel"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
@@ -188,19 +202,11 @@ fn a_remote_counterexample_is_replayed_step_by_step_on_the_kernel() {
 /// counterexample instead and ends corrupt with every step conforming (exit 0).
 #[test]
 fn a_nic_counterexample_tun_cannot_follow_is_replaced_and_said_so_first() {
-    if !zcsafe_kernel::is_root() {
-        zcsafe_kernel::skip::skipped(
-            "replay --on kernel with a substitution",
-            "a schedule replay over tun needs root (network namespaces)",
-        );
+    if !can_replay_on_kernel("replay --on kernel with a substitution") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (code, json, _) = zcsafe(&["check", "-p", "uring-zc-naive", "-t", "remote", "--json"]);
-    assert_eq!(code, 0);
-    let f = dir.path().join("f.json");
-    std::fs::write(&f, &json).unwrap();
-    let f = f.display().to_string();
+    let (f, _) = remote_counterexample(&dir, "uring-zc-naive");
     let (code, out, err) = zcsafe(&["replay", &f, "--on", "kernel"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("THIS COUNTEREXAMPLE NEEDS A NIC"), "{out}");

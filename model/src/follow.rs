@@ -165,6 +165,15 @@ mod tests {
             .expect("a counterexample")
     }
 
+    /// The NIC's counterexample of the policy `build` makes, followed behind a TUN device.
+    fn nic_trace_behind_tun<P: Policy>(build: impl Fn(&Scenario) -> P) -> (Trace, Followed) {
+        let s = nic();
+        let t = counterexample(build(&s), &s);
+        let tun = s.clone().with_device(RemoteDevice::Tun);
+        let f = follow(build(&tun), &tun, &t);
+        (t, f)
+    }
+
     #[test]
     fn a_trace_follows_itself_to_its_corruption() {
         let s = nic();
@@ -181,10 +190,7 @@ mod tests {
     /// carries the page's first bytes.
     #[test]
     fn the_nic_counterexample_of_uring_zc_naive_goes_otherwise_behind_tun_at_the_device_read() {
-        let s = nic();
-        let t = counterexample(UringZcNaive::new(&s.geometry).unwrap(), &s);
-        let tun = s.clone().with_device(RemoteDevice::Tun);
-        let f = follow(UringZcNaive::new(&s.geometry).unwrap(), &tun, &t);
+        let (_, f) = nic_trace_behind_tun(|s| UringZcNaive::new(&s.geometry).unwrap());
         let d = f.difference.expect("a difference");
         let Event::TxComplete { seq, payload } = &d.recorded else {
             panic!("the difference is the device's read: {d:?}")
@@ -215,10 +221,7 @@ mod tests {
     /// reads the fd, as the NIC does at TX completion, so the counterexample holds.
     #[test]
     fn a_vmsplice_counterexample_holds_behind_tun() {
-        let s = nic();
-        let t = counterexample(VmspliceDoubleBuffer::new(&s.geometry).unwrap(), &s);
-        let tun = s.clone().with_device(RemoteDevice::Tun);
-        let f = follow(VmspliceDoubleBuffer::new(&s.geometry).unwrap(), &tun, &t);
+        let (_, f) = nic_trace_behind_tun(|s| VmspliceDoubleBuffer::new(&s.geometry).unwrap());
         assert_eq!((f.difference, f.ended), (None, Some(Verdict::Corrupt)));
     }
 }
