@@ -199,7 +199,8 @@ fn a_remote_counterexample_is_replayed_step_by_step_on_the_kernel() {
 /// `zcsafe check -p uring-zc-naive -t remote --json > f.json && zcsafe replay f.json --on
 /// kernel` (root): the NIC's counterexample needs its late DMA read, so the replay says
 /// first, loudly, where a TUN device goes otherwise, replays the TUN device's
-/// counterexample instead and ends corrupt with every step conforming (exit 0).
+/// counterexample instead and ends corrupt with every step conforming (exit 0);
+/// `--as-recorded` drives the NIC's own and diverges at that step (exit 1).
 #[test]
 fn a_nic_counterexample_tun_cannot_follow_is_replaced_and_said_so_first() {
     if !can_replay_on_kernel("replay --on kernel with a substitution") {
@@ -226,4 +227,10 @@ fn a_nic_counterexample_tun_cannot_follow_is_replaced_and_said_so_first() {
     assert_eq!(v["substitution"]["recorded"]["kind"], "tx_complete", "{j}");
     assert_eq!(v["substitution"]["trace"]["device"], "tun", "{j}");
     assert_eq!(v["conformance"]["divergences"], 0, "{j}");
+    // Driven as recorded, it diverges where the substitution said it would.
+    let step = v["substitution"]["step"].as_u64().unwrap();
+    let (code, out, _) = zcsafe(&["replay", &f, "--on", "kernel", "--as-recorded"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(!out.contains("NEEDS A NIC"), "{out}");
+    assert!(out.contains(&format!("  {step:>3} DIVERGED")), "{out}");
 }

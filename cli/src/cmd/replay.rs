@@ -9,7 +9,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use zcsafe_explain::Selection;
-use zcsafe_fixtures::{replay_with, Backend};
+use zcsafe_fixtures::{replay_with, Backend, ReplayOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,6 +30,11 @@ pub struct Args {
     /// (a trace keeps only the profile's name): a built-in name or the same file.
     #[arg(long, value_name = "NAME|FILE")]
     profile: Option<String>,
+    /// `--on kernel`: drive a remote-class counterexample as recorded even where this
+    /// host's TUN device cannot follow it (to see where it diverges), instead of the
+    /// model's counterexample behind the TUN device.
+    #[arg(long)]
+    as_recorded: bool,
     /// Print the replay's own timeline too.
     #[arg(long, short = 'v')]
     verbose: bool,
@@ -50,7 +55,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .as_deref()
         .map(super::check::load_profile)
         .transpose()?;
-    let r = replay_with(&trace, backend, profile.as_ref())?;
+    let opts = ReplayOptions {
+        profile: profile.as_ref(),
+        as_recorded: args.as_recorded,
+    };
+    let r = replay_with(&trace, backend, &opts)?;
     if args.json {
         println!(
             "{}",
