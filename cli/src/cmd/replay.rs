@@ -73,8 +73,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if let Some(sub) = &r.substitution {
             print!("{}", substitution_text(&r.policy, sub));
         }
+        let device = match trace.device {
+            zcsafe_policy::RemoteDevice::Nic => String::new(),
+            d => format!(", device {d}"),
+        };
         println!(
-            "replay of {} ({} trace, {}) on {} over {}",
+            "replay of {} ({} trace, {}{device}) on {} over {}",
             r.policy, trace.backend, trace.transport, r.backend, r.transport
         );
         println!("recorded verdict: {}", r.recorded);
