@@ -15,7 +15,7 @@ fn each(
         &zcsafe_policies::Entry,
         TransportClass,
         &Profile,
-        &zcsafe_policy::Geometry,
+        &Scenario,
         zcsafe_model::CheckReport,
     ),
 ) {
@@ -33,7 +33,7 @@ fn each(
                     .expect("standard geometry fits every policy");
                 let report =
                     check(policy, &scenario, &CheckOptions::default()).expect("check runs");
-                f(&e, t, &profile, &scenario.geometry, report);
+                f(&e, t, &profile, &scenario, report);
             }
         }
     }
@@ -42,13 +42,10 @@ fn each(
 #[test]
 fn every_policy_meets_its_expectation_on_every_builtin_profile() {
     let mut failures = Vec::new();
-    each(|e, t, profile, g, report| {
-        let expected = e.expect_for(t, profile, g);
+    each(|e, t, profile, s, report| {
+        let device = s.device().unwrap_or_default();
+        let expected = e.expect_behind(device, t, profile, &s.geometry);
         if report.verdict != expected.verdict {
-            let device = report
-                .trace
-                .as_ref()
-                .map_or(RemoteDevice::Nic, |t| t.device);
             failures.push(format!(
                 "{} / {t} (device {device}) / {}: model says {}, expected {} ({})\n{}",
                 e.name,

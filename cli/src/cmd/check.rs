@@ -256,7 +256,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     Some((_, names)) => names.push(e.name),
                     None => scenarios.push((line, vec![e.name])),
                 }
-                let expected = e.expect_for(t, &profile, &scenario.geometry);
+                let device = scenario.device().unwrap_or_default();
+                let expected = e.expect_behind(device, t, &profile, &scenario.geometry);
                 let mut finding = model_finding(e, t, &expected);
                 finding.evidence.scenario = Some(sizes(&scenario));
                 let elapsed = match e.build(&scenario.geometry) {

@@ -255,8 +255,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let t0 = Instant::now();
             let report = try_run_policy(|g| e.build(g), e.name, &opts)
                 .with_context(|| format!("running {} over {}", e.name, t.label()))?;
-            let mut finding =
-                report.to_finding(&e.expect_for(class, &profile, &geometry), predicted);
+            let mut finding = report.to_finding(
+                &e.expect_behind(device, class, &profile, &geometry),
+                predicted,
+            );
             if let Some(p) = prediction.filter(|p| p.needs_autotuning()) {
                 // Say why a run that stayed safe proves little here.
                 if finding.verdict != Verdict::Corrupt {
