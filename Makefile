@@ -36,15 +36,15 @@ lint:
 unit:
 	INSTA_UPDATE=no $(CARGO) test --workspace --all-targets
 
-# A library author's crate outside the workspace (examples/external-policy), built the way
+# A library author's crate outside the workspace (examples/ring-policy), built the way
 # its author builds it: its own workspace and target directory, zcsafe by path. Its tests,
 # then `cargo run --release -- check --json`, which must judge issue 19's ring (ring-zc
 # safe, ring-zc-inorder corrupt, both classes, the scenario derived for it) and exit 0.
 example:
-	cd examples/external-policy && unset CARGO_TARGET_DIR && mkdir -p target && \
+	cd examples/ring-policy && unset CARGO_TARGET_DIR && mkdir -p target && \
 		$(CARGO) fmt --check && $(CARGO) test --release && \
 		$(CARGO) run --release --quiet -- check --json > target/check.json
-	python3 .ci/check-example examples/external-policy/target/check.json
+	python3 .ci/check-example examples/ring-policy/target/check.json
 
 # loom explores interleavings of the application and the kernel's agents; the default
 # run is bounded (5,000 executions per test), loom-long raises the bounds.

@@ -13,18 +13,22 @@ use zcsafe_policies::{Entry, Layout};
 use zcsafe_policy::Geometry;
 
 /// The geometry a policy runs with at `chunk` bytes, as its [`Layout`] asks: `slots`
-/// slots and a pipe that holds a chunk (at least the kernel's default 64 KiB, a power of
+/// slots (its declared pipeline's, for [`Layout::Declared`]) and a pipe that holds a chunk (at least the kernel's default 64 KiB, a power of
 /// two as `F_SETPIPE_SZ` rounds), or two halves of a one-chunk pipe.
 pub fn geometry(entry: &Entry, chunk: u64, slots: u64, stream: u64) -> Geometry {
-    match entry.layout {
-        Layout::Slots => Geometry::kernel(
-            chunk,
-            slots.max(1) * chunk,
-            chunk.max(64 << 10).next_power_of_two(),
-            stream,
-        ),
-        Layout::PipeHalves => Geometry::kernel(chunk, 2 * chunk, chunk.next_power_of_two(), stream),
-    }
+    let slots = match entry.layout {
+        Layout::Slots => slots.max(1),
+        Layout::Declared => entry.pipeline.slots,
+        Layout::PipeHalves => {
+            return Geometry::kernel(chunk, 2 * chunk, chunk.next_power_of_two(), stream)
+        }
+    };
+    Geometry::kernel(
+        chunk,
+        slots * chunk,
+        chunk.max(64 << 10).next_power_of_two(),
+        stream,
+    )
 }
 
 fn round_to_chunk(bytes: u64, chunk: u64) -> u64 {

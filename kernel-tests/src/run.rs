@@ -318,6 +318,7 @@ fn run_once<P: Policy>(
             steps,
             verdict,
             summary: detail,
+            scenario: None,
         };
         Ok((ev, trace))
     })
@@ -329,11 +330,13 @@ fn kernel_hint(h: Hazard) -> &'static str {
         Hazard::Retransmission | Hazard::RetransmitAfterReuse => {
             "try -t tun --peer drop=3: a lost segment is sent again"
         }
-        // Over tun the clones' zero-copy frags are copied at transmission (tun_net_xmit),
-        // so completions follow the ACKs: only a NIC's retransmitted clone outlives the
-        // original (measured: none with hold-acks or drop=3, docs/design.md §13).
+        // Measured on host 6.18 over loopback, veth, veth-slow, veth-lossy and tun with
+        // `drop=3` and `hold-acks`: never. `tcp_clean_rtx_queue` frees what the peer
+        // acknowledged in sequence order, and these devices drop their clones at once
+        // (`tun_net_xmit` copies the frags), so only a clone a NIC keeps past its ACK
+        // completes out of order.
         Hazard::OutOfOrderCompletion => {
-            "try `zcsafe matrix --transports remote`: a NIC's retransmitted clone can outlive the original"
+            "try `zcsafe check --losses 1`: on this host TCP completes in order (tcp_clean_rtx_queue)"
         }
         Hazard::Copied => {
             "try -t loopback or -t tun: local delivery and a TUN device copy MSG_ZEROCOPY data"

@@ -1,7 +1,7 @@
 //! What the checker explores: a geometry for the policy and the kernel's knobs.
 
 use serde::{Deserialize, Serialize};
-use zcsafe_policy::{Geometry, Pipeline, Profile, RemoteDevice, TransportClass};
+use zcsafe_policy::{Geometry, Pipeline, Profile, RemoteDevice, ScenarioSizes, TransportClass};
 
 /// The kernel side of a scenario. Sizes are in pages (one page = one segment).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -126,6 +126,32 @@ impl Scenario {
     /// The device behind the socket, when the class has one (the remote class).
     pub fn device(&self) -> Option<RemoteDevice> {
         (self.config.transport == TransportClass::Remote).then_some(self.config.device)
+    }
+
+    /// The sizes results report for this scenario and model traces keep.
+    pub fn sizes(&self) -> ScenarioSizes {
+        let c = &self.config;
+        ScenarioSizes {
+            geometry: self.geometry,
+            sndbuf: c.sndbuf,
+            cwnd: c.cwnd,
+            rcvbuf: c.rcvbuf,
+            losses: c.losses,
+            spurious_rto: c.spurious_rto,
+            zc_optmem: c.zc_optmem,
+            device: self.device().unwrap_or_default(),
+        }
+    }
+
+    /// This scenario resized to `sizes` (a trace's own, for its replay).
+    pub fn resized(mut self, sizes: &ScenarioSizes) -> Scenario {
+        let c = &mut self.config;
+        self.geometry = sizes.geometry;
+        (c.sndbuf, c.cwnd, c.rcvbuf) = (sizes.sndbuf, sizes.cwnd, sizes.rcvbuf);
+        (c.losses, c.spurious_rto, c.zc_optmem) =
+            (sizes.losses, sizes.spurious_rto, sizes.zc_optmem);
+        c.device = sizes.device;
+        self
     }
 
     /// Checks that the scenario is one the model can run.

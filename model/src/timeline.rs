@@ -71,6 +71,7 @@ pub(crate) fn replay<P: Policy>(
         steps,
         verdict,
         summary,
+        scenario: Some(s.sizes()),
     }
 }
 

@@ -99,13 +99,25 @@ pub enum Layout {
     /// A buffer of exactly two chunks and a pipe of exactly one (the LWN double buffer,
     /// whose reasoning is "the pipe holds one half").
     PipeHalves,
+    /// Exactly the slots its [`Catalogued::PIPELINE`] declares: a fixed ring, whose
+    /// reuse rule is written for that many slots. The bench gives it those, not its own
+    /// `--slots`.
+    Declared,
 }
 
 impl Layout {
-    /// Whether `g` gives the policy what this layout needs; `Err` says what is missing.
-    pub fn check(self, g: &Geometry) -> Result<(), String> {
+    /// Whether `g` gives a policy that declares `pipeline` what this layout needs; `Err`
+    /// says what is missing, in slots (a geometry counts bytes on a kernel and pages in
+    /// the model, so a size alone would not say which).
+    pub fn check(self, pipeline: &Pipeline, g: &Geometry) -> Result<(), String> {
         match self {
             Layout::Slots => Ok(()),
+            Layout::Declared if g.slots() == pipeline.slots => Ok(()),
+            Layout::Declared => Err(format!(
+                "exactly {} buffer slots of one chunk each (got {})",
+                pipeline.slots,
+                g.slots()
+            )),
             Layout::PipeHalves if g.chunk == g.pipe && g.buffer == 2 * g.chunk => Ok(()),
             Layout::PipeHalves => Err(format!(
                 "chunk = pipe capacity and buffer = 2 x pipe (got chunk {}, pipe {}, buffer {})",
@@ -418,7 +430,7 @@ mod tests {
     fn every_layout_accepts_its_derived_geometry() {
         for e in catalogue() {
             let g = e.pipeline.model_geometry();
-            assert_eq!(e.layout.check(&g), Ok(()), "{}", e.name);
+            assert_eq!(e.layout.check(&e.pipeline, &g), Ok(()), "{}", e.name);
             assert!(e.build(&g).is_ok(), "{}", e.name);
         }
     }
@@ -427,7 +439,7 @@ mod tests {
     fn every_layout_accepts_the_model_standard_geometry() {
         for e in catalogue() {
             assert_eq!(
-                e.layout.check(&Geometry::model_standard()),
+                e.layout.check(&e.pipeline, &Geometry::model_standard()),
                 Ok(()),
                 "{}",
                 e.name

@@ -28,10 +28,12 @@ impl Catalogued for VmspliceDoubleBuffer {
     const LAYOUT: Layout = Layout::PipeHalves;
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
-        Self::LAYOUT.check(g).map_err(|need| BuildError::Needs {
-            policy: Self::NAME,
-            need,
-        })?;
+        Self::LAYOUT
+            .check(&Self::PIPELINE, g)
+            .map_err(|need| BuildError::Needs {
+                policy: Self::NAME,
+                need,
+            })?;
         Ok(Self::scripted(g))
     }
 

@@ -19,7 +19,7 @@
 //! result at the receiver, which checks every byte against the [`stream`] pattern.
 //!
 //! To check your own policy, implement [`Policy`] (derive `Clone, PartialEq, Eq, Hash,
-//! Debug`) and hand a constructor to `zcsafe_model::check`. See `examples/external-policy`.
+//! Debug`) and hand a constructor to `zcsafe_model::check`. See `examples/ring-policy`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -100,8 +100,8 @@ pub struct Evidence {
     pub hazards: Option<crate::Hazards>,
 }
 
-/// The sizes of a model scenario, as results report them (pages; the full scenario is in
-/// a counterexample's trace).
+/// The sizes of a model scenario, as results report them and model traces keep them
+/// (pages).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScenarioSizes {
     /// Chunk, buffer, pipe, stream and counter width.
@@ -119,6 +119,14 @@ pub struct ScenarioSizes {
     /// The remote class's device (left out for the default NIC).
     #[serde(default, skip_serializing_if = "crate::RemoteDevice::is_nic")]
     pub device: crate::RemoteDevice,
+    /// Notification ranges the socket's optmem holds before `MSG_ZEROCOPY` sends fail
+    /// with `ENOBUFS` (absent before it was recorded: the standard scenario's 2).
+    #[serde(default = "standard_zc_optmem")]
+    pub zc_optmem: u8,
+}
+
+fn standard_zc_optmem() -> u8 {
+    2
 }
 
 /// One scenario of a sweep and what its check found.

@@ -182,6 +182,7 @@ pub(crate) fn simulate_with<P: Policy>(
         steps: world.steps,
         verdict,
         summary: format!("{summary} (seed {seed}, faults {f})"),
+        scenario: None,
     };
     Ok(SimRun {
         verdict,

@@ -18,6 +18,7 @@ pub mod matrix;
 pub mod process;
 pub mod qemu;
 pub mod report;
+pub mod skip;
 pub mod vm;
 pub mod watchdog;
 

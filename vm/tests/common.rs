@@ -4,33 +4,21 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-static SKIPS: AtomicUsize = AtomicUsize::new(0);
 
 /// Records a skipped test with its reason; panics instead when VMs are required.
 pub fn skip(test: &str, reason: &str) {
-    if std::env::var("ZCSAFE_REQUIRE_VM").is_ok_and(|v| v == "1") {
-        panic!("{test}: cannot run and ZCSAFE_REQUIRE_VM=1: {reason}");
-    }
-    let n = SKIPS.fetch_add(1, Ordering::SeqCst) + 1;
-    eprintln!("SKIP [zcsafe-vm #{n}] {test}: {reason}");
+    zcsafe_vm::skip::skipped(test, reason);
 }
 
 /// Records a skip that CI accepts even with `ZCSAFE_REQUIRE_VM=1` (an optional artefact
 /// such as the VM agent was not built).
 pub fn skip_optional(test: &str, reason: &str) {
-    let n = SKIPS.fetch_add(1, Ordering::SeqCst) + 1;
-    eprintln!("SKIP [zcsafe-vm #{n}] {test}: {reason}");
+    zcsafe_vm::skip::skipped_optional(test, reason);
 }
 
 /// The 5.10 cloud kernel (fastest to boot), fetched into the user's cache if needed.
 pub fn kernel(test: &str) -> Option<zcsafe_vm::Kernel> {
-    if which("qemu-system-x86_64").is_none() {
-        skip(
-            test,
-            "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)",
-        );
+    if zcsafe_vm::skip::skip(test) {
         return None;
     }
     let cat = zcsafe_vm::Catalogue::builtin();
@@ -64,13 +52,7 @@ pub fn busybox(test: &str) -> Option<PathBuf> {
     Some(p)
 }
 
-pub fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .map(|d| PathBuf::from(d).join(tool))
-        .find(|p| p.is_file())
-}
+pub use zcsafe_vm::skip::which;
 
 /// One package of a local test repository ([`local_repo`]).
 pub struct FakeDeb<'a> {

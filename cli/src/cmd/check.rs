@@ -259,7 +259,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 let device = scenario.device().unwrap_or_default();
                 let expected = e.expect_behind(device, t, &profile, &scenario.geometry);
                 let mut finding = model_finding(e, t, &expected);
-                finding.evidence.scenario = Some(sizes(&scenario));
+                finding.evidence.scenario = Some(scenario.sizes());
                 let elapsed = match e.build(&scenario.geometry) {
                     Err(err) => {
                         finding.evidence.detail = format!("cannot build the policy: {err}");
@@ -383,7 +383,7 @@ fn sweep_finding(
         Some(step) => {
             let expected = e.expect_for(t, profile, &step.scenario.geometry);
             let mut finding = model_finding(e, t, &expected);
-            finding.evidence.scenario = Some(sizes(&step.scenario));
+            finding.evidence.scenario = Some(step.scenario.sizes());
             if let Ok(r) = &step.outcome {
                 let _ = record(&mut finding, r.clone().named(e.name));
             }
@@ -427,29 +427,15 @@ fn sweep_finding(
 
 fn sweep_step(step: &zcsafe_model::SweepStep) -> SweepStep {
     SweepStep {
-        scenario: sizes(&step.scenario),
+        scenario: step.scenario.sizes(),
         verdict: step.verdict(),
         states: step.outcome.as_ref().map(|r| r.states).unwrap_or(0),
         error: step.outcome.as_ref().err().map(ToString::to_string),
     }
 }
 
-/// The sizes results report for a scenario.
-fn sizes(s: &Scenario) -> ScenarioSizes {
-    let c = &s.config;
-    ScenarioSizes {
-        geometry: s.geometry,
-        sndbuf: c.sndbuf,
-        cwnd: c.cwnd,
-        rcvbuf: c.rcvbuf,
-        losses: c.losses,
-        spurious_rto: c.spurious_rto,
-        device: s.device().unwrap_or_default(),
-    }
-}
-
 fn describe(s: &Scenario) -> String {
-    describe_sizes(&sizes(s))
+    describe_sizes(&s.sizes())
 }
 
 fn describe_sizes(s: &ScenarioSizes) -> String {

@@ -75,6 +75,7 @@ impl TraceV1 {
             steps,
             verdict: self.verdict,
             summary: self.summary,
+            scenario: None,
         })
     }
 }

@@ -54,6 +54,12 @@ pub struct Trace {
     pub verdict: Verdict,
     /// One sentence: what went wrong (or right) at the end.
     pub summary: String,
+    /// The model scenario a model trace was found in (windows and faults beside the
+    /// geometry), so that a replay explores the same one: a policy's derived scenario is
+    /// not the standard one. Absent in kernel and simulator traces and in model traces
+    /// written before it (their replays use the standard scenario).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<crate::ScenarioSizes>,
 }
 
 /// The backends that judge a policy.
@@ -198,6 +204,7 @@ mod tests {
             }],
             verdict: Verdict::Safe,
             summary: "all bytes arrived".into(),
+            scenario: None,
         };
         let json = serde_json::to_string(&t).unwrap();
         let back: Trace = serde_json::from_str(&json).unwrap();

@@ -4,11 +4,11 @@
 //! sweep over the scenarios derived from the policy's declared pipeline finds it corrupt
 //! in both transport classes, with nothing tuned by hand.
 
-use zcsafe_example_policy::{RingZc, RingZcInorder};
 use zcsafe_model::sweep::family;
 use zcsafe_model::{check, sweep, CheckOptions, Scenario};
 use zcsafe_policies::{Catalogued, Entry};
 use zcsafe_policy::{Pipeline, Profile, TransportClass, Verdict};
+use zcsafe_ring_policy::{RingZc, RingZcInorder};
 
 #[test]
 fn the_standard_scenario_calls_the_buggy_ring_safe() {

@@ -1,9 +1,9 @@
 //! Checking an out-of-tree policy with zcsafe's exhaustive model checker.
 
-use zcsafe_example_policy::ZcDrain;
 use zcsafe_explain::text::render;
 use zcsafe_model::{check, CheckOptions, Scenario};
 use zcsafe_policy::{Profile, TransportClass, Verdict};
+use zcsafe_ring_policy::ZcDrain;
 
 fn verdict(t: TransportClass, profile: Profile) -> (Verdict, String) {
     let scenario = Scenario::standard(t, profile);

@@ -61,7 +61,7 @@ impl ZcDrain {
 impl Catalogued for ZcDrain {
     const NAME: &'static str = "zc-drain";
     const SUMMARY: &'static str = "MSG_ZEROCOPY; reuse once SIOCOUTQ reads 0 (errqueue discarded)";
-    const ORIGIN: &'static str = "examples/external-policy: an outside crate's own policy";
+    const ORIGIN: &'static str = "examples/ring-policy: an outside crate's own policy";
     const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {

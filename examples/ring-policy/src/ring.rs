@@ -10,7 +10,7 @@
 
 use zcsafe_policies::ledger::ZcLedger;
 use zcsafe_policies::steps::{unexpected, Cursor, Progress, SendAll};
-use zcsafe_policies::{BuildError, Catalogued, Feature};
+use zcsafe_policies::{BuildError, Catalogued, Feature, Layout};
 use zcsafe_policy::{
     Abort, Errno, Expectation, Geometry, Op, Outcome, Pipeline, Policy, Profile, TransportClass,
     ZcNotification,
@@ -52,15 +52,9 @@ enum Phase {
 impl Ring {
     /// Like the author's, the ring has exactly four slots.
     fn new(g: &Geometry, release: Release, name: &'static str) -> Result<Ring, BuildError> {
-        if g.slots() != RING.slots {
-            return Err(BuildError::Needs {
-                policy: name,
-                need: format!(
-                    "a buffer of {} chunks (got {} pages of {}-page chunks)",
-                    RING.slots, g.buffer, g.chunk
-                ),
-            });
-        }
+        LAYOUT
+            .check(&RING, g)
+            .map_err(|need| BuildError::Needs { policy: name, need })?;
         Ok(Ring {
             g: *g,
             release,
@@ -148,14 +142,17 @@ pub struct RingZcInorder(Ring);
 
 /// The four slots both variants cycle through, each with a send outstanding.
 const RING: Pipeline = Pipeline::ring(4);
+/// Exactly [`RING`]'s slots, wherever a backend picks the sizes (the bench too).
+const LAYOUT: Layout = Layout::Declared;
 
 impl Catalogued for RingZc {
     const NAME: &'static str = "ring-zc";
     const SUMMARY: &'static str =
         "MSG_ZEROCOPY over a 4-slot ring; refill a slot once notifications cover its sends";
-    const ORIGIN: &'static str = "examples/external-policy: issue 19's library author";
+    const ORIGIN: &'static str = "examples/ring-policy: issue 19's library author";
     const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
     const PIPELINE: Pipeline = RING;
+    const LAYOUT: Layout = LAYOUT;
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ring::new(g, Release::Covered, Self::NAME).map(RingZc)
@@ -172,9 +169,10 @@ impl Catalogued for RingZcInorder {
     const NAME: &'static str = "ring-zc-inorder";
     const SUMMARY: &'static str =
         "MSG_ZEROCOPY over a 4-slot ring; each notification releases every send <= hi";
-    const ORIGIN: &'static str = "examples/external-policy: issue 19's library author's bug";
+    const ORIGIN: &'static str = "examples/ring-policy: issue 19's library author's bug";
     const NEEDS: &'static [Feature] = &[Feature::MsgZerocopy];
     const PIPELINE: Pipeline = RING;
+    const LAYOUT: Layout = LAYOUT;
 
     fn new(g: &Geometry) -> Result<Self, BuildError> {
         Ring::new(g, Release::OlderThanHi, Self::NAME).map(RingZcInorder)

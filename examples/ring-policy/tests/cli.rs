@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 use zcsafe_policy::Profile;
 
 fn zcsafe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zcsafe-zc-drain"))
+    Command::new(env!("CARGO_BIN_EXE_zcsafe-ring"))
         .args(args)
         .output()
         .expect("the example binary runs")
@@ -153,7 +153,7 @@ fn sim_runs_the_ring_in_its_own_geometry_and_prints_a_replay_for_this_binary() {
         .as_str()
         .unwrap_or_default();
     assert!(
-        cmd.starts_with("zcsafe-zc-drain sim --policy ring-zc-inorder"),
+        cmd.starts_with("zcsafe-ring sim --policy ring-zc-inorder"),
         "{cmd}"
     );
     assert!(

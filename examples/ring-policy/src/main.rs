@@ -2,8 +2,8 @@
 //! and `ring-zc-inorder` beside the catalogue.
 
 fn main() -> std::process::ExitCode {
-    use zcsafe_example_policy::{RingZc, RingZcInorder, ZcDrain};
     use zcsafe_policies::Entry;
+    use zcsafe_ring_policy::{RingZc, RingZcInorder, ZcDrain};
     zcsafe_cli::main_with(vec![
         Entry::of::<ZcDrain>(),
         Entry::of::<RingZc>(),
