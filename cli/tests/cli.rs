@@ -184,6 +184,47 @@ fn usage_errors_exit_2_with_a_hint() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `--device tun` checks the remote class behind a TUN device: the scenario says so,
+/// the trace names the device and its transmissions say the frags were copied there; it
+/// is refused for the local class, which has no device.
+#[test]
+fn check_behind_a_tun_device_says_so_and_is_refused_for_local() {
+    let tun = [
+        "check",
+        "-p",
+        "uring-zc-naive",
+        "-t",
+        "remote",
+        "--device",
+        "tun",
+    ];
+    let out = zcsafe(&[&tun[..], &["--json"]].concat());
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &v["results"][0];
+    assert_eq!(r["verdict"], "corrupt");
+    assert_eq!(r["evidence"]["scenario"]["device"], "tun");
+    let trace = &r["evidence"]["trace"];
+    assert_eq!(trace["device"], "tun");
+    let tx = trace["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["event"]["kind"] == "transmit")
+        .expect("a transmission");
+    assert_eq!(tx["event"]["frags_copied"], true, "{tx}");
+    let text = stdout(&zcsafe(&tun));
+    assert!(text.contains("zerocopy counter, device tun"), "{text}");
+    assert!(text.contains("tun_net_xmit"), "{text}");
+    // The NIC, the default, is left out of the JSON as before.
+    let out = zcsafe(&["check", "-p", "uring-zc-naive", "-t", "remote", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["results"][0]["evidence"]["trace"].get("device").is_none());
+    let out = zcsafe(&["check", "-t", "local", "--device", "tun"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("remote class"));
+}
+
 #[test]
 fn profiles_change_predictions_not_agreement() {
     let out = zcsafe(&["check", "--profile", "copying-splice", "--json"]);

@@ -111,7 +111,7 @@ fn fixtures_lists_and_checks_on_the_model() {
     let (code, out, _) = zcsafe(&["fixtures", "--check", "--backend", "model"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("19 fixture checks: 19 passed, 0 failed, 0 skipped"),
+        out.contains("20 fixture checks: 20 passed, 0 failed, 0 skipped"),
         "{out}"
     );
 }
@@ -126,25 +126,39 @@ fn tempfile_dir() -> PathBuf {
     d
 }
 
+/// Whether a schedule replay can run here (root); a counted skip of `test` otherwise.
+fn can_replay_on_kernel(test: &str) -> bool {
+    let root = zcsafe_kernel::is_root();
+    if !root {
+        zcsafe_kernel::skip::skipped(
+            test,
+            "a schedule replay over tun needs root (network namespaces)",
+        );
+    }
+    root
+}
+
+/// `zcsafe check -p POLICY -t remote --json > f.json` in `dir`: the file's path and its
+/// JSON.
+fn remote_counterexample(dir: &tempfile::TempDir, policy: &str) -> (String, String) {
+    let (code, json, _) = zcsafe(&["check", "-p", policy, "-t", "remote", "--json"]);
+    assert_eq!(code, 0);
+    let f = dir.path().join("f.json");
+    std::fs::write(&f, &json).unwrap();
+    (f.display().to_string(), json)
+}
+
 /// `zcsafe replay f.json --on kernel` of a remote-class model counterexample as a user
 /// runs it (root: a namespace and a TUN device): the step-by-step conformance report,
 /// zero divergences and exit 0; the same file with one transmission changed diverges at
 /// that step, loudly, with exit 1.
 #[test]
 fn a_remote_counterexample_is_replayed_step_by_step_on_the_kernel() {
-    if !zcsafe_kernel::is_root() {
-        zcsafe_kernel::skip::skipped(
-            "replay --on kernel step by step",
-            "a schedule replay over tun needs root (network namespaces)",
-        );
+    if !can_replay_on_kernel("replay --on kernel step by step") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (code, json, _) = zcsafe(&["check", "-p", "zc-naive", "-t", "remote", "--json"]);
-    assert_eq!(code, 0);
-    let f = dir.path().join("f.json");
-    std::fs::write(&f, &json).unwrap();
-    let f = f.display().to_string();
+    let (f, json) = remote_counterexample(&dir, "zc-naive");
     let (code, out, err) = zcsafe(&["replay", &f, "--on", "kernel"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
@@ -180,4 +194,43 @@ fn a_remote_counterexample_is_replayed_step_by_step_on_the_kernel() {
         at + 1
     );
     assert!(out.contains("THE KERNEL DIVERGED FROM THE MODEL"), "{out}");
+}
+
+/// `zcsafe check -p uring-zc-naive -t remote --json > f.json && zcsafe replay f.json --on
+/// kernel` (root): the NIC's counterexample needs its late DMA read, so the replay says
+/// first, loudly, where a TUN device goes otherwise, replays the TUN device's
+/// counterexample instead and ends corrupt with every step conforming (exit 0);
+/// `--as-recorded` drives the NIC's own and diverges at that step (exit 1).
+#[test]
+fn a_nic_counterexample_tun_cannot_follow_is_replaced_and_said_so_first() {
+    if !can_replay_on_kernel("replay --on kernel with a substitution") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (f, _) = remote_counterexample(&dir, "uring-zc-naive");
+    let (code, out, err) = zcsafe(&["replay", &f, "--on", "kernel"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("THIS COUNTEREXAMPLE NEEDS A NIC"), "{out}");
+    assert!(out.contains("tun_net_xmit → skb_orphan_frags_rx"), "{out}");
+    assert!(out.contains("REPLAYING INSTEAD"), "{out}");
+    assert!(out.contains("--device tun"), "{out}");
+    assert!(
+        out.contains("steps: the kernel followed all 13 steps"),
+        "{out}"
+    );
+    assert!(!out.contains("DIVERGED"), "{out}");
+    let (code, j, _) = zcsafe(&["replay", &f, "--on", "kernel", "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+    assert_eq!(v["replayed"], "corrupt", "{j}");
+    assert_eq!(v["substitution"]["device"], "tun", "{j}");
+    assert_eq!(v["substitution"]["recorded"]["kind"], "tx_complete", "{j}");
+    assert_eq!(v["substitution"]["trace"]["device"], "tun", "{j}");
+    assert_eq!(v["conformance"]["divergences"], 0, "{j}");
+    // Driven as recorded, it diverges where the substitution said it would.
+    let step = v["substitution"]["step"].as_u64().unwrap();
+    let (code, out, _) = zcsafe(&["replay", &f, "--on", "kernel", "--as-recorded"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(!out.contains("NEEDS A NIC"), "{out}");
+    assert!(out.contains(&format!("  {step:>3} DIVERGED")), "{out}");
 }

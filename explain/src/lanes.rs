@@ -164,7 +164,11 @@ mod tests {
             Arrow::new(Lane::Pipe, Lane::WriteQueue)
         );
         assert_eq!(
-            arrow(&Event::Retransmit { seq: 0, payload }),
+            arrow(&Event::Retransmit {
+                seq: 0,
+                payload,
+                frags_copied: false
+            }),
             Arrow::new(Lane::WriteQueue, Lane::Wire)
         );
         assert_eq!(

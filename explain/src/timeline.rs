@@ -78,7 +78,7 @@ impl Timeline {
                 actor: s.actor(),
                 time: s.at_us.map(words::time),
                 action: words::action(&s.event),
-                note: words::note(s, class),
+                note: words::note(s, class, trace.device),
                 arrow: arrow(&s.event),
                 flag: s.flag(),
                 cells: cells.clone(),
@@ -94,7 +94,10 @@ impl Timeline {
         let g = &trace.geometry;
         let unit = if g.page == 1 { "pages" } else { "bytes" };
         Timeline {
-            title: format!("{policy} on {}", trace.transport),
+            title: match trace.device {
+                zcsafe_policy::RemoteDevice::Nic => format!("{policy} on {}", trace.transport),
+                d => format!("{policy} on {}, device {d}", trace.transport),
+            },
             subtitle: format!(
                 "{} backend, kernel profile {}; {unit}: chunk {}, buffer {}, pipe {}, stream {}",
                 trace.backend, trace.profile, g.chunk, g.buffer, g.pipe, g.stream

@@ -7,7 +7,8 @@
 //! what they can see (page holders, clocks).
 
 use zcsafe_policy::{
-    Answer, Completion, Event, HeldPage, Holder, Op, Payload, Step, StreamEnd, TransportClass,
+    Answer, Completion, Event, HeldPage, Holder, Op, Payload, RemoteDevice, Step, StreamEnd,
+    TransportClass,
 };
 
 /// The action line: the call and its answer, or the event.
@@ -101,8 +102,9 @@ pub fn action(e: &Event) -> String {
 }
 
 /// The note: what the step means in kernel terms, and the completions it made visible.
-/// `class` decides where a transmitted clone goes.
-pub fn note(step: &Step, class: TransportClass) -> String {
+/// `class` decides where a transmitted clone goes, `device` (the remote class's) who
+/// reads it there.
+pub fn note(step: &Step, class: TransportClass, device: RemoteDevice) -> String {
     let local = class == TransportClass::Local;
     let mut parts = Vec::new();
     let own = match &step.event {
@@ -113,18 +115,28 @@ pub fn note(step: &Step, class: TransportClass) -> String {
             };
             format!("{what}: {}", held(wrote_held))
         }
-        Event::Transmit { payload, .. } => format!(
-            "tcp_write_xmit {}; the original, {}, stays in the retransmit queue",
+        Event::Transmit {
+            payload,
+            frags_copied,
+            ..
+        } => format!(
+            "tcp_write_xmit {}; the original, {}, stays in the retransmit queue{}",
             if local {
                 "hands a clone to the peer"
             } else {
                 "puts a clone in the device TX ring"
             },
-            carried(payload)
+            carried(payload),
+            copied_at_device(*frags_copied)
         ),
-        Event::Retransmit { payload, .. } => format!(
-            "the retransmission timer fires; the new clone reads {} again",
-            carried(payload)
+        Event::Retransmit {
+            payload,
+            frags_copied,
+            ..
+        } => format!(
+            "the retransmission timer fires; the new clone reads {} again{}",
+            carried(payload),
+            copied_at_device(*frags_copied)
         ),
         Event::Ack { .. } => {
             "tcp_clean_rtx_queue frees acknowledged segments; SIOCOUTQ drops".into()
@@ -159,9 +171,13 @@ pub fn note(step: &Step, class: TransportClass) -> String {
         Event::UringNotifFlush { .. } => {
             "io_send_zc_cleanup flushed the notif; task work posts it now".into()
         }
-        Event::TxComplete { payload, .. } => {
-            format!("the NIC reads {} and frees its clone", carried(payload))
-        }
+        Event::TxComplete { payload, .. } => match device {
+            RemoteDevice::Nic => format!("the NIC reads {} and frees its clone", carried(payload)),
+            RemoteDevice::Tun => format!(
+                "the peer reads the TUN fd: tun_put_user takes {} and frees the clone",
+                carried(payload)
+            ),
+        },
         Event::Lose { .. } => "the network loses the segment".into(),
         Event::RcvbufGrow { .. } => {
             "tcp_rcv_space_adjust grows sk_rcvbuf after a read; the wider window opens room for unread bytes".into()
@@ -266,6 +282,31 @@ fn held(pages: &[HeldPage]) -> String {
 }
 
 /// `buf[0] (now stream page 3)` or `a copy of stream page 2`.
+/// A remote-class device, as a sentence names it.
+pub fn device_name(d: RemoteDevice) -> &'static str {
+    match d {
+        RemoteDevice::Nic => "NIC",
+        RemoteDevice::Tun => "TUN device",
+    }
+}
+
+/// Where a remote-class device reads the pages, in the kernel's terms (a clause that
+/// follows "which").
+pub fn device_reads(d: RemoteDevice) -> &'static str {
+    match d {
+        RemoteDevice::Nic => "reads the pages by DMA at TX completion and holds retransmissions back until then",
+        RemoteDevice::Tun => "copies zero-copy frags when it queues a segment (tun_net_xmit → skb_orphan_frags_rx → skb_copy_ubufs), reads other pages when the peer reads the fd (tun_put_user) and orphans the clone, so a retransmission need not wait for that read (skb_orphan)",
+    }
+}
+
+/// What a TUN device did to a clone it queued: its zero-copy frags are copied there.
+fn copied_at_device(frags_copied: bool) -> &'static str {
+    match frags_copied {
+        true => "; the TUN device copies the clone's zero-copy frags as it queues it (tun_net_xmit → skb_orphan_frags_rx): these bytes are final, and the completion counts as copied",
+        false => "",
+    }
+}
+
 fn carried(p: &Payload) -> String {
     match p.page {
         Some(page) => format!("{page} (now stream page {})", unit(p.content)),
@@ -312,7 +353,7 @@ mod tests {
         });
         assert_eq!(action(&step.event), "fill buf[0..1) with stream@2 → ok");
         assert_eq!(
-            note(&step, TransportClass::Local),
+            note(&step, TransportClass::Local, RemoteDevice::Nic),
             "REUSE WHILE HELD: buf[0] is still held by the peer receive queue"
         );
         let two = HeldPage {
@@ -327,16 +368,23 @@ mod tests {
 
     #[test]
     fn a_transmit_says_where_the_clone_goes() {
-        let step = Step::new(Event::Transmit {
+        let mut step = Step::new(Event::Transmit {
             seq: 1,
             payload: Payload {
                 page: Some(Page::Buf(1)),
                 content: Some(1),
             },
+            frags_copied: false,
         });
-        assert!(note(&step, TransportClass::Local).contains("to the peer"));
-        assert!(note(&step, TransportClass::Remote).contains("device TX ring"));
-        assert!(note(&step, TransportClass::Remote).contains("buf[1] (now stream page 1)"));
+        assert!(note(&step, TransportClass::Local, RemoteDevice::Nic).contains("to the peer"));
+        assert!(note(&step, TransportClass::Remote, RemoteDevice::Nic).contains("device TX ring"));
+        assert!(note(&step, TransportClass::Remote, RemoteDevice::Nic)
+            .contains("buf[1] (now stream page 1)"));
+        assert!(!note(&step, TransportClass::Remote, RemoteDevice::Nic).contains("tun_net_xmit"));
+        if let Event::Transmit { frags_copied, .. } = &mut step.event {
+            *frags_copied = true;
+        }
+        assert!(note(&step, TransportClass::Remote, RemoteDevice::Nic).contains("tun_net_xmit"));
     }
 
     #[test]

@@ -496,6 +496,7 @@ impl Seen {
             format: TRACE_FORMAT_VERSION,
             policy: name.to_string(),
             transport: TraceTransport::Host(opts.transport),
+            device: Default::default(),
             backend: Backend::Kernel,
             profile: opts.profile.clone(),
             geometry: g,
@@ -522,7 +523,9 @@ fn kernel_hint(h: Hazard) -> &'static str {
         Hazard::OutOfOrderCompletion => {
             "try `zcsafe check --losses 1`: on this host TCP completes in order (tcp_clean_rtx_queue)"
         }
-        Hazard::Copied => "try -t loopback: local delivery copies MSG_ZEROCOPY data",
+        Hazard::Copied => {
+            "try -t loopback or -t tun: local delivery and a TUN device copy MSG_ZEROCOPY data"
+        }
         Hazard::Enobufs => "try a lower net.core.optmem_max",
         Hazard::CancelAfterQueued => {
             "try --reader crawl: a receiver that stops reading closes the window, so a send stalls part-way and its timeout fires"

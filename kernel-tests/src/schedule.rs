@@ -246,6 +246,7 @@ pub fn op_in_bytes(op: &Op) -> Op {
         Op::Send { buf, .. }
         | Op::Vmsplice { buf, .. }
         | Op::UringSendZc { buf, .. }
+        | Op::UringSend { buf, .. }
         | Op::Munmap { buf }
         | Op::Mmap { buf } => *buf = region(*buf),
         Op::Splice { len } => *len *= PAGE,
@@ -257,7 +258,15 @@ pub fn op_in_bytes(op: &Op) -> Op {
         }
         Op::Sendfile { region: r, .. } => *r = region(*r),
         Op::WaitAppAck { beyond } => *beyond *= PAGE,
-        _ => {}
+        // No sizes: listed, so that a new operation with a region cannot be missed here.
+        Op::EnableZerocopy
+        | Op::Siocoutq
+        | Op::ReadErrqueue { .. }
+        | Op::UringWaitCqe
+        | Op::CreateFile { .. }
+        | Op::RemoveFile { .. }
+        | Op::Finish
+        | Op::Abort(_) => {}
     }
     op
 }
@@ -623,7 +632,7 @@ fn drive<P: Policy>(
             }
             ok(Observed::Call { answer: kernel })
         }
-        Event::Transmit { seq, payload } | Event::Retransmit { seq, payload } => {
+        Event::Transmit { seq, payload, .. } | Event::Retransmit { seq, payload, .. } => {
             let again = matches!(ev, Event::Retransmit { .. });
             let seq = *seq as u64;
             let wait = if again {
@@ -799,4 +808,56 @@ fn the_traced_segment(
         });
     }
     Ok(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every operation that names a region or a length is scaled to the kernel's bytes;
+    /// the plain io_uring `SEND` was once left in pages, so the policy (built in bytes)
+    /// asked for another operation than the trace's at its first send.
+    #[test]
+    fn operations_are_scaled_from_pages_to_bytes() {
+        let page = Region::new(1, 1);
+        let bytes = Region::new(PAGE, PAGE);
+        for (model, kernel) in [
+            (
+                Op::UringSend {
+                    buf: page,
+                    user_data: 3,
+                    msg_zerocopy: true,
+                },
+                Op::UringSend {
+                    buf: bytes,
+                    user_data: 3,
+                    msg_zerocopy: true,
+                },
+            ),
+            (
+                Op::Send {
+                    buf: page,
+                    zerocopy: true,
+                },
+                Op::Send {
+                    buf: bytes,
+                    zerocopy: true,
+                },
+            ),
+            (
+                Op::Fill {
+                    buf: page,
+                    stream: 2,
+                },
+                Op::Fill {
+                    buf: bytes,
+                    stream: 2 * PAGE,
+                },
+            ),
+            (Op::Splice { len: 2 }, Op::Splice { len: 2 * PAGE }),
+            (Op::UringWaitCqe, Op::UringWaitCqe),
+        ] {
+            assert_eq!(op_in_bytes(&model), kernel);
+        }
+    }
 }

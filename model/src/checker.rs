@@ -158,7 +158,7 @@ pub(crate) enum Ending {
 }
 
 impl Ending {
-    fn verdict(&self) -> Verdict {
+    pub(crate) fn verdict(&self) -> Verdict {
         match self {
             Ending::Corrupt(_) => Verdict::Corrupt,
             Ending::Stuck => Verdict::Stuck,

@@ -1,7 +1,9 @@
 //! What the checker explores: a geometry for the policy and the kernel's knobs.
 
 use serde::{Deserialize, Serialize};
-use zcsafe_policy::{Geometry, Pipeline, Profile, ScenarioSizes, SocketKind, TransportClass};
+use zcsafe_policy::{
+    Geometry, Pipeline, Profile, RemoteDevice, ScenarioSizes, SocketKind, TransportClass,
+};
 
 /// The kernel side of a scenario. Sizes are in pages (one page = one segment).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,6 +71,11 @@ pub struct ModelConfig {
     /// nothing ([`ScenarioError::UdpLoss`]).
     #[serde(default, skip_serializing_if = "SocketKind::is_tcp")]
     pub socket: SocketKind,
+    /// The remote class's device: a NIC that reads the pages at TX completion (the
+    /// default), or a TUN device, which copies zero-copy frags when the segment is
+    /// queued on it (`tun_net_xmit`). Ignored by the local class.
+    #[serde(default)]
+    pub device: RemoteDevice,
 }
 
 fn yes() -> bool {
@@ -110,6 +117,7 @@ impl Scenario {
                 zc_uarg_pages: crate::window::ZC_UARG_PAGES,
                 uring_waitall: true,
                 socket: SocketKind::Tcp,
+                device: RemoteDevice::Nic,
             },
         }
     }
@@ -162,6 +170,17 @@ impl Scenario {
         }
     }
 
+    /// The scenario with `device` behind the remote class.
+    pub fn with_device(mut self, device: RemoteDevice) -> Scenario {
+        self.config.device = device;
+        self
+    }
+
+    /// The device behind the socket, when the class has one (the remote class).
+    pub fn device(&self) -> Option<RemoteDevice> {
+        (self.config.transport == TransportClass::Remote).then_some(self.config.device)
+    }
+
     /// The sizes results report for this scenario and model traces keep.
     pub fn sizes(&self) -> ScenarioSizes {
         let c = &self.config;
@@ -173,6 +192,7 @@ impl Scenario {
             losses: c.losses,
             spurious_rto: c.spurious_rto,
             zc_optmem: c.zc_optmem,
+            device: self.device().unwrap_or_default(),
         }
     }
 
@@ -183,6 +203,7 @@ impl Scenario {
         (c.sndbuf, c.cwnd, c.rcvbuf) = (sizes.sndbuf, sizes.cwnd, sizes.rcvbuf);
         (c.losses, c.spurious_rto, c.zc_optmem) =
             (sizes.losses, sizes.spurious_rto, sizes.zc_optmem);
+        c.device = sizes.device;
         self
     }
 
@@ -220,6 +241,9 @@ impl Scenario {
         if c.socket == SocketKind::Udp && (c.losses > 0 || c.spurious_rto > 0) {
             return Err(ScenarioError::UdpLoss);
         }
+        if self.config.transport == TransportClass::Local && !self.config.device.is_nic() {
+            return Err(ScenarioError::DeviceOnLocal(self.config.device));
+        }
         Ok(())
     }
 }
@@ -245,4 +269,6 @@ pub enum ScenarioError {
     /// model's receiver checks an unbroken stream, so its UDP scenarios lose nothing.
     #[error("a UDP scenario has no losses or retransmission timeouts: UDP never retransmits, and the model's receiver checks an unbroken stream (use --losses 0 --spurious-rto 0)")]
     UdpLoss,
+    #[error("device {0} is the remote class's: local delivery has no device that reads the pages")]
+    DeviceOnLocal(RemoteDevice),
 }

@@ -31,7 +31,7 @@ pub fn hint(h: Hazard, scenario: &Scenario) -> &'static str {
         Hazard::OutOfOrderCompletion => "try a larger --sndbuf and --cwnd, or a longer --stream",
         Hazard::CounterWrap => "try a narrower --zc-id-bits or a longer --stream",
         Hazard::Copied if cfg.transport == TransportClass::Remote => {
-            "try -t local: local delivery copies MSG_ZEROCOPY data"
+            "try -t local or --device tun: local delivery and a TUN device copy MSG_ZEROCOPY data"
         }
         Hazard::Copied => "try a kernel profile whose local delivery copies zero-copy frags",
         Hazard::Enobufs => "try --zc-optmem 1",

@@ -40,6 +40,7 @@ macro_rules! clone_reusing {
 
 pub mod checker;
 pub mod config;
+pub mod follow;
 pub mod hazard;
 pub mod kernel;
 pub mod memory;
@@ -58,4 +59,5 @@ pub use checker::{
     check, check_observed, CheckError, CheckOptions, CheckReport, Coverage, Progress,
 };
 pub use config::{ModelConfig, Scenario, ScenarioError};
+pub use follow::{follow, Difference, Followed};
 pub use sweep::{sweep, SweepReport, SweepStep, SweepStepError};

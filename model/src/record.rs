@@ -22,6 +22,7 @@ impl Kernel {
                 Step::Transmit {
                     seq: seg.seq.into(),
                     payload: self.payload(seg.data),
+                    frags_copied: Kernel::device_copies(s, &seg),
                 }
             }
             Event::DeviceComplete => {
@@ -59,6 +60,7 @@ impl Kernel {
                 Step::Retransmit {
                     seq: seg.seq.into(),
                     payload: self.payload(seg.data),
+                    frags_copied: Kernel::device_copies(s, &seg),
                 }
             }
             Event::Read => {

@@ -20,17 +20,7 @@ pub(crate) fn replay<P: Policy>(
     let mut st = root;
     let mut steps = Vec::new();
     for (i, &mv) in path.iter().enumerate() {
-        let event = match mv {
-            Move::App => {
-                let op = st.policy.poll_op();
-                Event::Call {
-                    wrote_held: st.kernel.wrote_held(&op),
-                    answer: answer(s, &st, &op),
-                    op,
-                }
-            }
-            Move::Kernel(ev) => st.kernel.describe(s, ev),
-        };
+        let event = describe(s, &st, mv);
         let after = match take(s, &st, mv) {
             Taken::Next(n) => n,
             Taken::End(n, _) => {
@@ -74,6 +64,7 @@ pub(crate) fn replay<P: Policy>(
         format: TRACE_FORMAT_VERSION,
         policy: String::new(),
         transport: TraceTransport::Class(s.config.transport),
+        device: s.device().unwrap_or_default(),
         backend: Backend::Model,
         profile: TraceProfile::Named(s.config.profile.name.clone()),
         geometry: s.geometry,
@@ -81,6 +72,21 @@ pub(crate) fn replay<P: Policy>(
         verdict,
         summary,
         scenario: Some(s.sizes()),
+    }
+}
+
+/// The trace event of `mv`, about to be taken in `st`.
+pub(crate) fn describe<P: Policy>(s: &Scenario, st: &State<P>, mv: Move) -> Event {
+    match mv {
+        Move::App => {
+            let op = st.policy.poll_op();
+            Event::Call {
+                wrote_held: st.kernel.wrote_held(&op),
+                answer: answer(s, st, &op),
+                op,
+            }
+        }
+        Move::Kernel(ev) => st.kernel.describe(s, ev),
     }
 }
 

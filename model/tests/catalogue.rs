@@ -1,31 +1,40 @@
 //! Every catalogued policy, checked in both transport classes on every built-in kernel
 //! profile, must meet its declared expectation. This is what makes the checker able to
 //! fail: a model too weak misses a counterexample for an unsafe policy, a model too
-//! strong finds one for a safe policy — either breaks this test.
+//! strong finds one for a safe policy — either breaks this test. The remote class is
+//! checked behind both devices (a NIC and a TUN device, `RemoteDevice`): `zcsafe run -t
+//! tun` compares its verdicts with the TUN device's, so they must meet the same
+//! expectation.
 
 use zcsafe_explain::text::render;
 use zcsafe_model::{check, CheckOptions, Scenario};
-use zcsafe_policy::{Actor, Flag, Profile, TransportClass, Verdict};
+use zcsafe_policy::{Actor, Flag, Profile, RemoteDevice, TransportClass, Verdict};
 
 fn each(
     mut f: impl FnMut(
         &zcsafe_policies::Entry,
         TransportClass,
         &Profile,
-        &zcsafe_policy::Geometry,
+        &Scenario,
         zcsafe_model::CheckReport,
     ),
 ) {
+    let cells = [
+        (TransportClass::Local, RemoteDevice::Nic),
+        (TransportClass::Remote, RemoteDevice::Nic),
+        (TransportClass::Remote, RemoteDevice::Tun),
+    ];
     for profile in Profile::builtin() {
-        for t in TransportClass::ALL {
+        for (t, device) in cells {
             for e in zcsafe_policies::catalogue() {
-                let scenario = Scenario::standard_for(&e.pipeline, t, profile.clone());
+                let scenario =
+                    Scenario::standard_for(&e.pipeline, t, profile.clone()).with_device(device);
                 let policy = e
                     .build(&scenario.geometry)
                     .expect("standard geometry fits every policy");
                 let report =
                     check(policy, &scenario, &CheckOptions::default()).expect("check runs");
-                f(&e, t, &profile, &scenario.geometry, report);
+                f(&e, t, &profile, &scenario, report);
             }
         }
     }
@@ -34,11 +43,12 @@ fn each(
 #[test]
 fn every_policy_meets_its_expectation_on_every_builtin_profile() {
     let mut failures = Vec::new();
-    each(|e, t, profile, g, report| {
-        let expected = e.expect_for(t, profile, g);
+    each(|e, t, profile, s, report| {
+        let device = s.device().unwrap_or_default();
+        let expected = e.expect_behind(device, t, profile, &s.geometry);
         if report.verdict != expected.verdict {
             failures.push(format!(
-                "{} / {t} / {}: model says {}, expected {} ({})\n{}",
+                "{} / {t} (device {device}) / {}: model says {}, expected {} ({})\n{}",
                 e.name,
                 profile.name,
                 report.verdict,
@@ -124,7 +134,11 @@ fn counterexample_timelines() {
                 description => format!("{} over {t}: {}", e.name, trace.summary),
                 omit_expression => true,
             }, {
-                insta::assert_snapshot!(format!("{}-{t}", e.name), render(trace));
+                let name = match trace.device {
+                    RemoteDevice::Nic => format!("{}-{t}", e.name),
+                    d => format!("{}-{t}-{d}", e.name),
+                };
+                insta::assert_snapshot!(name, render(trace));
             });
         }
     });

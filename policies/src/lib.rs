@@ -60,7 +60,7 @@ pub mod zc_naive;
 use thiserror::Error;
 use zcsafe_policy::{
     AnyPolicy, Expectation, Geometry, GeometryError, Pipeline, Policy, Profile, ReceiveWindow,
-    TransportClass,
+    RemoteDevice, TransportClass,
 };
 
 /// A kernel feature a policy cannot run without. The catalogue answers "this kernel lacks
@@ -178,6 +178,20 @@ pub trait Catalogued: Policy + Sized {
         let _ = geometry;
         Self::expect(transport, profile)
     }
+
+    /// The expectation behind `device`, for the remote class (`zcsafe run -t tun`,
+    /// `check --device tun`). The NIC's ([`Catalogued::expect_for`]) unless the verdict
+    /// hinges on where the device reads the pages: a TUN device copies zero-copy frags
+    /// when it queues a segment (`tun_net_xmit`), so its completions say COPIED.
+    fn expect_behind(
+        device: RemoteDevice,
+        transport: TransportClass,
+        profile: &Profile,
+        geometry: &Geometry,
+    ) -> Expectation {
+        let _ = device;
+        Self::expect_for(transport, profile, geometry)
+    }
 }
 
 /// A geometry a policy cannot work with.
@@ -209,7 +223,7 @@ pub struct Entry {
     /// [`Catalogued::PIPELINE`].
     pub pipeline: Pipeline,
     build: fn(&Geometry) -> Result<AnyPolicy, BuildError>,
-    expect: fn(TransportClass, &Profile, &Geometry) -> Expectation,
+    expect: fn(RemoteDevice, TransportClass, &Profile, &Geometry) -> Expectation,
 }
 
 impl Entry {
@@ -229,7 +243,7 @@ impl Entry {
                 g.validate()?;
                 P::new(g).map(AnyPolicy::new)
             },
-            expect: P::expect_for,
+            expect: P::expect_behind,
         }
     }
 
@@ -248,16 +262,28 @@ impl Entry {
         self.expect_for(transport, profile, &Geometry::model_standard())
     }
 
-    /// The expectation for a run of `geometry`.
+    /// The expectation for a run of `geometry` (the remote class behind a NIC).
     pub fn expect_for(
         &self,
         transport: TransportClass,
         profile: &Profile,
         geometry: &Geometry,
     ) -> Expectation {
+        self.expect_behind(RemoteDevice::Nic, transport, profile, geometry)
+    }
+
+    /// The expectation for a run of `geometry` with the remote class behind `device`
+    /// ([`Catalogued::expect_behind`]).
+    pub fn expect_behind(
+        &self,
+        device: RemoteDevice,
+        transport: TransportClass,
+        profile: &Profile,
+        geometry: &Geometry,
+    ) -> Expectation {
         match self.missing(profile) {
             Some(feature) => feature.missing(),
-            None => (self.expect)(transport, profile, geometry),
+            None => (self.expect)(device, transport, profile, geometry),
         }
     }
 }

@@ -65,6 +65,17 @@ impl HostTransport {
         }
     }
 
+    /// The device behind a remote-class transport, as the model names it: the VM
+    /// guests' NICs, or the TUN device (`tun_net_xmit` copies zero-copy frags at
+    /// transmission).
+    pub fn device(&self) -> Option<crate::RemoteDevice> {
+        match self {
+            HostTransport::Remote => Some(crate::RemoteDevice::Nic),
+            HostTransport::Tun(_) => Some(crate::RemoteDevice::Tun),
+            _ => None,
+        }
+    }
+
     /// Whether the transport creates namespaces (and so needs root and `ip`).
     pub fn needs_namespaces(&self) -> bool {
         !matches!(self, HostTransport::Loopback | HostTransport::Remote)

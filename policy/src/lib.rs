@@ -73,7 +73,7 @@ pub use trace::{
     Payload, Step, StreamEnd, Trace, TraceProfile, TraceTransport, UnknownBackend,
     TRACE_FORMAT_VERSION,
 };
-pub use transport::{TransportClass, UnknownTransportClass};
+pub use transport::{RemoteDevice, TransportClass, UnknownRemoteDevice, UnknownTransportClass};
 pub use verdict::Verdict;
 pub use window::{ReceiveWindow, WIDE_RCVBUF};
 

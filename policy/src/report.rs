@@ -116,6 +116,9 @@ pub struct ScenarioSizes {
     pub losses: u8,
     /// Retransmission timeouts that may fire although nothing was lost.
     pub spurious_rto: u8,
+    /// The remote class's device (left out for the default NIC).
+    #[serde(default, skip_serializing_if = "crate::RemoteDevice::is_nic")]
+    pub device: crate::RemoteDevice,
     /// Notification ranges the socket's optmem holds before `MSG_ZEROCOPY` sends fail
     /// with `ENOBUFS` (absent before it was recorded: the standard scenario's 2).
     #[serde(default = "standard_zc_optmem")]

@@ -175,6 +175,7 @@ pub(crate) fn simulate_with<P: Policy>(
         format: TRACE_FORMAT_VERSION,
         policy: name.to_string(),
         transport: TraceTransport::Class(scenario.transport()),
+        device: Default::default(),
         backend: Backend::Sim,
         profile: TraceProfile::Named(scenario.model.config.profile.name.clone()),
         geometry: scenario.model.geometry,

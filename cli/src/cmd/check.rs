@@ -6,6 +6,7 @@ use crate::output::{self, Clock, TimingArgs};
 use crate::progress::{ProgressBar, SearchProgress};
 use crate::table;
 use anyhow::{bail, Context, Result};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,8 +14,8 @@ use zcsafe_explain::text::render;
 use zcsafe_model::{check_observed, sweep, CheckOptions, CheckReport, Scenario};
 use zcsafe_policies::Entry;
 use zcsafe_policy::{
-    Evidence, Expectation, Finding, Profile, Results, ScenarioSizes, SweepStep, TransportClass,
-    Verdict,
+    Evidence, Expectation, Finding, Profile, RemoteDevice, Results, ScenarioSizes, SweepStep,
+    TransportClass, Verdict,
 };
 
 #[derive(clap::Args)]
@@ -25,6 +26,13 @@ pub struct Args {
     /// remote (a real NIC: the device reads them), or all.
     #[arg(long, short = 't', default_value = "all", value_parser = ["local", "remote", "all"])]
     transport: String,
+    /// The remote class's device: nic (reads the pages by DMA at TX completion, as the
+    /// QEMU guests' virtio and e1000 do) or tun (`-t tun` on this host: copies zero-copy
+    /// frags when the segment is queued on it, `tun_net_xmit`).
+    #[arg(long, default_value = "nic", value_name = "nic|tun",
+          value_parser = PossibleValuesParser::new(RemoteDevice::ALL.map(RemoteDevice::name))
+              .map(|s| s.parse::<RemoteDevice>().expect("one of RemoteDevice::ALL")))]
+    device: RemoteDevice,
     /// Kernel profile: a built-in name (classic, copying-splice) or a JSON file written
     /// by `zcsafe probe --json`.
     #[arg(long, default_value = "classic", value_name = "NAME|FILE")]
@@ -147,12 +155,22 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 impl ScenarioArgs {
-    /// The scenario for `e` on `t`: the base, then the overrides.
-    fn for_entry(&self, e: &Entry, t: TransportClass, profile: &Profile) -> Scenario {
+    /// The scenario for `e` on `t` behind `device` (the remote class's): the base, then
+    /// the overrides.
+    fn for_entry(
+        &self,
+        e: &Entry,
+        t: TransportClass,
+        profile: &Profile,
+        device: RemoteDevice,
+    ) -> Scenario {
         let mut s = match self.base {
             Base::Derived => Scenario::derived(&e.pipeline, t, profile.clone()),
             Base::Standard => Scenario::standard_for(&e.pipeline, t, profile.clone()),
         };
+        if t == TransportClass::Remote {
+            s.config.device = device;
+        }
         self.apply(&mut s);
         s
     }
@@ -201,6 +219,15 @@ pub fn transports(spec: &str) -> Vec<TransportClass> {
 pub fn run(args: Args) -> Result<ExitCode> {
     let entries = args.select.entries()?;
     let profile = load_profile(&args.profile)?;
+    if !args.device.is_nic() && !transports(&args.transport).contains(&TransportClass::Remote) {
+        bail!(
+            "--device {} is the remote class's device: use it with -t remote (or -t all)",
+            args.device
+        );
+    }
+    if !args.device.is_nic() && args.sweep {
+        bail!("--sweep walks the NIC's scenarios: --device is not swept yet");
+    }
     let opts = CheckOptions {
         max_states: args.scenario.max_states,
         max_memory: args.scenario.max_memory,
@@ -216,7 +243,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut progress = args.sweep.then(|| ProgressBar::new("steps"));
     for t in transports(&args.transport) {
         for e in &entries {
-            let scenario = args.scenario.for_entry(e, t, &profile);
+            let scenario = args.scenario.for_entry(e, t, &profile, args.device);
             scenario
                 .validate()
                 .context("the scenario options do not describe a runnable model")?;
@@ -229,7 +256,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     Some((_, names)) => names.push(e.name),
                     None => scenarios.push((line, vec![e.name])),
                 }
-                let expected = e.expect_for(t, &profile, &scenario.geometry);
+                let device = scenario.device().unwrap_or_default();
+                let expected = e.expect_behind(device, t, &profile, &scenario.geometry);
                 let mut finding = model_finding(e, t, &expected);
                 finding.evidence.scenario = Some(scenario.sizes());
                 let elapsed = match e.build(&scenario.geometry) {
@@ -417,8 +445,12 @@ fn describe(s: &Scenario) -> String {
 
 fn describe_sizes(s: &ScenarioSizes) -> String {
     let (g, c) = (&s.geometry, s);
+    let device = match c.device {
+        RemoteDevice::Nic => String::new(),
+        d => format!(", device {d}"),
+    };
     format!(
-        "{} stream pages, {}-page buffer, {}-page pipe, sndbuf {}, rcvbuf {}, cwnd {}, {} loss(es), {} spurious RTO(s), {}-bit zerocopy counter",
+        "{} stream pages, {}-page buffer, {}-page pipe, sndbuf {}, rcvbuf {}, cwnd {}, {} loss(es), {} spurious RTO(s), {}-bit zerocopy counter{device}",
         g.stream, g.buffer, g.pipe, c.sndbuf, c.rcvbuf, c.cwnd, c.losses, c.spurious_rto, g.zc_id_bits
     )
 }

@@ -9,7 +9,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use zcsafe_explain::Selection;
-use zcsafe_fixtures::{replay_with, Backend};
+use zcsafe_fixtures::{replay_with, Backend, ReplayOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,6 +30,11 @@ pub struct Args {
     /// (a trace keeps only the profile's name): a built-in name or the same file.
     #[arg(long, value_name = "NAME|FILE")]
     profile: Option<String>,
+    /// `--on kernel`: drive a remote-class counterexample as recorded even where this
+    /// host's TUN device cannot follow it (to see where it diverges), instead of the
+    /// model's counterexample behind the TUN device.
+    #[arg(long)]
+    as_recorded: bool,
     /// Print the replay's own timeline too.
     #[arg(long, short = 'v')]
     verbose: bool,
@@ -50,18 +55,30 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .as_deref()
         .map(super::check::load_profile)
         .transpose()?;
-    let r = replay_with(&trace, backend, profile.as_ref())?;
+    let opts = ReplayOptions {
+        profile: profile.as_ref(),
+        as_recorded: args.as_recorded,
+    };
+    let r = replay_with(&trace, backend, &opts)?;
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "policy": r.policy, "backend": r.backend, "transport": r.transport,
                 "recorded": r.recorded, "replayed": r.replayed, "same_steps": r.same_steps,
-                "same": r.same(), "detail": r.detail, "conformance": r.conformance}))?
+                "same": r.same(), "detail": r.detail, "conformance": r.conformance,
+                "substitution": r.substitution}))?
         );
     } else {
+        if let Some(sub) = &r.substitution {
+            print!("{}", substitution_text(&r.policy, sub));
+        }
+        let device = match trace.device {
+            zcsafe_policy::RemoteDevice::Nic => String::new(),
+            d => format!(", device {d}"),
+        };
         println!(
-            "replay of {} ({} trace, {}) on {} over {}",
+            "replay of {} ({} trace, {}{device}) on {} over {}",
             r.policy, trace.backend, trace.transport, r.backend, r.transport
         );
         println!("recorded verdict: {}", r.recorded);
@@ -101,6 +118,56 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(u8::from(!r.same())))
+}
+
+/// Said first, loudly, when the trace's counterexample needs another device than the
+/// host's: the step where the host's device goes otherwise, why, and what is replayed
+/// instead (or why nothing is).
+fn substitution_text(policy: &str, sub: &zcsafe_fixtures::DeviceSubstitution) -> String {
+    use zcsafe_explain::words::{action, device_name, device_reads};
+    let carries = |e: &zcsafe_policy::Event| match e {
+        zcsafe_policy::Event::Transmit { payload, .. }
+        | zcsafe_policy::Event::Retransmit { payload, .. }
+        | zcsafe_policy::Event::TxComplete { payload, .. }
+        | zcsafe_policy::Event::Deliver { payload, .. }
+        | zcsafe_policy::Event::Read { payload, .. } => Some(match payload.content {
+            Some(p) => format!("the bytes of stream page {p}"),
+            None => "zeroes".to_string(),
+        }),
+        _ => None,
+    };
+    let there = match &sub.behind_device {
+        Some(here) => match (carries(here), carries(&sub.recorded)) {
+            (Some(h), Some(r)) => format!("carries {h} where the trace's carries {r}"),
+            _ => format!("is {} instead", action(here)),
+        },
+        None => "cannot happen".into(),
+    };
+    let (was, is) = (device_name(sub.recorded_device), device_name(sub.device));
+    let mut out = format!(
+        "THIS COUNTEREXAMPLE NEEDS A {}: it was found behind the model's {was}, which {};\n  \
+         this host replays over a {is}, which {}.\n  \
+         Followed behind a {is}, step {} ({}) {there}: the kernel would diverge there.\n",
+        was.to_uppercase(),
+        device_reads(sub.recorded_device),
+        device_reads(sub.device),
+        sub.step,
+        action(&sub.recorded),
+    );
+    match &sub.trace {
+        Some(t) => out += &format!(
+            "REPLAYING INSTEAD the counterexample the model finds for {policy} in the same scenario behind a {is} \
+             ({} steps; `zcsafe check -p {policy} -t remote --device {}`): {}\n\n",
+            t.steps.len(),
+            sub.device,
+            t.summary
+        ),
+        None => out += &format!(
+            "NOT REACHABLE behind a {is}: for {policy} in the same scenario the model finds {}: {}\n\n",
+            sub.verdict, sub.detail
+        ),
+    }
+    out
 }
 
 /// The step-by-step conformance report of a schedule replay: each model step, what the

@@ -240,10 +240,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 geometry,
                 ..opts.clone()
             };
+            let device = t.device().unwrap_or_default();
             let prediction = predictions
-                .entry((e.name, class, opts.rcvbuf))
+                .entry((e.name, class, device, opts.rcvbuf))
                 .or_insert_with(|| {
-                    let mut base = Scenario::derived(&e.pipeline, class, profile.clone());
+                    // Behind the transport's own device: a TUN device copies zero-copy
+                    // frags at transmission where a NIC reads them at TX completion.
+                    let mut base =
+                        Scenario::derived(&e.pipeline, class, profile.clone()).with_device(device);
                     // Predict for what the kernel run can reach: its 32-bit zerocopy
                     // counter never wraps within one stream.
                     base.geometry.zc_id_bits = geometry.zc_id_bits;
@@ -265,8 +269,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let t0 = Instant::now();
             let report = try_run_policy(|g| e.build(g), e.name, &opts)
                 .with_context(|| format!("running {} over {}", e.name, t.label()))?;
-            let mut finding =
-                report.to_finding(&e.expect_for(class, &profile, &geometry), predicted);
+            let mut finding = report.to_finding(
+                &e.expect_behind(device, class, &profile, &geometry),
+                predicted,
+            );
             if let Some(p) = prediction.filter(|p| p.needs_autotuning()) {
                 // Say why a run that stayed safe proves little here.
                 if finding.verdict != Verdict::Corrupt {

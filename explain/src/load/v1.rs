@@ -68,6 +68,7 @@ impl TraceV1 {
             format: TRACE_FORMAT_VERSION,
             policy: self.policy,
             transport,
+            device: Default::default(),
             backend,
             profile,
             geometry: self.geometry,

@@ -27,7 +27,7 @@ impl Kernel {
                 let seg = self.sock.write_queue.pop_front().expect("enabled");
                 self.sock.rtx.push_back(seg);
                 self.sock.snd_nxt += 1;
-                self.send_clone(seg, local);
+                self.send_clone(s, seg);
             }
             Event::DeviceComplete => {
                 // The NIC DMAs the pages; TX completion frees the clone (napi_consume_skb).
@@ -101,12 +101,10 @@ impl Kernel {
                 if self.mem.read(seg.data) != Content::unit(seg.seq as u64) {
                     self.reach(Hazard::RetransmitAfterReuse);
                 }
-                let needed =
-                    seg.seq >= self.peer.rcv_nxt && !self.net.wire.iter().any(|p| p.seq == seg.seq);
-                if !needed {
+                if !self.retransmit_needed(seg.seq) {
                     self.sock.retransmits += 1;
                 }
-                self.send_clone(seg, local);
+                self.send_clone(s, seg);
             }
             Event::Read => {
                 let (seq, data, _) = self.peer.queue.pop_front().expect("enabled");
@@ -345,11 +343,36 @@ impl Kernel {
             .collect()
     }
 
-    pub(super) fn send_clone(&mut self, seg: Segment, local: bool) {
-        if local {
+    /// The device copies `seg`'s frags as the clone is queued on it: zero-copy frags
+    /// behind a TUN device (`tun_net_xmit`).
+    pub(crate) fn device_copies(s: &Scenario, seg: &Segment) -> bool {
+        seg.notif.is_some() && s.device().is_some_and(|d| d.copies_zerocopy_at_transmit())
+    }
+
+    /// `tcp_transmit_skb` hands a clone of `seg` down the stack: locally to the peer's
+    /// backlog, remotely to the device's ring.
+    pub(super) fn send_clone(&mut self, s: &Scenario, seg: Segment) {
+        if Self::local(s) {
             self.net.wire.push_back(seg);
-        } else {
-            self.net.ring.push_back(seg);
+            return;
+        }
+        match seg.notif {
+            // tun_net_xmit → skb_orphan_frags_rx → skb_copy_ubufs: the zero-copy frags are
+            // copied out of the user's pages before the clone waits on the device's ring,
+            // and skb_zcopy_clear(skb, false) tells the completion it was copied
+            // (msg_zerocopy_callback clears `zerocopy`: SO_EE_CODE_ZEROCOPY_COPIED;
+            // io_uring_tx_zerocopy_callback sets `zc_copied`). The original in the
+            // retransmit queue keeps its frags, and its notif, until the ACK. Other frags
+            // are left for tun_put_user, when the peer reads the fd (DeviceComplete).
+            Some(n) if Self::device_copies(s, &seg) => {
+                self.zc.mark_copied(n);
+                self.net.ring.push_back(Segment {
+                    data: DataRef::Copied(self.mem.read(seg.data)),
+                    notif: None,
+                    ..seg
+                });
+            }
+            _ => self.net.ring.push_back(seg),
         }
     }
 }

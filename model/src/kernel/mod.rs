@@ -173,6 +173,12 @@ impl Kernel {
         }
     }
 
+    /// A retransmission of `seq` is needed: the peer does not have it and no copy is on
+    /// its way (otherwise it is spurious: the ACK is just slow).
+    fn retransmit_needed(&self, seq: u16) -> bool {
+        seq >= self.peer.rcv_nxt && !self.net.on_its_way(seq)
+    }
+
     fn local(s: &Scenario) -> bool {
         s.config.transport == TransportClass::Local
     }
@@ -217,10 +223,9 @@ impl Kernel {
             // A retransmission is needed when no copy of the head is on its way and the
             // peer does not have it; otherwise it is spurious (the ACK is just slow),
             // and those are bounded. Needed ones are bounded by the loss budget.
-            let needed =
-                head.seq >= self.peer.rcv_nxt && !self.net.wire.iter().any(|p| p.seq == head.seq);
+            let needed = self.retransmit_needed(head.seq);
             let allowed = needed || self.sock.retransmits < cfg.spurious_rto;
-            if allowed && !self.net.holds_in_host(head.seq, local) {
+            if allowed && !self.net.holds_in_host(head.seq, local, cfg.device) {
                 ev(Event::Retransmit);
             }
         }

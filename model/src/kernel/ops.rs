@@ -20,9 +20,11 @@ impl Kernel {
                 }
         ) && !self.sock.zerocopy_enabled;
         if !copies {
-            // The model's NIC never copies: COPIED comes only from local delivery and a
-            // failed SEND_ZC's flush, so a scenario with neither cannot reach it.
+            // The model's NIC never copies: COPIED comes only from local delivery, a TUN
+            // device (`tun_net_xmit`) and a failed SEND_ZC's flush, so a scenario with
+            // none of them cannot reach it.
             let can_copy = (Self::local(s) && s.config.profile.zerocopy_local_copies)
+                || s.device().is_some_and(|d| d.copies_zerocopy_at_transmit())
                 || s.config.uring_failures > 0
                 || s.config.uring_link_timeouts > 0;
             (s.config.socket.opened_by(op))
@@ -305,7 +307,6 @@ impl Kernel {
     /// datagrams in loopback's backlog change how many are at risk, not whether).
     fn udp_send(&mut self, s: &Scenario, buf: Region, zerocopy: bool) -> Perform {
         let cfg = &s.config;
-        let local = Self::local(s);
         let refs = match self.mem.user_refs(buf) {
             Ok(r) => r,
             Err(f) => return Perform::Fault(f),
@@ -333,7 +334,7 @@ impl Kernel {
             };
             self.sock.write_seq += 1;
             self.sock.snd_nxt += 1;
-            self.send_clone(seg, local);
+            self.send_clone(s, seg);
         }
         Perform::Done(Outcome::Done(buf.len))
     }

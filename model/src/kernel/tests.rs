@@ -119,13 +119,19 @@ fn a_retransmission_reads_the_page_again() {
     ));
     assert!(k.enabled(&s).contains(&Event::Retransmit));
     k.fire(&s, Event::Retransmit);
-    k.fire(&s, Event::DeviceComplete);
-    k.fire(&s, Event::Deliver);
+    delivered_and_read_as(&mut k, &s, 9);
+}
+
+/// The device's next clone reaches the peer, whose read of stream page 0 finds the bytes
+/// of stream page `meant_for`.
+fn delivered_and_read_as(k: &mut Kernel, s: &Scenario, meant_for: u64) {
+    k.fire(s, Event::DeviceComplete);
+    k.fire(s, Event::Deliver);
     assert_eq!(
-        k.fire(&s, Event::Read),
+        k.fire(s, Event::Read),
         Some(Corruption {
             offset: 0,
-            meant_for: Some(9)
+            meant_for: Some(meant_for)
         })
     );
 }
@@ -170,6 +176,129 @@ fn zerocopy_frags_are_copied_on_local_delivery_and_notified_as_copied() {
             hi: 0,
             copied: true
         }))
+    );
+}
+
+/// `s` behind a TUN device, with a `MSG_ZEROCOPY` send of stream page 0 from `buf[0]`
+/// queued.
+fn zerocopy_queued_behind_tun() -> (Scenario, Kernel) {
+    let s = scenario(TransportClass::Remote).with_device(zcsafe_policy::RemoteDevice::Tun);
+    let mut k = Kernel::new(&s);
+    done(k.perform(&s, &Op::EnableZerocopy));
+    let fill = Op::Fill {
+        buf: Region::new(0, 1),
+        stream: 0,
+    };
+    done(k.perform(&s, &fill));
+    let send = Op::Send {
+        buf: Region::new(0, 1),
+        zerocopy: true,
+    };
+    assert_eq!(done(k.perform(&s, &send)), Outcome::Done(1));
+    (s, k)
+}
+
+/// tun_net_xmit → skb_orphan_frags_rx: a TUN device copies the clone's zero-copy frags
+/// when the segment is queued on it, so a rewrite after transmission reaches neither
+/// the device's read nor the peer; only the retransmit queue still holds the page, and
+/// the notification says COPIED. A NIC reads the rewritten page at TX completion.
+#[test]
+fn a_tun_device_copies_zerocopy_frags_at_transmission() {
+    let (s, mut k) = zerocopy_queued_behind_tun();
+    k.fire(&s, Event::Transmit);
+    assert_eq!(k.holders(DataRef::User(0)), vec![Holder::Retransmit]);
+    assert_eq!(
+        k.net.ring[0].notif, None,
+        "the ring's clone lets go of the notif"
+    );
+    let rewrite = Op::Fill {
+        buf: Region::new(0, 1),
+        stream: 2,
+    };
+    done(k.perform(&s, &rewrite));
+    for ev in [Event::DeviceComplete, Event::Deliver, Event::Ack] {
+        assert_eq!(k.fire(&s, ev), None, "{ev:?}");
+    }
+    assert_eq!(
+        k.fire(&s, Event::Read),
+        None,
+        "the peer has page 0's own bytes"
+    );
+    let n = done(k.perform(&s, &Op::ReadErrqueue { block: true }));
+    assert_eq!(
+        n,
+        Outcome::Zc(Some(ZcNotification {
+            lo: 0,
+            hi: 0,
+            copied: true
+        }))
+    );
+
+    // The same steps behind a NIC: the DMA reads the rewritten page.
+    let nic = scenario(TransportClass::Remote);
+    let mut k = Kernel::new(&nic);
+    done(k.perform(&nic, &Op::EnableZerocopy));
+    for op in [
+        Op::Fill {
+            buf: Region::new(0, 1),
+            stream: 0,
+        },
+        Op::Send {
+            buf: Region::new(0, 1),
+            zerocopy: true,
+        },
+    ] {
+        done(k.perform(&nic, &op));
+    }
+    k.fire(&nic, Event::Transmit);
+    done(k.perform(&nic, &rewrite));
+    delivered_and_read_as(&mut k, &nic, 2);
+}
+
+/// Behind a TUN device a rewrite is still seen twice over: before transmission (the
+/// write queue holds the user's page) and by a retransmission, which copies the page
+/// again as tun_net_xmit queues the new clone. And tun_net_xmit orphans the clone
+/// (`skb_orphan`), so the retransmission need not wait for the peer to read the first.
+#[test]
+fn behind_tun_a_queued_or_retransmitted_page_is_read_as_it_is_then() {
+    let (s, mut k) = zerocopy_queued_behind_tun();
+    k.fire(&s, Event::Transmit);
+    let rewrite = Op::Fill {
+        buf: Region::new(0, 1),
+        stream: 4,
+    };
+    done(k.perform(&s, &rewrite));
+    assert!(
+        k.enabled(&s).contains(&Event::Retransmit),
+        "a spurious RTO while the first clone still waits on the device's ring"
+    );
+    k.fire(&s, Event::Retransmit);
+    assert_eq!(k.net.ring.len(), 2, "both clones wait to be read");
+    k.fire(&s, Event::DeviceComplete);
+    k.fire(&s, Event::Lose);
+    // The retransmission's copy was taken after the rewrite.
+    delivered_and_read_as(&mut k, &s, 4);
+
+    let (s, mut k) = zerocopy_queued_behind_tun();
+    done(k.perform(&s, &rewrite));
+    k.fire(&s, Event::Transmit);
+    assert_eq!(
+        k.net.ring[0].data,
+        DataRef::Copied(crate::memory::Content::unit(4)),
+        "a page rewritten in the write queue is copied as it is"
+    );
+}
+
+/// vmsplice'd pages are no zero-copy frags (`skb_zcopy` is false): a TUN device leaves
+/// them to `tun_put_user`, when the peer reads the fd — the NIC's TX completion.
+#[test]
+fn behind_tun_spliced_pages_are_read_when_the_peer_reads_the_device() {
+    let s = scenario(TransportClass::Remote).with_device(zcsafe_policy::RemoteDevice::Tun);
+    let mut k = spliced(&s);
+    k.fire(&s, Event::Transmit);
+    assert_eq!(
+        k.holders(DataRef::User(0)),
+        vec![Holder::Retransmit, Holder::DeviceRing]
     );
 }
 

@@ -22,7 +22,7 @@
 use super::{Bug, Tuning};
 use crate::uring_zc_notif::{Knobs, Reading, UringZcNotif};
 use crate::{BuildError, Catalogued, Entry, Feature};
-use zcsafe_policy::{Expectation, Geometry, Profile, TransportClass, Verdict};
+use zcsafe_policy::{Expectation, Geometry, Profile, RemoteDevice, TransportClass, Verdict};
 
 /// The shipped code: a negative `res` is an errno, whatever the flags say.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -61,6 +61,23 @@ impl Catalogued for UringZcNotifResAsErrno {
                 "the NIC sends with zero copy: the NOTIF's res is 0, not negative, and frees \
                  its slot",
             ),
+        }
+    }
+
+    fn expect_behind(
+        device: RemoteDevice,
+        transport: TransportClass,
+        profile: &Profile,
+        geometry: &Geometry,
+    ) -> Expectation {
+        match (transport, device) {
+            (TransportClass::Remote, RemoteDevice::Tun) => Expectation::new(
+                Verdict::Stuck,
+                "a TUN device copies the frags as it queues each segment (tun_net_xmit → \
+                 skb_orphan_frags_rx), so every NOTIF has IORING_NOTIF_USAGE_ZC_COPIED, as on \
+                 local delivery: read as an errno it frees no slot",
+            ),
+            _ => Self::expect_for(transport, profile, geometry),
         }
     }
 }

@@ -22,7 +22,7 @@ pub use step::{Answer, Completion, Event, Flag, HeldPage, Mismatch, Payload, Ste
 
 use crate::geometry::Geometry;
 use crate::host::HostTransport;
-use crate::transport::TransportClass;
+use crate::transport::{RemoteDevice, TransportClass};
 use crate::verdict::Verdict;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,10 @@ pub struct Trace {
     pub policy: String,
     /// What the bytes went over: a transport class or a concrete host transport.
     pub transport: TraceTransport,
+    /// The device behind a remote-class model trace (where it reads the pages); left
+    /// out of the file for the default NIC, so older traces read unchanged.
+    #[serde(default, skip_serializing_if = "RemoteDevice::is_nic")]
+    pub device: RemoteDevice,
     /// Which backend ran it.
     pub backend: Backend,
     /// The kernel profile the run assumed or measured.
@@ -167,6 +171,7 @@ mod tests {
             format: TRACE_FORMAT_VERSION,
             policy: "copy".into(),
             transport: TraceTransport::Host(HostTransport::VethLossy { loss_pct: 5 }),
+            device: RemoteDevice::Tun,
             backend: Backend::Model,
             profile: TraceProfile::Probed("6.18.0".into()),
             geometry: Geometry {

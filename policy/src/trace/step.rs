@@ -89,6 +89,11 @@ pub enum Event {
         seq: u32,
         /// What the clone carries.
         payload: Payload,
+        /// The device copied the clone's zero-copy frags as it queued it (a TUN device:
+        /// `tun_net_xmit` → `skb_orphan_frags_rx`), so these bytes are final; left out
+        /// of traces when false, so older traces read unchanged.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        frags_copied: bool,
     },
     /// The retransmission timer fired (`tcp_retransmit_timer` → `tcp_retransmit_skb`):
     /// a new clone reads the page again.
@@ -97,6 +102,9 @@ pub enum Event {
         seq: u32,
         /// What the new clone carries.
         payload: Payload,
+        /// As for [`Event::Transmit`]: the device copied the new clone's zero-copy frags.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        frags_copied: bool,
     },
     /// The peer's ACK reached the sender (`tcp_ack` → `tcp_clean_rtx_queue`).
     Ack {
