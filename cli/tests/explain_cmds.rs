@@ -111,7 +111,7 @@ fn fixtures_lists_and_checks_on_the_model() {
     let (code, out, _) = zcsafe(&["fixtures", "--check", "--backend", "model"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("20 fixture checks: 20 passed, 0 failed, 0 skipped"),
+        out.contains("22 fixture checks: 22 passed, 0 failed, 0 skipped"),
         "{out}"
     );
 }

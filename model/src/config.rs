@@ -156,16 +156,23 @@ impl Scenario {
 
     /// Puts the scenario on a `socket`. For UDP: no loss and no retransmission timer
     /// (there is none), as [`Scenario::validate`] requires; and optmem for a
-    /// notification per datagram the send buffer holds plus one on the error queue —
-    /// UDP allocates a `ubuf_info` per `sendmsg` and `__msg_zerocopy_callback` merges
-    /// in-order ranges into the error queue's tail, so that is what a sender that never
-    /// reads the queue keeps, and `ENOBUFS` comes from a policy, not from a small model.
+    /// notification per datagram the send buffer holds plus the ranges the error queue
+    /// keeps — UDP allocates a `ubuf_info` per `sendmsg` and `__msg_zerocopy_callback`
+    /// merges in-order ranges into the error queue's tail, so that is what a sender that
+    /// never reads the queue keeps, and `ENOBUFS` comes from a policy, not from a small
+    /// model.
     pub fn on_socket(&mut self, socket: SocketKind) {
         let c = &mut self.config;
         c.socket = socket;
         if socket == SocketKind::Udp {
             (c.losses, c.spurious_rto) = (0, 0);
-            let fits = (c.sndbuf + 1).min(u8::MAX as u64) as u8;
+            // A kernel's 32-bit counter merges a sender's in-order ranges into one; the
+            // model's narrow counter caps a range at 2^bits − 1 sends, so a stream of n
+            // datagrams leaves up to ceil(n / (2^bits − 1)) ranges queued.
+            let g = &self.geometry;
+            let per_range = (1u64 << g.zc_id_bits.min(32)).saturating_sub(1).max(1);
+            let ranges = g.chunks().div_ceil(per_range);
+            let fits = (c.sndbuf + ranges.max(1)).min(u8::MAX as u64) as u8;
             c.zc_optmem = c.zc_optmem.max(fits);
         }
     }

@@ -11,7 +11,7 @@
 
 use crate::script::scripted_policy;
 use crate::{BuildError, Catalogued, Feature};
-use zcsafe_policy::{Expectation, Geometry, Pipeline, Profile, TransportClass};
+use zcsafe_policy::{Expectation, Geometry, Pipeline, Profile, RemoteDevice, TransportClass};
 
 scripted_policy!(UdpZcNaive, crate::zc_naive::SCRIPT);
 
@@ -41,6 +41,21 @@ impl Catalogued for UdpZcNaive {
                 "the datagram waits in the backlog referencing the user's pages until \
                  skb_orphan_frags_rx copies them on delivery",
             ),
+        }
+    }
+
+    fn expect_behind(
+        device: RemoteDevice,
+        transport: TransportClass,
+        profile: &Profile,
+        geometry: &Geometry,
+    ) -> Expectation {
+        match (transport, device) {
+            (TransportClass::Remote, RemoteDevice::Tun) => Expectation::safe(
+                "a TUN device copies the datagram's zero-copy frags as it queues it, inside \
+                 sendmsg (tun_net_xmit → skb_orphan_frags_rx), so no reuse can reach the peer",
+            ),
+            _ => Self::expect_for(transport, profile, geometry),
         }
     }
 }
