@@ -4,26 +4,17 @@
 //! `tests/cli.rs`. Tests that need root or QEMU skip with a counted reason, and fail
 //! instead under `ZCSAFE_REQUIRE_ROOT=1` / `ZCSAFE_REQUIRE_VM=1` (CI).
 
-use serde_json::Value;
-use std::process::{Command, Output};
+mod common;
 
-fn zcsafe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zcsafe-ring"))
-        .args(args)
-        .output()
-        .expect("the example binary runs")
-}
+use common::zcsafe;
+use serde_json::Value;
+use std::process::Output;
 
 /// The JSON on stdout, after checking the exit status.
 fn json(out: &Output, status: i32) -> Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(status), "{stderr}");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    common::json(out)
 }
 
 /// `(policy, transport, verdict)` of every finding.

@@ -1,25 +1,10 @@
 //! The author's own `zcsafe` binary (`src/main.rs`): every command knows `zc-drain`.
 
+mod common;
+
+use common::{json, zcsafe};
 use serde_json::Value;
-use std::process::{Command, Output};
 use zcsafe_policy::Profile;
-
-fn zcsafe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zcsafe-ring"))
-        .args(args)
-        .output()
-        .expect("the example binary runs")
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
 
 /// `(transport, verdict, expected)` of every finding.
 fn verdicts(results: &Value) -> Vec<(String, String, String)> {

@@ -1,0 +1,23 @@
+//! What the tests of the author's binary share: running it, and reading its JSON.
+
+use serde_json::Value;
+use std::process::{Command, Output};
+
+/// Runs the author's binary (`src/main.rs`) with `args`.
+pub fn zcsafe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zcsafe-ring"))
+        .args(args)
+        .output()
+        .expect("the example binary runs")
+}
+
+/// The JSON on stdout (its stderr in the panic message if it is not JSON).
+pub fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
