@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::zcsafe;
+use common::{fields, zcsafe};
 use serde_json::Value;
 use std::process::Output;
 
@@ -17,22 +17,14 @@ fn json(out: &Output, status: i32) -> Value {
     common::json(out)
 }
 
-/// `(policy, transport, verdict)` of every finding.
-fn verdicts(results: &Value) -> Vec<(String, String, String)> {
-    results["results"]
-        .as_array()
-        .expect("a results array")
-        .iter()
-        .map(|f| {
-            let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
-            (s("policy"), s("transport"), s("verdict"))
-        })
-        .collect()
+/// `[policy, transport, verdict]` of every finding.
+fn verdicts(results: &Value) -> Vec<Vec<String>> {
+    fields(results, &["policy", "transport", "verdict"])
 }
 
-fn owned(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+fn owned(rows: &[[&str; 3]]) -> Vec<Vec<String>> {
     rows.iter()
-        .map(|(p, t, v)| (p.to_string(), t.to_string(), v.to_string()))
+        .map(|r| r.iter().map(|s| s.to_string()).collect())
         .collect()
 }
 
@@ -46,7 +38,7 @@ fn the_buggy_rings_counterexample_replays_and_explains() {
     let results = json(&out, 0);
     assert_eq!(
         verdicts(&results),
-        owned(&[("ring-zc-inorder", "local", "corrupt")])
+        owned(&[["ring-zc-inorder", "local", "corrupt"]])
     );
     let file = dir.path().join("check.json");
     std::fs::write(&file, &out.stdout).unwrap();
@@ -102,7 +94,7 @@ fn run_judges_the_ring_on_this_kernel() {
     );
     assert_eq!(
         verdicts(&r),
-        owned(&[("ring-zc", "loopback", "safe"), ("ring-zc", "tun", "safe")])
+        owned(&[["ring-zc", "loopback", "safe"], ["ring-zc", "tun", "safe"]])
     );
     for f in r["results"].as_array().unwrap() {
         assert_eq!(f["predicted"], "safe", "{f}");
@@ -171,7 +163,7 @@ fn matrix_runs_the_authors_binary_in_a_guest_kernel() {
     );
     assert_eq!(
         verdicts(&r),
-        owned(&[("zc-drain", "loopback", "safe")]),
+        owned(&[["zc-drain", "loopback", "safe"]]),
         "{r}"
     );
     let f = &r["results"][0];

@@ -2,20 +2,17 @@
 
 mod common;
 
-use common::{json, zcsafe};
+use common::{fields, json, zcsafe};
 use serde_json::Value;
 use zcsafe_policy::Profile;
 
-/// `(transport, verdict, expected)` of every finding.
+/// `(transport, verdict, expected)` of every finding (all of them `zc-drain`'s).
 fn verdicts(results: &Value) -> Vec<(String, String, String)> {
-    results["results"]
-        .as_array()
-        .expect("a results array")
-        .iter()
+    fields(results, &["policy", "transport", "verdict", "expected"])
+        .into_iter()
         .map(|f| {
-            let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
-            assert_eq!(s("policy"), "zc-drain");
-            (s("transport"), s("verdict"), s("expected"))
+            assert_eq!(f[0], "zc-drain");
+            (f[1].clone(), f[2].clone(), f[3].clone())
         })
         .collect()
 }

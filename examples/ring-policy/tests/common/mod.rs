@@ -11,6 +11,20 @@ pub fn zcsafe(args: &[&str]) -> Output {
         .expect("the example binary runs")
 }
 
+/// The string fields `keys` of every finding in a results object, in order.
+pub fn fields(results: &Value, keys: &[&str]) -> Vec<Vec<String>> {
+    results["results"]
+        .as_array()
+        .expect("a results array")
+        .iter()
+        .map(|f| {
+            keys.iter()
+                .map(|k| f[*k].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .collect()
+}
+
 /// The JSON on stdout (its stderr in the panic message if it is not JSON).
 pub fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
